@@ -1,0 +1,189 @@
+//! A frame: one timestamped payload, streamed in chunks so relays can forward it before it is whole.
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::watch;
+
+use crate::Error;
+
+/// A frame's fixed properties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame {
+    /// Presentation timestamp in the track's timescale.
+    pub timestamp: u64,
+    /// Payload size in bytes, declared up front.
+    pub size: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    chunks: Vec<Bytes>,
+    written: u64,
+    closed: Option<Result<(), Error>>,
+}
+
+/// Writes one frame's payload in chunks. Dropping it unfinished aborts the frame with [`Error::Dropped`].
+#[derive(Debug)]
+pub struct FrameProducer {
+    info: Frame,
+    state: watch::Sender<State>,
+}
+
+impl FrameProducer {
+    /// A frame of `info.size` bytes, and the first consumer of it.
+    pub fn new(info: Frame) -> (Self, FrameConsumer) {
+        let (state, rx) = watch::channel(State::default());
+        let consumer = FrameConsumer { info, state: rx, index: 0 };
+        (Self { info, state }, consumer)
+    }
+
+    /// The frame's properties.
+    pub fn info(&self) -> &Frame {
+        &self.info
+    }
+
+    /// Append a chunk. Fails with [`Error::WrongSize`] if it would exceed the declared size.
+    pub fn write_chunk(&mut self, chunk: Bytes) -> Result<(), Error> {
+        let mut result = Ok(());
+        self.state.send_if_modified(|state| {
+            if state.closed.is_some() {
+                result = Err(Error::Closed);
+                return false;
+            }
+            if state.written + chunk.len() as u64 > self.info.size {
+                result = Err(Error::WrongSize);
+                return false;
+            }
+            state.written += chunk.len() as u64;
+            state.chunks.push(chunk.clone());
+            true
+        });
+        result
+    }
+
+    /// Mark the frame complete. Fails with [`Error::WrongSize`] unless exactly `size` bytes were written.
+    pub fn finish(&mut self) -> Result<(), Error> {
+        let mut result = Ok(());
+        self.state.send_if_modified(|state| {
+            if state.closed.is_some() {
+                return false;
+            }
+            if state.written != self.info.size {
+                result = Err(Error::WrongSize);
+                state.closed = Some(Err(Error::WrongSize));
+            } else {
+                state.closed = Some(Ok(()));
+            }
+            true
+        });
+        result
+    }
+
+    /// Abort the frame; consumers see `err`.
+    pub fn abort(&mut self, err: Error) {
+        self.state.send_if_modified(|state| {
+            if state.closed.is_some() {
+                return false;
+            }
+            state.closed = Some(Err(err));
+            true
+        });
+    }
+
+    /// Another consumer, reading from the first chunk.
+    pub fn consume(&self) -> FrameConsumer {
+        FrameConsumer { info: self.info, state: self.state.subscribe(), index: 0 }
+    }
+}
+
+impl Drop for FrameProducer {
+    fn drop(&mut self) {
+        self.abort(Error::Dropped);
+    }
+}
+
+/// Reads one frame's payload as it arrives. Cloning gives an independent reader from the same position.
+#[derive(Debug, Clone)]
+pub struct FrameConsumer {
+    info: Frame,
+    state: watch::Receiver<State>,
+    index: usize,
+}
+
+impl FrameConsumer {
+    /// The frame's properties.
+    pub fn info(&self) -> &Frame {
+        &self.info
+    }
+
+    /// The next chunk, `None` once the whole frame has been read. Cancel-safe.
+    pub async fn read_chunk(&mut self) -> Result<Option<Bytes>, Error> {
+        let index = self.index;
+        let state = self
+            .state
+            .wait_for(|s| s.chunks.len() > index || s.closed.is_some())
+            .await
+            .map_err(|_| Error::Dropped)?;
+        if let Some(chunk) = state.chunks.get(index) {
+            let chunk = chunk.clone();
+            drop(state);
+            self.index += 1;
+            return Ok(Some(chunk));
+        }
+        match state.closed.clone() {
+            Some(Ok(())) => Ok(None),
+            Some(Err(err)) => Err(err),
+            None => Ok(None),
+        }
+    }
+
+    /// The whole payload, once it has all arrived (one copy only if it came in several chunks).
+    pub async fn read_all(&mut self) -> Result<Bytes, Error> {
+        let first = match self.read_chunk().await? {
+            Some(chunk) => chunk,
+            None => return Ok(Bytes::new()),
+        };
+        let Some(second) = self.read_chunk().await? else {
+            return Ok(first);
+        };
+        let mut buf = BytesMut::with_capacity(self.info.size as usize);
+        buf.extend_from_slice(&first);
+        buf.extend_from_slice(&second);
+        while let Some(chunk) = self.read_chunk().await? {
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.freeze())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn chunks_stream_before_the_frame_is_complete() {
+        let (mut producer, mut consumer) = FrameProducer::new(Frame { timestamp: 0, size: 6 });
+        producer.write_chunk(Bytes::from_static(b"abc")).unwrap();
+        assert_eq!(consumer.read_chunk().await.unwrap().unwrap(), "abc");
+        producer.write_chunk(Bytes::from_static(b"def")).unwrap();
+        producer.finish().unwrap();
+        assert_eq!(consumer.read_chunk().await.unwrap().unwrap(), "def");
+        assert_eq!(consumer.read_chunk().await.unwrap(), None);
+        assert_eq!(producer.consume().read_all().await.unwrap(), "abcdef");
+    }
+
+    #[tokio::test]
+    async fn size_is_enforced() {
+        let (mut producer, mut consumer) = FrameProducer::new(Frame { timestamp: 0, size: 2 });
+        assert_eq!(producer.write_chunk(Bytes::from_static(b"abc")), Err(Error::WrongSize));
+        producer.write_chunk(Bytes::from_static(b"a")).unwrap();
+        assert_eq!(producer.finish(), Err(Error::WrongSize));
+        assert_eq!(consumer.read_all().await, Err(Error::WrongSize));
+    }
+
+    #[tokio::test]
+    async fn dropping_unfinished_aborts() {
+        let (producer, mut consumer) = FrameProducer::new(Frame { timestamp: 0, size: 2 });
+        drop(producer);
+        assert_eq!(consumer.read_all().await, Err(Error::Dropped));
+    }
+}

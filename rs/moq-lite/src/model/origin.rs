@@ -1,0 +1,340 @@
+//! An origin: the table of live broadcasts by path, and the announcements of changes to it.
+//!
+//! Publishers insert broadcasts at paths; consumers look them up or follow announcements under a
+//! prefix. Several broadcasts may be published at one path: the newest is active and the others
+//! are backups that take over, re-announced, when it closes. A broadcast is unannounced
+//! automatically when it closes.
+//!
+//! Handles can be scoped: [`OriginProducer::with_root`] and [`OriginConsumer::with_root`] make every
+//! path relative to a root (a relay scopes each session to its URL path this way), and
+//! [`OriginConsumer::with_prefix`] follows only part of the tree. Prefixes match whole segments.
+//!
+//! Announcement queues coalesce: a consumer that reads slowly sees each path's newest state once,
+//! so its memory is bounded by the number of live paths, never by the rate of changes.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, Weak};
+
+use tokio::sync::Notify;
+
+use super::BroadcastConsumer;
+use crate::{Error, Path};
+
+/// A change seen by an [`OriginConsumer`].
+#[derive(Debug, Clone)]
+pub struct Announced {
+    /// The broadcast's path relative to the consumer's root.
+    pub path: Path,
+    /// The live broadcast, or `None` when it ended.
+    pub broadcast: Option<BroadcastConsumer>,
+    /// Origin IDs the announcement travelled through, original publisher first and the nearest
+    /// relay last (empty when published locally).
+    pub hops: Vec<u64>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    id: u64,
+    broadcast: BroadcastConsumer,
+    hops: Vec<u64>,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    order: VecDeque<Path>,
+    pending: HashMap<Path, Option<Entry>>,
+}
+
+#[derive(Debug)]
+struct Queue {
+    /// Absolute prefix followed.
+    prefix: Path,
+    state: Mutex<QueueState>,
+    notify: Notify,
+}
+
+impl Queue {
+    fn push(&self, path: &Path, entry: Option<Entry>) {
+        let mut state = lock(&self.state);
+        if state.pending.insert(path.clone(), entry).is_none() {
+            state.order.push_back(path.clone());
+        }
+        drop(state);
+        self.notify.notify_one();
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    broadcasts: BTreeMap<Path, Vec<Entry>>,
+    queues: Vec<Weak<Queue>>,
+    next_id: u64,
+}
+
+impl State {
+    fn announce(&mut self, path: &Path) {
+        let active = self.broadcasts.get(path).and_then(|entries| entries.last()).cloned();
+        self.queues.retain(|q| q.strong_count() > 0);
+        for queue in self.queues.iter().filter_map(Weak::upgrade) {
+            if path.has_prefix(&queue.prefix) {
+                queue.push(path, active.clone());
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The protected maps are valid after any panic point, so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    state: Mutex<State>,
+}
+
+/// Publishes broadcasts into an origin. Cheap to clone; clones share the table.
+#[derive(Debug, Clone, Default)]
+pub struct OriginProducer {
+    shared: Arc<Shared>,
+    root: Path,
+}
+
+impl OriginProducer {
+    /// An empty origin.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The same origin with every path relative to `root` (below this handle's own root).
+    pub fn with_root(&self, root: &Path) -> Result<Self, Error> {
+        let root = self.root.join(root).map_err(|_| Error::ProtocolViolation("root path too long"))?;
+        Ok(Self { shared: self.shared.clone(), root })
+    }
+
+    /// This handle's root, absolute.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Publish `broadcast` at `path` (relative to the root), announcing it to consumers. It is
+    /// unannounced when it closes. Must be called within a tokio runtime.
+    pub fn publish_broadcast(&self, path: &Path, broadcast: BroadcastConsumer) -> Result<(), Error> {
+        self.publish_with_hops(path, broadcast, Vec::new())
+    }
+
+    /// Publish a broadcast that arrived through other origins (`hops`, original publisher first).
+    pub fn publish_with_hops(&self, path: &Path, broadcast: BroadcastConsumer, hops: Vec<u64>) -> Result<(), Error> {
+        let absolute = self.root.join(path).map_err(|_| Error::ProtocolViolation("path too long"))?;
+        if broadcast.is_closed() {
+            return Err(Error::Closed);
+        }
+        let mut state = lock(&self.shared.state);
+        let id = state.next_id;
+        state.next_id += 1;
+        let entry = Entry { id, broadcast: broadcast.clone(), hops };
+        state.broadcasts.entry(absolute.clone()).or_default().push(entry);
+        state.announce(&absolute);
+        drop(state);
+
+        let weak = Arc::downgrade(&self.shared);
+        tokio::spawn(async move {
+            let _ = broadcast.closed().await;
+            if let Some(shared) = weak.upgrade() {
+                remove(&shared, &absolute, id);
+            }
+        });
+        Ok(())
+    }
+
+    /// A consumer of everything under this handle's root.
+    pub fn consume(&self) -> OriginConsumer {
+        OriginConsumer::new(self.shared.clone(), self.root.clone(), self.root.clone())
+    }
+}
+
+fn remove(shared: &Shared, path: &Path, id: u64) {
+    let mut state = lock(&shared.state);
+    let Some(entries) = state.broadcasts.get_mut(path) else { return };
+    let Some(pos) = entries.iter().position(|e| e.id == id) else { return };
+    let was_active = pos + 1 == entries.len();
+    entries.remove(pos);
+    if entries.is_empty() {
+        state.broadcasts.remove(path);
+    }
+    if was_active {
+        state.announce(path);
+    }
+}
+
+/// Looks up broadcasts and follows announcements under a prefix.
+#[derive(Debug)]
+pub struct OriginConsumer {
+    shared: Arc<Shared>,
+    root: Path,
+    queue: Arc<Queue>,
+}
+
+impl OriginConsumer {
+    fn new(shared: Arc<Shared>, root: Path, prefix: Path) -> Self {
+        let queue = Arc::new(Queue { prefix: prefix.clone(), state: Mutex::default(), notify: Notify::new() });
+        let mut state = lock(&shared.state);
+        state.queues.push(Arc::downgrade(&queue));
+        // The initial snapshot: every live broadcast under the prefix.
+        for (path, entries) in state.broadcasts.iter() {
+            if path.has_prefix(&prefix) {
+                queue.push(path, entries.last().cloned());
+            }
+        }
+        drop(state);
+        Self { shared, root, queue }
+    }
+
+    /// This handle's root, absolute.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A new consumer with paths relative to `root` (below this root), following everything under it.
+    pub fn with_root(&self, root: &Path) -> Result<Self, Error> {
+        let root = self.root.join(root).map_err(|_| Error::ProtocolViolation("root path too long"))?;
+        Ok(Self::new(self.shared.clone(), root.clone(), root))
+    }
+
+    /// A new consumer with the same root that follows only `prefix` (relative to the root).
+    pub fn with_prefix(&self, prefix: &Path) -> Result<Self, Error> {
+        let prefix = self.root.join(prefix).map_err(|_| Error::ProtocolViolation("prefix too long"))?;
+        Ok(Self::new(self.shared.clone(), self.root.clone(), prefix))
+    }
+
+    /// The next change: first every broadcast live when this consumer was made, then updates.
+    /// Cancel-safe.
+    pub async fn announced(&mut self) -> Announced {
+        loop {
+            let queue = self.queue.clone();
+            let notified = queue.notify.notified();
+            if let Some(announced) = self.try_announced() {
+                return announced;
+            }
+            notified.await;
+        }
+    }
+
+    /// The next change if one is pending.
+    pub fn try_announced(&mut self) -> Option<Announced> {
+        let mut state = lock(&self.queue.state);
+        while let Some(path) = state.order.pop_front() {
+            let Some(entry) = state.pending.remove(&path) else { continue };
+            let Some(relative) = path.strip_prefix(&self.root) else { continue };
+            return Some(match entry {
+                Some(e) => Announced { path: relative, broadcast: Some(e.broadcast), hops: e.hops },
+                None => Announced { path: relative, broadcast: None, hops: Vec::new() },
+            });
+        }
+        None
+    }
+
+    /// The live broadcast at `path` (relative to the root), if any.
+    pub fn consume_broadcast(&self, path: &Path) -> Option<BroadcastConsumer> {
+        let absolute = self.root.join(path).ok()?;
+        let state = lock(&self.shared.state);
+        state.broadcasts.get(&absolute)?.last().map(|e| e.broadcast.clone())
+    }
+
+    /// Wait until a broadcast is live at `path` and return it.
+    pub async fn wait_for_broadcast(&self, path: &Path) -> Result<BroadcastConsumer, Error> {
+        let mut watcher = self.with_prefix(path)?;
+        loop {
+            if let Some(broadcast) = self.consume_broadcast(path) {
+                return Ok(broadcast);
+            }
+            let announced = watcher.announced().await;
+            if let (true, Some(broadcast)) = (&announced.path == path, announced.broadcast) {
+                return Ok(broadcast);
+            }
+        }
+    }
+}
+
+impl Clone for OriginConsumer {
+    /// A fresh consumer with the same root and prefix; it replays the current snapshot.
+    fn clone(&self) -> Self {
+        Self::new(self.shared.clone(), self.root.clone(), self.queue.prefix.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::BroadcastProducer;
+
+    fn p(s: &str) -> Path {
+        Path::new(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn snapshot_then_updates() {
+        let origin = OriginProducer::new();
+        let a = BroadcastProducer::new();
+        origin.publish_broadcast(&p("room/a"), a.consume()).unwrap();
+        let mut consumer = origin.consume();
+        let first = consumer.announced().await;
+        assert_eq!(first.path, p("room/a"));
+        assert!(first.broadcast.is_some());
+        drop(a);
+        let ended = consumer.announced().await;
+        assert_eq!(ended.path, p("room/a"));
+        assert!(ended.broadcast.is_none());
+        assert!(origin.consume().consume_broadcast(&p("room/a")).is_none());
+    }
+
+    #[tokio::test]
+    async fn prefixes_are_segment_aware_and_roots_scope() {
+        let origin = OriginProducer::new();
+        let demo = BroadcastProducer::new();
+        let demo2 = BroadcastProducer::new();
+        origin.publish_broadcast(&p("demo/x"), demo.consume()).unwrap();
+        origin.publish_broadcast(&p("demo2/y"), demo2.consume()).unwrap();
+        let mut scoped = origin.consume().with_root(&p("demo")).unwrap();
+        let a = scoped.announced().await;
+        assert_eq!(a.path, p("x"));
+        assert!(scoped.try_announced().is_none());
+        // A producer scoped to a root publishes below it.
+        let inner = origin.with_root(&p("demo")).unwrap();
+        let z = BroadcastProducer::new();
+        inner.publish_broadcast(&p("z"), z.consume()).unwrap();
+        assert!(origin.consume().consume_broadcast(&p("demo/z")).is_some());
+        assert_eq!(scoped.announced().await.path, p("z"));
+    }
+
+    #[tokio::test]
+    async fn backup_takes_over_when_active_closes() {
+        let origin = OriginProducer::new();
+        let first = BroadcastProducer::new();
+        let second = BroadcastProducer::new();
+        origin.publish_broadcast(&p("a"), first.consume()).unwrap();
+        origin.publish_broadcast(&p("a"), second.consume()).unwrap();
+        let consumer = origin.consume();
+        assert!(consumer.consume_broadcast(&p("a")).unwrap().same(&second.consume()));
+        drop(second);
+        tokio::task::yield_now().await;
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(consumer.consume_broadcast(&p("a")).unwrap().same(&first.consume()));
+    }
+
+    #[tokio::test]
+    async fn slow_consumer_queue_coalesces() {
+        let origin = OriginProducer::new();
+        let mut consumer = origin.consume();
+        let mut keep = Vec::new();
+        for _ in 0..100 {
+            let b = BroadcastProducer::new();
+            origin.publish_broadcast(&p("same"), b.consume()).unwrap();
+            keep.push(b);
+        }
+        assert!(consumer.try_announced().is_some());
+        assert!(consumer.try_announced().is_none());
+    }
+}

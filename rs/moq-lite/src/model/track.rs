@@ -1,0 +1,517 @@
+//! A track: a sequence of groups, fanned out to any number of consumers.
+//!
+//! # Fan-out contract
+//! - A new consumer starts at the **latest** group, from its first frame (late join lands on a
+//!   group boundary, which for media is a keyframe).
+//! - A consumer that lags skips groups: when it asks for the next group and a newer group arrived
+//!   more than its max latency after the one it would get, it jumps ahead; [`TrackConsumer::skipped`]
+//!   says how many sequence numbers it passed over. It never blocks the producer or other consumers.
+//! - The producer keeps the latest group always, and older groups only while they are younger than
+//!   the track's max latency and within [`MAX_CACHE_GROUPS`] / [`MAX_CACHE_BYTES`]; so however slow
+//!   a consumer is, the track's memory stays bounded (a consumer still reading an evicted group keeps
+//!   only that group alive).
+//! - [`TrackProducer::finish`] ends the track after its last group; [`TrackProducer::abort`] ends it
+//!   with an error. Consumers see the end once they have taken every group they will get.
+//! - [`TrackConsumer::next_group`] is cancel-safe.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::{Group, GroupConsumer, GroupProducer};
+use crate::Error;
+
+/// Most groups a track keeps besides the latest.
+pub const MAX_CACHE_GROUPS: usize = 1024;
+/// Most payload bytes a track keeps in groups other than the latest.
+pub const MAX_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// What a subscriber asks for: a track name and its priority.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Track {
+    /// Name within the broadcast (free-form; may contain `/`).
+    pub name: String,
+    /// Subscriber priority: higher is delivered first.
+    pub priority: u8,
+}
+
+impl Track {
+    /// A track request with priority 0.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self { name: name.into(), priority: 0 }
+    }
+
+    /// The same request with another priority.
+    pub fn with_priority(mut self, priority: u8) -> Self {
+        self.priority = priority;
+        self
+    }
+}
+
+/// A track's publisher-side properties, fixed for its life (TRACK_INFO on lite-05).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackInfo {
+    /// Publisher priority (breaks ties between subscriber priorities).
+    pub priority: u8,
+    /// Deliver oldest group first.
+    pub ordered: bool,
+    /// How long groups other than the latest are kept.
+    pub max_latency: Duration,
+    /// Frame timestamp units per second (never 0).
+    pub timescale: u64,
+}
+
+impl Default for TrackInfo {
+    /// The reference defaults: priority 0, unordered, 5 s, millisecond timestamps.
+    fn default() -> Self {
+        Self { priority: 0, ordered: false, max_latency: Duration::from_secs(5), timescale: 1000 }
+    }
+}
+
+#[derive(Debug)]
+struct Cached {
+    group: GroupConsumer,
+    arrived: Instant,
+}
+
+#[derive(Debug)]
+struct State {
+    info: TrackInfo,
+    /// False until the publisher's properties are known (a remote track before TRACK_INFO).
+    info_known: bool,
+    groups: VecDeque<Cached>,
+    latest: Option<u64>,
+    /// Groups below this sequence were evicted and are refused.
+    floor: u64,
+    closed: Option<Result<(), Error>>,
+}
+
+impl State {
+    fn evict(&mut self, now: Instant) {
+        let Some(latest) = self.latest else { return };
+        let max_age = self.info.max_latency;
+        let mut bytes: u64 =
+            self.groups.iter().filter(|c| c.group.info().sequence != latest).map(|c| c.group.bytes()).sum();
+        let mut kept = self.groups.len().saturating_sub(1);
+        while let Some(oldest) = self.groups.front() {
+            let sequence = oldest.group.info().sequence;
+            if sequence == latest {
+                break;
+            }
+            let too_old = now.saturating_duration_since(oldest.arrived) > max_age;
+            if !too_old && kept <= MAX_CACHE_GROUPS && bytes <= MAX_CACHE_BYTES {
+                break;
+            }
+            bytes -= oldest.group.bytes().min(bytes);
+            kept -= 1;
+            self.floor = self.floor.max(sequence + 1);
+            self.groups.pop_front();
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    track: Track,
+    state: watch::Sender<State>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.state.send_if_modified(|state| {
+            if state.closed.is_some() {
+                return false;
+            }
+            state.closed = Some(Err(Error::Dropped));
+            true
+        });
+    }
+}
+
+/// Creates a track's groups. Clones share the track; when the last one is dropped unfinished,
+/// consumers see [`Error::Dropped`].
+#[derive(Debug, Clone)]
+pub struct TrackProducer {
+    shared: Arc<Shared>,
+}
+
+impl TrackProducer {
+    /// A new track with the given properties.
+    pub fn new(track: Track, info: TrackInfo) -> Self {
+        Self::with_state(track, info, true)
+    }
+
+    /// A track whose properties are not known yet; [`TrackConsumer::info_ready`] waits for
+    /// [`TrackProducer::set_info`].
+    pub fn pending(track: Track) -> Self {
+        Self::with_state(track, TrackInfo::default(), false)
+    }
+
+    fn with_state(track: Track, info: TrackInfo, info_known: bool) -> Self {
+        let state = State { info, info_known, groups: VecDeque::new(), latest: None, floor: 0, closed: None };
+        Self { shared: Arc::new(Shared { track, state: watch::channel(state).0 }) }
+    }
+
+    /// The track's name and priority.
+    pub fn track(&self) -> &Track {
+        &self.shared.track
+    }
+
+    /// The track's current properties.
+    pub fn info(&self) -> TrackInfo {
+        self.shared.state.borrow().info
+    }
+
+    /// Replace the properties (a subscriber learning them from TRACK_INFO).
+    pub fn set_info(&self, info: TrackInfo) {
+        self.shared.state.send_modify(|state| {
+            state.info = info;
+            state.info_known = true;
+        });
+    }
+
+    /// Start group `sequence`. Refused with [`Error::Duplicate`] if it already exists, or
+    /// [`Error::Old`] if it is older than what the cache still holds; otherwise it is cached and
+    /// offered to consumers (even when older than the latest, which happens when group streams race).
+    pub fn create_group(&self, group: Group) -> Result<GroupProducer, Error> {
+        let mut result = Err(Error::Closed);
+        self.shared.state.send_if_modified(|state| {
+            if state.closed.is_some() {
+                return false;
+            }
+            if group.sequence < state.floor {
+                result = Err(Error::Old);
+                return false;
+            }
+            let pos = state.groups.partition_point(|c| c.group.info().sequence < group.sequence);
+            if state.groups.get(pos).is_some_and(|c| c.group.info().sequence == group.sequence) {
+                result = Err(Error::Duplicate);
+                return false;
+            }
+            let producer = GroupProducer::new(group);
+            let now = Instant::now();
+            state.groups.insert(pos, Cached { group: producer.consume(), arrived: now });
+            state.latest = Some(state.latest.map_or(group.sequence, |l| l.max(group.sequence)));
+            state.evict(now);
+            result = Ok(producer);
+            true
+        });
+        result
+    }
+
+    /// Start the group after the latest (0 for the first).
+    pub fn append_group(&self) -> Result<GroupProducer, Error> {
+        let sequence = self.shared.state.borrow().latest.map_or(0, |l| l + 1);
+        self.create_group(Group { sequence })
+    }
+
+    /// Write a one-frame group.
+    pub fn write_frame(&self, timestamp: u64, payload: Bytes) -> Result<(), Error> {
+        let mut group = self.append_group()?;
+        group.write_frame(timestamp, payload)?;
+        group.finish();
+        Ok(())
+    }
+
+    /// End the track normally after its last group.
+    pub fn finish(&self) {
+        self.close(Ok(()));
+    }
+
+    /// End the track with an error.
+    pub fn abort(&self, err: Error) {
+        self.close(Err(err));
+    }
+
+    fn close(&self, result: Result<(), Error>) {
+        self.shared.state.send_if_modified(|state| {
+            if state.closed.is_some() {
+                return false;
+            }
+            state.closed = Some(result);
+            true
+        });
+    }
+
+    /// True once finished or aborted.
+    pub fn is_closed(&self) -> bool {
+        self.shared.state.borrow().closed.is_some()
+    }
+
+    /// A consumer starting at the latest group.
+    pub fn consume(&self) -> TrackConsumer {
+        TrackConsumer::new(self.shared.track.clone(), self.shared.state.subscribe())
+    }
+
+    /// Resolves once no consumer is left (the moment to cancel an upstream subscription).
+    pub async fn unused(&self) {
+        self.shared.state.closed().await
+    }
+
+    /// True when no consumer exists right now.
+    pub fn is_unused(&self) -> bool {
+        self.shared.state.receiver_count() == 0
+    }
+
+    /// Payload bytes held by cached groups (for tests and stats).
+    pub fn cached_bytes(&self) -> u64 {
+        self.shared.state.borrow().groups.iter().map(|c| c.group.bytes()).sum()
+    }
+
+    /// Number of cached groups.
+    pub fn cached_groups(&self) -> usize {
+        self.shared.state.borrow().groups.len()
+    }
+
+    /// A handle that does not keep the track alive.
+    pub(crate) fn downgrade(&self) -> TrackWeak {
+        TrackWeak(Arc::downgrade(&self.shared))
+    }
+}
+
+/// A non-owning reference to a track, used for de-duplicating subscriptions.
+#[derive(Debug, Clone)]
+pub(crate) struct TrackWeak(Weak<Shared>);
+
+impl TrackWeak {
+    /// A consumer, if the track is still alive and open.
+    pub fn consume(&self) -> Option<TrackConsumer> {
+        let shared = self.0.upgrade()?;
+        if shared.state.borrow().closed.is_some() {
+            return None;
+        }
+        Some(TrackConsumer::new(shared.track.clone(), shared.state.subscribe()))
+    }
+}
+
+/// Reads a track's groups. See the module docs for what a lagging consumer sees.
+#[derive(Debug, Clone)]
+pub struct TrackConsumer {
+    track: Track,
+    state: watch::Receiver<State>,
+    /// Next sequence wanted; `None` until the first group is taken (join at latest).
+    next: Option<u64>,
+    max_latency: Duration,
+    skipped: u64,
+}
+
+impl TrackConsumer {
+    fn new(track: Track, state: watch::Receiver<State>) -> Self {
+        Self { track, state, next: None, max_latency: Duration::ZERO, skipped: 0 }
+    }
+
+    /// The track's name and priority as requested.
+    pub fn track(&self) -> &Track {
+        &self.track
+    }
+
+    /// The track's publisher properties (may change once, when TRACK_INFO arrives).
+    pub fn info(&self) -> TrackInfo {
+        self.state.borrow().info
+    }
+
+    /// The publisher's properties once known; fails if the track ends first.
+    pub async fn info_ready(&self) -> Result<TrackInfo, Error> {
+        let mut state = self.state.clone();
+        let result = match state.wait_for(|s| s.info_known || s.closed.is_some()).await {
+            Ok(s) if s.info_known => Ok(s.info),
+            Ok(s) => Err(s.closed.clone().and_then(Result::err).unwrap_or(Error::NotFound)),
+            Err(_) => Err(Error::Dropped),
+        };
+        result
+    }
+
+    /// A cached group by sequence (for FETCH), if it is still held.
+    pub fn get_group(&self, sequence: u64) -> Option<GroupConsumer> {
+        let state = self.state.borrow();
+        state.groups.iter().find(|c| c.group.info().sequence == sequence).map(|c| c.group.clone())
+    }
+
+    /// How far behind a newer group this consumer lets itself fall before skipping ahead.
+    /// Default 0: whenever a newer group exists, older ones are skipped.
+    pub fn set_max_latency(&mut self, max_latency: Duration) {
+        self.max_latency = max_latency;
+    }
+
+    /// Start at group `sequence` (or the oldest cached after it) instead of the latest.
+    pub fn start_at(&mut self, sequence: u64) {
+        self.next = Some(sequence);
+    }
+
+    /// Sequence numbers passed over so far because this consumer lagged or groups were missing.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// The latest group sequence the track has seen.
+    pub fn latest(&self) -> Option<u64> {
+        self.state.borrow().latest
+    }
+
+    /// The next group to read, or `None` once the track has finished. Cancel-safe.
+    pub async fn next_group(&mut self) -> Result<Option<GroupConsumer>, Error> {
+        loop {
+            let next = self.next;
+            let state = self
+                .state
+                .wait_for(|s| s.closed.is_some() || s.groups.iter().any(|c| next.is_none_or(|n| c.group.info().sequence >= n)))
+                .await
+                .map_err(|_| Error::Dropped)?;
+
+            let candidates = state.groups.iter().filter(|c| next.is_none_or(|n| c.group.info().sequence >= n));
+            let newest = state.groups.back();
+            let chosen = match next {
+                // Join at the latest group.
+                None => newest,
+                Some(_) => {
+                    let mut chosen = None;
+                    for candidate in candidates {
+                        let behind = newest.map_or(Duration::ZERO, |n| n.arrived.saturating_duration_since(candidate.arrived));
+                        let is_newest = newest.is_some_and(|n| n.group.info().sequence == candidate.group.info().sequence);
+                        if is_newest || behind <= self.max_latency {
+                            chosen = Some(candidate);
+                            break;
+                        }
+                    }
+                    chosen
+                }
+            };
+
+            if let Some(chosen) = chosen {
+                let group = chosen.group.clone();
+                let sequence = group.info().sequence;
+                if let Some(n) = next {
+                    self.skipped += sequence.saturating_sub(n);
+                }
+                self.next = Some(sequence + 1);
+                return Ok(Some(group));
+            }
+
+            match state.closed.clone() {
+                Some(Ok(())) => return Ok(None),
+                Some(Err(err)) => return Err(err),
+                None => continue,
+            }
+        }
+    }
+
+    /// Resolves when the track ends: `Ok` when finished, the error when aborted.
+    pub async fn closed(&self) -> Result<(), Error> {
+        let mut state = self.state.clone();
+        let result = match state.wait_for(|s| s.closed.is_some()).await {
+            Ok(s) => s.closed.clone().unwrap_or(Ok(())),
+            Err(_) => Err(Error::Dropped),
+        };
+        result
+    }
+
+    /// A fresh consumer of the same track, starting at the latest group.
+    pub fn resubscribe(&self) -> TrackConsumer {
+        TrackConsumer::new(self.track.clone(), self.state.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn track() -> TrackProducer {
+        TrackProducer::new(Track::new("t"), TrackInfo::default())
+    }
+
+    #[tokio::test]
+    async fn late_join_starts_at_latest_group() {
+        let producer = track();
+        for i in 0..3u8 {
+            let mut g = producer.append_group().unwrap();
+            g.write_frame(i as u64, Bytes::from(vec![i])).unwrap();
+            g.write_frame(i as u64 + 1, Bytes::from(vec![i, i])).unwrap();
+            g.finish();
+        }
+        let mut consumer = producer.consume();
+        let mut group = consumer.next_group().await.unwrap().unwrap();
+        assert_eq!(group.info().sequence, 2);
+        let (frame, payload) = group.read_frame().await.unwrap().unwrap();
+        assert_eq!((frame.timestamp, &payload[..]), (2, &[2u8][..]));
+        producer.finish();
+        assert!(consumer.next_group().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn stalled_consumer_skips_to_newest_and_memory_stays_bounded() {
+        let info = TrackInfo { max_latency: Duration::from_millis(0), ..Default::default() };
+        let producer = TrackProducer::new(Track::new("t"), info);
+        let mut consumer = producer.consume();
+        producer.write_frame(0, Bytes::from(vec![0u8; 1000])).unwrap();
+        assert_eq!(consumer.next_group().await.unwrap().unwrap().info().sequence, 0);
+        tokio::time::pause();
+        for i in 1..=1000u64 {
+            tokio::time::advance(Duration::from_millis(1)).await;
+            producer.write_frame(i, Bytes::from(vec![0u8; 1000])).unwrap();
+        }
+        // Only the latest group is kept; the consumer jumps to it and learns what it missed.
+        assert!(producer.cached_groups() <= 2, "cached {}", producer.cached_groups());
+        assert!(producer.cached_bytes() <= 2000);
+        let group = consumer.next_group().await.unwrap().unwrap();
+        assert_eq!(group.info().sequence, 1000);
+        assert_eq!(consumer.skipped(), 999);
+        // Evicted groups are refused.
+        assert_eq!(producer.create_group(Group { sequence: 5 }).err(), Some(Error::Old));
+    }
+
+    #[tokio::test]
+    async fn cache_is_bounded_by_bytes_even_with_long_latency() {
+        let info = TrackInfo { max_latency: Duration::from_secs(3600), ..Default::default() };
+        let producer = TrackProducer::new(Track::new("t"), info);
+        for i in 0..200u64 {
+            producer.write_frame(i, Bytes::from(vec![0u8; 1024 * 1024])).unwrap();
+        }
+        assert!(producer.cached_bytes() <= MAX_CACHE_BYTES + 1024 * 1024);
+    }
+
+    #[tokio::test]
+    async fn consumer_within_latency_gets_every_group_in_order() {
+        let producer = track();
+        let mut consumer = producer.consume();
+        consumer.set_max_latency(Duration::from_secs(10));
+        for i in 0..5 {
+            producer.write_frame(i, Bytes::from_static(b"x")).unwrap();
+        }
+        // Joined at the latest group (4) since nothing was read before.
+        assert_eq!(consumer.next_group().await.unwrap().unwrap().info().sequence, 4);
+        for i in 5..8 {
+            producer.write_frame(i, Bytes::from_static(b"x")).unwrap();
+        }
+        for want in 5..8 {
+            assert_eq!(consumer.next_group().await.unwrap().unwrap().info().sequence, want);
+        }
+        assert_eq!(consumer.skipped(), 0);
+    }
+
+    #[tokio::test]
+    async fn groups_arriving_out_of_order_are_accepted() {
+        let producer = track();
+        let mut consumer = producer.consume();
+        consumer.start_at(0);
+        consumer.set_max_latency(Duration::from_secs(10));
+        let mut g2 = producer.create_group(Group { sequence: 2 }).unwrap();
+        let mut g1 = producer.create_group(Group { sequence: 1 }).unwrap();
+        g1.finish();
+        g2.finish();
+        assert_eq!(producer.create_group(Group { sequence: 2 }).err(), Some(Error::Duplicate));
+        assert_eq!(consumer.next_group().await.unwrap().unwrap().info().sequence, 1);
+        assert_eq!(consumer.next_group().await.unwrap().unwrap().info().sequence, 2);
+    }
+
+    #[tokio::test]
+    async fn dropping_the_producer_aborts() {
+        let producer = track();
+        let mut consumer = producer.consume();
+        drop(producer);
+        assert_eq!(consumer.next_group().await.err(), Some(Error::Dropped));
+    }
+}

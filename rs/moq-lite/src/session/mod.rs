@@ -1,0 +1,376 @@
+//! Sessions: the async glue between the model and a QUIC/WebTransport connection.
+//!
+//! A session is symmetric: each side may publish (serve an [`OriginConsumer`] to the peer) and
+//! subscribe (mirror the peer's broadcasts into an [`OriginProducer`]). [`Client`] and [`Server`]
+//! only differ in who speaks first during the handshake.
+
+mod priority;
+mod publisher;
+mod setup;
+mod stream;
+mod subscriber;
+
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+use web_transport_quinn::Session as Transport;
+
+use crate::coding::{BiStreamType, Role, Setup, UniStreamType, Version};
+use crate::model::{OriginConsumer, OriginProducer};
+use crate::Error;
+use publisher::Publisher;
+use setup::{Negotiated, StreamId};
+use stream::{session_error, Reader, Writer};
+use subscriber::Subscriber;
+
+pub use publisher::MAX_INFLIGHT_GROUPS;
+
+/// Starts the client side of a session.
+#[derive(Debug, Default)]
+#[must_use = "call connect() to start the session"]
+pub struct Client {
+    publish: Option<OriginConsumer>,
+    subscribe: Option<OriginProducer>,
+    origin_id: u64,
+    setup_path: Option<String>,
+}
+
+impl Client {
+    /// A client that neither publishes nor subscribes until told to.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Serve the broadcasts of `origin` to the peer.
+    pub fn publish(mut self, origin: OriginConsumer) -> Self {
+        self.publish = Some(origin);
+        self
+    }
+
+    /// Insert the peer's announced broadcasts into `origin`.
+    pub fn subscribe(mut self, origin: OriginProducer) -> Self {
+        self.subscribe = Some(origin);
+        self
+    }
+
+    /// Our origin (hop) ID for loop-free routing; 0 = none. Keep it below 2^53 for browsers.
+    pub fn with_origin_id(mut self, id: u64) -> Self {
+        self.origin_id = id;
+        self
+    }
+
+    /// The path and query sent in the lite-05 SETUP Path parameter (raw QUIC has no URL).
+    pub fn with_setup_path(mut self, path: Option<String>) -> Self {
+        self.setup_path = path;
+        self
+    }
+
+    /// Negotiate the version over `transport` and start the session.
+    pub async fn connect(self, transport: Transport) -> Result<Session, Error> {
+        let role = match (&self.publish, &self.subscribe) {
+            (Some(_), None) => Some(Role::Publisher),
+            (None, Some(_)) => Some(Role::Subscriber),
+            _ => None,
+        };
+        let setup = setup::our_setup(self.setup_path.clone(), role, self.origin_id);
+        let negotiated = match setup::client(&transport, setup).await {
+            Ok(n) => n,
+            Err(err) => {
+                transport.close(err.code(), err.to_string().as_bytes());
+                return Err(err);
+            }
+        };
+        tracing::debug!(version = %negotiated.version, "session connected");
+        Ok(Session::start(transport, negotiated, self.publish, self.subscribe, self.origin_id))
+    }
+}
+
+/// Starts the server side of a session.
+#[derive(Debug, Default)]
+#[must_use = "call accept() to start the session"]
+pub struct Server {
+    publish: Option<OriginConsumer>,
+    subscribe: Option<OriginProducer>,
+    origin_id: u64,
+}
+
+impl Server {
+    /// A server that neither publishes nor subscribes until told to.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Serve the broadcasts of `origin` to the peer.
+    pub fn publish(mut self, origin: OriginConsumer) -> Self {
+        self.publish = Some(origin);
+        self
+    }
+
+    /// Insert the peer's announced broadcasts into `origin`.
+    pub fn subscribe(mut self, origin: OriginProducer) -> Self {
+        self.subscribe = Some(origin);
+        self
+    }
+
+    /// Our origin (hop) ID; 0 = none.
+    pub fn with_origin_id(mut self, id: u64) -> Self {
+        self.origin_id = id;
+        self
+    }
+
+    /// Run the handshake and start the session.
+    pub async fn accept(self, transport: Transport) -> Result<Session, Error> {
+        Handshake::accept(transport).await?.start(self)
+    }
+}
+
+/// A server-side session whose version is negotiated but which has not started yet: look at what
+/// the client asked for (e.g. its SETUP path) before choosing what to publish and subscribe.
+pub struct Handshake {
+    transport: Transport,
+    negotiated: Negotiated,
+}
+
+impl Handshake {
+    /// Negotiate the version and read the client's SETUP.
+    pub async fn accept(transport: Transport) -> Result<Self, Error> {
+        match setup::server(&transport).await {
+            Ok(negotiated) => Ok(Self { transport, negotiated }),
+            Err(err) => {
+                transport.close(err.code(), err.to_string().as_bytes());
+                Err(err)
+            }
+        }
+    }
+
+    /// The negotiated version.
+    pub fn version(&self) -> Version {
+        self.negotiated.version
+    }
+
+    /// The path (and query) from the client's SETUP, on transports without a URL.
+    pub fn setup_path(&self) -> Option<&str> {
+        self.negotiated.peer_setup.as_ref().and_then(|s| s.path.as_deref())
+    }
+
+    /// The client's SETUP parameters (lite-05).
+    pub fn peer_setup(&self) -> Option<&Setup> {
+        self.negotiated.peer_setup.as_ref()
+    }
+
+    /// Send our SETUP (lite-05) and start serving.
+    pub fn start(self, server: Server) -> Result<Session, Error> {
+        let Handshake { transport, negotiated } = self;
+        Ok(Session::start(transport, negotiated, server.publish, server.subscribe, server.origin_id))
+    }
+
+    /// Refuse the session with an error code.
+    pub fn reject(self, err: Error) {
+        self.transport.close(err.code(), err.to_string().as_bytes());
+    }
+}
+
+/// A running session. Dropping it closes the connection.
+#[must_use = "the session closes when dropped"]
+pub struct Session {
+    transport: Transport,
+    version: Version,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Session {
+    fn start(
+        transport: Transport,
+        negotiated: Negotiated,
+        publish: Option<OriginConsumer>,
+        subscribe: Option<OriginProducer>,
+        origin_id: u64,
+    ) -> Self {
+        let version = negotiated.version;
+        let publisher = Arc::new(Publisher::new(transport.clone(), version, publish, origin_id));
+        let subscriber = subscribe.map(|origin| Arc::new(Subscriber::new(transport.clone(), version, origin, origin_id)));
+        let driver = Driver {
+            transport: transport.clone(),
+            version,
+            publisher,
+            subscriber,
+            peer_setup_seen: negotiated.peer_setup.is_some(),
+            server_setup: negotiated.peer_setup.is_some(),
+            origin_id,
+        };
+        let driver = tokio::spawn(driver.run(negotiated.compat));
+        Self { transport, version, driver }
+    }
+
+    /// The negotiated moq-lite version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// Resolves when the session ends, with the reason.
+    pub async fn closed(&self) -> Error {
+        session_error(self.transport.closed().await)
+    }
+
+    /// Close the session, sending `err`'s code to the peer (use [`Error::Cancel`] for a clean close).
+    pub fn close(&self, err: Error) {
+        self.transport.close(err.code(), err.to_string().as_bytes());
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.driver.abort();
+        self.transport.close(Error::Cancel.code(), b"");
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("version", &self.version).finish()
+    }
+}
+
+/// Owns every task of a session; aborting it (on [`Session`] drop) ends them all.
+struct Driver {
+    transport: Transport,
+    version: Version,
+    publisher: Arc<Publisher>,
+    subscriber: Option<Arc<Subscriber>>,
+    /// The peer's SETUP has been received (servers read it during the handshake).
+    peer_setup_seen: bool,
+    /// We are the server side of a lite-05 session and still owe our SETUP.
+    server_setup: bool,
+    origin_id: u64,
+}
+
+impl Driver {
+    async fn run(mut self, compat: Option<(Writer, Reader)>) {
+        let err = self.serve(compat).await;
+        tracing::debug!(%err, "session closed");
+        self.transport.close(err.code(), err.to_string().as_bytes());
+    }
+
+    async fn serve(&mut self, compat: Option<(Writer, Reader)>) -> Error {
+        if self.server_setup && self.version == Version::Lite05 {
+            let setup = setup::our_setup(None, None, self.origin_id);
+            if let Err(err) = self.send_setup(setup).await {
+                return err;
+            }
+        }
+
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        if let Some(subscriber) = self.subscriber.clone() {
+            tasks.spawn(async move {
+                if let Err(err) = subscriber.run_announce().await {
+                    tracing::debug!(%err, "announce subscription ended");
+                }
+            });
+        }
+
+        // The compat (lite-01/02) session stream: SESSION_INFO messages we read and ignore; its end ends the session.
+        let compat_closed = async move {
+            let Some((_writer, mut reader)) = compat else {
+                return std::future::pending().await;
+            };
+            loop {
+                match reader.decode_maybe::<crate::coding::SessionInfo>().await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => return Error::Closed,
+                    Err(err) => return err,
+                }
+            }
+        };
+        tokio::pin!(compat_closed);
+
+        loop {
+            tokio::select! {
+                bi = self.transport.accept_bi() => match bi {
+                    Ok((send, recv)) => {
+                        let publisher = self.publisher.clone();
+                        let version = self.version;
+                        tasks.spawn(async move { handle_bi(publisher, version, send, recv).await });
+                    }
+                    Err(err) => return session_error(err),
+                },
+                uni = self.transport.accept_uni() => match uni {
+                    Ok(recv) => {
+                        let mut reader = Reader::new(recv, self.version);
+                        // Read the type here so a second SETUP can end the session.
+                        let kind = match tokio::time::timeout(std::time::Duration::from_secs(10), reader.decode::<StreamId>()).await {
+                            Ok(Ok(StreamId(kind))) => kind,
+                            Ok(Err(err)) => { tracing::debug!(%err, "bad uni stream"); continue }
+                            Err(_) => { reader.stop(&Error::Timeout); continue }
+                        };
+                        match UniStreamType::from_id(kind).filter(|t| t.allowed(self.version)) {
+                            Some(UniStreamType::Group) => {
+                                let Some(subscriber) = self.subscriber.clone() else {
+                                    reader.stop(&Error::UnexpectedStream(kind));
+                                    continue;
+                                };
+                                tasks.spawn(async move {
+                                    if let Err(err) = subscriber.run_group(&mut reader).await {
+                                        tracing::debug!(%err, "group stream failed");
+                                        reader.stop(&err);
+                                    }
+                                });
+                            }
+                            Some(UniStreamType::Setup) => {
+                                // spec §3.3: a second Setup stream is a protocol violation.
+                                if self.peer_setup_seen {
+                                    return Error::ProtocolViolation("second SETUP stream");
+                                }
+                                self.peer_setup_seen = true;
+                                match reader.decode::<Setup>().await {
+                                    Ok(setup) => tracing::debug!(?setup, "peer SETUP"),
+                                    Err(err) => return err,
+                                }
+                            }
+                            None => reader.stop(&Error::UnexpectedStream(kind)),
+                        }
+                    }
+                    Err(err) => return session_error(err),
+                },
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                err = &mut compat_closed => return err,
+            }
+        }
+    }
+
+    async fn send_setup(&self, setup: Setup) -> Result<(), Error> {
+        let stream = self.transport.open_uni().await.map_err(session_error)?;
+        let mut writer = Writer::new(stream, self.version);
+        writer.encode(&UniStreamType::Setup).await?;
+        writer.encode(&setup).await?;
+        writer.finish();
+        Ok(())
+    }
+}
+
+/// Serve one peer-opened bidirectional stream; errors reset just that stream.
+async fn handle_bi(publisher: Arc<Publisher>, version: Version, send: web_transport_quinn::SendStream, recv: web_transport_quinn::RecvStream) {
+    let mut writer = Writer::new(send, version);
+    let mut reader = Reader::new(recv, version);
+    let kind = match reader.decode::<StreamId>().await {
+        Ok(StreamId(kind)) => kind,
+        Err(err) => return writer.reset(&err),
+    };
+    let result = match BiStreamType::from_id(kind).filter(|t| t.allowed(version)) {
+        Some(BiStreamType::Announce) => publisher.run_announce(&mut writer, &mut reader).await,
+        Some(BiStreamType::Subscribe) => publisher.run_subscribe(&mut writer, &mut reader).await,
+        Some(BiStreamType::Track) => publisher.run_track(&mut writer, &mut reader).await,
+        Some(BiStreamType::Fetch) => publisher.run_fetch(&mut writer, &mut reader).await,
+        Some(BiStreamType::Probe) => publisher.run_probe(&mut writer, &mut reader).await,
+        Some(BiStreamType::Goaway) => publisher.run_goaway(&mut reader).await,
+        // spec §3.3: an unknown or misplaced stream type resets the stream, not the session.
+        _ => Err(Error::UnexpectedStream(kind)),
+    };
+    match result {
+        Ok(()) => writer.finish(),
+        Err(err) => {
+            tracing::debug!(kind, %err, "stream failed");
+            reader.stop(&err);
+            writer.reset(&err);
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! Serving our origin to the peer: announcements, track info, subscriptions, fetches, probes.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use web_transport_quinn::Session as Transport;
+
+use super::priority;
+use super::stream::{session_error, Reader, Writer};
+use crate::coding::{
+    Announce, AnnounceInit, AnnounceOk, AnnounceRequest, AnnounceStatus, Fetch, FrameHeader, Goaway, GroupHeader,
+    Probe, Subscribe, SubscribeResponse, SubscribeUpdate, TrackRequest, UniStreamType, Version,
+};
+use crate::model::{GroupConsumer, OriginConsumer, Track, TrackConsumer};
+use crate::{Error, Path};
+
+/// Most group streams one subscription keeps open at once; older ones are reset with [`Error::Old`].
+pub const MAX_INFLIGHT_GROUPS: usize = 64;
+
+/// Largest chunk forwarded in one write.
+const MAX_CHUNK: usize = 1024 * 1024;
+
+pub(crate) struct Publisher {
+    pub transport: Transport,
+    pub version: Version,
+    pub origin: Option<OriginConsumer>,
+    pub origin_id: u64,
+    /// Subscribe IDs in use by the peer (spec §5.7: unique per session).
+    subscribe_ids: Mutex<HashSet<u64>>,
+}
+
+impl Publisher {
+    pub fn new(transport: Transport, version: Version, origin: Option<OriginConsumer>, origin_id: u64) -> Self {
+        Self { transport, version, origin, origin_id, subscribe_ids: Mutex::default() }
+    }
+
+    fn broadcast(&self, path: &Path) -> Result<crate::model::BroadcastConsumer, Error> {
+        self.origin.as_ref().and_then(|o| o.consume_broadcast(path)).ok_or(Error::NotFound)
+    }
+
+    /// Serve one Announce stream.
+    pub async fn run_announce(&self, writer: &mut Writer, reader: &mut Reader) -> Result<(), Error> {
+        let request: AnnounceRequest = reader.decode().await?;
+        let Some(origin) = &self.origin else {
+            // Nothing to publish: an empty set, then wait for the peer to close (spec §5.1).
+            self.write_initial(writer, &request.prefix, Vec::new()).await?;
+            return reader.closed().await;
+        };
+        let mut announced = origin.with_prefix(&request.prefix)?;
+        let excluded = |hops: &[u64]| request.exclude_hop != 0 && hops.contains(&request.exclude_hop);
+
+        let mut active: HashSet<Path> = HashSet::new();
+        let mut snapshot = Vec::new();
+        while let Some(a) = announced.try_announced() {
+            if a.broadcast.is_some() && !excluded(&a.hops) {
+                let Some(suffix) = a.path.strip_prefix(&request.prefix) else { continue };
+                active.insert(suffix.clone());
+                snapshot.push((suffix, a.hops));
+            }
+        }
+        self.write_initial(writer, &request.prefix, snapshot).await?;
+
+        loop {
+            tokio::select! {
+                a = announced.announced() => {
+                    let Some(suffix) = a.path.strip_prefix(&request.prefix) else { continue };
+                    match a.broadcast {
+                        Some(_) if !excluded(&a.hops) => {
+                            // A replacement: lite-05 reads a repeated active as a restart; older
+                            // versions need the end first (a duplicate active is an error there).
+                            if !active.insert(suffix.clone()) && self.version < Version::Lite05 {
+                                writer.encode(&self.announce(AnnounceStatus::Ended, suffix.clone(), &[])).await?;
+                            }
+                            writer.encode(&self.announce(AnnounceStatus::Active, suffix, &a.hops)).await?;
+                        }
+                        _ => {
+                            if active.remove(&suffix) {
+                                writer.encode(&self.announce(AnnounceStatus::Ended, suffix, &[])).await?;
+                            }
+                        }
+                    }
+                }
+                res = reader.closed() => return res,
+            }
+        }
+    }
+
+    async fn write_initial(&self, writer: &mut Writer, _prefix: &Path, snapshot: Vec<(Path, Vec<u64>)>) -> Result<(), Error> {
+        match self.version {
+            Version::Lite01 | Version::Lite02 => {
+                let suffixes = snapshot.into_iter().map(|(s, _)| s).collect();
+                writer.encode(&AnnounceInit { suffixes }).await
+            }
+            Version::Lite03 | Version::Lite04 => {
+                for (suffix, hops) in snapshot {
+                    writer.encode(&self.announce(AnnounceStatus::Active, suffix, &hops)).await?;
+                }
+                Ok(())
+            }
+            Version::Lite05 => {
+                let ok = AnnounceOk { hop_id: self.origin_id, active_count: snapshot.len() as u64 };
+                writer.encode(&ok).await?;
+                for (suffix, hops) in snapshot {
+                    writer.encode(&self.announce(AnnounceStatus::Active, suffix, &hops)).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// An announcement with the hop list in this version's form (spec §5.4).
+    fn announce(&self, status: AnnounceStatus, suffix: Path, hops: &[u64]) -> Announce {
+        let hops = match (status, self.version) {
+            (AnnounceStatus::Ended, _) | (_, Version::Lite01 | Version::Lite02) => Vec::new(),
+            // lite-03/04: the sender appends itself; lite-03 carries only the count.
+            (_, Version::Lite03) => vec![0; hops.len() + 1],
+            (_, Version::Lite04) => hops.iter().copied().chain([self.origin_id]).collect(),
+            // lite-05: the sender is implicit from ANNOUNCE_OK.
+            (_, Version::Lite05) => hops.to_vec(),
+        };
+        let hops = hops.into_iter().take(crate::coding::MAX_HOPS as usize).collect();
+        Announce { status, suffix, hops }
+    }
+
+    /// Serve one Track stream (lite-05): reply with TRACK_INFO.
+    pub async fn run_track(&self, writer: &mut Writer, reader: &mut Reader) -> Result<(), Error> {
+        let request: TrackRequest = reader.decode().await?;
+        let track = self.broadcast(&request.broadcast)?.subscribe_track(&Track::new(request.track));
+        let info = track.info_ready().await?;
+        writer
+            .encode(&crate::coding::TrackInfo {
+                priority: info.priority,
+                ordered: info.ordered,
+                max_latency_ms: info.max_latency.as_millis() as u64,
+                timescale: info.timescale,
+            })
+            .await
+    }
+
+    /// Serve one Fetch stream (lite-05): the frames of one cached group.
+    pub async fn run_fetch(&self, writer: &mut Writer, reader: &mut Reader) -> Result<(), Error> {
+        let fetch: Fetch = reader.decode().await?;
+        let track = self.broadcast(&fetch.broadcast)?.subscribe_track(&Track::new(fetch.track));
+        track.info_ready().await?;
+        let group = track.get_group(fetch.group).ok_or(Error::NotFound)?;
+        write_frames(writer, group, self.version).await
+    }
+
+    /// Serve one Probe stream: report our estimate every 100 ms when it moved (spec §5.14).
+    pub async fn run_probe(&self, writer: &mut Writer, reader: &mut Reader) -> Result<(), Error> {
+        let mut interval = tokio::time::interval(Duration::from_millis(100));
+        let mut last: Option<(Probe, Instant)> = None;
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                res = reader.closed() => return res,
+            }
+            let rtt = self.transport.rtt();
+            let cwnd = quinn::Connection::stats(&self.transport).path.cwnd;
+            let rtt_ms = (rtt.as_millis() as u64).max(1);
+            let bitrate = (cwnd.saturating_mul(8).saturating_mul(1000) / rtt_ms).max(1);
+            let probe = Probe { bitrate, rtt_ms };
+            let now = Instant::now();
+            let send = match &last {
+                None => true,
+                Some((prev, at)) => {
+                    let moved = |a: u64, b: u64| a.abs_diff(b) * 4 >= b.max(1);
+                    moved(probe.bitrate, prev.bitrate) || moved(probe.rtt_ms, prev.rtt_ms) || now - *at >= Duration::from_secs(10)
+                }
+            };
+            if send {
+                writer.encode(&probe).await?;
+                last = Some((probe, now));
+            }
+        }
+    }
+
+    /// Read a GOAWAY (lite-04+). We only log it: migrating is the application's call.
+    pub async fn run_goaway(&self, reader: &mut Reader) -> Result<(), Error> {
+        let goaway: Goaway = reader.decode().await?;
+        tracing::info!(uri = %goaway.uri, "peer sent GOAWAY");
+        reader.closed().await
+    }
+
+    /// Serve one Subscribe stream.
+    pub async fn run_subscribe(self: &Arc<Self>, writer: &mut Writer, reader: &mut Reader) -> Result<(), Error> {
+        let subscribe: Subscribe = reader.decode().await?;
+        if !lock(&self.subscribe_ids).insert(subscribe.id) {
+            return Err(Error::Duplicate);
+        }
+        let result = self.serve_subscribe(writer, reader, &subscribe).await;
+        lock(&self.subscribe_ids).remove(&subscribe.id);
+        result
+    }
+
+    async fn serve_subscribe(self: &Arc<Self>, writer: &mut Writer, reader: &mut Reader, subscribe: &Subscribe) -> Result<(), Error> {
+        let broadcast = self.broadcast(&subscribe.broadcast)?;
+        let track = Track { name: subscribe.track.clone(), priority: subscribe.priority };
+        let mut consumer = broadcast.subscribe_track(&track);
+        tracing::debug!(id = subscribe.id, broadcast = %subscribe.broadcast, track = %subscribe.track, "serving subscription");
+
+        match self.version {
+            // spec §5.9: lite-01..04 acknowledge at once.
+            Version::Lite01 | Version::Lite02 => {
+                writer.encode(&SubscribeResponse::OkLegacy { priority: subscribe.priority }).await?
+            }
+            Version::Lite03 | Version::Lite04 => {
+                let ok = SubscribeResponse::Ok {
+                    priority: subscribe.priority,
+                    ordered: false,
+                    max_latency_ms: 0,
+                    start_group: None,
+                    end_group: None,
+                };
+                writer.encode(&ok).await?
+            }
+            Version::Lite05 => {}
+        }
+
+        let mut prefs = Prefs {
+            priority: subscribe.priority,
+            ordered: subscribe.ordered,
+            max_latency: Duration::from_millis(subscribe.max_latency_ms),
+            end: subscribe.end_group,
+        };
+        consumer.set_max_latency(prefs.latency(&consumer));
+        if let Some(start) = subscribe.start_group {
+            consumer.start_at(start);
+        }
+
+        let mut groups: JoinSet<()> = JoinSet::new();
+        let mut inflight: VecDeque<(u64, Instant, oneshot::Sender<Error>)> = VecDeque::new();
+        let mut first: Option<u64> = None;
+        let mut last: Option<u64> = None;
+        let mut track_done = false;
+
+        loop {
+            if track_done && groups.is_empty() {
+                return Ok(());
+            }
+            tokio::select! {
+                // lite-01/02 have no SUBSCRIBE_UPDATE: any byte there fails to decode (spec appendix A §1.6).
+                update = reader.decode_maybe::<SubscribeUpdate>() => match update? {
+                    Some(update) => {
+                        prefs = Prefs {
+                            priority: update.priority,
+                            ordered: update.ordered,
+                            max_latency: Duration::from_millis(update.max_latency_ms),
+                            end: update.end_group,
+                        };
+                        consumer.set_max_latency(prefs.latency(&consumer));
+                    }
+                    // The subscriber finished its side: the subscription is cancelled (spec §3.3).
+                    None => return Ok(()),
+                },
+                group = consumer.next_group(), if !track_done => match group? {
+                    Some(group) => {
+                        let sequence = group.info().sequence;
+                        if prefs.end.is_some_and(|end| sequence > end) {
+                            track_done = true;
+                            self.write_end(writer, last).await?;
+                            continue;
+                        }
+                        if first.is_none() && self.version == Version::Lite05 {
+                            writer.encode(&SubscribeResponse::Start { group: sequence }).await?;
+                        }
+                        let base = *first.get_or_insert(sequence);
+                        last = Some(last.map_or(sequence, |l| l.max(sequence)));
+                        self.expire(&mut inflight, prefs.latency(&consumer));
+                        let (cancel_tx, cancel_rx) = oneshot::channel();
+                        inflight.push_back((sequence, Instant::now(), cancel_tx));
+                        let send_order = priority::send_order(prefs.priority, prefs.ordered, sequence.wrapping_sub(base));
+                        let this = self.clone();
+                        let id = subscribe.id;
+                        groups.spawn(async move { this.serve_group(id, group, send_order, cancel_rx).await });
+                    }
+                    None => {
+                        track_done = true;
+                        self.write_end(writer, last).await?;
+                    }
+                },
+                Some(_) = groups.join_next(), if !groups.is_empty() => {
+                    inflight.retain(|(_, _, tx)| !tx.is_closed());
+                }
+            }
+        }
+    }
+
+    /// SUBSCRIBE_END (lite-05): the first sequence that will never come.
+    async fn write_end(&self, writer: &mut Writer, last: Option<u64>) -> Result<(), Error> {
+        if self.version == Version::Lite05 {
+            writer.encode(&SubscribeResponse::End { group: last.map_or(0, |l| l + 1) }).await?;
+        }
+        Ok(())
+    }
+
+    /// Reset in-flight groups that a newer group has left more than `latency` behind, and keep at
+    /// most [`MAX_INFLIGHT_GROUPS`] open, so a stalled subscriber costs bounded memory.
+    fn expire(&self, inflight: &mut VecDeque<(u64, Instant, oneshot::Sender<Error>)>, latency: Duration) {
+        inflight.retain(|(_, _, tx)| !tx.is_closed());
+        let now = Instant::now();
+        while let Some((_, started, _)) = inflight.front() {
+            let too_old = now.saturating_duration_since(*started) > latency;
+            if !too_old && inflight.len() < MAX_INFLIGHT_GROUPS {
+                break;
+            }
+            if let Some((sequence, _, tx)) = inflight.pop_front() {
+                tracing::trace!(sequence, "resetting expired group stream");
+                let _ = tx.send(Error::Old);
+            }
+        }
+    }
+
+    async fn serve_group(&self, id: u64, group: GroupConsumer, send_order: i32, cancel: oneshot::Receiver<Error>) {
+        let stream = match self.transport.open_uni().await {
+            Ok(stream) => stream,
+            Err(err) => return tracing::debug!(err = %session_error(err), "cannot open group stream"),
+        };
+        let mut writer = Writer::new(stream, self.version);
+        writer.set_priority(send_order);
+        let sequence = group.info().sequence;
+        let result = tokio::select! {
+            res = async {
+                writer.encode(&UniStreamType::Group).await?;
+                writer.encode(&GroupHeader { subscribe_id: id, sequence }).await?;
+                write_frames(&mut writer, group, self.version).await
+            } => res,
+            Ok(err) = cancel => Err(err),
+        };
+        match result {
+            Ok(()) => writer.finish(),
+            Err(err) => {
+                tracing::trace!(sequence, %err, "group stream ended early");
+                writer.reset(&err);
+            }
+        }
+    }
+}
+
+/// A subscription's current preferences (SUBSCRIBE, then each SUBSCRIBE_UPDATE).
+struct Prefs {
+    priority: u8,
+    ordered: bool,
+    max_latency: Duration,
+    end: Option<u64>,
+}
+
+impl Prefs {
+    /// The age at which a group is skipped or its stream reset. A subscriber asking for 0 (the
+    /// reference default) gets the publisher's retention, so groups are not reset the instant a
+    /// newer one starts.
+    fn latency(&self, consumer: &TrackConsumer) -> Duration {
+        match self.max_latency.is_zero() {
+            true => consumer.info().max_latency,
+            false => self.max_latency,
+        }
+    }
+}
+
+/// Write a group's frames (headers + payload chunks as they arrive), the timestamp deltas starting from 0.
+async fn write_frames(writer: &mut Writer, mut group: GroupConsumer, version: Version) -> Result<(), Error> {
+    let mut previous = 0u64;
+    while let Some(mut frame) = group.next_frame().await? {
+        let info = *frame.info();
+        let delta = (info.timestamp as i128 - previous as i128).clamp(-(crate::coding::MAX_ZIGZAG as i128), crate::coding::MAX_ZIGZAG as i128) as i64;
+        previous = info.timestamp;
+        let header = FrameHeader { timestamp_delta: if version >= Version::Lite05 { delta } else { 0 }, size: info.size };
+        writer.encode(&header).await?;
+        while let Some(chunk) = frame.read_chunk().await? {
+            for piece in chunk.chunks(MAX_CHUNK) {
+                writer.write(chunk.slice_ref(piece)).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The set stays valid whatever panicked while it was held.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,172 @@
+//! Buffered message reading and writing over one QUIC stream.
+
+use bytes::{Buf, Bytes, BytesMut};
+use web_transport_quinn::{ReadError, RecvStream, SendStream, SessionError, WriteError};
+
+use crate::coding::{Decode, DecodeError, Encode, Version, MAX_MESSAGE_SIZE};
+use crate::Error;
+
+/// The most bytes buffered while waiting for one message to complete.
+const MAX_BUFFER: usize = MAX_MESSAGE_SIZE as usize + 64;
+
+pub(crate) fn session_error(err: SessionError) -> Error {
+    match err {
+        SessionError::WebTransportError(web_transport_quinn::WebTransportError::Closed(code, _)) => Error::from_code(code),
+        SessionError::ConnectionError(quinn::ConnectionError::ApplicationClosed(close)) => {
+            Error::from_code(u32::try_from(close.error_code.into_inner()).unwrap_or(u32::MAX))
+        }
+        err => Error::Transport(err.to_string()),
+    }
+}
+
+fn read_error(err: ReadError) -> Error {
+    match err {
+        ReadError::Reset(code) => Error::from_code(code),
+        ReadError::SessionError(err) => session_error(err),
+        err => Error::Transport(err.to_string()),
+    }
+}
+
+fn write_error(err: WriteError) -> Error {
+    match err {
+        WriteError::Stopped(code) => Error::from_code(code),
+        WriteError::SessionError(err) => session_error(err),
+        err => Error::Transport(err.to_string()),
+    }
+}
+
+/// Reads length-prefixed messages and raw payload bytes from a receive stream.
+pub(crate) struct Reader {
+    stream: RecvStream,
+    buffer: BytesMut,
+    version: Version,
+}
+
+impl Reader {
+    pub fn new(stream: RecvStream, version: Version) -> Self {
+        Self { stream, buffer: BytesMut::new(), version }
+    }
+
+    /// Read more bytes into the buffer; false at the end of the stream.
+    async fn fill(&mut self) -> Result<bool, Error> {
+        if self.buffer.len() >= MAX_BUFFER {
+            return Err(Error::Decode(DecodeError::TooLarge {
+                what: "buffered message",
+                len: self.buffer.len() as u64,
+                max: MAX_BUFFER as u64,
+            }));
+        }
+        match self.stream.read_chunk(MAX_BUFFER - self.buffer.len(), true).await.map_err(read_error)? {
+            Some(chunk) => {
+                self.buffer.extend_from_slice(&chunk.bytes);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Decode one message; `None` on a clean end of stream before any of its bytes.
+    pub async fn decode_maybe<T: Decode>(&mut self) -> Result<Option<T>, Error> {
+        loop {
+            if !self.buffer.is_empty() {
+                let mut cursor = &self.buffer[..];
+                match T::decode(&mut cursor, self.version) {
+                    Ok(msg) => {
+                        let used = self.buffer.len() - cursor.len();
+                        self.buffer.advance(used);
+                        return Ok(Some(msg));
+                    }
+                    Err(DecodeError::Short) => {}
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            if !self.fill().await? {
+                return match self.buffer.is_empty() {
+                    true => Ok(None),
+                    false => Err(Error::Decode(DecodeError::Truncated)),
+                };
+            }
+        }
+    }
+
+    /// Decode one message; the stream ending first is an error.
+    pub async fn decode<T: Decode>(&mut self) -> Result<T, Error> {
+        self.decode_maybe().await?.ok_or(Error::Decode(DecodeError::Short))
+    }
+
+    /// Up to `max` payload bytes; `None` at the end of the stream.
+    pub async fn read_chunk(&mut self, max: usize) -> Result<Option<Bytes>, Error> {
+        if !self.buffer.is_empty() {
+            let n = max.min(self.buffer.len());
+            return Ok(Some(self.buffer.split_to(n).freeze()));
+        }
+        match self.stream.read_chunk(max, true).await.map_err(read_error)? {
+            Some(chunk) => Ok(Some(chunk.bytes)),
+            None => Ok(None),
+        }
+    }
+
+    /// Wait for the peer to finish (`Ok`) or reset (`Err`) the stream; any further bytes are a violation.
+    pub async fn closed(&mut self) -> Result<(), Error> {
+        if !self.buffer.is_empty() || self.fill().await? {
+            return Err(Error::ProtocolViolation("unexpected bytes on stream"));
+        }
+        Ok(())
+    }
+
+    /// Ask the peer to stop sending.
+    pub fn stop(&mut self, err: &Error) {
+        let _ = self.stream.stop(err.code());
+    }
+}
+
+/// Encodes messages onto a send stream. Dropping it without [`Writer::finish`] resets the stream (code 0).
+pub(crate) struct Writer {
+    stream: SendStream,
+    buffer: Vec<u8>,
+    version: Version,
+    done: bool,
+}
+
+impl Writer {
+    pub fn new(stream: SendStream, version: Version) -> Self {
+        Self { stream, buffer: Vec::new(), version, done: false }
+    }
+
+    /// Encode and write one message (or stream header).
+    pub async fn encode<T: Encode>(&mut self, msg: &T) -> Result<(), Error> {
+        self.buffer.clear();
+        msg.encode(&mut self.buffer, self.version);
+        self.stream.write_all(&self.buffer).await.map_err(write_error)
+    }
+
+    /// Write payload bytes without copying.
+    pub async fn write(&mut self, chunk: Bytes) -> Result<(), Error> {
+        self.stream.write_chunk(chunk).await.map_err(write_error)
+    }
+
+    /// Set the QUIC send priority (higher is sent first).
+    pub fn set_priority(&self, priority: i32) {
+        let _ = self.stream.set_priority(priority);
+    }
+
+    /// Finish the stream (FIN).
+    pub fn finish(&mut self) {
+        self.done = true;
+        let _ = self.stream.finish();
+    }
+
+    /// Reset the stream with an error code.
+    pub fn reset(&mut self, err: &Error) {
+        self.done = true;
+        let _ = self.stream.reset(err.code());
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.stream.reset(Error::Cancel.code());
+        }
+    }
+}

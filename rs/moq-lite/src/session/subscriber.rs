@@ -1,0 +1,244 @@
+//! Consuming the peer's broadcasts: announcements into our origin, requested tracks as subscriptions,
+//! and group streams into those tracks.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use web_transport_quinn::Session as Transport;
+
+use super::stream::{session_error, Reader, Writer};
+use crate::coding::{
+    Announce, AnnounceInit, AnnounceOk, AnnounceRequest, AnnounceStatus, BiStreamType, FrameHeader, GroupHeader,
+    Subscribe, SubscribeResponse, TrackRequest, Version, MAX_FRAME_SIZE,
+};
+use crate::model::{BroadcastProducer, Frame, Group, OriginProducer, TrackInfo, TrackProducer};
+use crate::{Error, Path};
+
+/// Largest chunk read from a group stream at once.
+const MAX_CHUNK: usize = 1024 * 1024;
+
+pub(crate) struct Subscriber {
+    pub transport: Transport,
+    pub version: Version,
+    pub origin: OriginProducer,
+    pub origin_id: u64,
+    subscriptions: Mutex<HashMap<u64, TrackProducer>>,
+    next_id: AtomicU64,
+    started: Instant,
+}
+
+impl Subscriber {
+    pub fn new(transport: Transport, version: Version, origin: OriginProducer, origin_id: u64) -> Self {
+        Self {
+            transport,
+            version,
+            origin,
+            origin_id,
+            subscriptions: Mutex::default(),
+            next_id: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
+
+    /// Ask for every announcement under the root and mirror them into our origin.
+    pub async fn run_announce(self: Arc<Self>) -> Result<(), Error> {
+        let (send, recv) = self.transport.open_bi().await.map_err(session_error)?;
+        let mut writer = Writer::new(send, self.version);
+        let mut reader = Reader::new(recv, self.version);
+        writer.encode(&BiStreamType::Announce).await?;
+        writer.encode(&AnnounceRequest { prefix: Path::ROOT, exclude_hop: self.origin_id }).await?;
+
+        let mut broadcasts: HashMap<Path, BroadcastProducer> = HashMap::new();
+        let mut upstream_hop = 0;
+        match self.version {
+            Version::Lite01 | Version::Lite02 => {
+                let init: AnnounceInit = reader.decode().await?;
+                for suffix in init.suffixes {
+                    self.start_broadcast(&mut broadcasts, suffix, Vec::new());
+                }
+            }
+            Version::Lite05 => {
+                let ok: AnnounceOk = reader.decode().await?;
+                upstream_hop = ok.hop_id;
+            }
+            Version::Lite03 | Version::Lite04 => {}
+        }
+
+        while let Some(announce) = reader.decode_maybe::<Announce>().await? {
+            let Announce { status, suffix, mut hops } = announce;
+            match status {
+                AnnounceStatus::Active | AnnounceStatus::Restart => {
+                    // spec §5.2: the full chain is hops ++ [ANNOUNCE_OK hop].
+                    if upstream_hop != 0 {
+                        hops.push(upstream_hop);
+                    }
+                    // spec §5.6: discard a path through ourselves (a loop).
+                    if self.origin_id != 0 && hops.contains(&self.origin_id) {
+                        tracing::debug!(path = %suffix, "ignoring announcement that loops through us");
+                        continue;
+                    }
+                    self.start_broadcast(&mut broadcasts, suffix, hops);
+                }
+                AnnounceStatus::Ended => {
+                    if broadcasts.remove(&suffix).is_none() {
+                        tracing::debug!(path = %suffix, "ended announcement for an unknown broadcast");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn start_broadcast(self: &Arc<Self>, broadcasts: &mut HashMap<Path, BroadcastProducer>, path: Path, hops: Vec<u64>) {
+        tracing::debug!(%path, ?hops, "remote broadcast announced");
+        let producer = BroadcastProducer::new();
+        let mut requests = producer.requests();
+        if let Err(err) = self.origin.publish_with_hops(&path, producer.consume(), hops) {
+            tracing::warn!(%path, %err, "cannot publish remote broadcast");
+            return;
+        }
+        // Replacing an entry drops (and so closes) the previous broadcast at this path.
+        broadcasts.insert(path.clone(), producer);
+        let this = self.clone();
+        // Ends when the broadcast closes (its request queue closes with it).
+        tokio::spawn(async move {
+            while let Some(track) = requests.next().await {
+                let this = this.clone();
+                let path = path.clone();
+                tokio::spawn(async move { this.run_subscribe(path, track).await });
+            }
+        });
+    }
+
+    /// One upstream subscription feeding `track`, cancelled once nobody consumes it.
+    async fn run_subscribe(self: Arc<Self>, path: Path, track: TrackProducer) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let result = tokio::select! {
+            res = self.subscribe(id, &path, &track) => res,
+            _ = track.unused() => Err(Error::Cancel),
+        };
+        lock(&self.subscriptions).remove(&id);
+        match result {
+            Ok(()) => track.finish(),
+            Err(err) => {
+                tracing::debug!(%path, track = %track.track().name, %err, "subscription ended");
+                track.abort(err);
+            }
+        }
+    }
+
+    async fn subscribe(&self, id: u64, path: &Path, track: &TrackProducer) -> Result<(), Error> {
+        let name = track.track().name.clone();
+        if self.version >= Version::Lite05 {
+            // spec §5.10: learn the timescale before reading frames.
+            let (send, recv) = self.transport.open_bi().await.map_err(session_error)?;
+            let mut writer = Writer::new(send, self.version);
+            let mut reader = Reader::new(recv, self.version);
+            writer.encode(&BiStreamType::Track).await?;
+            writer.encode(&TrackRequest { broadcast: path.clone(), track: name.clone() }).await?;
+            writer.finish();
+            let info: crate::coding::TrackInfo = reader.decode().await?;
+            track.set_info(TrackInfo {
+                priority: info.priority,
+                ordered: info.ordered,
+                max_latency: Duration::from_millis(info.max_latency_ms),
+                timescale: info.timescale,
+            });
+        } else {
+            // No TRACK_INFO before lite-05: frames are stamped with the local receive time in ms.
+            track.set_info(TrackInfo::default());
+        }
+
+        lock(&self.subscriptions).insert(id, track.clone());
+        let (send, recv) = self.transport.open_bi().await.map_err(session_error)?;
+        let mut writer = Writer::new(send, self.version);
+        let mut reader = Reader::new(recv, self.version);
+        writer.encode(&BiStreamType::Subscribe).await?;
+        let subscribe = Subscribe {
+            id,
+            broadcast: path.clone(),
+            track: name,
+            priority: track.track().priority,
+            ordered: false,
+            max_latency_ms: 0,
+            start_group: None,
+            end_group: None,
+        };
+        writer.encode(&subscribe).await?;
+
+        let mut first = true;
+        while let Some(response) = reader.decode_maybe::<SubscribeResponse>().await? {
+            match response {
+                SubscribeResponse::Ok { .. } | SubscribeResponse::OkLegacy { .. } | SubscribeResponse::Start { .. } => {}
+                SubscribeResponse::End { group } => tracing::debug!(id, group, "publisher ended the subscription"),
+                SubscribeResponse::Drop { start, end, error_code } => {
+                    tracing::debug!(id, start, end, error_code, "publisher dropped groups")
+                }
+            }
+            // spec §5.9: on lite-03/04 the first response must be an OK.
+            if first && matches!(self.version, Version::Lite03 | Version::Lite04) && !matches!(response, SubscribeResponse::Ok { .. }) {
+                return Err(Error::ProtocolViolation("first subscribe response is not SUBSCRIBE_OK"));
+            }
+            first = false;
+        }
+        writer.finish();
+        Ok(())
+    }
+
+    /// Receive one group stream (after its type) into the subscribed track.
+    pub async fn run_group(&self, reader: &mut Reader) -> Result<(), Error> {
+        let header: GroupHeader = reader.decode().await?;
+        let track = lock(&self.subscriptions).get(&header.subscribe_id).cloned();
+        let Some(track) = track else {
+            // spec §3.3: a group for an unknown subscription is cancelled.
+            reader.stop(&Error::Cancel);
+            return Ok(());
+        };
+        let mut group = match track.create_group(Group { sequence: header.sequence }) {
+            Ok(group) => group,
+            Err(err) => {
+                reader.stop(&err);
+                return Ok(());
+            }
+        };
+        let result = self.read_frames(reader, &mut group).await;
+        match &result {
+            Ok(()) => group.finish(),
+            Err(err) => group.abort(err.clone()),
+        }
+        result
+    }
+
+    async fn read_frames(&self, reader: &mut Reader, group: &mut crate::model::GroupProducer) -> Result<(), Error> {
+        let mut timestamp: u64 = 0;
+        while let Some(header) = reader.decode_maybe::<FrameHeader>().await? {
+            if header.size > MAX_FRAME_SIZE {
+                return Err(Error::FrameTooLarge);
+            }
+            timestamp = match self.version {
+                Version::Lite05 => timestamp
+                    .checked_add_signed(header.timestamp_delta)
+                    .ok_or(Error::ProtocolViolation("frame timestamp below zero"))?,
+                _ => self.started.elapsed().as_millis() as u64,
+            };
+            let mut frame = group.create_frame(Frame { timestamp, size: header.size })?;
+            let mut remaining = header.size;
+            while remaining > 0 {
+                let max = remaining.min(MAX_CHUNK as u64) as usize;
+                let chunk = reader.read_chunk(max).await?.ok_or(Error::WrongSize)?;
+                remaining -= chunk.len() as u64;
+                frame.write_chunk(chunk)?;
+            }
+            frame.finish()?;
+        }
+        Ok(())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The map stays valid whatever panicked while it was held.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

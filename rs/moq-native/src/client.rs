@@ -1,0 +1,283 @@
+//! The client: WebTransport (`https://`, `http://`) and raw QUIC (`moql://`, `moqt://`).
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::Context;
+use tokio::task::JoinSet;
+use url::{Host, Url};
+use web_transport_quinn::{proto::ConnectRequest, Session};
+
+use crate::{
+    fingerprint::fetch_fingerprint, protocols_or_default, tls::Verifier, QuicConfig, ALPN_H3,
+};
+
+/// Head start each resolved address gets over the next one (Happy Eyeballs, RFC 8305):
+/// an address that silently drops UDP (nothing listening on `[::1]`, say) would otherwise
+/// stall the connect until the idle timeout.
+const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+
+/// Client configuration (clap flags).
+///
+/// The QUIC tuning is not a set of flags here (see [`QuicConfig`] for why); set it from the
+/// binary's own flattened `QuicConfig`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ClientConfig {
+    /// Local UDP address. The default `[::]:0` is dual-stack, reaching IPv4 and IPv6 servers.
+    #[arg(
+        long = "client-bind",
+        default_value = "[::]:0",
+        env = "MOQ_CLIENT_BIND"
+    )]
+    pub bind: SocketAddr,
+
+    /// Extra root certificates (PEM files), trusted in addition to the system's.
+    #[arg(
+        long = "tls-root",
+        value_name = "PATH",
+        env = "MOQ_TLS_ROOT",
+        value_delimiter = ','
+    )]
+    pub roots: Vec<PathBuf>,
+
+    /// Accept any server certificate (danger: anyone on the path can impersonate the server).
+    #[arg(long = "tls-disable-verify", env = "MOQ_TLS_DISABLE_VERIFY")]
+    pub disable_verify: bool,
+
+    /// Accept a server certificate with this hex SHA-256 fingerprint, whatever its issuer,
+    /// names or dates (like browsers' `serverCertificateHashes`). Certificates passing the
+    /// normal root verification stay accepted too.
+    #[arg(
+        long = "tls-fingerprint",
+        value_name = "HEX",
+        env = "MOQ_TLS_FINGERPRINT",
+        value_delimiter = ','
+    )]
+    pub fingerprints: Vec<String>,
+
+    /// Protocols offered, most preferred first; empty = DEFAULT_PROTOCOLS. Sent as TLS ALPNs
+    /// for raw QUIC and as `WT-Available-Protocols` for WebTransport.
+    #[arg(
+        long = "client-protocol",
+        value_name = "PROTOCOL",
+        env = "MOQ_CLIENT_PROTOCOL",
+        value_delimiter = ','
+    )]
+    pub protocols: Vec<String>,
+
+    /// QUIC transport tuning (not flags: see [`QuicConfig`]).
+    #[arg(skip)]
+    pub quic: QuicConfig,
+}
+
+impl Default for ClientConfig {
+    /// The flags' defaults: `[::]:0`, system roots, [`DEFAULT_PROTOCOLS`](crate::DEFAULT_PROTOCOLS).
+    fn default() -> Self {
+        Self {
+            bind: "[::]:0".parse().expect("valid literal"),
+            roots: Vec::new(),
+            disable_verify: false,
+            fingerprints: Vec::new(),
+            protocols: Vec::new(),
+            quic: QuicConfig::default(),
+        }
+    }
+}
+
+/// A client endpoint; one UDP socket shared by every connection it makes.
+#[derive(Clone)]
+pub struct Client {
+    endpoint: quinn::Endpoint,
+    verifier: Arc<Verifier>,
+    transport: Arc<quinn::TransportConfig>,
+    protocols: Vec<String>,
+    /// Offers `h3`, for WebTransport.
+    h3: quinn::ClientConfig,
+    /// Offers the moq protocols, for raw QUIC.
+    raw: quinn::ClientConfig,
+}
+
+/// An established session and what was negotiated for it.
+#[derive(Debug)]
+pub struct Connection {
+    /// The session (WebTransport, or raw QUIC behind the same API).
+    pub session: Session,
+    /// The negotiated moq protocol (WT-Protocol response header, or raw ALPN), None = legacy/compat.
+    pub protocol: Option<String>,
+    /// For raw QUIC: the URL path + query (e.g. "/anon?jwt=abc") that lite-05 carries in the
+    /// SETUP Path parameter, None when it is just "/"; None for WebTransport (the URL carries it).
+    pub setup_path: Option<String>,
+}
+
+impl Client {
+    /// Bind the UDP socket and load the root certificates. Needs a Tokio runtime.
+    pub fn new(config: ClientConfig) -> anyhow::Result<Self> {
+        crate::install_crypto_provider();
+
+        let verifier = Arc::new(Verifier::new(
+            &config.roots,
+            &config.fingerprints,
+            config.disable_verify,
+        )?);
+        let transport = config.quic.transport()?;
+        let protocols = protocols_or_default(&config.protocols);
+
+        let h3 = quic_config(&verifier, &[ALPN_H3.to_string()], &transport)?;
+        let raw = quic_config(&verifier, &protocols, &transport)?;
+
+        let endpoint = quinn::Endpoint::client(config.bind)
+            .with_context(|| format!("failed to bind QUIC client on {}", config.bind))?;
+
+        Ok(Self {
+            endpoint,
+            verifier,
+            transport,
+            protocols,
+            h3,
+            raw,
+        })
+    }
+
+    /// Connect to a `https://` (WebTransport), `http://` (WebTransport, pinning the
+    /// certificate hash served at `http://host:port/certificate.sha256`), `moql://` or
+    /// `moqt://` (raw QUIC, default port 443) URL.
+    ///
+    /// A raw QUIC rejection (CONNECTION_CLOSE with the status as code) can only arrive after
+    /// this returns: there is no request to answer.
+    pub async fn connect(&self, url: Url) -> anyhow::Result<Connection> {
+        match url.scheme() {
+            "https" => self.connect_webtransport(url, &self.h3).await,
+            "http" => {
+                let fingerprint = fetch_fingerprint(&url).await?;
+                let verifier = Arc::new(
+                    self.verifier
+                        .with_fingerprint(crate::tls::parse_fingerprint(&fingerprint)?),
+                );
+                let config = quic_config(&verifier, &[ALPN_H3.to_string()], &self.transport)?;
+
+                let mut url = url;
+                url.set_scheme("https")
+                    .expect("http and https are both special schemes");
+                self.connect_webtransport(url, &config).await
+            }
+            "moql" | "moqt" => {
+                let conn = self.connect_quic(&url, &self.raw).await?;
+                let session = Session::raw(conn);
+                let protocol = session.protocol().map(str::to_string);
+                tracing::debug!(%url, ?protocol, "raw QUIC session");
+
+                // spec §1.2: lite-05+ clients carry path + query in SETUP's Path parameter.
+                let setup_path = match (url.path(), url.query()) {
+                    ("" | "/", None) => None,
+                    ("", Some(query)) => Some(format!("/?{query}")),
+                    (path, None) => Some(path.to_string()),
+                    (path, Some(query)) => Some(format!("{path}?{query}")),
+                };
+
+                Ok(Connection {
+                    session,
+                    protocol,
+                    setup_path,
+                })
+            }
+            scheme => {
+                anyhow::bail!("unsupported URL scheme {scheme:?} (use https, http, moql or moqt)")
+            }
+        }
+    }
+
+    async fn connect_webtransport(
+        &self,
+        url: Url,
+        config: &quinn::ClientConfig,
+    ) -> anyhow::Result<Connection> {
+        let conn = self.connect_quic(&url, config).await?;
+        let request = ConnectRequest::new(url.clone()).with_protocols(self.protocols.clone());
+        let session = Session::connect(conn, request)
+            .await
+            .with_context(|| format!("WebTransport CONNECT to {url} failed"))?;
+
+        let protocol = session.protocol().map(str::to_string);
+        tracing::debug!(%url, ?protocol, "WebTransport session");
+
+        Ok(Connection {
+            session,
+            protocol,
+            setup_path: None,
+        })
+    }
+
+    /// The QUIC handshake, racing the host's addresses with a staggered start.
+    async fn connect_quic(
+        &self,
+        url: &Url,
+        config: &quinn::ClientConfig,
+    ) -> anyhow::Result<quinn::Connection> {
+        let host = url.host().with_context(|| format!("no host in {url}"))?;
+        let port = url.port_or_known_default().unwrap_or(443);
+
+        let (name, mut addrs) = match host {
+            Host::Domain(domain) => {
+                let addrs: Vec<SocketAddr> = tokio::net::lookup_host((domain, port))
+                    .await
+                    .with_context(|| format!("failed to resolve {domain}"))?
+                    .collect();
+                (domain.to_string(), addrs)
+            }
+            Host::Ipv4(ip) => (ip.to_string(), vec![SocketAddr::new(IpAddr::V4(ip), port)]),
+            Host::Ipv6(ip) => (ip.to_string(), vec![SocketAddr::new(IpAddr::V6(ip), port)]),
+        };
+
+        // An IPv4 socket cannot reach IPv6 addresses; a dual-stack [::] one reaches both.
+        if self.endpoint.local_addr()?.is_ipv4() {
+            addrs.retain(SocketAddr::is_ipv4);
+        }
+        anyhow::ensure!(!addrs.is_empty(), "no usable address for {url}");
+
+        let mut attempts = JoinSet::new();
+        for (index, addr) in addrs.iter().copied().enumerate() {
+            let endpoint = self.endpoint.clone();
+            let config = config.clone();
+            let name = name.clone();
+            attempts.spawn(async move {
+                tokio::time::sleep(ATTEMPT_DELAY * index as u32).await;
+                let conn = endpoint.connect_with(config, addr, &name)?.await?;
+                anyhow::Ok(conn)
+            });
+        }
+
+        // Dropping `attempts` on return aborts (and so closes) the losers.
+        let mut errors = Vec::new();
+        while let Some(result) = attempts.join_next().await {
+            match result {
+                Ok(Ok(conn)) => {
+                    tracing::debug!(%url, remote = %conn.remote_address(), "QUIC connected");
+                    return Ok(conn);
+                }
+                Ok(Err(err)) => errors.push(format!("{err:#}")),
+                Err(err) => errors.push(err.to_string()),
+            }
+        }
+        anyhow::bail!(
+            "QUIC connect to {url} ({addrs:?}) failed: {}",
+            errors.join("; ")
+        )
+    }
+}
+
+/// A quinn client config offering `alpns`.
+fn quic_config(
+    verifier: &Arc<Verifier>,
+    alpns: &[String],
+    transport: &Arc<quinn::TransportConfig>,
+) -> anyhow::Result<quinn::ClientConfig> {
+    let tls = verifier.client_config(alpns)?;
+    let tls = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
+    let mut config = quinn::ClientConfig::new(Arc::new(tls));
+    config.transport_config(transport.clone());
+    Ok(config)
+}

@@ -1,0 +1,109 @@
+//! QUIC, TLS and WebTransport set-up for moq.
+//!
+//! This crate owns everything between a UDP socket and a `web_transport_quinn::Session`;
+//! it knows moq versions only as ALPN / WebTransport protocol strings and never depends on
+//! the protocol crate.
+//!
+//! ```text
+//!                       one UDP port (quinn::Endpoint)
+//!                                   │ TLS ALPN
+//!                  ┌────────────────┴─────────────────┐
+//!                 "h3"                       "moq-lite-05" … "moql"
+//!          HTTP/3 CONNECT (URL, headers,        raw QUIC session,
+//!          WT-Available-Protocols)              URL = moql://<peer>/
+//!                  └────────────────┬─────────────────┘
+//!                     Server::accept() → Request
+//!                  Request::ok() → web_transport_quinn::Session
+//! ```
+//!
+//! * [`Server`]: one [`quinn::Endpoint`] serving WebTransport (`h3`) and raw QUIC (every moq
+//!   ALPN in [`ServerConfig::protocols`]) on the same port, with PEM certificates or
+//!   self-signed ones generated at start-up (`--tls-generate`), whose SHA-256
+//!   [fingerprints](Server::fingerprints) browsers pin.
+//! * [`Client`]: connects to `https://` (WebTransport), `http://` (WebTransport after fetching
+//!   and pinning `/certificate.sha256`), and `moql://` / `moqt://` (raw QUIC) URLs.
+//! * [`serve_fingerprint`]: the plain-HTTP `/certificate.sha256` endpoint for `http://` URLs.
+//! * [`Log`]: the `--log-level` flag and a tracing subscriber writing to stderr.
+//!
+//! Both [`Server::new`] and [`Client::new`] must run inside a Tokio runtime (quinn binds its
+//! socket to the current one).
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! use moq_native::{Client, ClientConfig, Server, ServerConfig, ServerTlsConfig};
+//!
+//! let mut server = Server::new(ServerConfig {
+//!     bind: "[::]:0".parse()?,
+//!     tls: ServerTlsConfig { generate: vec!["localhost".into()], ..Default::default() },
+//!     ..Default::default()
+//! })?;
+//! let port = server.local_addr()?.port();
+//! let fingerprint = server.fingerprints()[0].clone();
+//!
+//! tokio::spawn(async move {
+//!     while let Some(request) = server.accept().await {
+//!         // Authorise on request.url() here, or request.reject(403).await.
+//!         let session = request.ok().await?;
+//!         let (mut send, mut recv) = session.accept_bi().await?;
+//!         let msg = recv.read_to_end(1024).await?;
+//!         send.write_all(&msg).await?;
+//!         send.finish()?;
+//!     }
+//!     anyhow::Ok(())
+//! });
+//!
+//! let client = Client::new(ClientConfig { fingerprints: vec![fingerprint], ..Default::default() })?;
+//! let connection = client.connect(format!("https://localhost:{port}/anon").parse()?).await?;
+//! assert_eq!(connection.protocol.as_deref(), Some("moq-lite-05"));
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod client;
+mod fingerprint;
+mod log;
+mod quic;
+mod server;
+mod tls;
+
+pub use client::{Client, ClientConfig, Connection};
+pub use fingerprint::{fetch_fingerprint, serve_fingerprint, FINGERPRINT_PATH};
+pub use log::Log;
+pub use quic::{Congestion, QuicConfig};
+pub use server::{Request, Server, ServerConfig, Transport};
+pub use tls::ServerTlsConfig;
+
+pub use web_transport_quinn;
+
+/// Default moq protocols offered/accepted, most preferred first.
+///
+/// Used as TLS ALPNs for raw QUIC and as `WT-Available-Protocols` for WebTransport.
+/// `moql` is the legacy identifier (lite-01/02 and moq-transport-14, negotiated in-band).
+pub const DEFAULT_PROTOCOLS: &[&str] = &["moq-lite-05", "moq-lite-04", "moq-lite-03", "moql"];
+
+/// The ALPN of HTTP/3, which carries WebTransport.
+pub const ALPN_H3: &str = web_transport_quinn::ALPN;
+
+/// Install rustls' `ring` provider as the process-wide default, if none is installed yet.
+///
+/// This crate passes the provider explicitly everywhere, but other code in the process
+/// (or a dependency enabling `aws-lc-rs` too) may call rustls' default-provider
+/// constructors, which panic when both backends are compiled in and no default is set.
+/// [`Server::new`] and [`Client::new`] call this; calling it again is harmless.
+pub fn install_crypto_provider() {
+    // Err only means a default is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The protocol list to use: the configured one, or [`DEFAULT_PROTOCOLS`] when empty.
+fn protocols_or_default(protocols: &[String]) -> Vec<String> {
+    if protocols.is_empty() {
+        DEFAULT_PROTOCOLS.iter().map(|p| p.to_string()).collect()
+    } else {
+        protocols.to_vec()
+    }
+}

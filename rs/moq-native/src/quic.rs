@@ -1,0 +1,145 @@
+//! QUIC transport tuning shared by the client and the server.
+
+use std::{sync::Arc, time::Duration};
+
+use quinn::congestion;
+
+/// Congestion controller for QUIC connections.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Congestion {
+    /// CUBIC (quinn's default): well tested, loss-based.
+    #[default]
+    Cubic,
+    /// BBR (quinn's implementation is marked experimental): model-based, keeps queues short,
+    /// which suits live media, but less exercised than CUBIC.
+    Bbr,
+    /// NewReno: the RFC 9002 baseline.
+    NewReno,
+}
+
+/// QUIC transport settings, applied to both client and server connections.
+///
+/// Flags: `--quic-idle-timeout`, `--quic-keep-alive`, `--quic-mtu-discovery`, `--quic-gso`,
+/// `--quic-congestion`.
+///
+/// [`ServerConfig`](crate::ServerConfig) flattens these flags;
+/// [`ClientConfig`](crate::ClientConfig) does not (clap rejects the same flag twice in one
+/// binary), so a binary with both copies the server's into the client
+/// (`client.quic = server.quic.clone()`), and a client-only binary flattens a `QuicConfig`
+/// of its own and does the same.
+#[derive(clap::Args, Clone, Debug, PartialEq, Eq)]
+pub struct QuicConfig {
+    /// Close a connection after this many milliseconds without packets from the peer (0 = never).
+    #[arg(
+        long = "quic-idle-timeout",
+        default_value_t = 10_000,
+        env = "MOQ_QUIC_IDLE_TIMEOUT"
+    )]
+    pub idle_timeout_ms: u64,
+
+    /// Send a keep-alive packet after this many idle milliseconds (0 = never).
+    #[arg(
+        long = "quic-keep-alive",
+        default_value_t = 4_000,
+        env = "MOQ_QUIC_KEEP_ALIVE"
+    )]
+    pub keep_alive_ms: u64,
+
+    /// Probe for a path MTU larger than 1200 bytes (PLPMTUD).
+    #[arg(long = "quic-mtu-discovery", default_value_t = true, action = clap::ArgAction::Set, env = "MOQ_QUIC_MTU_DISCOVERY")]
+    pub mtu_discovery: bool,
+
+    /// Use UDP generic segmentation offload when the OS supports it.
+    #[arg(long = "quic-gso", default_value_t = true, action = clap::ArgAction::Set, env = "MOQ_QUIC_GSO")]
+    pub gso: bool,
+
+    /// Congestion controller.
+    #[arg(long = "quic-congestion", value_enum, default_value_t = Congestion::Cubic, env = "MOQ_QUIC_CONGESTION")]
+    pub congestion: Congestion,
+}
+
+impl Default for QuicConfig {
+    /// The same values as the flags' defaults.
+    fn default() -> Self {
+        Self {
+            idle_timeout_ms: 10_000,
+            keep_alive_ms: 4_000,
+            mtu_discovery: true,
+            gso: true,
+            congestion: Congestion::Cubic,
+        }
+    }
+}
+
+/// Concurrent streams each side may open. Media uses one uni stream per group and many
+/// subscriptions each hold a bidi stream, so quinn's default of 100 is too tight.
+const MAX_STREAMS: u32 = 1024;
+
+impl QuicConfig {
+    /// Build the quinn transport config.
+    pub fn transport(&self) -> anyhow::Result<Arc<quinn::TransportConfig>> {
+        let mut transport = quinn::TransportConfig::default();
+
+        let idle = match self.idle_timeout_ms {
+            0 => None,
+            ms => Some(quinn::IdleTimeout::try_from(Duration::from_millis(ms))?),
+        };
+        transport.max_idle_timeout(idle);
+
+        let keep_alive = match self.keep_alive_ms {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        };
+        transport.keep_alive_interval(keep_alive);
+
+        transport.mtu_discovery_config(self.mtu_discovery.then(quinn::MtuDiscoveryConfig::default));
+        transport.enable_segmentation_offload(self.gso);
+        transport.max_concurrent_uni_streams(MAX_STREAMS.into());
+        transport.max_concurrent_bidi_streams(MAX_STREAMS.into());
+
+        let factory: Arc<dyn congestion::ControllerFactory + Send + Sync> = match self.congestion {
+            Congestion::Cubic => Arc::new(congestion::CubicConfig::default()),
+            Congestion::Bbr => Arc::new(congestion::BbrConfig::default()),
+            Congestion::NewReno => Arc::new(congestion::NewRenoConfig::default()),
+        };
+        transport.congestion_controller_factory(factory);
+
+        Ok(Arc::new(transport))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        quic: QuicConfig,
+    }
+
+    #[test]
+    fn flag_defaults_match_default() {
+        let cli = Cli::try_parse_from(["test"]).unwrap();
+        assert_eq!(cli.quic, QuicConfig::default());
+    }
+
+    #[test]
+    fn flags_parse() {
+        let cli = Cli::try_parse_from([
+            "test",
+            "--quic-idle-timeout",
+            "0",
+            "--quic-gso",
+            "false",
+            "--quic-congestion",
+            "bbr",
+        ])
+        .unwrap();
+        assert_eq!(cli.quic.idle_timeout_ms, 0);
+        assert!(!cli.quic.gso);
+        assert_eq!(cli.quic.congestion, Congestion::Bbr);
+        cli.quic.transport().unwrap();
+    }
+}

@@ -1,0 +1,428 @@
+//! TLS: server certificates (PEM files or self-signed), SNI selection, fingerprints, and the
+//! client's certificate verifier (roots, pinned fingerprints, or none).
+
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use anyhow::Context;
+use rustls::{
+    client::{
+        danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+        WebPkiServerVerifier,
+    },
+    crypto::CryptoProvider,
+    pki_types::{
+        pem::PemObject, CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime,
+    },
+    server::{ClientHello, ResolvesServerCert},
+    sign::CertifiedKey,
+    DigitallySignedStruct, SignatureScheme,
+};
+
+/// Server certificates: PEM chain + key pairs, and/or self-signed ones generated at start-up.
+///
+/// Flags: `--tls-cert PATH --tls-key PATH` (repeatable, in pairs) and `--tls-generate HOSTNAME`
+/// (repeatable). With several certificates the one matching the client's SNI is served,
+/// else the first (PEM pairs come before generated ones).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct ServerTlsConfig {
+    /// PEM certificate chain (leaf first); pairs with the --tls-key at the same position.
+    #[arg(
+        long = "tls-cert",
+        value_name = "PATH",
+        env = "MOQ_TLS_CERT",
+        value_delimiter = ','
+    )]
+    pub cert: Vec<PathBuf>,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) for the --tls-cert at the same position.
+    #[arg(
+        long = "tls-key",
+        value_name = "PATH",
+        env = "MOQ_TLS_KEY",
+        value_delimiter = ','
+    )]
+    pub key: Vec<PathBuf>,
+
+    /// Generate a self-signed ECDSA P-256 certificate valid for these hostnames (or IP
+    /// addresses) for under 14 days, as browsers require for `serverCertificateHashes`.
+    /// All hostnames go into one certificate; a new one is made at every start.
+    #[arg(
+        long = "tls-generate",
+        value_name = "HOSTNAME",
+        env = "MOQ_TLS_GENERATE",
+        value_delimiter = ','
+    )]
+    pub generate: Vec<String>,
+}
+
+/// Validity of generated certificates: Chromium rejects pinned (`serverCertificateHashes`)
+/// certificates valid for more than 14 days.
+pub(crate) const GENERATED_VALIDITY: Duration = Duration::from_secs(14 * 24 * 3600 - 3600);
+
+/// How far in the past generated certificates start, to tolerate client clock skew.
+/// Counted inside [`GENERATED_VALIDITY`], so the total stays under 14 days.
+const GENERATED_BACKDATE: Duration = Duration::from_secs(3600);
+
+/// The ring provider, used for every TLS config this crate builds.
+pub(crate) fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// One servable certificate.
+#[derive(Debug)]
+struct Entry {
+    key: Arc<CertifiedKey>,
+    /// Hostnames to match SNI against, for generated certificates. `None`: ask webpki.
+    names: Option<Vec<String>>,
+}
+
+/// The server's certificates, chosen by SNI.
+#[derive(Debug)]
+pub(crate) struct ServerCerts {
+    entries: Vec<Entry>,
+}
+
+impl ServerCerts {
+    /// Load and generate the configured certificates; at least one is required.
+    pub(crate) fn load(config: &ServerTlsConfig) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            config.cert.len() == config.key.len(),
+            "--tls-cert and --tls-key must come in pairs ({} certs, {} keys)",
+            config.cert.len(),
+            config.key.len()
+        );
+
+        let provider = provider();
+        let mut entries = Vec::new();
+
+        for (cert, key) in config.cert.iter().zip(&config.key) {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .with_context(|| format!("failed to read certificates from {}", cert.display()))?;
+            anyhow::ensure!(!chain.is_empty(), "no certificate in {}", cert.display());
+            let der = PrivateKeyDer::from_pem_file(key)
+                .with_context(|| format!("failed to read private key from {}", key.display()))?;
+            let certified = CertifiedKey::from_der(chain, der, &provider).with_context(|| {
+                format!(
+                    "{} and {} do not form a usable pair",
+                    cert.display(),
+                    key.display()
+                )
+            })?;
+            entries.push(Entry {
+                key: Arc::new(certified),
+                names: None,
+            });
+        }
+
+        if !config.generate.is_empty() {
+            let (chain, der) = generate(&config.generate)?;
+            let certified = CertifiedKey::from_der(chain, der, &provider)?;
+            let names = config
+                .generate
+                .iter()
+                .map(|name| name.to_ascii_lowercase())
+                .collect();
+            entries.push(Entry {
+                key: Arc::new(certified),
+                names: Some(names),
+            });
+        }
+
+        anyhow::ensure!(
+            !entries.is_empty(),
+            "no TLS certificate: use --tls-cert/--tls-key or --tls-generate"
+        );
+        Ok(Self { entries })
+    }
+
+    /// Hex SHA-256 of each leaf certificate, in serving-preference order.
+    pub(crate) fn fingerprints(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .map(|entry| fingerprint(&entry.key.cert[0]))
+            .collect()
+    }
+
+    /// The rustls server config: TLS 1.3 only (QUIC), these certificates, these ALPNs.
+    pub(crate) fn server_config(self, alpns: &[String]) -> anyhow::Result<rustls::ServerConfig> {
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(self));
+        config.alpn_protocols = alpns.iter().map(|alpn| alpn.as_bytes().to_vec()).collect();
+        Ok(config)
+    }
+}
+
+impl ResolvesServerCert for ServerCerts {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let by_sni = hello.server_name().and_then(|sni| {
+            let sni = sni.to_ascii_lowercase();
+            self.entries.iter().find(|entry| matches_name(entry, &sni))
+        });
+        // No SNI (IP-literal URLs never send one) or no match: the first certificate.
+        Some(by_sni.unwrap_or(&self.entries[0]).key.clone())
+    }
+}
+
+/// Whether a certificate is valid for a (lowercase) SNI hostname.
+fn matches_name(entry: &Entry, sni: &str) -> bool {
+    if let Some(names) = &entry.names {
+        return names.iter().any(|name| name == sni);
+    }
+    let Ok(name) = ServerName::try_from(sni) else {
+        return false;
+    };
+    let Ok(cert) = webpki::EndEntityCert::try_from(&entry.key.cert[0]) else {
+        return false;
+    };
+    cert.verify_is_valid_for_subject_name(&name).is_ok()
+}
+
+/// A self-signed ECDSA P-256 certificate for `hostnames` (IP SANs for those that parse as
+/// IP addresses), valid from one hour ago for [`GENERATED_VALIDITY`].
+pub(crate) fn generate(
+    hostnames: &[String],
+) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+
+    // `new` makes IP address SANs out of the names that parse as IP addresses.
+    let mut params = rcgen::CertificateParams::new(hostnames.to_vec())?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, hostnames[0].clone());
+    let start = SystemTime::now() - GENERATED_BACKDATE;
+    params.not_before = start.into();
+    params.not_after = (start + GENERATED_VALIDITY).into();
+
+    let cert = params.self_signed(&key)?;
+    let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    Ok((vec![cert.der().clone()], der))
+}
+
+/// Lowercase hex SHA-256 of a certificate's DER, as browsers' `serverCertificateHashes` use.
+pub(crate) fn fingerprint(cert: &CertificateDer<'_>) -> String {
+    let hash = web_transport_quinn::crypto::sha256(&provider(), cert);
+    hash.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parse a hex SHA-256 fingerprint (64 hex digits; `:` separators and case are ignored).
+pub(crate) fn parse_fingerprint(hex: &str) -> anyhow::Result<Vec<u8>> {
+    let digits: Vec<u8> = hex.trim().bytes().filter(|b| *b != b':').collect();
+    anyhow::ensure!(
+        digits.len() == 64,
+        "a SHA-256 fingerprint has 64 hex digits, got {:?}",
+        hex
+    );
+    digits
+        .chunks(2)
+        .map(|pair| {
+            let pair = std::str::from_utf8(pair).ok();
+            pair.and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                .with_context(|| format!("invalid hex in fingerprint {hex:?}"))
+        })
+        .collect()
+}
+
+/// Client certificate verification: pinned fingerprints, then the root store.
+#[derive(Debug)]
+pub(crate) struct Verifier {
+    provider: Arc<CryptoProvider>,
+    /// Accept a certificate whose SHA-256 is one of these, whatever its issuer or names.
+    pub(crate) fingerprints: Vec<Vec<u8>>,
+    /// Standard WebPKI verification; `None` when there are no roots at all.
+    roots: Option<Arc<WebPkiServerVerifier>>,
+    /// Accept any certificate (`--tls-disable-verify`).
+    disabled: bool,
+}
+
+impl Verifier {
+    /// System roots plus the PEM files in `extra`.
+    pub(crate) fn new(
+        extra: &[PathBuf],
+        fingerprints: &[String],
+        disabled: bool,
+    ) -> anyhow::Result<Self> {
+        let provider = provider();
+        let mut roots = rustls::RootCertStore::empty();
+
+        let native = rustls_native_certs::load_native_certs();
+        for err in native.errors {
+            tracing::warn!(%err, "failed to load system root certificates");
+        }
+        let (added, ignored) = roots.add_parsable_certificates(native.certs);
+        tracing::debug!(added, ignored, "loaded system root certificates");
+
+        for path in extra {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .with_context(|| {
+                    format!("failed to read root certificates from {}", path.display())
+                })?;
+            anyhow::ensure!(!certs.is_empty(), "no certificate in {}", path.display());
+            for cert in certs {
+                roots
+                    .add(cert)
+                    .with_context(|| format!("invalid root certificate in {}", path.display()))?;
+            }
+        }
+
+        let roots = match roots.is_empty() {
+            true => None,
+            false => Some(
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()?,
+            ),
+        };
+        let fingerprints = fingerprints
+            .iter()
+            .map(|hex| parse_fingerprint(hex))
+            .collect::<anyhow::Result<_>>()?;
+
+        Ok(Self {
+            provider,
+            fingerprints,
+            roots,
+            disabled,
+        })
+    }
+
+    /// The same verifier with one more pinned fingerprint.
+    pub(crate) fn with_fingerprint(&self, fingerprint: Vec<u8>) -> Self {
+        let mut fingerprints = self.fingerprints.clone();
+        fingerprints.push(fingerprint);
+        Self {
+            provider: self.provider.clone(),
+            fingerprints,
+            roots: self.roots.clone(),
+            disabled: self.disabled,
+        }
+    }
+
+    /// A rustls client config using this verifier, offering `alpns`.
+    pub(crate) fn client_config(
+        self: &Arc<Self>,
+        alpns: &[String],
+    ) -> anyhow::Result<rustls::ClientConfig> {
+        let mut config = rustls::ClientConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .dangerous()
+            .with_custom_certificate_verifier(self.clone())
+            .with_no_client_auth();
+        config.alpn_protocols = alpns.iter().map(|alpn| alpn.as_bytes().to_vec()).collect();
+        Ok(config)
+    }
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if self.disabled {
+            return Ok(ServerCertVerified::assertion());
+        }
+
+        let hash = web_transport_quinn::crypto::sha256(&self.provider, end_entity);
+        if self
+            .fingerprints
+            .iter()
+            .any(|pin| pin.as_slice() == hash.as_ref())
+        {
+            return Ok(ServerCertVerified::assertion());
+        }
+
+        match &self.roots {
+            Some(roots) => {
+                roots.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            }
+            None => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            )),
+        }
+    }
+
+    // The handshake signature is checked even when verification is disabled or pinned:
+    // it proves the peer holds the certificate's key.
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_round_trip() {
+        let (chain, _) = generate(&["localhost".into()]).unwrap();
+        let hex = fingerprint(&chain[0]);
+        assert_eq!(hex.len(), 64);
+        assert_eq!(hex, hex.to_lowercase());
+        let bytes = parse_fingerprint(&hex.to_uppercase()).unwrap();
+        assert_eq!(bytes.len(), 32);
+        assert!(parse_fingerprint("abcd").is_err());
+        assert!(parse_fingerprint(&"zz".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn generated_is_selected_by_sni_and_first_is_fallback() {
+        let config = ServerTlsConfig {
+            generate: vec!["Example.com".into(), "127.0.0.1".into()],
+            ..Default::default()
+        };
+        let certs = ServerCerts::load(&config).unwrap();
+        assert!(matches_name(&certs.entries[0], "example.com"));
+        assert!(!matches_name(&certs.entries[0], "other.com"));
+    }
+
+    #[test]
+    fn cert_and_key_must_pair() {
+        let config = ServerTlsConfig {
+            cert: vec!["a.pem".into()],
+            ..Default::default()
+        };
+        assert!(ServerCerts::load(&config).is_err());
+        assert!(ServerCerts::load(&ServerTlsConfig::default()).is_err());
+    }
+}
