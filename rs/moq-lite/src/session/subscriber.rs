@@ -139,8 +139,9 @@ impl Subscriber {
             let mut reader = Reader::new(recv, self.version);
             writer.encode(&BiStreamType::Track).await?;
             writer.encode(&TrackRequest { broadcast: path.clone(), track: name.clone() }).await?;
-            writer.finish();
+            // Our FIN would read as a cancel (spec §3.3), so it waits for the reply.
             let info: crate::coding::TrackInfo = reader.decode().await?;
+            writer.finish();
             track.set_info(TrackInfo {
                 priority: info.priority,
                 ordered: info.ordered,
