@@ -29,6 +29,7 @@ const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
 pub struct ClientConfig {
     /// Local UDP address. The default `[::]:0` is dual-stack, reaching IPv4 and IPv6 servers.
     #[arg(
+        id = "client-bind",
         long = "client-bind",
         default_value = "[::]:0",
         env = "MOQ_CLIENT_BIND"
@@ -62,6 +63,7 @@ pub struct ClientConfig {
     /// Protocols offered, most preferred first; empty = DEFAULT_PROTOCOLS. Sent as TLS ALPNs
     /// for raw QUIC and as `WT-Available-Protocols` for WebTransport.
     #[arg(
+        id = "client-protocol",
         long = "client-protocol",
         value_name = "PROTOCOL",
         env = "MOQ_CLIENT_PROTOCOL",
@@ -238,34 +240,46 @@ impl Client {
         }
         anyhow::ensure!(!addrs.is_empty(), "no usable address for {url}");
 
-        let mut attempts = JoinSet::new();
-        for (index, addr) in addrs.iter().copied().enumerate() {
-            let endpoint = self.endpoint.clone();
-            let config = config.clone();
-            let name = name.clone();
-            attempts.spawn(async move {
-                tokio::time::sleep(ATTEMPT_DELAY * index as u32).await;
-                let conn = endpoint.connect_with(config, addr, &name)?.await?;
-                anyhow::Ok(conn)
-            });
-        }
+        self.race(&name, &addrs, config)
+            .await
+            .with_context(|| format!("QUIC connect to {url} failed"))
+    }
 
-        // Dropping `attempts` on return aborts (and so closes) the losers.
+    /// Happy Eyeballs (RFC 8305) over QUIC: start with the first address, start the next one
+    /// when an attempt fails or every [`ATTEMPT_DELAY`], and keep the first to finish its
+    /// handshake. Dropping the losers closes them.
+    async fn race(
+        &self,
+        name: &str,
+        addrs: &[SocketAddr],
+        config: &quinn::ClientConfig,
+    ) -> anyhow::Result<quinn::Connection> {
+        let mut untried = addrs.iter().copied();
+        let mut attempts = JoinSet::new();
         let mut errors = Vec::new();
-        while let Some(result) = attempts.join_next().await {
-            match result {
-                Ok(Ok(conn)) => {
-                    tracing::debug!(%url, remote = %conn.remote_address(), "QUIC connected");
-                    return Ok(conn);
-                }
-                Ok(Err(err)) => errors.push(format!("{err:#}")),
-                Err(err) => errors.push(err.to_string()),
+
+        loop {
+            if let Some(addr) = untried.next() {
+                let connecting = self.endpoint.connect_with(config.clone(), addr, name);
+                attempts
+                    .spawn(async move { (addr, async { anyhow::Ok(connecting?.await?) }.await) });
+            }
+            if attempts.is_empty() {
+                anyhow::bail!("{}", errors.join("; "));
+            }
+
+            tokio::select! {
+                Some(done) = attempts.join_next() => match done {
+                    Ok((addr, Ok(conn))) => {
+                        tracing::debug!(%addr, "QUIC connected");
+                        return Ok(conn);
+                    }
+                    Ok((addr, Err(err))) => errors.push(format!("{addr}: {err:#}")),
+                    Err(err) => errors.push(err.to_string()),
+                },
+                _ = tokio::time::sleep(ATTEMPT_DELAY) => {}
             }
         }
-        anyhow::bail!(
-            "QUIC connect to {url} ({addrs:?}) failed: {}",
-            errors.join("; ")
-        )
     }
 }
 
@@ -280,4 +294,43 @@ fn quic_config(
     let mut config = quinn::ClientConfig::new(Arc::new(tls));
     config.transport_config(transport.clone());
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+    use crate::{Server, ServerConfig, ServerTlsConfig};
+
+    #[tokio::test]
+    async fn race_moves_past_an_address_that_never_answers() {
+        // Nothing listens on [::1]:port, and QUIC gets no answer there, only silence.
+        let mut server = Server::new(ServerConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            tls: ServerTlsConfig {
+                generate: vec!["localhost".into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .unwrap();
+        let port = server.local_addr().unwrap().port();
+        let client = Client::new(ClientConfig {
+            fingerprints: server.fingerprints().to_vec(),
+            ..Default::default()
+        })
+        .unwrap();
+        let accepting =
+            tokio::spawn(async move { server.accept().await.map(|request| request.remote_addr()) });
+
+        let silent = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
+        let live = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let conn = client
+            .race("localhost", &[silent, live], &client.raw)
+            .await
+            .unwrap();
+        assert_eq!(conn.remote_address().ip().to_canonical(), live.ip());
+        assert!(accepting.await.unwrap().unwrap().is_ipv4());
+    }
 }

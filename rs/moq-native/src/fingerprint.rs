@@ -153,8 +153,7 @@ pub async fn fetch_fingerprint(url: &Url) -> anyhow::Result<String> {
         .with_context(|| format!("failed to fetch http://{authority}{FINGERPRINT_PATH}"))?;
 
     let text = String::from_utf8_lossy(&body);
-    let bytes = crate::tls::parse_fingerprint(&text)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::tls::hex(&crate::tls::parse_fingerprint(&text)?))
 }
 
 /// Parse an HTTP/1.x response: `Ok(None)` = need more bytes, `Ok(Some(body))` for a 200.
@@ -258,5 +257,34 @@ mod tests {
         assert!(parse_response(b"HTTP/1.1 404 Not Found\r\n\r\n", false).is_err());
         assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nab", true).is_err());
         assert!(parse_response(b"HTTP/1.1 200", true).is_err());
+    }
+
+    #[tokio::test]
+    async fn serves_the_fingerprint_and_404_elsewhere() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hex = "AB".repeat(32);
+        let serving = tokio::spawn(serve_fingerprint(listener, hex.clone()));
+
+        let url: Url = format!("http://127.0.0.1:{port}/any/path?jwt=x")
+            .parse()
+            .unwrap();
+        assert_eq!(fetch_fingerprint(&url).await.unwrap(), hex.to_lowercase());
+
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        stream
+            .write_all(b"GET /other HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+
+        serving.abort();
+        assert!(serving.await.unwrap_err().is_cancelled());
+        assert!(
+            fetch_fingerprint(&url).await.is_err(),
+            "listener closed with the future"
+        );
     }
 }

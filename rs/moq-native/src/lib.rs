@@ -107,3 +107,55 @@ fn protocols_or_default(protocols: &[String]) -> Vec<String> {
         protocols.to_vec()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    /// A binary with a server, a client and logging: no flag may clash.
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        server: ServerConfig,
+        #[command(flatten)]
+        client: ClientConfig,
+        #[command(flatten)]
+        log: Log,
+    }
+
+    #[test]
+    fn all_flags_coexist_in_one_binary() {
+        Cli::command().debug_assert();
+
+        let cli = Cli::try_parse_from([
+            "test",
+            "--listen",
+            "[::]:4443",
+            "--tls-generate",
+            "localhost",
+            "--server-protocol",
+            "moq-lite-05,moql",
+            "--client-protocol",
+            "moq-lite-04",
+            "--tls-fingerprint",
+            "00",
+            "--quic-congestion",
+            "bbr",
+            "--log-level",
+            "debug",
+        ])
+        .unwrap();
+        assert_eq!(cli.server.bind.port(), 4443);
+        assert_eq!(cli.server.protocols, ["moq-lite-05", "moql"]);
+        assert_eq!(cli.client.protocols, ["moq-lite-04"]);
+        assert_eq!(cli.server.quic.congestion, Congestion::Bbr);
+        assert_eq!(cli.log.level, tracing::Level::DEBUG);
+    }
+
+    #[test]
+    fn empty_protocol_lists_mean_the_defaults() {
+        assert_eq!(protocols_or_default(&[]), DEFAULT_PROTOCOLS);
+        assert_eq!(protocols_or_default(&["moql".into()]), ["moql"]);
+    }
+}

@@ -26,6 +26,7 @@ pub struct ServerConfig {
     /// UDP address for QUIC (WebTransport + raw QUIC on one port). Default "[::]:443"
     /// (dual-stack: serves IPv4 and IPv6 unless the OS sets `net.ipv6.bindv6only`).
     #[arg(
+        id = "server-bind",
         long = "server-bind",
         alias = "listen",
         default_value = "[::]:443",
@@ -40,6 +41,7 @@ pub struct ServerConfig {
     /// Protocols accepted, most preferred first (default DEFAULT_PROTOCOLS). Each is also
     /// offered as a TLS ALPN for raw QUIC, after `h3`.
     #[arg(
+        id = "server-protocol",
         long = "server-protocol",
         value_name = "PROTOCOL",
         env = "MOQ_SERVER_PROTOCOL",
@@ -108,6 +110,7 @@ impl Server {
         let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(tls));
         server_config.transport_config(config.quic.transport()?);
 
+        warn_if_not_dual_stack(config.bind);
         let endpoint = quinn::Endpoint::server(server_config, config.bind)
             .with_context(|| format!("failed to bind QUIC on {}", config.bind))?;
         tracing::info!(addr = ?endpoint.local_addr().ok(), ?alpns, "listening");
@@ -156,6 +159,19 @@ impl Server {
     pub fn close(&self) {
         self.endpoint
             .close(quinn::VarInt::from_u32(0), b"server closed");
+    }
+}
+
+/// `[::]` serves IPv4 too only while Linux's `net.ipv6.bindv6only` is 0 (the default); std
+/// cannot set `IPV6_V6ONLY` on the socket itself, so say so when it is not.
+fn warn_if_not_dual_stack(bind: SocketAddr) {
+    if bind.ip() != std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED) {
+        return;
+    }
+    if let Ok(value) = std::fs::read_to_string("/proc/sys/net/ipv6/bindv6only") {
+        if value.trim() == "1" {
+            tracing::warn!(%bind, "net.ipv6.bindv6only=1: this socket serves IPv6 only");
+        }
     }
 }
 
@@ -240,6 +256,17 @@ async fn handshake_inner(
 /// IPv4 clients of a dual-stack socket appear as `::ffff:a.b.c.d`; report them as IPv4.
 fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("url", &self.url.as_str())
+            .field("transport", &self.transport())
+            .field("protocol", &self.protocol)
+            .field("remote", &self.remote)
+            .finish()
+    }
 }
 
 /// A completed handshake awaiting the application's decision: [`Request::ok`] or

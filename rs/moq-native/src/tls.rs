@@ -49,7 +49,8 @@ pub struct ServerTlsConfig {
 
     /// Generate a self-signed ECDSA P-256 certificate valid for these hostnames (or IP
     /// addresses) for under 14 days, as browsers require for `serverCertificateHashes`.
-    /// All hostnames go into one certificate; a new one is made at every start.
+    /// All hostnames go into one certificate; a new one is made at every start (and only
+    /// then: a server up for more than 13 days needs a restart).
     #[arg(
         long = "tls-generate",
         value_name = "HOSTNAME",
@@ -208,8 +209,12 @@ pub(crate) fn generate(
 
 /// Lowercase hex SHA-256 of a certificate's DER, as browsers' `serverCertificateHashes` use.
 pub(crate) fn fingerprint(cert: &CertificateDer<'_>) -> String {
-    let hash = web_transport_quinn::crypto::sha256(&provider(), cert);
-    hash.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    hex(web_transport_quinn::crypto::sha256(&provider(), cert).as_ref())
+}
+
+/// Lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Parse a hex SHA-256 fingerprint (64 hex digits; `:` separators and case are ignored).
@@ -424,5 +429,30 @@ mod tests {
         };
         assert!(ServerCerts::load(&config).is_err());
         assert!(ServerCerts::load(&ServerTlsConfig::default()).is_err());
+    }
+
+    #[test]
+    fn pem_pairs_load_and_match_their_names() {
+        let dir = std::env::temp_dir().join(format!("moq-native-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let names = vec!["other.test".to_string(), "*.wild.test".to_string()];
+        let generated = rcgen::generate_simple_self_signed(names).unwrap();
+        std::fs::write(dir.join("cert.pem"), generated.cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), generated.signing_key.serialize_pem()).unwrap();
+
+        let config = ServerTlsConfig {
+            cert: vec![dir.join("cert.pem")],
+            key: vec![dir.join("key.pem")],
+            ..Default::default()
+        };
+        let loaded = ServerCerts::load(&config);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let certs = loaded.unwrap();
+
+        assert_eq!(certs.fingerprints(), [fingerprint(generated.cert.der())]);
+        let entry = &certs.entries[0];
+        assert!(matches_name(entry, "other.test"));
+        assert!(matches_name(entry, "a.wild.test"));
+        assert!(!matches_name(entry, "localhost"));
     }
 }

@@ -70,9 +70,9 @@ async fn ipv4_only_client_reaches_localhost() {
 }
 
 #[tokio::test]
-async fn localhost_falls_back_to_the_address_that_answers() {
+async fn localhost_reaches_an_ipv4_only_server() {
     timeout(TEST_TIMEOUT, async {
-        // A server on 127.0.0.1 only: a client trying [::1] first must still get through.
+        // A server on 127.0.0.1 only, reached by name whether `localhost` lists ::1 first or not.
         let mut server = moq_native::Server::new(moq_native::ServerConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
             tls: moq_native::ServerTlsConfig {
