@@ -347,6 +347,11 @@ impl TrackConsumer {
         self.skipped
     }
 
+    /// Payload bytes the track currently caches (what this track costs in memory).
+    pub fn cached_bytes(&self) -> u64 {
+        self.state.borrow().groups.iter().map(|c| c.group.bytes()).sum()
+    }
+
     /// The latest group sequence the track has seen.
     pub fn latest(&self) -> Option<u64> {
         self.state.borrow().latest

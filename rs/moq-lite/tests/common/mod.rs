@@ -2,6 +2,8 @@
 //! every session publishes into it and is served from it), and clients pinned to its certificate.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod proxy;
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -73,16 +75,21 @@ pub fn relay(protocols: &[&str]) -> Relay {
 impl Relay {
     /// Connect a client offering `protocols`.
     pub async fn connect(&self, via: Via, protocols: &[&str], client: Client) -> Session {
+        let url = match via {
+            Via::WebTransport => format!("https://localhost:{}/", self.port),
+            Via::Quic => format!("moql://localhost:{}/", self.port),
+        };
+        self.connect_url(&url, protocols, client).await
+    }
+
+    /// Connect a client to `url` (e.g. through a proxy) pinning this relay's certificate.
+    pub async fn connect_url(&self, url: &str, protocols: &[&str], client: Client) -> Session {
         let native = moq_native::Client::new(ClientConfig {
             fingerprints: vec![self.fingerprint.clone()],
             protocols: protocols.iter().map(|p| p.to_string()).collect(),
             ..Default::default()
         })
         .unwrap();
-        let url = match via {
-            Via::WebTransport => format!("https://localhost:{}/", self.port),
-            Via::Quic => format!("moql://localhost:{}/", self.port),
-        };
         let connection = native.connect(url.parse().unwrap()).await.unwrap();
         client.with_setup_path(connection.setup_path).connect(connection.session).await.unwrap()
     }

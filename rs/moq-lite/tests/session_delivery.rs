@@ -1,0 +1,135 @@
+//! Delivery behaviour over real QUIC: late join, lagging subscribers, and priorities on a
+//! bandwidth-limited link.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::proxy::Proxy;
+use common::*;
+use moq_lite::{BroadcastProducer, Client, OriginProducer, Track, TrackInfo};
+
+/// Publish a broadcast straight into the relay's origin.
+fn publish(relay: &Relay, name: &str) -> BroadcastProducer {
+    let broadcast = BroadcastProducer::new();
+    relay.origin.publish_broadcast(&path(name), broadcast.consume()).unwrap();
+    broadcast
+}
+
+#[tokio::test]
+async fn late_join_starts_at_latest_group_from_its_first_frame() {
+    let relay = relay(&[]);
+    let broadcast = publish(&relay, "live");
+    let track = broadcast.create_track(Track::new("video"), TrackInfo::default());
+    for _ in 0..6 {
+        write_group(&track, 3, 100);
+    }
+
+    let origin = OriginProducer::new();
+    let _session = relay.connect(Via::WebTransport, &[], Client::new().subscribe(origin.clone())).await;
+    let remote = tokio::time::timeout(TIMEOUT, origin.consume().wait_for_broadcast(&path("live"))).await.unwrap().unwrap();
+    let mut consumer = remote.subscribe_track(&Track::new("video"));
+    consumer.set_max_latency(Duration::from_secs(10));
+
+    let mut group = tokio::time::timeout(TIMEOUT, consumer.next_group()).await.unwrap().unwrap().unwrap();
+    assert_eq!(group.info().sequence, 5, "joins at the latest group");
+    let (frame, _) = group.read_frame().await.unwrap().unwrap();
+    assert_eq!(frame.timestamp, 5000, "from its first frame");
+
+    write_group(&track, 3, 100);
+    let group = tokio::time::timeout(TIMEOUT, consumer.next_group()).await.unwrap().unwrap().unwrap();
+    assert_eq!(group.info().sequence, 6);
+}
+
+#[tokio::test]
+async fn stalled_subscriber_skips_groups_and_stays_bounded() {
+    let relay = relay(&[]);
+    let broadcast = publish(&relay, "live");
+    // 200 ms of retention: older groups are evicted everywhere downstream (TRACK_INFO carries it).
+    let info = TrackInfo { max_latency: Duration::from_millis(200), ..Default::default() };
+    let track = broadcast.create_track(Track::new("video"), info);
+    write_group(&track, 1, 10);
+
+    let origin = OriginProducer::new();
+    let _session = relay.connect(Via::Quic, &["moq-lite-05"], Client::new().subscribe(origin.clone())).await;
+    let remote = tokio::time::timeout(TIMEOUT, origin.consume().wait_for_broadcast(&path("live"))).await.unwrap().unwrap();
+    let mut consumer = remote.subscribe_track(&Track::new("video"));
+    consumer.set_max_latency(Duration::from_millis(200));
+    tokio::time::timeout(TIMEOUT, consumer.next_group()).await.unwrap().unwrap().unwrap();
+
+    // The application stops reading while 150 groups of 50 kB (7.5 MB) are published.
+    const GROUP: usize = 50_000;
+    let mut peak = 0;
+    for _ in 0..150 {
+        write_group(&track, 1, GROUP);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        peak = peak.max(consumer.cached_bytes());
+    }
+    let last = track.append_group().unwrap().info().sequence;
+    assert!(peak < 2_000_000, "subscriber-side track held {peak} bytes while the reader stalled");
+    assert!(track.cached_bytes() < 2_000_000, "publisher cache holds {} bytes", track.cached_bytes());
+
+    // When it reads again it lands near the live edge and learns how many groups it missed.
+    let group = tokio::time::timeout(TIMEOUT, consumer.next_group()).await.unwrap().unwrap().unwrap();
+    assert!(group.info().sequence + 30 >= last, "resumed at {} of {last}", group.info().sequence);
+    assert!(consumer.skipped() >= 100, "skipped only {}", consumer.skipped());
+}
+
+/// Two tracks compete for an 8 Mbit/s link: every group of the high-priority track arrives before
+/// almost all of the low-priority track's, although they were written interleaved.
+#[tokio::test]
+async fn higher_priority_track_arrives_first_under_a_bandwidth_limit() {
+    let relay = relay(&[]);
+    let broadcast = publish(&relay, "live");
+    let high = broadcast.create_track(Track::new("high"), TrackInfo { max_latency: Duration::from_secs(30), ..Default::default() });
+    let low = broadcast.create_track(Track::new("low"), TrackInfo { max_latency: Duration::from_secs(30), ..Default::default() });
+    write_group(&high, 1, 10);
+    write_group(&low, 1, 10);
+
+    let upstream = format!("127.0.0.1:{}", relay.port).parse().unwrap();
+    let proxy = Proxy::start(upstream, 8_000_000, 256 * 1024).await;
+    let origin = OriginProducer::new();
+    let url = format!("https://127.0.0.1:{}/", proxy.addr.port());
+    let _session = relay.connect_url(&url, &[], Client::new().subscribe(origin.clone())).await;
+    let remote = tokio::time::timeout(TIMEOUT, origin.consume().wait_for_broadcast(&path("live"))).await.unwrap().unwrap();
+
+    let order: Arc<Mutex<Vec<&'static str>>> = Arc::default();
+    let mut readers = Vec::new();
+    for (name, priority) in [("high", 200u8), ("low", 10u8)] {
+        let mut consumer = remote.subscribe_track(&Track::new(name).with_priority(priority));
+        consumer.set_max_latency(Duration::from_secs(30));
+        // Wait for the subscription to be live (its first tiny group).
+        tokio::time::timeout(TIMEOUT, consumer.next_group()).await.unwrap().unwrap().unwrap();
+        let order = order.clone();
+        readers.push(tokio::spawn(async move {
+            let mut pending = Vec::new();
+            for _ in 0..8 {
+                let Ok(Some(mut group)) = consumer.next_group().await else { break };
+                let order = order.clone();
+                // Each group is read on its own so completion order is what the wire delivered.
+                pending.push(tokio::spawn(async move {
+                    while let Ok(Some(_)) = group.read_frame().await {}
+                    order.lock().unwrap().push(name);
+                }));
+            }
+            for p in pending {
+                p.await.unwrap();
+            }
+        }));
+    }
+
+    // 8 groups of 64 kB on each track, written interleaved, low first: 1 MB over 8 Mbit/s ≈ 1 s.
+    for _ in 0..8 {
+        write_group(&low, 1, 64 * 1024);
+        write_group(&high, 1, 64 * 1024);
+    }
+    for reader in readers {
+        tokio::time::timeout(TIMEOUT, reader).await.expect("groups did not all arrive").unwrap();
+    }
+
+    let order = order.lock().unwrap().clone();
+    let last_high = order.iter().rposition(|n| *n == "high").unwrap();
+    let low_before = order[..last_high].iter().filter(|n| **n == "low").count();
+    assert!(low_before <= 2, "low-priority groups finished before the last high one: {order:?}");
+}
