@@ -1,0 +1,4 @@
+//! Fuzz target: see `moq_lite::coding::fuzz::subscribe`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| moq_lite::coding::fuzz::subscribe(data));
