@@ -60,7 +60,10 @@ async fn main() -> anyhow::Result<()> {
 
     let native = moq_native::Client::new(cli.client.clone())?;
     tracing::info!(url = %cli.url, "connecting");
-    let connection = native.connect(cli.url.clone()).await.with_context(|| format!("cannot connect to {}", cli.url))?;
+    let connection = native
+        .connect(cli.url.clone())
+        .await
+        .with_context(|| format!("cannot connect to {}", cli.url))?;
     let client = moq_lite::Client::new().with_setup_path(connection.setup_path);
 
     match cli.command {
@@ -69,7 +72,10 @@ async fn main() -> anyhow::Result<()> {
             let broadcast = BroadcastProducer::new();
             let track = broadcast.create_track(Track::new(&cli.track), TrackInfo::default());
             origin.publish_broadcast(&path, broadcast.consume())?;
-            let session = client.publish(origin.consume()).connect(connection.session).await?;
+            let session = client
+                .publish(origin.consume())
+                .connect(connection.session)
+                .await?;
             tracing::info!(version = %session.version(), broadcast = %path, "publishing");
             tokio::select! {
                 res = publish(track) => res,
@@ -79,7 +85,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Subscribe => {
             let origin = OriginProducer::new();
-            let session = client.subscribe(origin.clone()).connect(connection.session).await?;
+            let session = client
+                .subscribe(origin.clone())
+                .connect(connection.session)
+                .await?;
             tracing::info!(version = %session.version(), broadcast = %path, "waiting for the broadcast");
             tokio::select! {
                 res = subscribe(origin, path, cli.track) => res,
@@ -102,7 +111,10 @@ async fn publish(track: TrackProducer) -> anyhow::Result<()> {
             if now.as_secs() / 60 != minute {
                 break;
             }
-            group.write_frame(now.as_millis() as u64, Bytes::from(format!("{:02}", now.as_secs() % 60)))?;
+            group.write_frame(
+                now.as_millis() as u64,
+                Bytes::from(format!("{:02}", now.as_secs() % 60)),
+            )?;
             // Sleep to the next whole second.
             let to_next = Duration::from_millis(1000 - (now.as_millis() % 1000) as u64);
             tokio::time::sleep(to_next).await;
@@ -137,7 +149,9 @@ async fn subscribe(origin: OriginProducer, path: Path, track: String) -> anyhow:
 }
 
 async fn print_group(mut group: moq_lite::GroupConsumer) -> anyhow::Result<()> {
-    let Some((_, base)) = group.read_frame().await? else { return Ok(()) };
+    let Some((_, base)) = group.read_frame().await? else {
+        return Ok(());
+    };
     let base = String::from_utf8_lossy(&base).into_owned();
     while let Some((_, seconds)) = group.read_frame().await? {
         println!("{base}{}", String::from_utf8_lossy(&seconds));

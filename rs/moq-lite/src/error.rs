@@ -80,7 +80,9 @@ impl Error {
             Error::Old => 2,
             Error::Timeout => 3,
             Error::Transport(_) => 4,
-            Error::Decode(DecodeError::TooLarge { what: "frame size", .. }) => 27,
+            Error::Decode(DecodeError::TooLarge {
+                what: "frame size", ..
+            }) => 27,
             Error::Decode(_) => 5,
             Error::Unauthorized => 6,
             Error::Version => 9,
@@ -131,7 +133,9 @@ mod tests {
 
     #[test]
     fn codes_round_trip() {
-        for code in [0, 2, 3, 6, 9, 12, 13, 14, 16, 24, 25, 27, 30, 64, 100, 65599, 7, 1000000] {
+        for code in [
+            0, 2, 3, 6, 9, 12, 13, 14, 16, 24, 25, 27, 30, 64, 100, 65599, 7, 1000000,
+        ] {
             assert_eq!(Error::from_code(code).code(), code, "code {code}");
         }
         assert_eq!(Error::App(5).code(), 69);

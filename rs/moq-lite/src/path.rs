@@ -41,7 +41,9 @@ impl Path {
         for segment in s.split('/').filter(|seg| !seg.is_empty()) {
             count += 1;
             if count > MAX_PATH_SEGMENTS {
-                return Err(PathError::TooManySegments(s.split('/').filter(|x| !x.is_empty()).count()));
+                return Err(PathError::TooManySegments(
+                    s.split('/').filter(|x| !x.is_empty()).count(),
+                ));
             }
             if !out.is_empty() {
                 out.push('/');

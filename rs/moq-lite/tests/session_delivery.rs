@@ -13,7 +13,10 @@ use moq_lite::{BroadcastProducer, Client, OriginProducer, Track, TrackInfo};
 /// Publish a broadcast straight into the relay's origin.
 fn publish(relay: &Relay, name: &str) -> BroadcastProducer {
     let broadcast = BroadcastProducer::new();
-    relay.origin.publish_broadcast(&path(name), broadcast.consume()).unwrap();
+    relay
+        .origin
+        .publish_broadcast(&path(name), broadcast.consume())
+        .unwrap();
     broadcast
 }
 
@@ -27,18 +30,35 @@ async fn late_join_starts_at_latest_group_from_its_first_frame() {
     }
 
     let origin = OriginProducer::new();
-    let _session = relay.connect(Via::WebTransport, &[], Client::new().subscribe(origin.clone())).await;
-    let remote = tokio::time::timeout(TIMEOUT, origin.consume().wait_for_broadcast(&path("live"))).await.unwrap().unwrap();
+    let _session = relay
+        .connect(
+            Via::WebTransport,
+            &[],
+            Client::new().subscribe(origin.clone()),
+        )
+        .await;
+    let remote = tokio::time::timeout(TIMEOUT, origin.consume().wait_for_broadcast(&path("live")))
+        .await
+        .unwrap()
+        .unwrap();
     let mut consumer = remote.subscribe_track(&Track::new("video"));
     consumer.set_max_latency(Duration::from_secs(10));
 
-    let mut group = tokio::time::timeout(TIMEOUT, consumer.next_group()).await.unwrap().unwrap().unwrap();
+    let mut group = tokio::time::timeout(TIMEOUT, consumer.next_group())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(group.info().sequence, 5, "joins at the latest group");
     let (frame, _) = group.read_frame().await.unwrap().unwrap();
     assert_eq!(frame.timestamp, 5000, "from its first frame");
 
     write_group(&track, 3, 100);
-    let group = tokio::time::timeout(TIMEOUT, consumer.next_group()).await.unwrap().unwrap().unwrap();
+    let group = tokio::time::timeout(TIMEOUT, consumer.next_group())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(group.info().sequence, 6);
 }
 
@@ -47,16 +67,32 @@ async fn stalled_subscriber_skips_groups_and_stays_bounded() {
     let relay = relay(&[]);
     let broadcast = publish(&relay, "live");
     // 200 ms of retention: older groups are evicted everywhere downstream (TRACK_INFO carries it).
-    let info = TrackInfo { max_latency: Duration::from_millis(200), ..Default::default() };
+    let info = TrackInfo {
+        max_latency: Duration::from_millis(200),
+        ..Default::default()
+    };
     let track = broadcast.create_track(Track::new("video"), info);
     write_group(&track, 1, 10);
 
     let origin = OriginProducer::new();
-    let _session = relay.connect(Via::Quic, &["moq-lite-05"], Client::new().subscribe(origin.clone())).await;
-    let remote = tokio::time::timeout(TIMEOUT, origin.consume().wait_for_broadcast(&path("live"))).await.unwrap().unwrap();
+    let _session = relay
+        .connect(
+            Via::Quic,
+            &["moq-lite-05"],
+            Client::new().subscribe(origin.clone()),
+        )
+        .await;
+    let remote = tokio::time::timeout(TIMEOUT, origin.consume().wait_for_broadcast(&path("live")))
+        .await
+        .unwrap()
+        .unwrap();
     let mut consumer = remote.subscribe_track(&Track::new("video"));
     consumer.set_max_latency(Duration::from_millis(200));
-    tokio::time::timeout(TIMEOUT, consumer.next_group()).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(TIMEOUT, consumer.next_group())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 
     // The application stops reading while 150 groups of 50 kB (7.5 MB) are published.
     const GROUP: usize = 50_000;
@@ -67,13 +103,32 @@ async fn stalled_subscriber_skips_groups_and_stays_bounded() {
         peak = peak.max(consumer.cached_bytes());
     }
     let last = track.append_group().unwrap().info().sequence;
-    assert!(peak < 2_000_000, "subscriber-side track held {peak} bytes while the reader stalled");
-    assert!(track.cached_bytes() < 2_000_000, "publisher cache holds {} bytes", track.cached_bytes());
+    assert!(
+        peak < 2_000_000,
+        "subscriber-side track held {peak} bytes while the reader stalled"
+    );
+    assert!(
+        track.cached_bytes() < 2_000_000,
+        "publisher cache holds {} bytes",
+        track.cached_bytes()
+    );
 
     // When it reads again it lands near the live edge and learns how many groups it missed.
-    let group = tokio::time::timeout(TIMEOUT, consumer.next_group()).await.unwrap().unwrap().unwrap();
-    assert!(group.info().sequence + 30 >= last, "resumed at {} of {last}", group.info().sequence);
-    assert!(consumer.skipped() >= 100, "skipped only {}", consumer.skipped());
+    let group = tokio::time::timeout(TIMEOUT, consumer.next_group())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        group.info().sequence + 30 >= last,
+        "resumed at {} of {last}",
+        group.info().sequence
+    );
+    assert!(
+        consumer.skipped() >= 100,
+        "skipped only {}",
+        consumer.skipped()
+    );
 }
 
 /// Two tracks compete for an 8 Mbit/s link: every group of the high-priority track arrives before
@@ -82,8 +137,20 @@ async fn stalled_subscriber_skips_groups_and_stays_bounded() {
 async fn higher_priority_track_arrives_first_under_a_bandwidth_limit() {
     let relay = relay(&[]);
     let broadcast = publish(&relay, "live");
-    let high = broadcast.create_track(Track::new("high"), TrackInfo { max_latency: Duration::from_secs(30), ..Default::default() });
-    let low = broadcast.create_track(Track::new("low"), TrackInfo { max_latency: Duration::from_secs(30), ..Default::default() });
+    let high = broadcast.create_track(
+        Track::new("high"),
+        TrackInfo {
+            max_latency: Duration::from_secs(30),
+            ..Default::default()
+        },
+    );
+    let low = broadcast.create_track(
+        Track::new("low"),
+        TrackInfo {
+            max_latency: Duration::from_secs(30),
+            ..Default::default()
+        },
+    );
     write_group(&high, 1, 10);
     write_group(&low, 1, 10);
 
@@ -91,8 +158,13 @@ async fn higher_priority_track_arrives_first_under_a_bandwidth_limit() {
     let proxy = Proxy::start(upstream, 8_000_000, 256 * 1024).await;
     let origin = OriginProducer::new();
     let url = format!("https://127.0.0.1:{}/", proxy.addr.port());
-    let _session = relay.connect_url(&url, &[], Client::new().subscribe(origin.clone())).await;
-    let remote = tokio::time::timeout(TIMEOUT, origin.consume().wait_for_broadcast(&path("live"))).await.unwrap().unwrap();
+    let _session = relay
+        .connect_url(&url, &[], Client::new().subscribe(origin.clone()))
+        .await;
+    let remote = tokio::time::timeout(TIMEOUT, origin.consume().wait_for_broadcast(&path("live")))
+        .await
+        .unwrap()
+        .unwrap();
 
     let order: Arc<Mutex<Vec<&'static str>>> = Arc::default();
     let mut readers = Vec::new();
@@ -100,12 +172,18 @@ async fn higher_priority_track_arrives_first_under_a_bandwidth_limit() {
         let mut consumer = remote.subscribe_track(&Track::new(name).with_priority(priority));
         consumer.set_max_latency(Duration::from_secs(30));
         // Wait for the subscription to be live (its first tiny group).
-        tokio::time::timeout(TIMEOUT, consumer.next_group()).await.unwrap().unwrap().unwrap();
+        tokio::time::timeout(TIMEOUT, consumer.next_group())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         let order = order.clone();
         readers.push(tokio::spawn(async move {
             let mut pending = Vec::new();
             for _ in 0..8 {
-                let Ok(Some(mut group)) = consumer.next_group().await else { break };
+                let Ok(Some(mut group)) = consumer.next_group().await else {
+                    break;
+                };
                 let order = order.clone();
                 // Each group is read on its own so completion order is what the wire delivered.
                 pending.push(tokio::spawn(async move {
@@ -125,11 +203,17 @@ async fn higher_priority_track_arrives_first_under_a_bandwidth_limit() {
         write_group(&high, 1, 64 * 1024);
     }
     for reader in readers {
-        tokio::time::timeout(TIMEOUT, reader).await.expect("groups did not all arrive").unwrap();
+        tokio::time::timeout(TIMEOUT, reader)
+            .await
+            .expect("groups did not all arrive")
+            .unwrap();
     }
 
     let order = order.lock().unwrap().clone();
     let last_high = order.iter().rposition(|n| *n == "high").unwrap();
     let low_before = order[..last_high].iter().filter(|n| **n == "low").count();
-    assert!(low_before <= 2, "low-priority groups finished before the last high one: {order:?}");
+    assert!(
+        low_before <= 2,
+        "low-priority groups finished before the last high one: {order:?}"
+    );
 }

@@ -13,18 +13,33 @@ use moq_lite::{Client, OriginProducer, Track, Version};
 async fn publish_subscribe(via: Via, protocol: &str, want: Version) {
     let relay = relay(&[]);
     let (pub_origin, _broadcast, track) = broadcast("clock", "seconds");
-    let publisher = relay.connect(via, &[protocol], Client::new().publish(pub_origin.consume())).await;
+    let publisher = relay
+        .connect(
+            via,
+            &[protocol],
+            Client::new().publish(pub_origin.consume()),
+        )
+        .await;
     assert_eq!(publisher.version(), want);
 
     let sub_origin = OriginProducer::new();
-    let subscriber = relay.connect(via, &[protocol], Client::new().subscribe(sub_origin.clone())).await;
+    let subscriber = relay
+        .connect(
+            via,
+            &[protocol],
+            Client::new().subscribe(sub_origin.clone()),
+        )
+        .await;
     assert_eq!(subscriber.version(), want);
 
     // Discovery through announcements: relay → subscriber.
-    let remote = tokio::time::timeout(TIMEOUT, sub_origin.consume().wait_for_broadcast(&path("clock")))
-        .await
-        .expect("announcement timed out")
-        .unwrap();
+    let remote = tokio::time::timeout(
+        TIMEOUT,
+        sub_origin.consume().wait_for_broadcast(&path("clock")),
+    )
+    .await
+    .expect("announcement timed out")
+    .unwrap();
     let mut consumer = remote.subscribe_track(&Track::new("seconds").with_priority(10));
 
     // Keep writing until the subscriber sees data (the subscription needs a round trip to start).
@@ -34,14 +49,23 @@ async fn publish_subscribe(via: Via, protocol: &str, want: Version) {
             loop {
                 let mut group = track.append_group().unwrap();
                 for i in 0..3u64 {
-                    group.write_frame(group.info().sequence * 10 + i, Bytes::from(format!("frame {i}"))).unwrap();
+                    group
+                        .write_frame(
+                            group.info().sequence * 10 + i,
+                            Bytes::from(format!("frame {i}")),
+                        )
+                        .unwrap();
                 }
                 group.finish();
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
     };
-    let mut group = tokio::time::timeout(TIMEOUT, consumer.next_group()).await.expect("no group").unwrap().unwrap();
+    let mut group = tokio::time::timeout(TIMEOUT, consumer.next_group())
+        .await
+        .expect("no group")
+        .unwrap()
+        .unwrap();
     let mut frames = Vec::new();
     while let Some((frame, payload)) = group.read_frame().await.unwrap() {
         frames.push((frame.timestamp, payload));
@@ -54,7 +78,10 @@ async fn publish_subscribe(via: Via, protocol: &str, want: Version) {
     if want >= Version::Lite05 {
         // lite-05 carries timestamps end to end.
         let seq = group.info().sequence;
-        assert_eq!(frames.iter().map(|f| f.0).collect::<Vec<_>>(), vec![seq * 10, seq * 10 + 1, seq * 10 + 2]);
+        assert_eq!(
+            frames.iter().map(|f| f.0).collect::<Vec<_>>(),
+            vec![seq * 10, seq * 10 + 1, seq * 10 + 2]
+        );
     }
     drop((publisher, subscriber));
 }

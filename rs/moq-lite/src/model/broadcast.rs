@@ -48,14 +48,22 @@ impl Default for BroadcastProducer {
 impl BroadcastProducer {
     /// An empty, open broadcast.
     pub fn new() -> Self {
-        let shared = Shared { state: Mutex::new(State::default()), closed: watch::channel(None).0 };
-        Self { shared: Arc::new(shared) }
+        let shared = Shared {
+            state: Mutex::new(State::default()),
+            closed: watch::channel(None).0,
+        };
+        Self {
+            shared: Arc::new(shared),
+        }
     }
 
     /// Publish a track; consumers asking for `track.name` get it.
     pub fn create_track(&self, track: Track, info: TrackInfo) -> TrackProducer {
         let producer = TrackProducer::new(track.clone(), info);
-        self.shared.lock().published.insert(track.name, producer.downgrade());
+        self.shared
+            .lock()
+            .published
+            .insert(track.name, producer.downgrade());
         producer
     }
 
@@ -69,7 +77,9 @@ impl BroadcastProducer {
 
     /// A consumer of this broadcast.
     pub fn consume(&self) -> BroadcastConsumer {
-        BroadcastConsumer { shared: self.shared.clone() }
+        BroadcastConsumer {
+            shared: self.shared.clone(),
+        }
     }
 
     /// Close the broadcast normally.
@@ -126,10 +136,18 @@ impl BroadcastConsumer {
     /// If the broadcast cannot serve it, the returned consumer ends with [`Error::NotFound`].
     pub fn subscribe_track(&self, track: &Track) -> TrackConsumer {
         let mut state = self.shared.lock();
-        if let Some(consumer) = state.published.get(&track.name).and_then(TrackWeak::consume) {
+        if let Some(consumer) = state
+            .published
+            .get(&track.name)
+            .and_then(TrackWeak::consume)
+        {
             return consumer;
         }
-        if let Some(consumer) = state.requested.get(&track.name).and_then(TrackWeak::consume) {
+        if let Some(consumer) = state
+            .requested
+            .get(&track.name)
+            .and_then(TrackWeak::consume)
+        {
             return consumer;
         }
         let producer = TrackProducer::pending(track.clone());
@@ -137,7 +155,9 @@ impl BroadcastConsumer {
         let sent = match state.requests.clone() {
             Some(tx) => {
                 state.requested.retain(|_, weak| weak.consume().is_some());
-                state.requested.insert(track.name.clone(), producer.downgrade());
+                state
+                    .requested
+                    .insert(track.name.clone(), producer.downgrade());
                 tx.send(producer.clone()).is_ok()
             }
             None => false,
@@ -200,7 +220,11 @@ mod tests {
         let producer = requests.next().await.unwrap();
         assert_eq!(producer.track().name, "v");
         // Only one request for two consumers.
-        assert!(tokio::time::timeout(std::time::Duration::from_millis(10), requests.next()).await.is_err());
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(10), requests.next())
+                .await
+                .is_err()
+        );
         drop((c1, c2));
         producer.unused().await;
         // After the upstream is gone, a new consumer triggers a new request.

@@ -32,7 +32,11 @@ impl FrameProducer {
     /// A frame of `info.size` bytes, and the first consumer of it.
     pub fn new(info: Frame) -> (Self, FrameConsumer) {
         let (state, rx) = watch::channel(State::default());
-        let consumer = FrameConsumer { info, state: rx, index: 0 };
+        let consumer = FrameConsumer {
+            info,
+            state: rx,
+            index: 0,
+        };
         (Self { info, state }, consumer)
     }
 
@@ -91,7 +95,11 @@ impl FrameProducer {
 
     /// Another consumer, reading from the first chunk.
     pub fn consume(&self) -> FrameConsumer {
-        FrameConsumer { info: self.info, state: self.state.subscribe(), index: 0 }
+        FrameConsumer {
+            info: self.info,
+            state: self.state.subscribe(),
+            index: 0,
+        }
     }
 }
 
@@ -161,7 +169,10 @@ mod tests {
 
     #[tokio::test]
     async fn chunks_stream_before_the_frame_is_complete() {
-        let (mut producer, mut consumer) = FrameProducer::new(Frame { timestamp: 0, size: 6 });
+        let (mut producer, mut consumer) = FrameProducer::new(Frame {
+            timestamp: 0,
+            size: 6,
+        });
         producer.write_chunk(Bytes::from_static(b"abc")).unwrap();
         assert_eq!(consumer.read_chunk().await.unwrap().unwrap(), "abc");
         producer.write_chunk(Bytes::from_static(b"def")).unwrap();
@@ -173,8 +184,14 @@ mod tests {
 
     #[tokio::test]
     async fn size_is_enforced() {
-        let (mut producer, mut consumer) = FrameProducer::new(Frame { timestamp: 0, size: 2 });
-        assert_eq!(producer.write_chunk(Bytes::from_static(b"abc")), Err(Error::WrongSize));
+        let (mut producer, mut consumer) = FrameProducer::new(Frame {
+            timestamp: 0,
+            size: 2,
+        });
+        assert_eq!(
+            producer.write_chunk(Bytes::from_static(b"abc")),
+            Err(Error::WrongSize)
+        );
         producer.write_chunk(Bytes::from_static(b"a")).unwrap();
         assert_eq!(producer.finish(), Err(Error::WrongSize));
         assert_eq!(consumer.read_all().await, Err(Error::WrongSize));
@@ -182,7 +199,10 @@ mod tests {
 
     #[tokio::test]
     async fn dropping_unfinished_aborts() {
-        let (producer, mut consumer) = FrameProducer::new(Frame { timestamp: 0, size: 2 });
+        let (producer, mut consumer) = FrameProducer::new(Frame {
+            timestamp: 0,
+            size: 2,
+        });
         drop(producer);
         assert_eq!(consumer.read_all().await, Err(Error::Dropped));
     }

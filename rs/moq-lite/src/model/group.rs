@@ -30,7 +30,10 @@ pub struct GroupProducer {
 impl GroupProducer {
     /// A new, empty group.
     pub fn new(info: Group) -> Self {
-        Self { info, state: watch::channel(State::default()).0 }
+        Self {
+            info,
+            state: watch::channel(State::default()).0,
+        }
     }
 
     /// The group's properties.
@@ -56,7 +59,10 @@ impl GroupProducer {
 
     /// Append a whole frame.
     pub fn write_frame(&mut self, timestamp: u64, payload: Bytes) -> Result<(), Error> {
-        let mut frame = self.create_frame(Frame { timestamp, size: payload.len() as u64 })?;
+        let mut frame = self.create_frame(Frame {
+            timestamp,
+            size: payload.len() as u64,
+        })?;
         frame.write_chunk(payload)?;
         frame.finish()
     }
@@ -83,7 +89,11 @@ impl GroupProducer {
 
     /// A consumer reading from the first frame.
     pub fn consume(&self) -> GroupConsumer {
-        GroupConsumer { info: self.info, state: self.state.subscribe(), index: 0 }
+        GroupConsumer {
+            info: self.info,
+            state: self.state.subscribe(),
+            index: 0,
+        }
     }
 
     /// Resolves once every consumer has been dropped.
@@ -154,7 +164,11 @@ impl GroupConsumer {
 
     /// Timestamp of the first frame, if any has been written.
     pub fn first_timestamp(&self) -> Option<u64> {
-        self.state.borrow().frames.first().map(|f| f.info().timestamp)
+        self.state
+            .borrow()
+            .frames
+            .first()
+            .map(|f| f.info().timestamp)
     }
 
     /// `Some` once the group is closed: `Ok` when finished, the error when aborted.

@@ -73,7 +73,11 @@ struct State {
 
 impl State {
     fn announce(&mut self, path: &Path) {
-        let active = self.broadcasts.get(path).and_then(|entries| entries.last()).cloned();
+        let active = self
+            .broadcasts
+            .get(path)
+            .and_then(|entries| entries.last())
+            .cloned();
         self.queues.retain(|q| q.strong_count() > 0);
         for queue in self.queues.iter().filter_map(Weak::upgrade) {
             if path.has_prefix(&queue.prefix) {
@@ -108,8 +112,14 @@ impl OriginProducer {
 
     /// The same origin with every path relative to `root` (below this handle's own root).
     pub fn with_root(&self, root: &Path) -> Result<Self, Error> {
-        let root = self.root.join(root).map_err(|_| Error::ProtocolViolation("root path too long"))?;
-        Ok(Self { shared: self.shared.clone(), root })
+        let root = self
+            .root
+            .join(root)
+            .map_err(|_| Error::ProtocolViolation("root path too long"))?;
+        Ok(Self {
+            shared: self.shared.clone(),
+            root,
+        })
     }
 
     /// This handle's root, absolute.
@@ -119,21 +129,41 @@ impl OriginProducer {
 
     /// Publish `broadcast` at `path` (relative to the root), announcing it to consumers. It is
     /// unannounced when it closes. Must be called within a tokio runtime.
-    pub fn publish_broadcast(&self, path: &Path, broadcast: BroadcastConsumer) -> Result<(), Error> {
+    pub fn publish_broadcast(
+        &self,
+        path: &Path,
+        broadcast: BroadcastConsumer,
+    ) -> Result<(), Error> {
         self.publish_with_hops(path, broadcast, Vec::new())
     }
 
     /// Publish a broadcast that arrived through other origins (`hops`, original publisher first).
-    pub fn publish_with_hops(&self, path: &Path, broadcast: BroadcastConsumer, hops: Vec<u64>) -> Result<(), Error> {
-        let absolute = self.root.join(path).map_err(|_| Error::ProtocolViolation("path too long"))?;
+    pub fn publish_with_hops(
+        &self,
+        path: &Path,
+        broadcast: BroadcastConsumer,
+        hops: Vec<u64>,
+    ) -> Result<(), Error> {
+        let absolute = self
+            .root
+            .join(path)
+            .map_err(|_| Error::ProtocolViolation("path too long"))?;
         if broadcast.is_closed() {
             return Err(Error::Closed);
         }
         let mut state = lock(&self.shared.state);
         let id = state.next_id;
         state.next_id += 1;
-        let entry = Entry { id, broadcast: broadcast.clone(), hops };
-        state.broadcasts.entry(absolute.clone()).or_default().push(entry);
+        let entry = Entry {
+            id,
+            broadcast: broadcast.clone(),
+            hops,
+        };
+        state
+            .broadcasts
+            .entry(absolute.clone())
+            .or_default()
+            .push(entry);
         state.announce(&absolute);
         drop(state);
 
@@ -155,8 +185,12 @@ impl OriginProducer {
 
 fn remove(shared: &Shared, path: &Path, id: u64) {
     let mut state = lock(&shared.state);
-    let Some(entries) = state.broadcasts.get_mut(path) else { return };
-    let Some(pos) = entries.iter().position(|e| e.id == id) else { return };
+    let Some(entries) = state.broadcasts.get_mut(path) else {
+        return;
+    };
+    let Some(pos) = entries.iter().position(|e| e.id == id) else {
+        return;
+    };
     let was_active = pos + 1 == entries.len();
     entries.remove(pos);
     if entries.is_empty() {
@@ -177,7 +211,11 @@ pub struct OriginConsumer {
 
 impl OriginConsumer {
     fn new(shared: Arc<Shared>, root: Path, prefix: Path) -> Self {
-        let queue = Arc::new(Queue { prefix: prefix.clone(), state: Mutex::default(), notify: Notify::new() });
+        let queue = Arc::new(Queue {
+            prefix: prefix.clone(),
+            state: Mutex::default(),
+            notify: Notify::new(),
+        });
         let mut state = lock(&shared.state);
         state.queues.push(Arc::downgrade(&queue));
         // The initial snapshot: every live broadcast under the prefix.
@@ -187,7 +225,11 @@ impl OriginConsumer {
             }
         }
         drop(state);
-        Self { shared, root, queue }
+        Self {
+            shared,
+            root,
+            queue,
+        }
     }
 
     /// This handle's root, absolute.
@@ -197,13 +239,19 @@ impl OriginConsumer {
 
     /// A new consumer with paths relative to `root` (below this root), following everything under it.
     pub fn with_root(&self, root: &Path) -> Result<Self, Error> {
-        let root = self.root.join(root).map_err(|_| Error::ProtocolViolation("root path too long"))?;
+        let root = self
+            .root
+            .join(root)
+            .map_err(|_| Error::ProtocolViolation("root path too long"))?;
         Ok(Self::new(self.shared.clone(), root.clone(), root))
     }
 
     /// A new consumer with the same root that follows only `prefix` (relative to the root).
     pub fn with_prefix(&self, prefix: &Path) -> Result<Self, Error> {
-        let prefix = self.root.join(prefix).map_err(|_| Error::ProtocolViolation("prefix too long"))?;
+        let prefix = self
+            .root
+            .join(prefix)
+            .map_err(|_| Error::ProtocolViolation("prefix too long"))?;
         Ok(Self::new(self.shared.clone(), self.root.clone(), prefix))
     }
 
@@ -224,11 +272,23 @@ impl OriginConsumer {
     pub fn try_announced(&mut self) -> Option<Announced> {
         let mut state = lock(&self.queue.state);
         while let Some(path) = state.order.pop_front() {
-            let Some(entry) = state.pending.remove(&path) else { continue };
-            let Some(relative) = path.strip_prefix(&self.root) else { continue };
+            let Some(entry) = state.pending.remove(&path) else {
+                continue;
+            };
+            let Some(relative) = path.strip_prefix(&self.root) else {
+                continue;
+            };
             return Some(match entry {
-                Some(e) => Announced { path: relative, broadcast: Some(e.broadcast), hops: e.hops },
-                None => Announced { path: relative, broadcast: None, hops: Vec::new() },
+                Some(e) => Announced {
+                    path: relative,
+                    broadcast: Some(e.broadcast),
+                    hops: e.hops,
+                },
+                None => Announced {
+                    path: relative,
+                    broadcast: None,
+                    hops: Vec::new(),
+                },
             });
         }
         None
@@ -238,7 +298,11 @@ impl OriginConsumer {
     pub fn consume_broadcast(&self, path: &Path) -> Option<BroadcastConsumer> {
         let absolute = self.root.join(path).ok()?;
         let state = lock(&self.shared.state);
-        state.broadcasts.get(&absolute)?.last().map(|e| e.broadcast.clone())
+        state
+            .broadcasts
+            .get(&absolute)?
+            .last()
+            .map(|e| e.broadcast.clone())
     }
 
     /// Wait until a broadcast is live at `path` and return it.
@@ -259,7 +323,11 @@ impl OriginConsumer {
 impl Clone for OriginConsumer {
     /// A fresh consumer with the same root and prefix; it replays the current snapshot.
     fn clone(&self) -> Self {
-        Self::new(self.shared.clone(), self.root.clone(), self.queue.prefix.clone())
+        Self::new(
+            self.shared.clone(),
+            self.root.clone(),
+            self.queue.prefix.clone(),
+        )
     }
 }
 
@@ -293,8 +361,12 @@ mod tests {
         let origin = OriginProducer::new();
         let demo = BroadcastProducer::new();
         let demo2 = BroadcastProducer::new();
-        origin.publish_broadcast(&p("demo/x"), demo.consume()).unwrap();
-        origin.publish_broadcast(&p("demo2/y"), demo2.consume()).unwrap();
+        origin
+            .publish_broadcast(&p("demo/x"), demo.consume())
+            .unwrap();
+        origin
+            .publish_broadcast(&p("demo2/y"), demo2.consume())
+            .unwrap();
         let mut scoped = origin.consume().with_root(&p("demo")).unwrap();
         let a = scoped.announced().await;
         assert_eq!(a.path, p("x"));
@@ -315,13 +387,19 @@ mod tests {
         origin.publish_broadcast(&p("a"), first.consume()).unwrap();
         origin.publish_broadcast(&p("a"), second.consume()).unwrap();
         let consumer = origin.consume();
-        assert!(consumer.consume_broadcast(&p("a")).unwrap().same(&second.consume()));
+        assert!(consumer
+            .consume_broadcast(&p("a"))
+            .unwrap()
+            .same(&second.consume()));
         drop(second);
         tokio::task::yield_now().await;
         for _ in 0..10 {
             tokio::task::yield_now().await;
         }
-        assert!(consumer.consume_broadcast(&p("a")).unwrap().same(&first.consume()));
+        assert!(consumer
+            .consume_broadcast(&p("a"))
+            .unwrap()
+            .same(&first.consume()));
     }
 
     #[tokio::test]

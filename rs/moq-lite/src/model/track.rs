@@ -42,7 +42,10 @@ pub struct Track {
 impl Track {
     /// A track request with priority 0.
     pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into(), priority: 0 }
+        Self {
+            name: name.into(),
+            priority: 0,
+        }
     }
 
     /// The same request with another priority.
@@ -68,7 +71,12 @@ pub struct TrackInfo {
 impl Default for TrackInfo {
     /// The reference defaults: priority 0, unordered, 5 s, millisecond timestamps.
     fn default() -> Self {
-        Self { priority: 0, ordered: false, max_latency: Duration::from_secs(5), timescale: 1000 }
+        Self {
+            priority: 0,
+            ordered: false,
+            max_latency: Duration::from_secs(5),
+            timescale: 1000,
+        }
     }
 }
 
@@ -94,8 +102,12 @@ impl State {
     fn evict(&mut self, now: Instant) {
         let Some(latest) = self.latest else { return };
         let max_age = self.info.max_latency;
-        let mut bytes: u64 =
-            self.groups.iter().filter(|c| c.group.info().sequence != latest).map(|c| c.group.bytes()).sum();
+        let mut bytes: u64 = self
+            .groups
+            .iter()
+            .filter(|c| c.group.info().sequence != latest)
+            .map(|c| c.group.bytes())
+            .sum();
         let mut kept = self.groups.len().saturating_sub(1);
         while let Some(oldest) = self.groups.front() {
             let sequence = oldest.group.info().sequence;
@@ -152,8 +164,20 @@ impl TrackProducer {
     }
 
     fn with_state(track: Track, info: TrackInfo, info_known: bool) -> Self {
-        let state = State { info, info_known, groups: VecDeque::new(), latest: None, floor: 0, closed: None };
-        Self { shared: Arc::new(Shared { track, state: watch::channel(state).0 }) }
+        let state = State {
+            info,
+            info_known,
+            groups: VecDeque::new(),
+            latest: None,
+            floor: 0,
+            closed: None,
+        };
+        Self {
+            shared: Arc::new(Shared {
+                track,
+                state: watch::channel(state).0,
+            }),
+        }
     }
 
     /// The track's name and priority.
@@ -187,15 +211,31 @@ impl TrackProducer {
                 result = Err(Error::Old);
                 return false;
             }
-            let pos = state.groups.partition_point(|c| c.group.info().sequence < group.sequence);
-            if state.groups.get(pos).is_some_and(|c| c.group.info().sequence == group.sequence) {
+            let pos = state
+                .groups
+                .partition_point(|c| c.group.info().sequence < group.sequence);
+            if state
+                .groups
+                .get(pos)
+                .is_some_and(|c| c.group.info().sequence == group.sequence)
+            {
                 result = Err(Error::Duplicate);
                 return false;
             }
             let producer = GroupProducer::new(group);
             let now = Instant::now();
-            state.groups.insert(pos, Cached { group: producer.consume(), arrived: now });
-            state.latest = Some(state.latest.map_or(group.sequence, |l| l.max(group.sequence)));
+            state.groups.insert(
+                pos,
+                Cached {
+                    group: producer.consume(),
+                    arrived: now,
+                },
+            );
+            state.latest = Some(
+                state
+                    .latest
+                    .map_or(group.sequence, |l| l.max(group.sequence)),
+            );
             state.evict(now);
             result = Ok(producer);
             true
@@ -259,7 +299,13 @@ impl TrackProducer {
 
     /// Payload bytes held by cached groups (for tests and stats).
     pub fn cached_bytes(&self) -> u64 {
-        self.shared.state.borrow().groups.iter().map(|c| c.group.bytes()).sum()
+        self.shared
+            .state
+            .borrow()
+            .groups
+            .iter()
+            .map(|c| c.group.bytes())
+            .sum()
     }
 
     /// Number of cached groups.
@@ -284,7 +330,10 @@ impl TrackWeak {
         if shared.state.borrow().closed.is_some() {
             return None;
         }
-        Some(TrackConsumer::new(shared.track.clone(), shared.state.subscribe()))
+        Some(TrackConsumer::new(
+            shared.track.clone(),
+            shared.state.subscribe(),
+        ))
     }
 }
 
@@ -301,7 +350,13 @@ pub struct TrackConsumer {
 
 impl TrackConsumer {
     fn new(track: Track, state: watch::Receiver<State>) -> Self {
-        Self { track, state, next: None, max_latency: Duration::ZERO, skipped: 0 }
+        Self {
+            track,
+            state,
+            next: None,
+            max_latency: Duration::ZERO,
+            skipped: 0,
+        }
     }
 
     /// The track's name and priority as requested.
@@ -319,7 +374,11 @@ impl TrackConsumer {
         let mut state = self.state.clone();
         let result = match state.wait_for(|s| s.info_known || s.closed.is_some()).await {
             Ok(s) if s.info_known => Ok(s.info),
-            Ok(s) => Err(s.closed.clone().and_then(Result::err).unwrap_or(Error::NotFound)),
+            Ok(s) => Err(s
+                .closed
+                .clone()
+                .and_then(Result::err)
+                .unwrap_or(Error::NotFound)),
             Err(_) => Err(Error::Dropped),
         };
         result
@@ -328,7 +387,11 @@ impl TrackConsumer {
     /// A cached group by sequence (for FETCH), if it is still held.
     pub fn get_group(&self, sequence: u64) -> Option<GroupConsumer> {
         let state = self.state.borrow();
-        state.groups.iter().find(|c| c.group.info().sequence == sequence).map(|c| c.group.clone())
+        state
+            .groups
+            .iter()
+            .find(|c| c.group.info().sequence == sequence)
+            .map(|c| c.group.clone())
     }
 
     /// How far behind a newer group this consumer lets itself fall before skipping ahead.
@@ -349,7 +412,12 @@ impl TrackConsumer {
 
     /// Payload bytes the track currently caches (what this track costs in memory).
     pub fn cached_bytes(&self) -> u64 {
-        self.state.borrow().groups.iter().map(|c| c.group.bytes()).sum()
+        self.state
+            .borrow()
+            .groups
+            .iter()
+            .map(|c| c.group.bytes())
+            .sum()
     }
 
     /// The latest group sequence the track has seen.
@@ -363,11 +431,19 @@ impl TrackConsumer {
             let next = self.next;
             let state = self
                 .state
-                .wait_for(|s| s.closed.is_some() || s.groups.iter().any(|c| next.is_none_or(|n| c.group.info().sequence >= n)))
+                .wait_for(|s| {
+                    s.closed.is_some()
+                        || s.groups
+                            .iter()
+                            .any(|c| next.is_none_or(|n| c.group.info().sequence >= n))
+                })
                 .await
                 .map_err(|_| Error::Dropped)?;
 
-            let candidates = state.groups.iter().filter(|c| next.is_none_or(|n| c.group.info().sequence >= n));
+            let candidates = state
+                .groups
+                .iter()
+                .filter(|c| next.is_none_or(|n| c.group.info().sequence >= n));
             let newest = state.groups.back();
             let chosen = match next {
                 // Join at the latest group.
@@ -375,8 +451,12 @@ impl TrackConsumer {
                 Some(_) => {
                     let mut chosen = None;
                     for candidate in candidates {
-                        let behind = newest.map_or(Duration::ZERO, |n| n.arrived.saturating_duration_since(candidate.arrived));
-                        let is_newest = newest.is_some_and(|n| n.group.info().sequence == candidate.group.info().sequence);
+                        let behind = newest.map_or(Duration::ZERO, |n| {
+                            n.arrived.saturating_duration_since(candidate.arrived)
+                        });
+                        let is_newest = newest.is_some_and(|n| {
+                            n.group.info().sequence == candidate.group.info().sequence
+                        });
                         if is_newest || behind <= self.max_latency {
                             chosen = Some(candidate);
                             break;
@@ -434,7 +514,8 @@ mod tests {
         for i in 0..3u8 {
             let mut g = producer.append_group().unwrap();
             g.write_frame(i as u64, Bytes::from(vec![i])).unwrap();
-            g.write_frame(i as u64 + 1, Bytes::from(vec![i, i])).unwrap();
+            g.write_frame(i as u64 + 1, Bytes::from(vec![i, i]))
+                .unwrap();
             g.finish();
         }
         let mut consumer = producer.consume();
@@ -448,32 +529,60 @@ mod tests {
 
     #[tokio::test]
     async fn stalled_consumer_skips_to_newest_and_memory_stays_bounded() {
-        let info = TrackInfo { max_latency: Duration::from_millis(0), ..Default::default() };
+        let info = TrackInfo {
+            max_latency: Duration::from_millis(0),
+            ..Default::default()
+        };
         let producer = TrackProducer::new(Track::new("t"), info);
         let mut consumer = producer.consume();
-        producer.write_frame(0, Bytes::from(vec![0u8; 1000])).unwrap();
-        assert_eq!(consumer.next_group().await.unwrap().unwrap().info().sequence, 0);
+        producer
+            .write_frame(0, Bytes::from(vec![0u8; 1000]))
+            .unwrap();
+        assert_eq!(
+            consumer
+                .next_group()
+                .await
+                .unwrap()
+                .unwrap()
+                .info()
+                .sequence,
+            0
+        );
         tokio::time::pause();
         for i in 1..=1000u64 {
             tokio::time::advance(Duration::from_millis(1)).await;
-            producer.write_frame(i, Bytes::from(vec![0u8; 1000])).unwrap();
+            producer
+                .write_frame(i, Bytes::from(vec![0u8; 1000]))
+                .unwrap();
         }
         // Only the latest group is kept; the consumer jumps to it and learns what it missed.
-        assert!(producer.cached_groups() <= 2, "cached {}", producer.cached_groups());
+        assert!(
+            producer.cached_groups() <= 2,
+            "cached {}",
+            producer.cached_groups()
+        );
         assert!(producer.cached_bytes() <= 2000);
         let group = consumer.next_group().await.unwrap().unwrap();
         assert_eq!(group.info().sequence, 1000);
         assert_eq!(consumer.skipped(), 999);
         // Evicted groups are refused.
-        assert_eq!(producer.create_group(Group { sequence: 5 }).err(), Some(Error::Old));
+        assert_eq!(
+            producer.create_group(Group { sequence: 5 }).err(),
+            Some(Error::Old)
+        );
     }
 
     #[tokio::test]
     async fn cache_is_bounded_by_bytes_even_with_long_latency() {
-        let info = TrackInfo { max_latency: Duration::from_secs(3600), ..Default::default() };
+        let info = TrackInfo {
+            max_latency: Duration::from_secs(3600),
+            ..Default::default()
+        };
         let producer = TrackProducer::new(Track::new("t"), info);
         for i in 0..200u64 {
-            producer.write_frame(i, Bytes::from(vec![0u8; 1024 * 1024])).unwrap();
+            producer
+                .write_frame(i, Bytes::from(vec![0u8; 1024 * 1024]))
+                .unwrap();
         }
         assert!(producer.cached_bytes() <= MAX_CACHE_BYTES + 1024 * 1024);
     }
@@ -487,12 +596,30 @@ mod tests {
             producer.write_frame(i, Bytes::from_static(b"x")).unwrap();
         }
         // Joined at the latest group (4) since nothing was read before.
-        assert_eq!(consumer.next_group().await.unwrap().unwrap().info().sequence, 4);
+        assert_eq!(
+            consumer
+                .next_group()
+                .await
+                .unwrap()
+                .unwrap()
+                .info()
+                .sequence,
+            4
+        );
         for i in 5..8 {
             producer.write_frame(i, Bytes::from_static(b"x")).unwrap();
         }
         for want in 5..8 {
-            assert_eq!(consumer.next_group().await.unwrap().unwrap().info().sequence, want);
+            assert_eq!(
+                consumer
+                    .next_group()
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .info()
+                    .sequence,
+                want
+            );
         }
         assert_eq!(consumer.skipped(), 0);
     }
@@ -507,9 +634,30 @@ mod tests {
         let mut g1 = producer.create_group(Group { sequence: 1 }).unwrap();
         g1.finish();
         g2.finish();
-        assert_eq!(producer.create_group(Group { sequence: 2 }).err(), Some(Error::Duplicate));
-        assert_eq!(consumer.next_group().await.unwrap().unwrap().info().sequence, 1);
-        assert_eq!(consumer.next_group().await.unwrap().unwrap().info().sequence, 2);
+        assert_eq!(
+            producer.create_group(Group { sequence: 2 }).err(),
+            Some(Error::Duplicate)
+        );
+        assert_eq!(
+            consumer
+                .next_group()
+                .await
+                .unwrap()
+                .unwrap()
+                .info()
+                .sequence,
+            1
+        );
+        assert_eq!(
+            consumer
+                .next_group()
+                .await
+                .unwrap()
+                .unwrap()
+                .info()
+                .sequence,
+            2
+        );
     }
 
     #[tokio::test]

@@ -81,7 +81,13 @@ impl Client {
             }
         };
         tracing::debug!(version = %negotiated.version, "session connected");
-        Ok(Session::start(transport, negotiated, self.publish, self.subscribe, self.origin_id))
+        Ok(Session::start(
+            transport,
+            negotiated,
+            self.publish,
+            self.subscribe,
+            self.origin_id,
+        ))
     }
 }
 
@@ -135,7 +141,10 @@ impl Handshake {
     /// Negotiate the version and read the client's SETUP.
     pub async fn accept(transport: Transport) -> Result<Self, Error> {
         match setup::server(&transport).await {
-            Ok(negotiated) => Ok(Self { transport, negotiated }),
+            Ok(negotiated) => Ok(Self {
+                transport,
+                negotiated,
+            }),
             Err(err) => {
                 transport.close(err.code(), err.to_string().as_bytes());
                 Err(err)
@@ -150,7 +159,10 @@ impl Handshake {
 
     /// The path (and query) from the client's SETUP, on transports without a URL.
     pub fn setup_path(&self) -> Option<&str> {
-        self.negotiated.peer_setup.as_ref().and_then(|s| s.path.as_deref())
+        self.negotiated
+            .peer_setup
+            .as_ref()
+            .and_then(|s| s.path.as_deref())
     }
 
     /// The client's SETUP parameters (lite-05).
@@ -160,8 +172,17 @@ impl Handshake {
 
     /// Send our SETUP (lite-05) and start serving.
     pub fn start(self, server: Server) -> Result<Session, Error> {
-        let Handshake { transport, negotiated } = self;
-        Ok(Session::start(transport, negotiated, server.publish, server.subscribe, server.origin_id))
+        let Handshake {
+            transport,
+            negotiated,
+        } = self;
+        Ok(Session::start(
+            transport,
+            negotiated,
+            server.publish,
+            server.subscribe,
+            server.origin_id,
+        ))
     }
 
     /// Refuse the session with an error code.
@@ -187,8 +208,20 @@ impl Session {
         origin_id: u64,
     ) -> Self {
         let version = negotiated.version;
-        let publisher = Arc::new(Publisher::new(transport.clone(), version, publish, origin_id));
-        let subscriber = subscribe.map(|origin| Arc::new(Subscriber::new(transport.clone(), version, origin, origin_id)));
+        let publisher = Arc::new(Publisher::new(
+            transport.clone(),
+            version,
+            publish,
+            origin_id,
+        ));
+        let subscriber = subscribe.map(|origin| {
+            Arc::new(Subscriber::new(
+                transport.clone(),
+                version,
+                origin,
+                origin_id,
+            ))
+        });
         let driver = Driver {
             transport: transport.clone(),
             version,
@@ -199,7 +232,11 @@ impl Session {
             origin_id,
         };
         let driver = tokio::spawn(driver.run(negotiated.compat));
-        Self { transport, version, driver }
+        Self {
+            transport,
+            version,
+            driver,
+        }
     }
 
     /// The negotiated moq-lite version.
@@ -227,7 +264,9 @@ impl Drop for Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("version", &self.version).finish()
+        f.debug_struct("Session")
+            .field("version", &self.version)
+            .finish()
     }
 }
 
@@ -348,7 +387,12 @@ impl Driver {
 }
 
 /// Serve one peer-opened bidirectional stream; errors reset just that stream.
-async fn handle_bi(publisher: Arc<Publisher>, version: Version, send: web_transport_quinn::SendStream, recv: web_transport_quinn::RecvStream) {
+async fn handle_bi(
+    publisher: Arc<Publisher>,
+    version: Version,
+    send: web_transport_quinn::SendStream,
+    recv: web_transport_quinn::RecvStream,
+) {
     let mut writer = Writer::new(send, version);
     let mut reader = Reader::new(recv, version);
     let kind = match reader.decode::<StreamId>().await {

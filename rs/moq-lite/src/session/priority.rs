@@ -14,7 +14,11 @@ const POSITION_MASK: u64 = (1 << POSITION_BITS) - 1;
 /// The quinn priority of a group stream.
 pub(crate) fn send_order(priority: u8, ordered: bool, offset: u64) -> i32 {
     let offset = (offset & POSITION_MASK) as i32;
-    let position = if ordered { POSITION_MASK as i32 - offset } else { offset };
+    let position = if ordered {
+        POSITION_MASK as i32 - offset
+    } else {
+        offset
+    };
     ((priority as i32) - 256) * (1 << POSITION_BITS) + position
 }
 
@@ -27,7 +31,10 @@ mod tests {
         assert!(send_order(200, false, 0) > send_order(100, false, 1_000_000));
         assert!(send_order(100, false, 5) > send_order(100, false, 4));
         assert!(send_order(100, true, 4) > send_order(100, true, 5));
-        assert!(send_order(255, false, POSITION_MASK) < 0, "data never beats control streams");
+        assert!(
+            send_order(255, false, POSITION_MASK) < 0,
+            "data never beats control streams"
+        );
         assert_eq!(send_order(0, false, 0), i32::MIN);
     }
 }

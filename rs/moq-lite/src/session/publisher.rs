@@ -12,8 +12,9 @@ use web_transport_quinn::Session as Transport;
 use super::priority;
 use super::stream::{session_error, Reader, Writer};
 use crate::coding::{
-    Announce, AnnounceInit, AnnounceOk, AnnounceRequest, AnnounceStatus, Fetch, FrameHeader, Goaway, GroupHeader,
-    Probe, Subscribe, SubscribeResponse, SubscribeUpdate, TrackRequest, UniStreamType, Version,
+    Announce, AnnounceInit, AnnounceOk, AnnounceRequest, AnnounceStatus, Fetch, FrameHeader,
+    Goaway, GroupHeader, Probe, Subscribe, SubscribeResponse, SubscribeUpdate, TrackRequest,
+    UniStreamType, Version,
 };
 use crate::model::{GroupConsumer, OriginConsumer, Track, TrackConsumer};
 use crate::{Error, Path};
@@ -34,35 +35,58 @@ pub(crate) struct Publisher {
 }
 
 impl Publisher {
-    pub fn new(transport: Transport, version: Version, origin: Option<OriginConsumer>, origin_id: u64) -> Self {
-        Self { transport, version, origin, origin_id, subscribe_ids: Mutex::default() }
+    pub fn new(
+        transport: Transport,
+        version: Version,
+        origin: Option<OriginConsumer>,
+        origin_id: u64,
+    ) -> Self {
+        Self {
+            transport,
+            version,
+            origin,
+            origin_id,
+            subscribe_ids: Mutex::default(),
+        }
     }
 
     fn broadcast(&self, path: &Path) -> Result<crate::model::BroadcastConsumer, Error> {
-        self.origin.as_ref().and_then(|o| o.consume_broadcast(path)).ok_or(Error::NotFound)
+        self.origin
+            .as_ref()
+            .and_then(|o| o.consume_broadcast(path))
+            .ok_or(Error::NotFound)
     }
 
     /// Serve one Announce stream.
-    pub async fn run_announce(&self, writer: &mut Writer, reader: &mut Reader) -> Result<(), Error> {
+    pub async fn run_announce(
+        &self,
+        writer: &mut Writer,
+        reader: &mut Reader,
+    ) -> Result<(), Error> {
         let request: AnnounceRequest = reader.decode().await?;
         let Some(origin) = &self.origin else {
             // Nothing to publish: an empty set, then wait for the peer to close (spec §5.1).
-            self.write_initial(writer, &request.prefix, Vec::new()).await?;
+            self.write_initial(writer, &request.prefix, Vec::new())
+                .await?;
             return reader.closed().await;
         };
         let mut announced = origin.with_prefix(&request.prefix)?;
-        let excluded = |hops: &[u64]| request.exclude_hop != 0 && hops.contains(&request.exclude_hop);
+        let excluded =
+            |hops: &[u64]| request.exclude_hop != 0 && hops.contains(&request.exclude_hop);
 
         let mut active: HashSet<Path> = HashSet::new();
         let mut snapshot = Vec::new();
         while let Some(a) = announced.try_announced() {
             if a.broadcast.is_some() && !excluded(&a.hops) {
-                let Some(suffix) = a.path.strip_prefix(&request.prefix) else { continue };
+                let Some(suffix) = a.path.strip_prefix(&request.prefix) else {
+                    continue;
+                };
                 active.insert(suffix.clone());
                 snapshot.push((suffix, a.hops));
             }
         }
-        self.write_initial(writer, &request.prefix, snapshot).await?;
+        self.write_initial(writer, &request.prefix, snapshot)
+            .await?;
 
         loop {
             tokio::select! {
@@ -89,7 +113,12 @@ impl Publisher {
         }
     }
 
-    async fn write_initial(&self, writer: &mut Writer, _prefix: &Path, snapshot: Vec<(Path, Vec<u64>)>) -> Result<(), Error> {
+    async fn write_initial(
+        &self,
+        writer: &mut Writer,
+        _prefix: &Path,
+        snapshot: Vec<(Path, Vec<u64>)>,
+    ) -> Result<(), Error> {
         match self.version {
             Version::Lite01 | Version::Lite02 => {
                 let suffixes = snapshot.into_iter().map(|(s, _)| s).collect();
@@ -97,15 +126,22 @@ impl Publisher {
             }
             Version::Lite03 | Version::Lite04 => {
                 for (suffix, hops) in snapshot {
-                    writer.encode(&self.announce(AnnounceStatus::Active, suffix, &hops)).await?;
+                    writer
+                        .encode(&self.announce(AnnounceStatus::Active, suffix, &hops))
+                        .await?;
                 }
                 Ok(())
             }
             Version::Lite05 => {
-                let ok = AnnounceOk { hop_id: self.origin_id, active_count: snapshot.len() as u64 };
+                let ok = AnnounceOk {
+                    hop_id: self.origin_id,
+                    active_count: snapshot.len() as u64,
+                };
                 writer.encode(&ok).await?;
                 for (suffix, hops) in snapshot {
-                    writer.encode(&self.announce(AnnounceStatus::Active, suffix, &hops)).await?;
+                    writer
+                        .encode(&self.announce(AnnounceStatus::Active, suffix, &hops))
+                        .await?;
                 }
                 Ok(())
             }
@@ -122,14 +158,23 @@ impl Publisher {
             // lite-05: the sender is implicit from ANNOUNCE_OK.
             (_, Version::Lite05) => hops.to_vec(),
         };
-        let hops = hops.into_iter().take(crate::coding::MAX_HOPS as usize).collect();
-        Announce { status, suffix, hops }
+        let hops = hops
+            .into_iter()
+            .take(crate::coding::MAX_HOPS as usize)
+            .collect();
+        Announce {
+            status,
+            suffix,
+            hops,
+        }
     }
 
     /// Serve one Track stream (lite-05): reply with TRACK_INFO.
     pub async fn run_track(&self, writer: &mut Writer, reader: &mut Reader) -> Result<(), Error> {
         let request: TrackRequest = reader.decode().await?;
-        let track = self.broadcast(&request.broadcast)?.subscribe_track(&Track::new(request.track));
+        let track = self
+            .broadcast(&request.broadcast)?
+            .subscribe_track(&Track::new(request.track));
         let info = track.info_ready().await?;
         writer
             .encode(&crate::coding::TrackInfo {
@@ -144,7 +189,9 @@ impl Publisher {
     /// Serve one Fetch stream (lite-05): the frames of one cached group.
     pub async fn run_fetch(&self, writer: &mut Writer, reader: &mut Reader) -> Result<(), Error> {
         let fetch: Fetch = reader.decode().await?;
-        let track = self.broadcast(&fetch.broadcast)?.subscribe_track(&Track::new(fetch.track));
+        let track = self
+            .broadcast(&fetch.broadcast)?
+            .subscribe_track(&Track::new(fetch.track));
         track.info_ready().await?;
         let group = track.get_group(fetch.group).ok_or(Error::NotFound)?;
         write_frames(writer, group, self.version).await
@@ -169,7 +216,9 @@ impl Publisher {
                 None => true,
                 Some((prev, at)) => {
                     let moved = |a: u64, b: u64| a.abs_diff(b) * 4 >= b.max(1);
-                    moved(probe.bitrate, prev.bitrate) || moved(probe.rtt_ms, prev.rtt_ms) || now - *at >= Duration::from_secs(10)
+                    moved(probe.bitrate, prev.bitrate)
+                        || moved(probe.rtt_ms, prev.rtt_ms)
+                        || now - *at >= Duration::from_secs(10)
                 }
             };
             if send {
@@ -187,7 +236,11 @@ impl Publisher {
     }
 
     /// Serve one Subscribe stream.
-    pub async fn run_subscribe(self: &Arc<Self>, writer: &mut Writer, reader: &mut Reader) -> Result<(), Error> {
+    pub async fn run_subscribe(
+        self: &Arc<Self>,
+        writer: &mut Writer,
+        reader: &mut Reader,
+    ) -> Result<(), Error> {
         let subscribe: Subscribe = reader.decode().await?;
         if !lock(&self.subscribe_ids).insert(subscribe.id) {
             return Err(Error::Duplicate);
@@ -197,16 +250,28 @@ impl Publisher {
         result
     }
 
-    async fn serve_subscribe(self: &Arc<Self>, writer: &mut Writer, reader: &mut Reader, subscribe: &Subscribe) -> Result<(), Error> {
+    async fn serve_subscribe(
+        self: &Arc<Self>,
+        writer: &mut Writer,
+        reader: &mut Reader,
+        subscribe: &Subscribe,
+    ) -> Result<(), Error> {
         let broadcast = self.broadcast(&subscribe.broadcast)?;
-        let track = Track { name: subscribe.track.clone(), priority: subscribe.priority };
+        let track = Track {
+            name: subscribe.track.clone(),
+            priority: subscribe.priority,
+        };
         let mut consumer = broadcast.subscribe_track(&track);
         tracing::debug!(id = subscribe.id, broadcast = %subscribe.broadcast, track = %subscribe.track, "serving subscription");
 
         match self.version {
             // spec §5.9: lite-01..04 acknowledge at once.
             Version::Lite01 | Version::Lite02 => {
-                writer.encode(&SubscribeResponse::OkLegacy { priority: subscribe.priority }).await?
+                writer
+                    .encode(&SubscribeResponse::OkLegacy {
+                        priority: subscribe.priority,
+                    })
+                    .await?
             }
             Version::Lite03 | Version::Lite04 => {
                 let ok = SubscribeResponse::Ok {
@@ -293,14 +358,22 @@ impl Publisher {
     /// SUBSCRIBE_END (lite-05): the first sequence that will never come.
     async fn write_end(&self, writer: &mut Writer, last: Option<u64>) -> Result<(), Error> {
         if self.version == Version::Lite05 {
-            writer.encode(&SubscribeResponse::End { group: last.map_or(0, |l| l + 1) }).await?;
+            writer
+                .encode(&SubscribeResponse::End {
+                    group: last.map_or(0, |l| l + 1),
+                })
+                .await?;
         }
         Ok(())
     }
 
     /// Reset in-flight groups that a newer group has left more than `latency` behind, and keep at
     /// most [`MAX_INFLIGHT_GROUPS`] open, so a stalled subscriber costs bounded memory.
-    fn expire(&self, inflight: &mut VecDeque<(u64, Instant, oneshot::Sender<Error>)>, latency: Duration) {
+    fn expire(
+        &self,
+        inflight: &mut VecDeque<(u64, Instant, oneshot::Sender<Error>)>,
+        latency: Duration,
+    ) {
         inflight.retain(|(_, _, tx)| !tx.is_closed());
         let now = Instant::now();
         while let Some((_, started, _)) = inflight.front() {
@@ -315,10 +388,18 @@ impl Publisher {
         }
     }
 
-    async fn serve_group(&self, id: u64, group: GroupConsumer, send_order: i32, cancel: oneshot::Receiver<Error>) {
+    async fn serve_group(
+        &self,
+        id: u64,
+        group: GroupConsumer,
+        send_order: i32,
+        cancel: oneshot::Receiver<Error>,
+    ) {
         let stream = match self.transport.open_uni().await {
             Ok(stream) => stream,
-            Err(err) => return tracing::debug!(err = %session_error(err), "cannot open group stream"),
+            Err(err) => {
+                return tracing::debug!(err = %session_error(err), "cannot open group stream")
+            }
         };
         let mut writer = Writer::new(stream, self.version);
         writer.set_priority(send_order);
@@ -362,13 +443,23 @@ impl Prefs {
 }
 
 /// Write a group's frames (headers + payload chunks as they arrive), the timestamp deltas starting from 0.
-async fn write_frames(writer: &mut Writer, mut group: GroupConsumer, version: Version) -> Result<(), Error> {
+async fn write_frames(
+    writer: &mut Writer,
+    mut group: GroupConsumer,
+    version: Version,
+) -> Result<(), Error> {
     let mut previous = 0u64;
     while let Some(mut frame) = group.next_frame().await? {
         let info = *frame.info();
-        let delta = (info.timestamp as i128 - previous as i128).clamp(-(crate::coding::MAX_ZIGZAG as i128), crate::coding::MAX_ZIGZAG as i128) as i64;
+        let delta = (info.timestamp as i128 - previous as i128).clamp(
+            -(crate::coding::MAX_ZIGZAG as i128),
+            crate::coding::MAX_ZIGZAG as i128,
+        ) as i64;
         previous = info.timestamp;
-        let header = FrameHeader { timestamp_delta: if version >= Version::Lite05 { delta } else { 0 }, size: info.size };
+        let header = FrameHeader {
+            timestamp_delta: if version >= Version::Lite05 { delta } else { 0 },
+            size: info.size,
+        };
         writer.encode(&header).await?;
         while let Some(chunk) = frame.read_chunk().await? {
             for piece in chunk.chunks(MAX_CHUNK) {

@@ -5,8 +5,8 @@ use web_transport_quinn::Session as Transport;
 
 use super::stream::{session_error, Reader, Writer};
 use crate::coding::{
-    get_varint, BiStreamType, ClientSetupCompat, CompatParam, Decode, DecodeError, ProbeLevel, Role,
-    ServerSetupCompat, Setup, UniStreamType, Version, ALPN_LEGACY,
+    get_varint, BiStreamType, ClientSetupCompat, CompatParam, Decode, DecodeError, ProbeLevel,
+    Role, ServerSetupCompat, Setup, UniStreamType, Version, ALPN_LEGACY,
 };
 use crate::Error;
 
@@ -62,7 +62,11 @@ pub(crate) async fn client(transport: &Transport, setup: Setup) -> Result<Negoti
         writer.encode(&setup).await?;
         writer.finish();
     }
-    Ok(Negotiated { version, peer_setup: None, compat: None })
+    Ok(Negotiated {
+        version,
+        peer_setup: None,
+        compat: None,
+    })
 }
 
 async fn client_compat(transport: &Transport, path: Option<String>) -> Result<Negotiated, Error> {
@@ -71,20 +75,33 @@ async fn client_compat(transport: &Transport, path: Option<String>) -> Result<Ne
     let mut writer = Writer::new(send, Version::Lite02);
     let mut reader = Reader::new(recv, Version::Lite02);
     let mut params = vec![
-        (COMPAT_PARAM_MAX_REQUEST_ID, CompatParam::Varint(u32::MAX as u64)),
-        (COMPAT_PARAM_IMPLEMENTATION, CompatParam::Bytes(Bytes::from_static(IMPLEMENTATION.as_bytes()))),
+        (
+            COMPAT_PARAM_MAX_REQUEST_ID,
+            CompatParam::Varint(u32::MAX as u64),
+        ),
+        (
+            COMPAT_PARAM_IMPLEMENTATION,
+            CompatParam::Bytes(Bytes::from_static(IMPLEMENTATION.as_bytes())),
+        ),
     ];
     if let Some(path) = path.filter(|p| !p.is_empty()) {
         params.push((COMPAT_PARAM_PATH, CompatParam::Bytes(Bytes::from(path))));
     }
-    let client = ClientSetupCompat { versions: vec![Version::Lite02.code(), Version::Lite01.code()], params };
+    let client = ClientSetupCompat {
+        versions: vec![Version::Lite02.code(), Version::Lite01.code()],
+        params,
+    };
     writer.encode(&client).await?;
     let server: ServerSetupCompat = reader.decode().await?;
     let version = match Version::from_code(server.version) {
         Some(v) if v.is_compat() => v,
         _ => return Err(Error::Version),
     };
-    Ok(Negotiated { version, peer_setup: None, compat: Some((writer, reader)) })
+    Ok(Negotiated {
+        version,
+        peer_setup: None,
+        compat: Some((writer, reader)),
+    })
 }
 
 /// The server's side: read the client's SETUP (lite-05) or answer the compat exchange.
@@ -94,7 +111,11 @@ pub(crate) async fn server(transport: &Transport) -> Result<Negotiated, Error> {
         return server_compat(transport).await;
     };
     if version != Version::Lite05 {
-        return Ok(Negotiated { version, peer_setup: None, compat: None });
+        return Ok(Negotiated {
+            version,
+            peer_setup: None,
+            compat: None,
+        });
     }
     // spec §1.7: uni streams that arrive before the client's SETUP are refused (code 10).
     loop {
@@ -106,7 +127,11 @@ pub(crate) async fn server(transport: &Transport) -> Result<Negotiated, Error> {
             continue;
         }
         let setup: Setup = reader.decode().await?;
-        return Ok(Negotiated { version, peer_setup: Some(setup), compat: None });
+        return Ok(Negotiated {
+            version,
+            peer_setup: Some(setup),
+            compat: None,
+        });
     }
 }
 
@@ -126,13 +151,28 @@ async fn server_compat(transport: &Transport) -> Result<Negotiated, Error> {
         .filter_map(|code| Version::from_code(*code))
         .find(|v| v.is_compat())
         .ok_or(Error::Version)?;
-    writer.encode(&ServerSetupCompat { version: version.code(), params: Vec::new() }).await?;
-    let path = client.params.iter().find_map(|(key, value)| match (key, value) {
-        (&COMPAT_PARAM_PATH, CompatParam::Bytes(b)) => String::from_utf8(b.to_vec()).ok(),
-        _ => None,
-    });
-    let peer_setup = Setup { path, ..Default::default() };
-    Ok(Negotiated { version, peer_setup: Some(peer_setup), compat: Some((writer, reader)) })
+    writer
+        .encode(&ServerSetupCompat {
+            version: version.code(),
+            params: Vec::new(),
+        })
+        .await?;
+    let path = client
+        .params
+        .iter()
+        .find_map(|(key, value)| match (key, value) {
+            (&COMPAT_PARAM_PATH, CompatParam::Bytes(b)) => String::from_utf8(b.to_vec()).ok(),
+            _ => None,
+        });
+    let peer_setup = Setup {
+        path,
+        ..Default::default()
+    };
+    Ok(Negotiated {
+        version,
+        peer_setup: Some(peer_setup),
+        compat: Some((writer, reader)),
+    })
 }
 
 /// The SETUP we send (lite-05).

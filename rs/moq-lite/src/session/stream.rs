@@ -11,7 +11,10 @@ const MAX_BUFFER: usize = MAX_MESSAGE_SIZE as usize + 64;
 
 pub(crate) fn session_error(err: SessionError) -> Error {
     match err {
-        SessionError::WebTransportError(web_transport_quinn::WebTransportError::Closed(code, _)) => Error::from_code(code),
+        SessionError::WebTransportError(web_transport_quinn::WebTransportError::Closed(
+            code,
+            _,
+        )) => Error::from_code(code),
         SessionError::ConnectionError(quinn::ConnectionError::ApplicationClosed(close)) => {
             Error::from_code(u32::try_from(close.error_code.into_inner()).unwrap_or(u32::MAX))
         }
@@ -44,7 +47,11 @@ pub(crate) struct Reader {
 
 impl Reader {
     pub fn new(stream: RecvStream, version: Version) -> Self {
-        Self { stream, buffer: BytesMut::new(), version }
+        Self {
+            stream,
+            buffer: BytesMut::new(),
+            version,
+        }
     }
 
     /// Read more bytes into the buffer; false at the end of the stream.
@@ -56,7 +63,12 @@ impl Reader {
                 max: MAX_BUFFER as u64,
             }));
         }
-        match self.stream.read_chunk(MAX_BUFFER - self.buffer.len(), true).await.map_err(read_error)? {
+        match self
+            .stream
+            .read_chunk(MAX_BUFFER - self.buffer.len(), true)
+            .await
+            .map_err(read_error)?
+        {
             Some(chunk) => {
                 self.buffer.extend_from_slice(&chunk.bytes);
                 Ok(true)
@@ -91,7 +103,9 @@ impl Reader {
 
     /// Decode one message; the stream ending first is an error.
     pub async fn decode<T: Decode>(&mut self) -> Result<T, Error> {
-        self.decode_maybe().await?.ok_or(Error::Decode(DecodeError::Short))
+        self.decode_maybe()
+            .await?
+            .ok_or(Error::Decode(DecodeError::Short))
     }
 
     /// Up to `max` payload bytes; `None` at the end of the stream.
@@ -100,7 +114,12 @@ impl Reader {
             let n = max.min(self.buffer.len());
             return Ok(Some(self.buffer.split_to(n).freeze()));
         }
-        match self.stream.read_chunk(max, true).await.map_err(read_error)? {
+        match self
+            .stream
+            .read_chunk(max, true)
+            .await
+            .map_err(read_error)?
+        {
             Some(chunk) => Ok(Some(chunk.bytes)),
             None => Ok(None),
         }
@@ -130,14 +149,22 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub fn new(stream: SendStream, version: Version) -> Self {
-        Self { stream, buffer: Vec::new(), version, done: false }
+        Self {
+            stream,
+            buffer: Vec::new(),
+            version,
+            done: false,
+        }
     }
 
     /// Encode and write one message (or stream header).
     pub async fn encode<T: Encode>(&mut self, msg: &T) -> Result<(), Error> {
         self.buffer.clear();
         msg.encode(&mut self.buffer, self.version);
-        self.stream.write_all(&self.buffer).await.map_err(write_error)
+        self.stream
+            .write_all(&self.buffer)
+            .await
+            .map_err(write_error)
     }
 
     /// Write payload bytes without copying.

@@ -7,7 +7,10 @@ pub mod proxy;
 use std::time::Duration;
 
 use bytes::Bytes;
-use moq_lite::{BroadcastProducer, Client, OriginProducer, Path, Server, Session, Track, TrackInfo, TrackProducer};
+use moq_lite::{
+    BroadcastProducer, Client, OriginProducer, Path, Server, Session, Track, TrackInfo,
+    TrackProducer,
+};
 use moq_native::{ClientConfig, ServerConfig, ServerTlsConfig};
 use tokio::task::JoinHandle;
 
@@ -49,7 +52,10 @@ pub fn relay(protocols: &[&str]) -> Relay {
     init_log();
     let mut server = moq_native::Server::new(ServerConfig {
         bind: "[::]:0".parse().unwrap(),
-        tls: ServerTlsConfig { generate: vec!["localhost".into()], ..Default::default() },
+        tls: ServerTlsConfig {
+            generate: vec!["localhost".into()],
+            ..Default::default()
+        },
         protocols: protocols.iter().map(|p| p.to_string()).collect(),
         ..Default::default()
     })
@@ -61,15 +67,25 @@ pub fn relay(protocols: &[&str]) -> Relay {
     let task = tokio::spawn(async move {
         let mut sessions: Vec<Session> = Vec::new();
         while let Some(request) = server.accept().await {
-            let Ok(transport) = request.ok().await else { continue };
-            let server = Server::new().publish(shared.consume()).subscribe(shared.clone()).with_origin_id(1000);
+            let Ok(transport) = request.ok().await else {
+                continue;
+            };
+            let server = Server::new()
+                .publish(shared.consume())
+                .subscribe(shared.clone())
+                .with_origin_id(1000);
             match server.accept(transport).await {
                 Ok(session) => sessions.push(session),
                 Err(err) => tracing::warn!(%err, "test relay: session failed"),
             }
         }
     });
-    Relay { origin, fingerprint, port, task }
+    Relay {
+        origin,
+        fingerprint,
+        port,
+        task,
+    }
 }
 
 impl Relay {
@@ -91,7 +107,11 @@ impl Relay {
         })
         .unwrap();
         let connection = native.connect(url.parse().unwrap()).await.unwrap();
-        client.with_setup_path(connection.setup_path).connect(connection.session).await.unwrap()
+        client
+            .with_setup_path(connection.setup_path)
+            .connect(connection.session)
+            .await
+            .unwrap()
     }
 }
 
@@ -104,7 +124,9 @@ pub fn broadcast(name: &str, track: &str) -> (OriginProducer, BroadcastProducer,
     let origin = OriginProducer::new();
     let broadcast = BroadcastProducer::new();
     let track = broadcast.create_track(Track::new(track), TrackInfo::default());
-    origin.publish_broadcast(&path(name), broadcast.consume()).unwrap();
+    origin
+        .publish_broadcast(&path(name), broadcast.consume())
+        .unwrap();
     (origin, broadcast, track)
 }
 
@@ -113,7 +135,12 @@ pub fn write_group(track: &TrackProducer, frames: usize, size: usize) -> u64 {
     let mut group = track.append_group().unwrap();
     let seq = group.info().sequence;
     for i in 0..frames {
-        group.write_frame(seq * 1000 + i as u64, Bytes::from(vec![(seq % 251) as u8; size])).unwrap();
+        group
+            .write_frame(
+                seq * 1000 + i as u64,
+                Bytes::from(vec![(seq % 251) as u8; size]),
+            )
+            .unwrap();
     }
     group.finish();
     seq

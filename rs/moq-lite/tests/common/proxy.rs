@@ -59,7 +59,8 @@ impl Proxy {
         }
         // queue → client at the configured rate.
         {
-            let (front, queue, notify, client) = (front.clone(), queue.clone(), notify.clone(), client.clone());
+            let (front, queue, notify, client) =
+                (front.clone(), queue.clone(), notify.clone(), client.clone());
             tasks.spawn(async move {
                 loop {
                     let packet = {
@@ -83,6 +84,9 @@ impl Proxy {
                 }
             });
         }
-        Self { addr, _tasks: tasks }
+        Self {
+            addr,
+            _tasks: tasks,
+        }
     }
 }
