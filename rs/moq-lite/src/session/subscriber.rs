@@ -11,14 +11,30 @@ use web_transport_quinn::Session as Transport;
 
 use super::stream::{session_error, Reader, Writer};
 use crate::coding::{
-    Announce, AnnounceInit, AnnounceOk, AnnounceRequest, AnnounceStatus, BiStreamType, FrameHeader, GroupHeader,
-    Subscribe, SubscribeResponse, TrackRequest, Version, MAX_FRAME_SIZE,
+    Announce, AnnounceInit, AnnounceOk, AnnounceRequest, AnnounceStatus, BiStreamType, FrameHeader,
+    GroupHeader, Subscribe, SubscribeResponse, TrackRequest, Version, MAX_FRAME_SIZE,
 };
 use crate::model::{BroadcastProducer, Frame, Group, OriginProducer, TrackInfo, TrackProducer};
 use crate::{Error, Path};
 
 /// Largest chunk read from a group stream at once.
 const MAX_CHUNK: usize = 1024 * 1024;
+
+/// How long an upstream subscription outlives its last consumer. A viewer asks TRACK and then
+/// SUBSCRIBE through a relay; without this the first would cancel the upstream before the second
+/// could share it, and quick re-subscribes would churn upstream.
+const TRACK_LINGER: Duration = Duration::from_secs(2);
+
+/// Resolves once `track` has had no consumer for `linger`.
+async fn unused_for(track: &TrackProducer, linger: Duration) {
+    loop {
+        track.unused().await;
+        tokio::time::sleep(linger).await;
+        if track.is_unused() {
+            return;
+        }
+    }
+}
 
 pub(crate) struct Subscriber {
     pub transport: Transport,
@@ -31,7 +47,12 @@ pub(crate) struct Subscriber {
 }
 
 impl Subscriber {
-    pub fn new(transport: Transport, version: Version, origin: OriginProducer, origin_id: u64) -> Self {
+    pub fn new(
+        transport: Transport,
+        version: Version,
+        origin: OriginProducer,
+        origin_id: u64,
+    ) -> Self {
         Self {
             transport,
             version,
@@ -49,7 +70,12 @@ impl Subscriber {
         let mut writer = Writer::new(send, self.version);
         let mut reader = Reader::new(recv, self.version);
         writer.encode(&BiStreamType::Announce).await?;
-        writer.encode(&AnnounceRequest { prefix: Path::ROOT, exclude_hop: self.origin_id }).await?;
+        writer
+            .encode(&AnnounceRequest {
+                prefix: Path::ROOT,
+                exclude_hop: self.origin_id,
+            })
+            .await?;
 
         let mut broadcasts: HashMap<Path, BroadcastProducer> = HashMap::new();
         let mut upstream_hop = 0;
@@ -68,7 +94,11 @@ impl Subscriber {
         }
 
         while let Some(announce) = reader.decode_maybe::<Announce>().await? {
-            let Announce { status, suffix, mut hops } = announce;
+            let Announce {
+                status,
+                suffix,
+                mut hops,
+            } = announce;
             match status {
                 AnnounceStatus::Active | AnnounceStatus::Restart => {
                     // spec §5.2: the full chain is hops ++ [ANNOUNCE_OK hop].
@@ -92,11 +122,19 @@ impl Subscriber {
         Ok(())
     }
 
-    fn start_broadcast(self: &Arc<Self>, broadcasts: &mut HashMap<Path, BroadcastProducer>, path: Path, hops: Vec<u64>) {
+    fn start_broadcast(
+        self: &Arc<Self>,
+        broadcasts: &mut HashMap<Path, BroadcastProducer>,
+        path: Path,
+        hops: Vec<u64>,
+    ) {
         tracing::debug!(%path, ?hops, "remote broadcast announced");
         let producer = BroadcastProducer::new();
         let mut requests = producer.requests();
-        if let Err(err) = self.origin.publish_with_hops(&path, producer.consume(), hops) {
+        if let Err(err) = self
+            .origin
+            .publish_with_hops(&path, producer.consume(), hops)
+        {
             tracing::warn!(%path, %err, "cannot publish remote broadcast");
             return;
         }
@@ -118,7 +156,7 @@ impl Subscriber {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let result = tokio::select! {
             res = self.subscribe(id, &path, &track) => res,
-            _ = track.unused() => Err(Error::Cancel),
+            _ = unused_for(&track, TRACK_LINGER) => Err(Error::Cancel),
         };
         lock(&self.subscriptions).remove(&id);
         match result {
@@ -138,7 +176,12 @@ impl Subscriber {
             let mut writer = Writer::new(send, self.version);
             let mut reader = Reader::new(recv, self.version);
             writer.encode(&BiStreamType::Track).await?;
-            writer.encode(&TrackRequest { broadcast: path.clone(), track: name.clone() }).await?;
+            writer
+                .encode(&TrackRequest {
+                    broadcast: path.clone(),
+                    track: name.clone(),
+                })
+                .await?;
             // Our FIN would read as a cancel (spec §3.3), so it waits for the reply.
             let info: crate::coding::TrackInfo = reader.decode().await?;
             writer.finish();
@@ -173,15 +216,28 @@ impl Subscriber {
         let mut first = true;
         while let Some(response) = reader.decode_maybe::<SubscribeResponse>().await? {
             match response {
-                SubscribeResponse::Ok { .. } | SubscribeResponse::OkLegacy { .. } | SubscribeResponse::Start { .. } => {}
-                SubscribeResponse::End { group } => tracing::debug!(id, group, "publisher ended the subscription"),
-                SubscribeResponse::Drop { start, end, error_code } => {
+                SubscribeResponse::Ok { .. }
+                | SubscribeResponse::OkLegacy { .. }
+                | SubscribeResponse::Start { .. } => {}
+                SubscribeResponse::End { group } => {
+                    tracing::debug!(id, group, "publisher ended the subscription")
+                }
+                SubscribeResponse::Drop {
+                    start,
+                    end,
+                    error_code,
+                } => {
                     tracing::debug!(id, start, end, error_code, "publisher dropped groups")
                 }
             }
             // spec §5.9: on lite-03/04 the first response must be an OK.
-            if first && matches!(self.version, Version::Lite03 | Version::Lite04) && !matches!(response, SubscribeResponse::Ok { .. }) {
-                return Err(Error::ProtocolViolation("first subscribe response is not SUBSCRIBE_OK"));
+            if first
+                && matches!(self.version, Version::Lite03 | Version::Lite04)
+                && !matches!(response, SubscribeResponse::Ok { .. })
+            {
+                return Err(Error::ProtocolViolation(
+                    "first subscribe response is not SUBSCRIBE_OK",
+                ));
             }
             first = false;
         }
@@ -198,7 +254,9 @@ impl Subscriber {
             reader.stop(&Error::Cancel);
             return Ok(());
         };
-        let mut group = match track.create_group(Group { sequence: header.sequence }) {
+        let mut group = match track.create_group(Group {
+            sequence: header.sequence,
+        }) {
             Ok(group) => group,
             Err(err) => {
                 reader.stop(&err);
@@ -213,7 +271,11 @@ impl Subscriber {
         result
     }
 
-    async fn read_frames(&self, reader: &mut Reader, group: &mut crate::model::GroupProducer) -> Result<(), Error> {
+    async fn read_frames(
+        &self,
+        reader: &mut Reader,
+        group: &mut crate::model::GroupProducer,
+    ) -> Result<(), Error> {
         let mut timestamp: u64 = 0;
         while let Some(header) = reader.decode_maybe::<FrameHeader>().await? {
             if header.size > MAX_FRAME_SIZE {
@@ -225,7 +287,10 @@ impl Subscriber {
                     .ok_or(Error::ProtocolViolation("frame timestamp below zero"))?,
                 _ => self.started.elapsed().as_millis() as u64,
             };
-            let mut frame = group.create_frame(Frame { timestamp, size: header.size })?;
+            let mut frame = group.create_frame(Frame {
+                timestamp,
+                size: header.size,
+            })?;
             let mut remaining = header.size;
             while remaining > 0 {
                 let max = remaining.min(MAX_CHUNK as u64) as usize;
