@@ -78,3 +78,8 @@ fn every_target_has_a_corpus() {
         );
     }
 }
+
+#[test]
+fn model_track() {
+    replay("model_track", moq_lite::model::fuzz::track_ops);
+}

@@ -12,6 +12,9 @@ mod group;
 mod origin;
 mod track;
 
+#[doc(hidden)]
+pub mod fuzz;
+
 pub use broadcast::*;
 pub use frame::*;
 pub use group::*;
