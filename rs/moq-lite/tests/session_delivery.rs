@@ -217,3 +217,70 @@ async fn higher_priority_track_arrives_first_under_a_bandwidth_limit() {
         "low-priority groups finished before the last high one: {order:?}"
     );
 }
+
+/// A relay forwards a frame's bytes as they arrive: the subscriber two hops away reads the first
+/// half of a frame whose second half has not been written yet.
+#[tokio::test]
+async fn frames_are_forwarded_before_they_are_complete() {
+    let relay = relay(&[]);
+    let (pub_origin, _broadcast, track) = broadcast("live", "t");
+    let _publisher = relay
+        .connect(
+            Via::WebTransport,
+            &[],
+            Client::new().publish(pub_origin.consume()),
+        )
+        .await;
+    let origin = OriginProducer::new();
+    let _subscriber = relay
+        .connect(Via::Quic, &[], Client::new().subscribe(origin.clone()))
+        .await;
+    let remote = tokio::time::timeout(TIMEOUT, origin.consume().wait_for_broadcast(&path("live")))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut consumer = remote.subscribe_track(&Track::new("t"));
+
+    // Keep a group open with a frame half written, until the subscriber has its first half.
+    let mut group = track.append_group().unwrap();
+    let mut frame = group
+        .create_frame(moq_lite::Frame {
+            timestamp: 0,
+            size: 8,
+        })
+        .unwrap();
+    frame
+        .write_chunk(bytes::Bytes::from_static(b"half"))
+        .unwrap();
+    let mut remote_group = tokio::time::timeout(TIMEOUT, consumer.next_group())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let mut remote_frame = tokio::time::timeout(TIMEOUT, remote_group.next_frame())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(remote_frame.info().size, 8);
+    let first = tokio::time::timeout(TIMEOUT, remote_frame.read_chunk())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first, "half",
+        "first half forwarded through the relay before the frame was complete"
+    );
+
+    frame
+        .write_chunk(bytes::Bytes::from_static(b"done"))
+        .unwrap();
+    frame.finish().unwrap();
+    let second = tokio::time::timeout(TIMEOUT, remote_frame.read_chunk())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(second, "done");
+}

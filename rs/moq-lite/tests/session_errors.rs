@@ -8,25 +8,6 @@ use common::*;
 use moq_lite::{Client, Error, OriginProducer, Track, TrackInfo};
 use moq_native::web_transport_quinn::{ReadError, Session as Transport};
 
-/// A raw lite-05 transport to the relay, with our SETUP already sent.
-async fn raw_peer(relay: &Relay) -> Transport {
-    let native = moq_native::Client::new(moq_native::ClientConfig {
-        fingerprints: vec![relay.fingerprint.clone()],
-        protocols: vec!["moq-lite-05".into()],
-        ..Default::default()
-    })
-    .unwrap();
-    let connection = native
-        .connect(format!("moql://localhost:{}/", relay.port).parse().unwrap())
-        .await
-        .unwrap();
-    let transport = connection.session;
-    let mut setup = transport.open_uni().await.unwrap();
-    setup.write_all(&[0x01, 0x01, 0x00]).await.unwrap(); // Setup stream, empty SETUP
-    setup.finish().unwrap();
-    transport
-}
-
 /// Open a bidi stream, write `bytes`, and return the reset code the relay answers with.
 async fn reset_code(transport: &Transport, bytes: &[u8]) -> u32 {
     let (mut send, mut recv) = transport.open_bi().await.unwrap();

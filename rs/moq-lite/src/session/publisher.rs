@@ -232,7 +232,8 @@ impl Publisher {
     pub async fn run_goaway(&self, reader: &mut Reader) -> Result<(), Error> {
         let goaway: Goaway = reader.decode().await?;
         tracing::info!(uri = %goaway.uri, "peer sent GOAWAY");
-        reader.closed().await
+        // spec §5.15: the receiver FINs once it is ready; we open nothing new on its account.
+        Ok(())
     }
 
     /// Serve one Subscribe stream.

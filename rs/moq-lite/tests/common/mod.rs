@@ -145,3 +145,114 @@ pub fn write_group(track: &TrackProducer, frames: usize, size: usize) -> u64 {
     group.finish();
     seq
 }
+
+/// A hand-driven lite-05 peer over raw QUIC, with its (empty) SETUP already sent: tests speak
+/// bytes to the server with it.
+pub async fn raw_peer(relay: &Relay) -> moq_native::web_transport_quinn::Session {
+    let native = moq_native::Client::new(ClientConfig {
+        fingerprints: vec![relay.fingerprint.clone()],
+        protocols: vec!["moq-lite-05".into()],
+        ..Default::default()
+    })
+    .unwrap();
+    let url = format!("moql://localhost:{}/", relay.port).parse().unwrap();
+    let transport = native.connect(url).await.unwrap().session;
+    let mut setup = transport.open_uni().await.unwrap();
+    setup.write_all(&[0x01, 0x01, 0x00]).await.unwrap(); // Setup stream, empty SETUP
+    setup.finish().unwrap();
+    // The server answers with its own SETUP on a uni stream (spec §1.7).
+    let mut server_setup = Wire::new(
+        tokio::time::timeout(TIMEOUT, transport.accept_uni())
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    assert_eq!(
+        server_setup.bytes(1).await,
+        [0x01],
+        "server SETUP stream first"
+    );
+    let setup: moq_lite::coding::Setup = server_setup.next().await;
+    assert_eq!(setup.origin, Some(1000));
+    server_setup.finished().await;
+    transport
+}
+
+/// Reads messages off a receive stream with the real codec.
+pub struct Wire {
+    pub recv: moq_native::web_transport_quinn::RecvStream,
+    buf: bytes::BytesMut,
+}
+
+impl Wire {
+    pub fn new(recv: moq_native::web_transport_quinn::RecvStream) -> Self {
+        Self {
+            recv,
+            buf: bytes::BytesMut::new(),
+        }
+    }
+
+    /// The next message, waiting at most TIMEOUT.
+    pub async fn next<T: moq_lite::coding::Decode>(&mut self) -> T {
+        tokio::time::timeout(TIMEOUT, async {
+            loop {
+                let mut cursor = &self.buf[..];
+                match T::decode(&mut cursor, moq_lite::Version::Lite05) {
+                    Ok(msg) => {
+                        let used = self.buf.len() - cursor.len();
+                        let _ = self.buf.split_to(used);
+                        return msg;
+                    }
+                    Err(moq_lite::coding::DecodeError::Short) => {}
+                    Err(err) => panic!("cannot decode: {err}"),
+                }
+                let chunk = self
+                    .recv
+                    .read_chunk(65536, true)
+                    .await
+                    .unwrap()
+                    .expect("stream ended early");
+                self.buf.extend_from_slice(&chunk.bytes);
+            }
+        })
+        .await
+        .expect("no message")
+    }
+
+    /// `n` raw bytes.
+    pub async fn bytes(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            let chunk = tokio::time::timeout(TIMEOUT, self.recv.read_chunk(65536, true))
+                .await
+                .unwrap()
+                .unwrap()
+                .expect("stream ended early");
+            self.buf.extend_from_slice(&chunk.bytes);
+        }
+        self.buf.split_to(n).to_vec()
+    }
+
+    /// Assert the stream finishes with nothing more on it.
+    pub async fn finished(&mut self) {
+        assert!(self.buf.is_empty(), "unread bytes: {:?}", self.buf);
+        let end = tokio::time::timeout(TIMEOUT, self.recv.read_chunk(65536, true))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(end.is_none(), "expected FIN, got more bytes");
+    }
+}
+
+/// Open a bidi stream of `kind` and send `msg` (lite-05 encoding).
+pub async fn open<T: moq_lite::coding::Encode>(
+    transport: &moq_native::web_transport_quinn::Session,
+    kind: moq_lite::coding::BiStreamType,
+    msg: &T,
+) -> (moq_native::web_transport_quinn::SendStream, Wire) {
+    use moq_lite::coding::Encode;
+    let (mut send, recv) = transport.open_bi().await.unwrap();
+    let mut bytes = kind.encode_to_vec(moq_lite::Version::Lite05);
+    bytes.extend(msg.encode_to_vec(moq_lite::Version::Lite05));
+    send.write_all(&bytes).await.unwrap();
+    (send, Wire::new(recv))
+}

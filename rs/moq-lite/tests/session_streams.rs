@@ -1,0 +1,307 @@
+//! The publisher side of every lite-05 stream, checked byte by byte from a hand-driven peer:
+//! announce (OK, hops, restart, ended), track info, subscribe (start, update, end, FIN),
+//! fetch, probe and goaway.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use moq_lite::coding::{
+    Announce, AnnounceOk, AnnounceRequest, AnnounceStatus, BiStreamType, Fetch, FrameHeader,
+    Goaway, GroupHeader, Probe, Subscribe, SubscribeResponse, SubscribeUpdate,
+    TrackInfo as WireTrackInfo, TrackRequest, UniStreamType,
+};
+use moq_lite::{BroadcastProducer, Track, TrackInfo, Version};
+
+fn subscribe(id: u64, broadcast: &str, track: &str) -> Subscribe {
+    Subscribe {
+        id,
+        broadcast: path(broadcast),
+        track: track.into(),
+        priority: 0,
+        ordered: false,
+        max_latency_ms: 0,
+        start_group: None,
+        end_group: None,
+    }
+}
+
+#[tokio::test]
+async fn announce_ok_snapshot_hops_restart_and_end() {
+    let relay = relay(&[]);
+    let first = BroadcastProducer::new();
+    relay
+        .origin
+        .publish_with_hops(&path("room/a"), first.consume(), vec![7])
+        .unwrap();
+    let peer = raw_peer(&relay).await;
+    let (_send, mut wire) = open(
+        &peer,
+        BiStreamType::Announce,
+        &AnnounceRequest {
+            prefix: path("room"),
+            exclude_hop: 42,
+        },
+    )
+    .await;
+
+    let ok: AnnounceOk = wire.next().await;
+    assert_eq!(
+        ok,
+        AnnounceOk {
+            hop_id: 1000,
+            active_count: 1
+        }
+    );
+    let a: Announce = wire.next().await;
+    assert_eq!(
+        a,
+        Announce {
+            status: AnnounceStatus::Active,
+            suffix: path("a"),
+            hops: vec![7]
+        }
+    );
+
+    // Excluded: a broadcast whose chain contains the subscriber's own hop is not announced.
+    let looped = BroadcastProducer::new();
+    relay
+        .origin
+        .publish_with_hops(&path("room/loop"), looped.consume(), vec![42])
+        .unwrap();
+    // A replacement at the same path is a second active (restart) on lite-05.
+    let second = BroadcastProducer::new();
+    relay
+        .origin
+        .publish_broadcast(&path("room/a"), second.consume())
+        .unwrap();
+    let restart: Announce = wire.next().await;
+    assert_eq!(
+        restart,
+        Announce {
+            status: AnnounceStatus::Active,
+            suffix: path("a"),
+            hops: vec![]
+        }
+    );
+    // Both gone → ended.
+    drop((first, second));
+    let ended: Announce = wire.next().await;
+    assert_eq!(
+        ended,
+        Announce {
+            status: AnnounceStatus::Ended,
+            suffix: path("a"),
+            hops: vec![]
+        }
+    );
+}
+
+#[tokio::test]
+async fn track_info_then_subscribe_start_update_end_and_fin() {
+    let relay = relay(&[]);
+    let broadcast = BroadcastProducer::new();
+    let info = TrackInfo {
+        priority: 3,
+        ordered: false,
+        max_latency: Duration::from_secs(30),
+        timescale: 1_000_000,
+    };
+    let track = broadcast.create_track(Track::new("video"), info);
+    relay
+        .origin
+        .publish_broadcast(&path("live"), broadcast.consume())
+        .unwrap();
+    write_group(&track, 2, 4); // group 0
+    let peer = raw_peer(&relay).await;
+
+    // TRACK → exactly one TRACK_INFO, then FIN (spec §5.10).
+    let request = TrackRequest {
+        broadcast: path("live"),
+        track: "video".into(),
+    };
+    let (_tsend, mut twire) = open(&peer, BiStreamType::Track, &request).await;
+    let got: WireTrackInfo = twire.next().await;
+    assert_eq!(
+        got,
+        WireTrackInfo {
+            priority: 3,
+            ordered: false,
+            max_latency_ms: 30_000,
+            timescale: 1_000_000
+        }
+    );
+    twire.finished().await;
+
+    // SUBSCRIBE → SUBSCRIBE_OK(start = latest group), then the group on its own uni stream.
+    let (mut send, mut wire) = open(
+        &peer,
+        BiStreamType::Subscribe,
+        &subscribe(9, "live", "video"),
+    )
+    .await;
+    assert_eq!(
+        wire.next::<SubscribeResponse>().await,
+        SubscribeResponse::Start { group: 0 }
+    );
+    let mut group = Wire::new(
+        tokio::time::timeout(TIMEOUT, peer.accept_uni())
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    assert_eq!(group.bytes(1).await, [UniStreamType::Group.id() as u8]);
+    assert_eq!(
+        group.next::<GroupHeader>().await,
+        GroupHeader {
+            subscribe_id: 9,
+            sequence: 0
+        }
+    );
+    // Timestamps 0 and 1: deltas from 0, then +1.
+    assert_eq!(
+        group.next::<FrameHeader>().await,
+        FrameHeader {
+            timestamp_delta: 0,
+            size: 4
+        }
+    );
+    group.bytes(4).await;
+    assert_eq!(
+        group.next::<FrameHeader>().await,
+        FrameHeader {
+            timestamp_delta: 1,
+            size: 4
+        }
+    );
+    group.bytes(4).await;
+    group.finished().await;
+
+    // SUBSCRIBE_UPDATE caps the subscription at group 1: group 2 is not served and END says 2.
+    let update = SubscribeUpdate {
+        priority: 0,
+        ordered: false,
+        max_latency_ms: 0,
+        start_group: None,
+        end_group: Some(1),
+    };
+    use moq_lite::coding::Encode;
+    send.write_all(&update.encode_to_vec(Version::Lite05))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    write_group(&track, 1, 4); // group 1: served
+    let mut g1 = Wire::new(
+        tokio::time::timeout(TIMEOUT, peer.accept_uni())
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    g1.bytes(1).await;
+    assert_eq!(g1.next::<GroupHeader>().await.sequence, 1);
+    write_group(&track, 1, 4); // group 2: beyond the end
+    assert_eq!(
+        wire.next::<SubscribeResponse>().await,
+        SubscribeResponse::End { group: 2 }
+    );
+    wire.finished().await;
+}
+
+#[tokio::test]
+async fn subscribe_end_when_the_track_finishes() {
+    let relay = relay(&[]);
+    let broadcast = BroadcastProducer::new();
+    let track = broadcast.create_track(Track::new("t"), TrackInfo::default());
+    relay
+        .origin
+        .publish_broadcast(&path("live"), broadcast.consume())
+        .unwrap();
+    write_group(&track, 1, 1);
+    let peer = raw_peer(&relay).await;
+    let (_send, mut wire) = open(&peer, BiStreamType::Subscribe, &subscribe(0, "live", "t")).await;
+    assert_eq!(
+        wire.next::<SubscribeResponse>().await,
+        SubscribeResponse::Start { group: 0 }
+    );
+    track.finish();
+    assert_eq!(
+        wire.next::<SubscribeResponse>().await,
+        SubscribeResponse::End { group: 1 }
+    );
+    wire.finished().await;
+}
+
+#[tokio::test]
+async fn fetch_returns_one_cached_group_as_bare_frames() {
+    let relay = relay(&[]);
+    let broadcast = BroadcastProducer::new();
+    let track = broadcast.create_track(Track::new("t"), TrackInfo::default());
+    relay
+        .origin
+        .publish_broadcast(&path("live"), broadcast.consume())
+        .unwrap();
+    for n in 0..3u64 {
+        let mut group = track.append_group().unwrap();
+        group
+            .write_frame(100 + n, Bytes::from(format!("g{n}a")))
+            .unwrap();
+        group
+            .write_frame(105 + n, Bytes::from(format!("g{n}b")))
+            .unwrap();
+        group.finish();
+    }
+    let peer = raw_peer(&relay).await;
+    let fetch = Fetch {
+        broadcast: path("live"),
+        track: "t".into(),
+        priority: 0,
+        group: 1,
+    };
+    let (_send, mut wire) = open(&peer, BiStreamType::Fetch, &fetch).await;
+    assert_eq!(
+        wire.next::<FrameHeader>().await,
+        FrameHeader {
+            timestamp_delta: 101,
+            size: 3
+        }
+    );
+    assert_eq!(wire.bytes(3).await, b"g1a");
+    assert_eq!(
+        wire.next::<FrameHeader>().await,
+        FrameHeader {
+            timestamp_delta: 5,
+            size: 3
+        }
+    );
+    assert_eq!(wire.bytes(3).await, b"g1b");
+    wire.finished().await;
+
+    // A group that is not cached → reset with code 13.
+    let missing = Fetch { group: 99, ..fetch };
+    let (_send, mut wire) = open(&peer, BiStreamType::Fetch, &missing).await;
+    let err = wire.recv.read_chunk(16, true).await.unwrap_err();
+    assert!(err.to_string().contains("13"), "{err}");
+}
+
+#[tokio::test]
+async fn probe_reports_bitrate_and_rtt_and_goaway_is_accepted() {
+    let relay = relay(&[]);
+    let peer = raw_peer(&relay).await;
+    let (mut send, mut wire) = {
+        let (mut send, recv) = peer.open_bi().await.unwrap();
+        send.write_all(&[BiStreamType::Probe.id() as u8])
+            .await
+            .unwrap();
+        (send, Wire::new(recv))
+    };
+    let probe: Probe = wire.next().await;
+    assert!(probe.bitrate > 0 && probe.rtt_ms > 0, "{probe:?}");
+    send.finish().unwrap();
+
+    let (_gsend, mut gwire) =
+        open(&peer, BiStreamType::Goaway, &Goaway { uri: String::new() }).await;
+    gwire.finished().await;
+    assert!(peer.close_reason().is_none());
+}
