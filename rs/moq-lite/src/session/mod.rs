@@ -15,8 +15,8 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 use web_transport_quinn::Session as Transport;
 
-use crate::coding::{BiStreamType, Role, Setup, UniStreamType, Version};
-use crate::model::{OriginConsumer, OriginProducer};
+use crate::coding::{BiStreamType, Fetch, Goaway, Probe, Role, Setup, UniStreamType, Version};
+use crate::model::{Group, GroupConsumer, GroupProducer, OriginConsumer, OriginProducer};
 use crate::Error;
 use publisher::Publisher;
 use setup::{Negotiated, StreamId};
@@ -252,6 +252,91 @@ impl Session {
     /// Close the session, sending `err`'s code to the peer (use [`Error::Cancel`] for a clean close).
     pub fn close(&self, err: Error) {
         self.transport.close(err.code(), err.to_string().as_bytes());
+    }
+
+    /// Fetch one group of a track from the peer (lite-05 FETCH): its frames arrive in the returned
+    /// group as they are read. Fails with [`Error::NotFound`]-class errors when the peer does not
+    /// hold it (the group then ends with that error).
+    pub async fn fetch(
+        &self,
+        broadcast: &crate::Path,
+        track: &str,
+        priority: u8,
+        sequence: u64,
+    ) -> Result<GroupConsumer, Error> {
+        if self.version < Version::Lite05 {
+            return Err(Error::Unsupported("FETCH needs moq-lite-05"));
+        }
+        let (send, recv) = self.transport.open_bi().await.map_err(session_error)?;
+        let mut writer = Writer::new(send, self.version);
+        let mut reader = Reader::new(recv, self.version);
+        writer.encode(&BiStreamType::Fetch).await?;
+        let fetch = Fetch {
+            broadcast: broadcast.clone(),
+            track: track.to_string(),
+            priority,
+            group: sequence,
+        };
+        writer.encode(&fetch).await?;
+        let mut group = GroupProducer::new(Group { sequence });
+        let consumer = group.consume();
+        // Ends with the fetch stream; dropping every consumer does not cancel it early.
+        tokio::spawn(async move {
+            match subscriber::read_frames(&mut reader, &mut group, Version::Lite05, None).await {
+                Ok(()) => {
+                    group.finish();
+                    writer.finish();
+                }
+                Err(err) => group.abort(err),
+            }
+        });
+        Ok(consumer)
+    }
+
+    /// Tell the peer to open no new streams on this session and, if `uri` is not empty, to move to
+    /// it (lite-04+ GOAWAY).
+    pub async fn goaway(&self, uri: &str) -> Result<(), Error> {
+        if self.version < Version::Lite04 {
+            return Err(Error::Unsupported("GOAWAY needs moq-lite-04"));
+        }
+        let (send, recv) = self.transport.open_bi().await.map_err(session_error)?;
+        let mut writer = Writer::new(send, self.version);
+        let mut reader = Reader::new(recv, self.version);
+        writer.encode(&BiStreamType::Goaway).await?;
+        writer
+            .encode(&Goaway {
+                uri: uri.to_string(),
+            })
+            .await?;
+        writer.finish();
+        reader.closed().await
+    }
+
+    /// Open a Probe stream (lite-03+): the peer's send-rate and RTT estimates, as they change.
+    pub async fn probe(&self) -> Result<ProbeReports, Error> {
+        if self.version < Version::Lite03 {
+            return Err(Error::Unsupported("PROBE needs moq-lite-03"));
+        }
+        let (send, recv) = self.transport.open_bi().await.map_err(session_error)?;
+        let mut writer = Writer::new(send, self.version);
+        writer.encode(&BiStreamType::Probe).await?;
+        Ok(ProbeReports {
+            _writer: writer,
+            reader: Reader::new(recv, self.version),
+        })
+    }
+}
+
+/// The peer's PROBE reports; dropping this closes the Probe stream.
+pub struct ProbeReports {
+    _writer: Writer,
+    reader: Reader,
+}
+
+impl ProbeReports {
+    /// The next report, or `None` when the peer closed the stream.
+    pub async fn next(&mut self) -> Result<Option<Probe>, Error> {
+        self.reader.decode_maybe().await
     }
 }
 

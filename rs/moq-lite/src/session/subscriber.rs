@@ -263,45 +263,49 @@ impl Subscriber {
                 return Ok(());
             }
         };
-        let result = self.read_frames(reader, &mut group).await;
+        let result = read_frames(reader, &mut group, self.version, Some(self.started)).await;
         match &result {
             Ok(()) => group.finish(),
             Err(err) => group.abort(err.clone()),
         }
         result
     }
+}
 
-    async fn read_frames(
-        &self,
-        reader: &mut Reader,
-        group: &mut crate::model::GroupProducer,
-    ) -> Result<(), Error> {
-        let mut timestamp: u64 = 0;
-        while let Some(header) = reader.decode_maybe::<FrameHeader>().await? {
-            if header.size > MAX_FRAME_SIZE {
-                return Err(Error::FrameTooLarge);
-            }
-            timestamp = match self.version {
-                Version::Lite05 => timestamp
-                    .checked_add_signed(header.timestamp_delta)
-                    .ok_or(Error::ProtocolViolation("frame timestamp below zero"))?,
-                _ => self.started.elapsed().as_millis() as u64,
-            };
-            let mut frame = group.create_frame(Frame {
-                timestamp,
-                size: header.size,
-            })?;
-            let mut remaining = header.size;
-            while remaining > 0 {
-                let max = remaining.min(MAX_CHUNK as u64) as usize;
-                let chunk = reader.read_chunk(max).await?.ok_or(Error::WrongSize)?;
-                remaining -= chunk.len() as u64;
-                frame.write_chunk(chunk)?;
-            }
-            frame.finish()?;
+/// Read FRAMEs (header, then the payload streamed in chunks) into `group` until the stream ends.
+/// lite-05 timestamps are deltas from the previous frame (the first from 0). Older versions carry
+/// none, so frames get the local receive time in ms since `started`.
+pub(crate) async fn read_frames(
+    reader: &mut Reader,
+    group: &mut crate::model::GroupProducer,
+    version: Version,
+    started: Option<Instant>,
+) -> Result<(), Error> {
+    let mut timestamp: u64 = 0;
+    while let Some(header) = reader.decode_maybe::<FrameHeader>().await? {
+        if header.size > MAX_FRAME_SIZE {
+            return Err(Error::FrameTooLarge);
         }
-        Ok(())
+        timestamp = match (version, started) {
+            (Version::Lite05, _) | (_, None) => timestamp
+                .checked_add_signed(header.timestamp_delta)
+                .ok_or(Error::ProtocolViolation("frame timestamp below zero"))?,
+            (_, Some(started)) => started.elapsed().as_millis() as u64,
+        };
+        let mut frame = group.create_frame(Frame {
+            timestamp,
+            size: header.size,
+        })?;
+        let mut remaining = header.size;
+        while remaining > 0 {
+            let max = remaining.min(MAX_CHUNK as u64) as usize;
+            let chunk = reader.read_chunk(max).await?.ok_or(Error::WrongSize)?;
+            remaining -= chunk.len() as u64;
+            frame.write_chunk(chunk)?;
+        }
+        frame.finish()?;
     }
+    Ok(())
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
