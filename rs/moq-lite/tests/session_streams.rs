@@ -305,3 +305,93 @@ async fn probe_reports_bitrate_and_rtt_and_goaway_is_accepted() {
     gwire.finished().await;
     assert!(peer.close_reason().is_none());
 }
+
+/// A relay shares one upstream subscription between viewers and raises its priority with
+/// SUBSCRIBE_UPDATE when a viewer asks for more (the aggregate is the maximum).
+#[tokio::test]
+async fn upstream_subscription_is_shared_and_its_priority_raised() {
+    use moq_lite::{Client, OriginProducer};
+    let relay = relay(&[]);
+    let publisher = raw_peer(&relay).await;
+    // The relay asks us for announcements: answer ANNOUNCE_OK + one live broadcast.
+    let (mut asend, arecv) = tokio::time::timeout(TIMEOUT, publisher.accept_bi())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut awire = Wire::new(arecv);
+    assert_eq!(awire.bytes(1).await, [BiStreamType::Announce.id() as u8]);
+    let request: AnnounceRequest = awire.next().await;
+    assert_eq!(request.exclude_hop, 1000, "the relay excludes its own hop");
+    use moq_lite::coding::Encode;
+    let mut reply = AnnounceOk {
+        hop_id: 77,
+        active_count: 1,
+    }
+    .encode_to_vec(Version::Lite05);
+    reply.extend(
+        Announce {
+            status: AnnounceStatus::Active,
+            suffix: path("cam"),
+            hops: vec![],
+        }
+        .encode_to_vec(Version::Lite05),
+    );
+    asend.write_all(&reply).await.unwrap();
+
+    // Two viewers subscribe to the same track with priorities 10 and 50.
+    let mut viewers = Vec::new();
+    let mut consumers = Vec::new();
+    for priority in [10u8, 50] {
+        let origin = OriginProducer::new();
+        let session = relay
+            .connect(
+                Via::WebTransport,
+                &[],
+                Client::new().subscribe(origin.clone()),
+            )
+            .await;
+        let remote =
+            tokio::time::timeout(TIMEOUT, origin.consume().wait_for_broadcast(&path("cam")))
+                .await
+                .unwrap()
+                .unwrap();
+        consumers.push(remote.subscribe_track(&Track::new("video").with_priority(priority)));
+        viewers.push(session);
+        if priority == 10 {
+            // Upstream: TRACK → TRACK_INFO, then SUBSCRIBE with the first viewer's priority.
+            let (mut tsend, trecv) = tokio::time::timeout(TIMEOUT, publisher.accept_bi())
+                .await
+                .unwrap()
+                .unwrap();
+            let mut twire = Wire::new(trecv);
+            assert_eq!(twire.bytes(1).await, [BiStreamType::Track.id() as u8]);
+            let track: TrackRequest = twire.next().await;
+            assert_eq!(
+                (track.broadcast, track.track.as_str()),
+                (path("cam"), "video")
+            );
+            tsend
+                .write_all(&[0x06, 0x00, 0x00, 0x53, 0x88, 0x43, 0xe8])
+                .await
+                .unwrap();
+            tsend.finish().unwrap();
+        }
+    }
+    let (_ssend, srecv) = tokio::time::timeout(TIMEOUT, publisher.accept_bi())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut swire = Wire::new(srecv);
+    assert_eq!(swire.bytes(1).await, [BiStreamType::Subscribe.id() as u8]);
+    let sub: Subscribe = swire.next().await;
+    assert_eq!((sub.broadcast, sub.track.as_str()), (path("cam"), "video"));
+    let mut priority = sub.priority;
+    while priority < 50 {
+        let update: SubscribeUpdate = swire.next().await;
+        priority = update.priority;
+    }
+    assert_eq!(priority, 50);
+    // Only one upstream subscription: no second Subscribe stream is opened.
+    let extra = tokio::time::timeout(Duration::from_millis(300), publisher.accept_bi()).await;
+    assert!(extra.is_err(), "a second upstream stream was opened");
+}

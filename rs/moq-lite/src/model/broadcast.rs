@@ -146,7 +146,7 @@ impl BroadcastConsumer {
         if let Some(consumer) = state
             .requested
             .get(&track.name)
-            .and_then(TrackWeak::consume)
+            .and_then(|weak| weak.consume_with_priority(track.priority))
         {
             return consumer;
         }

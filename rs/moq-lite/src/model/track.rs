@@ -130,6 +130,8 @@ impl State {
 struct Shared {
     track: Track,
     state: watch::Sender<State>,
+    /// The highest priority any consumer asked for: what an upstream subscription should use.
+    priority: Arc<watch::Sender<u8>>,
 }
 
 impl Drop for Shared {
@@ -174,6 +176,7 @@ impl TrackProducer {
         };
         Self {
             shared: Arc::new(Shared {
+                priority: Arc::new(watch::channel(track.priority).0),
                 track,
                 state: watch::channel(state).0,
             }),
@@ -277,6 +280,22 @@ impl TrackProducer {
         });
     }
 
+    /// The highest priority requested by any consumer so far (an upstream subscription's priority).
+    pub fn requested_priority(&self) -> u8 {
+        *self.shared.priority.borrow()
+    }
+
+    /// Resolves when a consumer asks for a priority above `current`, with the new value.
+    pub async fn priority_raised(&self, current: u8) -> u8 {
+        let mut rx = self.shared.priority.subscribe();
+        let raised = rx.wait_for(|p| *p > current).await.map(|p| *p);
+        match raised {
+            Ok(p) => p,
+            // Cannot happen while `self` holds the sender; never resolve rather than guess.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
     /// True once finished or aborted.
     pub fn is_closed(&self) -> bool {
         self.shared.state.borrow().closed.is_some()
@@ -284,7 +303,11 @@ impl TrackProducer {
 
     /// A consumer starting at the latest group.
     pub fn consume(&self) -> TrackConsumer {
-        TrackConsumer::new(self.shared.track.clone(), self.shared.state.subscribe())
+        TrackConsumer::new(
+            self.shared.track.clone(),
+            self.shared.state.subscribe(),
+            self.shared.priority.clone(),
+        )
     }
 
     /// Resolves once no consumer is left (the moment to cancel an upstream subscription).
@@ -319,6 +342,16 @@ impl TrackProducer {
     }
 }
 
+fn raise(aggregate: &watch::Sender<u8>, priority: u8) {
+    aggregate.send_if_modified(|p| {
+        let raised = priority > *p;
+        if raised {
+            *p = priority;
+        }
+        raised
+    });
+}
+
 /// A non-owning reference to a track, used for de-duplicating subscriptions.
 #[derive(Debug, Clone)]
 pub(crate) struct TrackWeak(Weak<Shared>);
@@ -326,13 +359,20 @@ pub(crate) struct TrackWeak(Weak<Shared>);
 impl TrackWeak {
     /// A consumer, if the track is still alive and open.
     pub fn consume(&self) -> Option<TrackConsumer> {
+        self.consume_with_priority(0)
+    }
+
+    /// A consumer for a subscriber asking for `priority`, raising the track's aggregate priority.
+    pub fn consume_with_priority(&self, priority: u8) -> Option<TrackConsumer> {
         let shared = self.0.upgrade()?;
         if shared.state.borrow().closed.is_some() {
             return None;
         }
+        raise(&shared.priority, priority);
         Some(TrackConsumer::new(
             shared.track.clone(),
             shared.state.subscribe(),
+            shared.priority.clone(),
         ))
     }
 }
@@ -342,6 +382,7 @@ impl TrackWeak {
 pub struct TrackConsumer {
     track: Track,
     state: watch::Receiver<State>,
+    priority: Arc<watch::Sender<u8>>,
     /// Next sequence wanted; `None` until the first group is taken (join at latest).
     next: Option<u64>,
     max_latency: Duration,
@@ -349,10 +390,11 @@ pub struct TrackConsumer {
 }
 
 impl TrackConsumer {
-    fn new(track: Track, state: watch::Receiver<State>) -> Self {
+    fn new(track: Track, state: watch::Receiver<State>, priority: Arc<watch::Sender<u8>>) -> Self {
         Self {
             track,
             state,
+            priority,
             next: None,
             max_latency: Duration::ZERO,
             skipped: 0,
@@ -392,6 +434,12 @@ impl TrackConsumer {
             .iter()
             .find(|c| c.group.info().sequence == sequence)
             .map(|c| c.group.clone())
+    }
+
+    /// Ask for a higher priority: an upstream subscription serving this track is updated
+    /// (SUBSCRIBE_UPDATE) when this raises the highest priority any consumer asked for.
+    pub fn request_priority(&self, priority: u8) {
+        raise(&self.priority, priority);
     }
 
     /// How far behind a newer group this consumer lets itself fall before skipping ahead.
@@ -496,7 +544,11 @@ impl TrackConsumer {
 
     /// A fresh consumer of the same track, starting at the latest group.
     pub fn resubscribe(&self) -> TrackConsumer {
-        TrackConsumer::new(self.track.clone(), self.state.clone())
+        TrackConsumer::new(
+            self.track.clone(),
+            self.state.clone(),
+            self.priority.clone(),
+        )
     }
 }
 

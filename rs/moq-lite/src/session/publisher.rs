@@ -319,6 +319,8 @@ impl Publisher {
                             end: update.end_group,
                         };
                         consumer.set_max_latency(prefs.latency(&consumer));
+                        // A relay passes a raised priority on to its upstream subscription.
+                        consumer.request_priority(prefs.priority);
                     }
                     // The subscriber finished its side: the subscription is cancelled (spec §3.3).
                     None => return Ok(()),

@@ -12,7 +12,8 @@ use web_transport_quinn::Session as Transport;
 use super::stream::{session_error, Reader, Writer};
 use crate::coding::{
     Announce, AnnounceInit, AnnounceOk, AnnounceRequest, AnnounceStatus, BiStreamType, FrameHeader,
-    GroupHeader, Subscribe, SubscribeResponse, TrackRequest, Version, MAX_FRAME_SIZE,
+    GroupHeader, Subscribe, SubscribeResponse, SubscribeUpdate, TrackRequest, Version,
+    MAX_FRAME_SIZE,
 };
 use crate::model::{BroadcastProducer, Frame, Group, OriginProducer, TrackInfo, TrackProducer};
 use crate::{Error, Path};
@@ -205,7 +206,7 @@ impl Subscriber {
             id,
             broadcast: path.clone(),
             track: name,
-            priority: track.track().priority,
+            priority: track.requested_priority(),
             ordered: false,
             max_latency_ms: 0,
             start_group: None,
@@ -214,7 +215,25 @@ impl Subscriber {
         writer.encode(&subscribe).await?;
 
         let mut first = true;
-        while let Some(response) = reader.decode_maybe::<SubscribeResponse>().await? {
+        let mut priority = subscribe.priority;
+        loop {
+            let response = tokio::select! {
+                response = reader.decode_maybe::<SubscribeResponse>() => response?,
+                // A new local consumer asked for more: tell the publisher (lite-03+).
+                raised = track.priority_raised(priority), if self.version >= Version::Lite03 => {
+                    priority = raised;
+                    let update = SubscribeUpdate {
+                        priority,
+                        ordered: false,
+                        max_latency_ms: 0,
+                        start_group: None,
+                        end_group: None,
+                    };
+                    writer.encode(&update).await?;
+                    continue;
+                }
+            };
+            let Some(response) = response else { break };
             match response {
                 SubscribeResponse::Ok { .. }
                 | SubscribeResponse::OkLegacy { .. }
