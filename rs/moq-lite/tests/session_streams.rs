@@ -395,3 +395,59 @@ async fn upstream_subscription_is_shared_and_its_priority_raised() {
     let extra = tokio::time::timeout(Duration::from_millis(300), publisher.accept_bi()).await;
     assert!(extra.is_err(), "a second upstream stream was opened");
 }
+
+/// lite-01 through the compat SETUP: a client offering only lite-01 gets it, and SUBSCRIBE_OK
+/// carries the priority byte (spec appendix A §1.6).
+#[tokio::test]
+async fn compat_setup_negotiates_lite01() {
+    let relay = relay(&[]);
+    let broadcast = BroadcastProducer::new();
+    let track = broadcast.create_track(Track::new("t"), TrackInfo::default());
+    relay
+        .origin
+        .publish_broadcast(&path("live"), broadcast.consume())
+        .unwrap();
+    write_group(&track, 1, 3);
+
+    let native = moq_native::Client::new(moq_native::ClientConfig {
+        fingerprints: vec![relay.fingerprint.clone()],
+        protocols: vec!["moql".into()],
+        ..Default::default()
+    })
+    .unwrap();
+    let url = format!("moql://localhost:{}/", relay.port).parse().unwrap();
+    let peer = native.connect(url).await.unwrap().session;
+    let (mut setup_send, setup_recv) = peer.open_bi().await.unwrap();
+    // CLIENT_SETUP offering only lite-01, no parameters.
+    setup_send
+        .write_all(&[
+            0x20, 0x00, 0x0a, 0x01, 0xc0, 0, 0, 0, 0xff, 0x0d, 0xad, 0x01, 0x00,
+        ])
+        .await
+        .unwrap();
+    let mut setup = Wire::new(setup_recv);
+    assert_eq!(
+        setup.bytes(12).await,
+        [0x21, 0x00, 0x09, 0xc0, 0, 0, 0, 0xff, 0x0d, 0xad, 0x01, 0x00]
+    );
+
+    // SUBSCRIBE (lite-01 layout: id, path, track, priority) → SUBSCRIBE_OK { priority }.
+    let (mut send, recv) = peer.open_bi().await.unwrap();
+    send.write_all(&[
+        0x02, 0x09, 0x05, 0x04, b'l', b'i', b'v', b'e', 0x01, b't', 0x3c,
+    ])
+    .await
+    .unwrap();
+    let mut wire = Wire::new(recv);
+    assert_eq!(wire.bytes(2).await, [0x01, 0x3c]);
+    // Then the group, with lite-01 frames (size only, no timestamp).
+    let mut group = Wire::new(
+        tokio::time::timeout(TIMEOUT, peer.accept_uni())
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    assert_eq!(group.bytes(4).await, [0x00, 0x02, 0x05, 0x00]);
+    assert_eq!(group.bytes(4).await, [0x03, 0, 0, 0]);
+    group.finished().await;
+}
