@@ -13,6 +13,10 @@ pub struct Group {
     pub sequence: u64,
 }
 
+/// Most payload bytes one group may hold; a frame that would pass it is refused with
+/// [`Error::FrameTooLarge`], so a peer cannot grow a single group without bound.
+pub const MAX_GROUP_BYTES: u64 = 256 * 1024 * 1024;
+
 #[derive(Debug, Default)]
 struct State {
     frames: Vec<FrameConsumer>,
@@ -48,6 +52,10 @@ impl GroupProducer {
         self.state.send_if_modified(|state| {
             if state.closed.is_some() {
                 result = Err(Error::Closed);
+                return false;
+            }
+            if state.bytes.saturating_add(frame.size) > MAX_GROUP_BYTES {
+                result = Err(Error::FrameTooLarge);
                 return false;
             }
             state.bytes += frame.size;
@@ -194,6 +202,25 @@ mod tests {
         assert_eq!((frame.timestamp, &payload[..]), (2, &b"b"[..]));
         assert_eq!(consumer.read_frame().await.unwrap(), None);
         assert_eq!(consumer.bytes(), 2);
+    }
+
+    #[test]
+    fn group_size_is_capped() {
+        let mut group = GroupProducer::new(Group { sequence: 0 });
+        let first = group
+            .create_frame(Frame {
+                timestamp: 0,
+                size: MAX_GROUP_BYTES,
+            })
+            .map(|_| ());
+        assert_eq!(first, Ok(()));
+        let err = group
+            .create_frame(Frame {
+                timestamp: 0,
+                size: 1,
+            })
+            .err();
+        assert_eq!(err, Some(Error::FrameTooLarge));
     }
 
     #[tokio::test]

@@ -18,6 +18,9 @@ use crate::coding::{
 use crate::model::{BroadcastProducer, Frame, Group, OriginProducer, TrackInfo, TrackProducer};
 use crate::{Error, Path};
 
+/// Most broadcasts one peer may announce to us at once; past it the announce stream is closed.
+pub const MAX_ANNOUNCED: usize = 16 * 1024;
+
 /// Largest chunk read from a group stream at once.
 const MAX_CHUNK: usize = 1024 * 1024;
 
@@ -83,7 +86,7 @@ impl Subscriber {
         match self.version {
             Version::Lite01 | Version::Lite02 => {
                 let init: AnnounceInit = reader.decode().await?;
-                for suffix in init.suffixes {
+                for suffix in init.suffixes.into_iter().take(MAX_ANNOUNCED) {
                     self.start_broadcast(&mut broadcasts, suffix, Vec::new());
                 }
             }
@@ -110,6 +113,9 @@ impl Subscriber {
                     if self.origin_id != 0 && hops.contains(&self.origin_id) {
                         tracing::debug!(path = %suffix, "ignoring announcement that loops through us");
                         continue;
+                    }
+                    if broadcasts.len() >= MAX_ANNOUNCED && !broadcasts.contains_key(&suffix) {
+                        return Err(Error::ProtocolViolation("too many announced broadcasts"));
                     }
                     self.start_broadcast(&mut broadcasts, suffix, hops);
                 }
