@@ -20,9 +20,14 @@ step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
-cargo test --workspace --locked
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$log"
 
 if [ -x scripts/fuzz.sh ]; then
   step "short fuzz run"
   scripts/fuzz.sh
 fi
+
+# One closing line for CI: the totals of every cargo test binary above.
+awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
