@@ -64,6 +64,7 @@
 
 pub mod coding;
 mod error;
+mod lock;
 pub mod model;
 mod path;
 mod session;

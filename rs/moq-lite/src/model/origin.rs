@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::Notify;
 
 use super::BroadcastConsumer;
+use crate::lock::lock;
 use crate::{Error, Path};
 
 /// A change seen by an [`OriginConsumer`].
@@ -85,11 +86,6 @@ impl State {
             }
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // The protected maps are valid after any panic point, so a poisoned lock is still usable.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[derive(Debug, Default)]

@@ -16,6 +16,7 @@ use crate::coding::{
     Goaway, GroupHeader, Probe, Subscribe, SubscribeResponse, SubscribeUpdate, TrackRequest,
     UniStreamType, Version,
 };
+use crate::lock::lock;
 use crate::model::{GroupConsumer, OriginConsumer, Track, TrackConsumer};
 use crate::{Error, Path};
 
@@ -471,9 +472,4 @@ async fn write_frames(
         }
     }
     Ok(())
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // The set stays valid whatever panicked while it was held.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -15,6 +15,7 @@ use crate::coding::{
     GroupHeader, Subscribe, SubscribeResponse, SubscribeUpdate, TrackRequest, Version,
     MAX_FRAME_SIZE,
 };
+use crate::lock::lock;
 use crate::model::{BroadcastProducer, Frame, Group, OriginProducer, TrackInfo, TrackProducer};
 use crate::{Error, Path};
 
@@ -331,9 +332,4 @@ pub(crate) async fn read_frames(
         frame.finish()?;
     }
     Ok(())
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // The map stays valid whatever panicked while it was held.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
