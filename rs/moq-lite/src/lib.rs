@@ -68,9 +68,11 @@ mod lock;
 pub mod model;
 mod path;
 mod session;
+mod stats;
 
 pub use coding::Version;
 pub use error::Error;
 pub use model::*;
 pub use path::{Path, PathError, MAX_PATH_LEN, MAX_PATH_SEGMENTS};
 pub use session::{Client, Handshake, ProbeReports, Server, Session, MAX_INFLIGHT_GROUPS};
+pub use stats::{Metric, Stats};

@@ -394,6 +394,11 @@ async fn upstream_subscription_is_shared_and_its_priority_raised() {
     // Only one upstream subscription: no second Subscribe stream is opened.
     let extra = tokio::time::timeout(Duration::from_millis(300), publisher.accept_bi()).await;
     assert!(extra.is_err(), "a second upstream stream was opened");
+    // The relay's metrics say the same: one upstream subscription, two viewers of cam.
+    use moq_lite::Metric;
+    assert_eq!(relay.stats.get(Metric::SubscriptionsUpstream), 1);
+    assert_eq!(relay.stats.viewers().get("cam"), Some(&2));
+    assert_eq!(relay.stats.get(Metric::Announcements), 1);
 }
 
 /// lite-01 through the compat SETUP: a client offering only lite-01 gets it, and SUBSCRIBE_OK

@@ -17,6 +17,7 @@ use web_transport_quinn::Session as Transport;
 
 use crate::coding::{BiStreamType, Fetch, Goaway, Probe, Role, Setup, UniStreamType, Version};
 use crate::model::{Group, GroupConsumer, GroupProducer, OriginConsumer, OriginProducer};
+use crate::stats::{Gauge, Metric, Stats};
 use crate::Error;
 use publisher::Publisher;
 use setup::{Negotiated, StreamId};
@@ -25,13 +26,48 @@ use subscriber::Subscriber;
 
 pub use publisher::MAX_INFLIGHT_GROUPS;
 
+/// What a session publishes and subscribes, shared by [`Client`] and [`Server`].
+#[derive(Debug, Default)]
+struct Config {
+    publish: Option<OriginConsumer>,
+    subscribe: Option<OriginProducer>,
+    origin_id: u64,
+    stats: Option<Arc<Stats>>,
+}
+
+macro_rules! config_setters {
+    () => {
+        /// Serve the broadcasts of `origin` to the peer.
+        pub fn publish(mut self, origin: OriginConsumer) -> Self {
+            self.config.publish = Some(origin);
+            self
+        }
+
+        /// Insert the peer's announced broadcasts into `origin`.
+        pub fn subscribe(mut self, origin: OriginProducer) -> Self {
+            self.config.subscribe = Some(origin);
+            self
+        }
+
+        /// Our origin (hop) ID for loop-free routing; 0 = none. Keep it below 2^53 for browsers.
+        pub fn with_origin_id(mut self, id: u64) -> Self {
+            self.config.origin_id = id;
+            self
+        }
+
+        /// Count this session's traffic in a child of `stats` (see [`Session::stats`]).
+        pub fn with_stats(mut self, stats: Arc<Stats>) -> Self {
+            self.config.stats = Some(stats);
+            self
+        }
+    };
+}
+
 /// Starts the client side of a session.
 #[derive(Debug, Default)]
 #[must_use = "call connect() to start the session"]
 pub struct Client {
-    publish: Option<OriginConsumer>,
-    subscribe: Option<OriginProducer>,
-    origin_id: u64,
+    config: Config,
     setup_path: Option<String>,
 }
 
@@ -41,23 +77,7 @@ impl Client {
         Self::default()
     }
 
-    /// Serve the broadcasts of `origin` to the peer.
-    pub fn publish(mut self, origin: OriginConsumer) -> Self {
-        self.publish = Some(origin);
-        self
-    }
-
-    /// Insert the peer's announced broadcasts into `origin`.
-    pub fn subscribe(mut self, origin: OriginProducer) -> Self {
-        self.subscribe = Some(origin);
-        self
-    }
-
-    /// Our origin (hop) ID for loop-free routing; 0 = none. Keep it below 2^53 for browsers.
-    pub fn with_origin_id(mut self, id: u64) -> Self {
-        self.origin_id = id;
-        self
-    }
+    config_setters!();
 
     /// The path and query sent in the lite-05 SETUP Path parameter (raw QUIC has no URL).
     pub fn with_setup_path(mut self, path: Option<String>) -> Self {
@@ -67,12 +87,12 @@ impl Client {
 
     /// Negotiate the version over `transport` and start the session.
     pub async fn connect(self, transport: Transport) -> Result<Session, Error> {
-        let role = match (&self.publish, &self.subscribe) {
+        let role = match (&self.config.publish, &self.config.subscribe) {
             (Some(_), None) => Some(Role::Publisher),
             (None, Some(_)) => Some(Role::Subscriber),
             _ => None,
         };
-        let setup = setup::our_setup(self.setup_path.clone(), role, self.origin_id);
+        let setup = setup::our_setup(self.setup_path.clone(), role, self.config.origin_id);
         let negotiated = match setup::client(&transport, setup).await {
             Ok(n) => n,
             Err(err) => {
@@ -81,13 +101,7 @@ impl Client {
             }
         };
         tracing::debug!(version = %negotiated.version, "session connected");
-        Ok(Session::start(
-            transport,
-            negotiated,
-            self.publish,
-            self.subscribe,
-            self.origin_id,
-        ))
+        Ok(Session::start(transport, negotiated, self.config))
     }
 }
 
@@ -95,9 +109,7 @@ impl Client {
 #[derive(Debug, Default)]
 #[must_use = "call accept() to start the session"]
 pub struct Server {
-    publish: Option<OriginConsumer>,
-    subscribe: Option<OriginProducer>,
-    origin_id: u64,
+    config: Config,
 }
 
 impl Server {
@@ -106,23 +118,7 @@ impl Server {
         Self::default()
     }
 
-    /// Serve the broadcasts of `origin` to the peer.
-    pub fn publish(mut self, origin: OriginConsumer) -> Self {
-        self.publish = Some(origin);
-        self
-    }
-
-    /// Insert the peer's announced broadcasts into `origin`.
-    pub fn subscribe(mut self, origin: OriginProducer) -> Self {
-        self.subscribe = Some(origin);
-        self
-    }
-
-    /// Our origin (hop) ID; 0 = none.
-    pub fn with_origin_id(mut self, id: u64) -> Self {
-        self.origin_id = id;
-        self
-    }
+    config_setters!();
 
     /// Run the handshake and start the session.
     pub async fn accept(self, transport: Transport) -> Result<Session, Error> {
@@ -176,13 +172,7 @@ impl Handshake {
             transport,
             negotiated,
         } = self;
-        Ok(Session::start(
-            transport,
-            negotiated,
-            server.publish,
-            server.subscribe,
-            server.origin_id,
-        ))
+        Ok(Session::start(transport, negotiated, server.config))
     }
 
     /// Refuse the session with an error code.
@@ -197,35 +187,37 @@ pub struct Session {
     transport: Transport,
     version: Version,
     driver: tokio::task::JoinHandle<()>,
+    stats: Arc<Stats>,
+    publisher: Arc<Publisher>,
+    _sessions: Gauge,
 }
 
 impl Session {
-    fn start(
-        transport: Transport,
-        negotiated: Negotiated,
-        publish: Option<OriginConsumer>,
-        subscribe: Option<OriginProducer>,
-        origin_id: u64,
-    ) -> Self {
+    fn start(transport: Transport, negotiated: Negotiated, config: Config) -> Self {
         let version = negotiated.version;
+        let stats = config.stats.as_ref().map_or_else(Stats::new, Stats::child);
+        let sessions = stats.gauge(Metric::Sessions);
+        let origin_id = config.origin_id;
         let publisher = Arc::new(Publisher::new(
             transport.clone(),
             version,
-            publish,
+            config.publish,
             origin_id,
+            stats.clone(),
         ));
-        let subscriber = subscribe.map(|origin| {
+        let subscriber = config.subscribe.map(|origin| {
             Arc::new(Subscriber::new(
                 transport.clone(),
                 version,
                 origin,
                 origin_id,
+                stats.clone(),
             ))
         });
         let driver = Driver {
             transport: transport.clone(),
             version,
-            publisher,
+            publisher: publisher.clone(),
             subscriber,
             peer_setup_seen: negotiated.peer_setup.is_some(),
             server_setup: negotiated.peer_setup.is_some(),
@@ -236,7 +228,21 @@ impl Session {
             transport,
             version,
             driver,
+            stats,
+            publisher,
+            _sessions: sessions,
         }
+    }
+
+    /// This session's counters (a child of the [`Stats`] given to the builder, if any).
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// Payload bytes held for this peer and not yet handed to QUIC (see the crate docs on what a
+    /// slow subscriber costs).
+    pub fn queued_bytes(&self) -> u64 {
+        self.publisher.queued_bytes()
     }
 
     /// The negotiated moq-lite version.
@@ -282,7 +288,9 @@ impl Session {
         let consumer = group.consume();
         // Ends with the fetch stream; dropping every consumer does not cancel it early.
         tokio::spawn(async move {
-            match subscriber::read_frames(&mut reader, &mut group, Version::Lite05, None).await {
+            match subscriber::read_frames(&mut reader, &mut group, Version::Lite05, None, None)
+                .await
+            {
                 Ok(()) => {
                     group.finish();
                     writer.finish();

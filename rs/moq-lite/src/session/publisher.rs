@@ -1,6 +1,7 @@
 //! Serving our origin to the peer: announcements, track info, subscriptions, fetches, probes.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use crate::coding::{
 };
 use crate::lock::lock;
 use crate::model::{GroupConsumer, OriginConsumer, Track, TrackConsumer};
+use crate::stats::{Metric, Stats};
 use crate::{Error, Path};
 
 /// Most group streams one subscription keeps open at once; older ones are reset with [`Error::Old`].
@@ -33,6 +35,10 @@ pub(crate) struct Publisher {
     pub origin_id: u64,
     /// Subscribe IDs in use by the peer (spec §5.7: unique per session).
     subscribe_ids: Mutex<HashSet<u64>>,
+    pub stats: Arc<Stats>,
+    /// Group streams being written: the group and how many payload bytes went out so far.
+    inflight: Mutex<HashMap<u64, (GroupConsumer, Arc<AtomicU64>)>>,
+    next_inflight: AtomicU64,
 }
 
 impl Publisher {
@@ -41,6 +47,7 @@ impl Publisher {
         version: Version,
         origin: Option<OriginConsumer>,
         origin_id: u64,
+        stats: Arc<Stats>,
     ) -> Self {
         Self {
             transport,
@@ -48,7 +55,23 @@ impl Publisher {
             origin,
             origin_id,
             subscribe_ids: Mutex::default(),
+            stats,
+            inflight: Mutex::default(),
+            next_inflight: AtomicU64::new(0),
         }
+    }
+
+    /// Payload bytes held for this peer that have not been handed to QUIC yet: what a stalled
+    /// subscriber costs beyond QUIC's own (bounded) send window.
+    pub fn queued_bytes(&self) -> u64 {
+        lock(&self.inflight)
+            .values()
+            .map(|(group, written)| {
+                group
+                    .bytes()
+                    .saturating_sub(written.load(Ordering::Relaxed))
+            })
+            .sum()
     }
 
     fn broadcast(&self, path: &Path) -> Result<crate::model::BroadcastConsumer, Error> {
@@ -195,7 +218,7 @@ impl Publisher {
             .subscribe_track(&Track::new(fetch.track));
         track.info_ready().await?;
         let group = track.get_group(fetch.group).ok_or(Error::NotFound)?;
-        write_frames(writer, group, self.version).await
+        write_frames(writer, group, self.version, None).await
     }
 
     /// Serve one Probe stream: report our estimate every 100 ms when it moved (spec §5.14).
@@ -259,6 +282,15 @@ impl Publisher {
         subscribe: &Subscribe,
     ) -> Result<(), Error> {
         let broadcast = self.broadcast(&subscribe.broadcast)?;
+        let root = self
+            .origin
+            .as_ref()
+            .map(|o| o.root().clone())
+            .unwrap_or_default();
+        let absolute = root
+            .join(&subscribe.broadcast)
+            .unwrap_or_else(|_| subscribe.broadcast.clone());
+        let _viewing = self.stats.viewing(absolute.to_string());
         let track = Track {
             name: subscribe.track.clone(),
             priority: subscribe.priority,
@@ -387,7 +419,9 @@ impl Publisher {
             }
             if let Some((sequence, _, tx)) = inflight.pop_front() {
                 tracing::trace!(sequence, "resetting expired group stream");
-                let _ = tx.send(Error::Old);
+                if tx.send(Error::Old).is_ok() {
+                    self.stats.add(Metric::GroupsDropped, 1);
+                }
             }
         }
     }
@@ -408,14 +442,19 @@ impl Publisher {
         let mut writer = Writer::new(stream, self.version);
         writer.set_priority(send_order);
         let sequence = group.info().sequence;
+        self.stats.add(Metric::GroupsOut, 1);
+        let written = Arc::new(AtomicU64::new(0));
+        let key = self.next_inflight.fetch_add(1, Ordering::Relaxed);
+        lock(&self.inflight).insert(key, (group.clone(), written.clone()));
         let result = tokio::select! {
             res = async {
                 writer.encode(&UniStreamType::Group).await?;
                 writer.encode(&GroupHeader { subscribe_id: id, sequence }).await?;
-                write_frames(&mut writer, group, self.version).await
+                write_frames(&mut writer, group, self.version, Some((&self.stats, &written))).await
             } => res,
             Ok(err) = cancel => Err(err),
         };
+        lock(&self.inflight).remove(&key);
         match result {
             Ok(()) => writer.finish(),
             Err(err) => {
@@ -451,6 +490,7 @@ async fn write_frames(
     writer: &mut Writer,
     mut group: GroupConsumer,
     version: Version,
+    stats: Option<(&Stats, &AtomicU64)>,
 ) -> Result<(), Error> {
     let mut previous = 0u64;
     while let Some(mut frame) = group.next_frame().await? {
@@ -465,9 +505,16 @@ async fn write_frames(
             size: info.size,
         };
         writer.encode(&header).await?;
+        if let Some((stats, _)) = stats {
+            stats.add(Metric::FramesOut, 1);
+        }
         while let Some(chunk) = frame.read_chunk().await? {
             for piece in chunk.chunks(MAX_CHUNK) {
                 writer.write(chunk.slice_ref(piece)).await?;
+                if let Some((stats, written)) = stats {
+                    stats.add(Metric::BytesOut, piece.len() as u64);
+                    written.fetch_add(piece.len() as u64, Ordering::Relaxed);
+                }
             }
         }
     }

@@ -17,6 +17,7 @@ use crate::coding::{
 };
 use crate::lock::lock;
 use crate::model::{BroadcastProducer, Frame, Group, OriginProducer, TrackInfo, TrackProducer};
+use crate::stats::{Gauge, Metric, Stats};
 use crate::{Error, Path};
 
 /// Most broadcasts one peer may announce to us at once; past it the announce stream is closed.
@@ -49,6 +50,7 @@ pub(crate) struct Subscriber {
     subscriptions: Mutex<HashMap<u64, TrackProducer>>,
     next_id: AtomicU64,
     started: Instant,
+    stats: Arc<Stats>,
 }
 
 impl Subscriber {
@@ -57,6 +59,7 @@ impl Subscriber {
         version: Version,
         origin: OriginProducer,
         origin_id: u64,
+        stats: Arc<Stats>,
     ) -> Self {
         Self {
             transport,
@@ -66,6 +69,7 @@ impl Subscriber {
             subscriptions: Mutex::default(),
             next_id: AtomicU64::new(0),
             started: Instant::now(),
+            stats,
         }
     }
 
@@ -82,7 +86,7 @@ impl Subscriber {
             })
             .await?;
 
-        let mut broadcasts: HashMap<Path, BroadcastProducer> = HashMap::new();
+        let mut broadcasts: HashMap<Path, (BroadcastProducer, Gauge)> = HashMap::new();
         let mut upstream_hop = 0;
         match self.version {
             Version::Lite01 | Version::Lite02 => {
@@ -132,7 +136,7 @@ impl Subscriber {
 
     fn start_broadcast(
         self: &Arc<Self>,
-        broadcasts: &mut HashMap<Path, BroadcastProducer>,
+        broadcasts: &mut HashMap<Path, (BroadcastProducer, Gauge)>,
         path: Path,
         hops: Vec<u64>,
     ) {
@@ -147,7 +151,10 @@ impl Subscriber {
             return;
         }
         // Replacing an entry drops (and so closes) the previous broadcast at this path.
-        broadcasts.insert(path.clone(), producer);
+        broadcasts.insert(
+            path.clone(),
+            (producer, self.stats.gauge(Metric::Announcements)),
+        );
         let this = self.clone();
         // Ends when the broadcast closes (its request queue closes with it).
         tokio::spawn(async move {
@@ -162,6 +169,7 @@ impl Subscriber {
     /// One upstream subscription feeding `track`, cancelled once nobody consumes it.
     async fn run_subscribe(self: Arc<Self>, path: Path, track: TrackProducer) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let _upstream = self.stats.gauge(Metric::SubscriptionsUpstream);
         let result = tokio::select! {
             res = self.subscribe(id, &path, &track) => res,
             _ = unused_for(&track, TRACK_LINGER) => Err(Error::Cancel),
@@ -289,7 +297,15 @@ impl Subscriber {
                 return Ok(());
             }
         };
-        let result = read_frames(reader, &mut group, self.version, Some(self.started)).await;
+        self.stats.add(Metric::GroupsIn, 1);
+        let result = read_frames(
+            reader,
+            &mut group,
+            self.version,
+            Some(self.started),
+            Some(&self.stats),
+        )
+        .await;
         match &result {
             Ok(()) => group.finish(),
             Err(err) => group.abort(err.clone()),
@@ -306,6 +322,7 @@ pub(crate) async fn read_frames(
     group: &mut crate::model::GroupProducer,
     version: Version,
     started: Option<Instant>,
+    stats: Option<&Stats>,
 ) -> Result<(), Error> {
     let mut timestamp: u64 = 0;
     while let Some(header) = reader.decode_maybe::<FrameHeader>().await? {
@@ -327,9 +344,15 @@ pub(crate) async fn read_frames(
             let max = remaining.min(MAX_CHUNK as u64) as usize;
             let chunk = reader.read_chunk(max).await?.ok_or(Error::WrongSize)?;
             remaining -= chunk.len() as u64;
+            if let Some(stats) = stats {
+                stats.add(Metric::BytesIn, chunk.len() as u64);
+            }
             frame.write_chunk(chunk)?;
         }
         frame.finish()?;
+        if let Some(stats) = stats {
+            stats.add(Metric::FramesIn, 1);
+        }
     }
     Ok(())
 }

@@ -29,6 +29,8 @@ pub enum Via {
 /// A server whose sessions all share one origin; dropped → stopped.
 pub struct Relay {
     pub origin: OriginProducer,
+    /// Totals over every session the relay accepted.
+    pub stats: std::sync::Arc<moq_lite::Stats>,
     pub fingerprint: String,
     pub port: u16,
     task: JoinHandle<()>,
@@ -64,6 +66,8 @@ pub fn relay(protocols: &[&str]) -> Relay {
     let fingerprint = server.fingerprints()[0].clone();
     let origin = OriginProducer::new();
     let shared = origin.clone();
+    let stats = moq_lite::Stats::new();
+    let relay_stats = stats.clone();
     let task = tokio::spawn(async move {
         let mut sessions: Vec<Session> = Vec::new();
         while let Some(request) = server.accept().await {
@@ -73,7 +77,8 @@ pub fn relay(protocols: &[&str]) -> Relay {
             let server = Server::new()
                 .publish(shared.consume())
                 .subscribe(shared.clone())
-                .with_origin_id(1000);
+                .with_origin_id(1000)
+                .with_stats(relay_stats.clone());
             match server.accept(transport).await {
                 Ok(session) => sessions.push(session),
                 Err(err) => tracing::warn!(%err, "test relay: session failed"),
@@ -82,6 +87,7 @@ pub fn relay(protocols: &[&str]) -> Relay {
     });
     Relay {
         origin,
+        stats,
         fingerprint,
         port,
         task,
