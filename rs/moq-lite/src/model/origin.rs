@@ -48,8 +48,8 @@ struct QueueState {
 
 #[derive(Debug)]
 struct Queue {
-    /// Absolute prefix followed.
-    prefix: Path,
+    /// Absolute prefixes followed (a path is followed if it is under any of them).
+    prefixes: Vec<Path>,
     state: Mutex<QueueState>,
     notify: Notify,
 }
@@ -81,7 +81,7 @@ impl State {
             .cloned();
         self.queues.retain(|q| q.strong_count() > 0);
         for queue in self.queues.iter().filter_map(Weak::upgrade) {
-            if path.has_prefix(&queue.prefix) {
+            if matches_any(path, &queue.prefixes) {
                 queue.push(path, active.clone());
             }
         }
@@ -93,11 +93,45 @@ struct Shared {
     state: Mutex<State>,
 }
 
+fn matches_any(path: &Path, prefixes: &[Path]) -> bool {
+    prefixes.iter().any(|p| path.has_prefix(p))
+}
+
+/// The paths under both some prefix of `a` and some prefix of `b` (segment-aware), as prefixes.
+fn intersect(a: &[Path], b: &[Path]) -> Vec<Path> {
+    let mut out: Vec<Path> = Vec::new();
+    for x in a {
+        for y in b {
+            let deeper = match (x.has_prefix(y), y.has_prefix(x)) {
+                (true, _) => x,
+                (_, true) => y,
+                _ => continue,
+            };
+            if !out.contains(deeper) {
+                out.push(deeper.clone());
+            }
+        }
+    }
+    out
+}
+
+fn join(root: &Path, paths: &[Path]) -> Result<Vec<Path>, Error> {
+    paths
+        .iter()
+        .map(|p| {
+            root.join(p)
+                .map_err(|_| Error::ProtocolViolation("path too long"))
+        })
+        .collect()
+}
+
 /// Publishes broadcasts into an origin. Cheap to clone; clones share the table.
 #[derive(Debug, Clone, Default)]
 pub struct OriginProducer {
     shared: Arc<Shared>,
     root: Path,
+    /// Absolute prefixes this handle may publish under; `None` = anywhere.
+    allowed: Option<Vec<Path>>,
 }
 
 impl OriginProducer {
@@ -115,6 +149,22 @@ impl OriginProducer {
         Ok(Self {
             shared: self.shared.clone(),
             root,
+            allowed: self.allowed.clone(),
+        })
+    }
+
+    /// The same origin, allowed to publish only under `prefixes` (relative to the root; segment
+    /// aware). Publishing elsewhere fails with [`Error::Unauthorized`].
+    pub fn publish_only(&self, prefixes: &[Path]) -> Result<Self, Error> {
+        let wanted = join(&self.root, prefixes)?;
+        let allowed = match &self.allowed {
+            Some(current) => intersect(current, &wanted),
+            None => wanted,
+        };
+        Ok(Self {
+            shared: self.shared.clone(),
+            root: self.root.clone(),
+            allowed: Some(allowed),
         })
     }
 
@@ -144,6 +194,11 @@ impl OriginProducer {
             .root
             .join(path)
             .map_err(|_| Error::ProtocolViolation("path too long"))?;
+        if let Some(allowed) = &self.allowed {
+            if !matches_any(&absolute, allowed) {
+                return Err(Error::Unauthorized);
+            }
+        }
         if broadcast.is_closed() {
             return Err(Error::Closed);
         }
@@ -175,7 +230,11 @@ impl OriginProducer {
 
     /// A consumer of everything under this handle's root.
     pub fn consume(&self) -> OriginConsumer {
-        OriginConsumer::new(self.shared.clone(), self.root.clone(), self.root.clone())
+        OriginConsumer::new(
+            self.shared.clone(),
+            self.root.clone(),
+            vec![self.root.clone()],
+        )
     }
 }
 
@@ -206,17 +265,17 @@ pub struct OriginConsumer {
 }
 
 impl OriginConsumer {
-    fn new(shared: Arc<Shared>, root: Path, prefix: Path) -> Self {
+    fn new(shared: Arc<Shared>, root: Path, prefixes: Vec<Path>) -> Self {
         let queue = Arc::new(Queue {
-            prefix: prefix.clone(),
+            prefixes: prefixes.clone(),
             state: Mutex::default(),
             notify: Notify::new(),
         });
         let mut state = lock(&shared.state);
         state.queues.push(Arc::downgrade(&queue));
-        // The initial snapshot: every live broadcast under the prefix.
+        // The initial snapshot: every live broadcast under the prefixes.
         for (path, entries) in state.broadcasts.iter() {
-            if path.has_prefix(&prefix) {
+            if matches_any(path, &prefixes) {
                 queue.push(path, entries.last().cloned());
             }
         }
@@ -233,22 +292,29 @@ impl OriginConsumer {
         &self.root
     }
 
-    /// A new consumer with paths relative to `root` (below this root), following everything under it.
+    /// A new consumer with paths relative to `root` (below this root), following what this one
+    /// follows under it.
     pub fn with_root(&self, root: &Path) -> Result<Self, Error> {
         let root = self
             .root
             .join(root)
             .map_err(|_| Error::ProtocolViolation("root path too long"))?;
-        Ok(Self::new(self.shared.clone(), root.clone(), root))
+        let prefixes = intersect(&self.queue.prefixes, std::slice::from_ref(&root));
+        Ok(Self::new(self.shared.clone(), root, prefixes))
     }
 
-    /// A new consumer with the same root that follows only `prefix` (relative to the root).
+    /// A new consumer with the same root that follows only `prefix` (relative to the root), within
+    /// what this one may see.
     pub fn with_prefix(&self, prefix: &Path) -> Result<Self, Error> {
-        let prefix = self
-            .root
-            .join(prefix)
-            .map_err(|_| Error::ProtocolViolation("prefix too long"))?;
-        Ok(Self::new(self.shared.clone(), self.root.clone(), prefix))
+        self.consume_only(std::slice::from_ref(prefix))
+    }
+
+    /// A new consumer with the same root that sees only broadcasts under `prefixes` (relative to
+    /// the root; segment aware), within what this one may see. An empty list sees nothing.
+    pub fn consume_only(&self, prefixes: &[Path]) -> Result<Self, Error> {
+        let wanted = join(&self.root, prefixes)?;
+        let prefixes = intersect(&self.queue.prefixes, &wanted);
+        Ok(Self::new(self.shared.clone(), self.root.clone(), prefixes))
     }
 
     /// The next change: first every broadcast live when this consumer was made, then updates.
@@ -293,6 +359,9 @@ impl OriginConsumer {
     /// The live broadcast at `path` (relative to the root), if any.
     pub fn consume_broadcast(&self, path: &Path) -> Option<BroadcastConsumer> {
         let absolute = self.root.join(path).ok()?;
+        if !matches_any(&absolute, &self.queue.prefixes) {
+            return None;
+        }
         let state = lock(&self.shared.state);
         state
             .broadcasts
@@ -322,7 +391,7 @@ impl Clone for OriginConsumer {
         Self::new(
             self.shared.clone(),
             self.root.clone(),
-            self.queue.prefix.clone(),
+            self.queue.prefixes.clone(),
         )
     }
 }
@@ -373,6 +442,44 @@ mod tests {
         inner.publish_broadcast(&p("z"), z.consume()).unwrap();
         assert!(origin.consume().consume_broadcast(&p("demo/z")).is_some());
         assert_eq!(scoped.announced().await.path, p("z"));
+    }
+
+    #[tokio::test]
+    async fn permissions_restrict_publishing_and_discovery() {
+        let origin = OriginProducer::new();
+        let limited = origin.publish_only(&[p("room/me")]).unwrap();
+        let mine = BroadcastProducer::new();
+        assert_eq!(
+            limited.publish_broadcast(&p("room/me/cam"), mine.consume()),
+            Ok(())
+        );
+        let other = BroadcastProducer::new();
+        assert_eq!(
+            limited.publish_broadcast(&p("room/mean"), other.consume()),
+            Err(Error::Unauthorized)
+        );
+        origin
+            .publish_broadcast(&p("room/you"), other.consume())
+            .unwrap();
+
+        // A viewer allowed only `room/me` sees only that, even when asking for everything.
+        let viewer = origin.consume().consume_only(&[p("room/me")]).unwrap();
+        assert!(viewer.consume_broadcast(&p("room/you")).is_none());
+        assert!(viewer.consume_broadcast(&p("room/me/cam")).is_some());
+        let mut all = viewer.with_prefix(&Path::ROOT).unwrap();
+        assert_eq!(all.announced().await.path, p("room/me/cam"));
+        assert!(all.try_announced().is_none());
+        // Scoping to a root keeps the restriction.
+        let rooted = viewer.with_root(&p("room")).unwrap();
+        assert!(rooted.consume_broadcast(&p("me/cam")).is_some());
+        assert!(rooted.consume_broadcast(&p("you")).is_none());
+        // Nothing allowed: nothing seen.
+        assert!(origin
+            .consume()
+            .consume_only(&[])
+            .unwrap()
+            .consume_broadcast(&p("room/me/cam"))
+            .is_none());
     }
 
     #[tokio::test]
