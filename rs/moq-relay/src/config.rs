@@ -1,0 +1,360 @@
+//! Configuration: a TOML file, flags and `MOQ_*` environment variables. A value in the file holds
+//! unless a flag or variable actually sets it; defaults apply last.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use serde::Deserialize;
+
+/// moq-relay: a moq-lite relay. Publishers announce broadcasts, viewers subscribe; one upstream
+/// subscription per track serves every viewer. Knows nothing about media.
+///
+/// One UDP port serves WebTransport (https://host:port/path?jwt=...) and raw QUIC
+/// (moql://host:port/path?jwt=..., the path travelling in the lite-05 SETUP). Every option below can
+/// also be set in the TOML file given as FILE (see dev/*.toml) or as a MOQ_* environment variable;
+/// a flag or variable wins over the file.
+#[derive(Parser, Debug, Default)]
+#[command(name = "moq-relay", version, about, long_about)]
+pub struct Cli {
+    /// TOML configuration file.
+    pub file: Option<PathBuf>,
+
+    /// UDP address for QUIC: WebTransport and raw QUIC on one port. [default: [::]:443]
+    #[arg(long = "server-bind", alias = "listen", env = "MOQ_SERVER_BIND")]
+    pub bind: Option<SocketAddr>,
+
+    /// PEM certificate chain (repeatable; pairs with --tls-key by position).
+    #[arg(long = "tls-cert", env = "MOQ_SERVER_TLS_CERT", value_delimiter = ',')]
+    pub tls_cert: Vec<PathBuf>,
+
+    /// PEM private key for the --tls-cert at the same position.
+    #[arg(long = "tls-key", env = "MOQ_SERVER_TLS_KEY", value_delimiter = ',')]
+    pub tls_key: Vec<PathBuf>,
+
+    /// Generate a self-signed certificate (valid < 14 days, new at every start) for these hostnames.
+    #[arg(
+        long = "tls-generate",
+        env = "MOQ_SERVER_TLS_GENERATE",
+        value_delimiter = ','
+    )]
+    pub tls_generate: Vec<String>,
+
+    /// Protocols accepted, most preferred first. [default: moq-lite-05,moq-lite-04,moq-lite-03,moql]
+    #[arg(
+        long = "server-protocol",
+        env = "MOQ_SERVER_PROTOCOL",
+        value_delimiter = ','
+    )]
+    pub protocols: Vec<String>,
+
+    /// Key (JWK file, base64url as written by `moq-token generate`) that signs client tokens.
+    #[arg(long = "auth-key", env = "MOQ_AUTH_KEY")]
+    pub auth_key: Option<PathBuf>,
+
+    /// Path prefix anyone may publish and subscribe under without a token ("" = everything).
+    #[arg(long = "auth-public", env = "MOQ_AUTH_PUBLIC")]
+    pub auth_public: Option<String>,
+
+    /// TCP address for the HTTP listener: /certificate.sha256, /announced, /fetch, /health.
+    /// Use the QUIC port number so http:// client URLs work.
+    #[arg(long = "web-http-listen", env = "MOQ_WEB_HTTP_LISTEN")]
+    pub web_http_listen: Option<SocketAddr>,
+
+    /// TCP address for the internal listener: /metrics (Prometheus) and /health. Keep it private.
+    #[arg(long = "internal-listen", env = "MOQ_INTERNAL_LISTEN")]
+    pub internal_listen: Option<SocketAddr>,
+
+    /// Most concurrent sessions; more are refused (HTTP 503). [default: 10000]
+    #[arg(long = "max-sessions", env = "MOQ_MAX_SESSIONS")]
+    pub max_sessions: Option<usize>,
+
+    /// On shutdown (SIGINT/SIGTERM), how long sessions get to leave after GOAWAY. [default: 5s]
+    #[arg(long = "shutdown-timeout", env = "MOQ_SHUTDOWN_TIMEOUT", value_parser = parse_duration)]
+    pub shutdown_timeout: Option<Duration>,
+
+    /// QUIC idle timeout in milliseconds. [default: 10000]
+    #[arg(long = "quic-idle-timeout", env = "MOQ_QUIC_IDLE_TIMEOUT")]
+    pub quic_idle_timeout: Option<u64>,
+
+    /// Log level: error, warn, info, debug, trace (RUST_LOG overrides). [default: info]
+    #[arg(long = "log-level", env = "MOQ_LOG_LEVEL")]
+    pub log_level: Option<tracing::Level>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (e.g. 5s, 500ms)"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" | "" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("invalid duration unit in {s:?} (ms, s or m)")),
+    }
+}
+
+/// The TOML file.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    #[serde(default)]
+    server: FileServer,
+    #[serde(default)]
+    auth: FileAuth,
+    #[serde(default)]
+    web: FileWeb,
+    #[serde(default)]
+    internal: FileListen,
+    #[serde(default)]
+    log: FileLog,
+    #[serde(default)]
+    limits: FileLimits,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileServer {
+    #[serde(alias = "listen")]
+    bind: Option<SocketAddr>,
+    #[serde(default)]
+    protocols: Vec<String>,
+    #[serde(default)]
+    tls: FileTls,
+    shutdown_timeout: Option<String>,
+    quic_idle_timeout: Option<u64>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileTls {
+    #[serde(default)]
+    cert: OneOrMany<PathBuf>,
+    #[serde(default)]
+    key: OneOrMany<PathBuf>,
+    #[serde(default)]
+    generate: OneOrMany<String>,
+}
+
+/// A TOML value that may be written as one item or a list.
+#[derive(Deserialize, Debug)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> Default for OneOrMany<T> {
+    fn default() -> Self {
+        OneOrMany::Many(Vec::new())
+    }
+}
+
+impl<T> OneOrMany<T> {
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(t) => vec![t],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileAuth {
+    key: Option<PathBuf>,
+    public: Option<String>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileWeb {
+    #[serde(default)]
+    http: FileListen,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileListen {
+    listen: Option<SocketAddr>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileLog {
+    level: Option<String>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    max_sessions: Option<usize>,
+}
+
+/// The merged configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// QUIC address.
+    pub bind: SocketAddr,
+    /// PEM certificates.
+    pub tls_cert: Vec<PathBuf>,
+    /// PEM keys.
+    pub tls_key: Vec<PathBuf>,
+    /// Hostnames for a generated certificate.
+    pub tls_generate: Vec<String>,
+    /// Accepted protocols (empty = defaults).
+    pub protocols: Vec<String>,
+    /// Token key file.
+    pub auth_key: Option<PathBuf>,
+    /// Anonymous prefix.
+    pub auth_public: Option<String>,
+    /// HTTP listener.
+    pub web_http_listen: Option<SocketAddr>,
+    /// Internal (metrics) listener.
+    pub internal_listen: Option<SocketAddr>,
+    /// Session limit.
+    pub max_sessions: usize,
+    /// Drain time on shutdown.
+    pub shutdown_timeout: Duration,
+    /// QUIC idle timeout (ms).
+    pub quic_idle_timeout: u64,
+    /// Log level.
+    pub log_level: tracing::Level,
+}
+
+fn first<T>(flag: Vec<T>, file: Vec<T>) -> Vec<T> {
+    if flag.is_empty() {
+        file
+    } else {
+        flag
+    }
+}
+
+impl Config {
+    /// Merge flags/environment over the file over the defaults.
+    pub fn load(cli: Cli) -> anyhow::Result<Self> {
+        let file: File = match &cli.file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("invalid config {}", path.display()))?
+            }
+            None => File::default(),
+        };
+        let log_level = match (cli.log_level, file.log.level) {
+            (Some(level), _) => level,
+            (None, Some(level)) => level
+                .parse()
+                .map_err(|_| anyhow::anyhow!("invalid [log] level {level:?}"))?,
+            (None, None) => tracing::Level::INFO,
+        };
+        let shutdown_timeout = match (cli.shutdown_timeout, file.server.shutdown_timeout) {
+            (Some(d), _) => d,
+            (None, Some(s)) => parse_duration(&s).map_err(anyhow::Error::msg)?,
+            (None, None) => Duration::from_secs(5),
+        };
+        Ok(Self {
+            bind: cli
+                .bind
+                .or(file.server.bind)
+                .unwrap_or_else(|| "[::]:443".parse().expect("valid literal")),
+            tls_cert: first(cli.tls_cert, file.server.tls.cert.into_vec()),
+            tls_key: first(cli.tls_key, file.server.tls.key.into_vec()),
+            tls_generate: first(cli.tls_generate, file.server.tls.generate.into_vec()),
+            protocols: first(cli.protocols, file.server.protocols),
+            auth_key: cli.auth_key.or(file.auth.key),
+            auth_public: cli.auth_public.or(file.auth.public),
+            web_http_listen: cli.web_http_listen.or(file.web.http.listen),
+            internal_listen: cli.internal_listen.or(file.internal.listen),
+            max_sessions: cli
+                .max_sessions
+                .or(file.limits.max_sessions)
+                .unwrap_or(10_000),
+            shutdown_timeout,
+            quic_idle_timeout: cli
+                .quic_idle_timeout
+                .or(file.server.quic_idle_timeout)
+                .unwrap_or(10_000),
+            log_level,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> tempfile_path::TempFile {
+        tempfile_path::TempFile::new(text)
+    }
+
+    /// A file in the temp dir removed on drop (no extra dependency for one helper).
+    mod tempfile_path {
+        pub struct TempFile(pub std::path::PathBuf);
+        impl TempFile {
+            pub fn new(text: &str) -> Self {
+                let path = std::env::temp_dir().join(format!(
+                    "moq-relay-test-{}-{:?}.toml",
+                    std::process::id(),
+                    std::thread::current().id()
+                ));
+                std::fs::write(&path, text).unwrap();
+                Self(path)
+            }
+        }
+        impl Drop for TempFile {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn file_values_hold_unless_a_flag_is_given() {
+        let f = file(
+            "[server]\nlisten = \"127.0.0.1:4443\"\n[server.tls]\ngenerate = \"localhost\"\n[auth]\npublic = \"anon\"\n[log]\nlevel = \"debug\"\n",
+        );
+        let cli = Cli::try_parse_from(["moq-relay", f.0.to_str().unwrap()]).unwrap();
+        let config = Config::load(cli).unwrap();
+        assert_eq!(config.bind, "127.0.0.1:4443".parse().unwrap());
+        assert_eq!(config.tls_generate, vec!["localhost".to_string()]);
+        assert_eq!(config.auth_public.as_deref(), Some("anon"));
+        assert_eq!(
+            config.log_level,
+            tracing::Level::DEBUG,
+            "the file's level is not overridden by a default"
+        );
+
+        let cli = Cli::try_parse_from([
+            "moq-relay",
+            f.0.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:5000",
+            "--auth-public",
+            "",
+        ])
+        .unwrap();
+        let config = Config::load(cli).unwrap();
+        assert_eq!(config.bind, "127.0.0.1:5000".parse().unwrap());
+        assert_eq!(config.auth_public.as_deref(), Some(""));
+        assert_eq!(config.max_sessions, 10_000);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let f = file("[server]\nlisten = \"127.0.0.1:4443\"\nbogus = 1\n");
+        let cli = Cli::try_parse_from(["moq-relay", f.0.to_str().unwrap()]).unwrap();
+        assert!(Config::load(cli).is_err());
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("5h").is_err());
+    }
+}

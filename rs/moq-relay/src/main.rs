@@ -1,0 +1,84 @@
+//! `moq-relay`: the moq-lite relay binary. See `docs/relay.md`.
+
+mod auth;
+mod config;
+mod relay;
+mod web;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+
+use crate::auth::Auth;
+use crate::config::{Cli, Config};
+use crate::relay::Relay;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::load(Cli::parse())?;
+    moq_native::Log {
+        level: config.log_level,
+    }
+    .init();
+
+    let key = match &config.auth_key {
+        Some(path) => Some(
+            moq_token::Key::from_file(path)
+                .with_context(|| format!("cannot load --auth-key {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let auth = Auth::new(key, config.auth_public.as_deref())?;
+    let relay = Arc::new(Relay::new(auth, config.max_sessions));
+
+    let mut server = moq_native::Server::new(moq_native::ServerConfig {
+        bind: config.bind,
+        tls: moq_native::ServerTlsConfig {
+            cert: config.tls_cert.clone(),
+            key: config.tls_key.clone(),
+            generate: config.tls_generate.clone(),
+        },
+        protocols: config.protocols.clone(),
+        quic: moq_native::QuicConfig {
+            idle_timeout_ms: config.quic_idle_timeout,
+            ..Default::default()
+        },
+    })?;
+    let addr = server.local_addr()?;
+    let fingerprint = server.fingerprints().first().cloned().unwrap_or_default();
+    tracing::info!(%addr, origin_id = relay.origin_id, %fingerprint, "listening for QUIC (WebTransport and raw)");
+
+    if let Some(listen) = config.web_http_listen {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot bind --web-http-listen {listen}"))?;
+        tracing::info!(addr = %listener.local_addr()?, "listening for HTTP");
+        let router = web::router(relay.clone(), fingerprint.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+    }
+    if let Some(listen) = config.internal_listen {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot bind --internal-listen {listen}"))?;
+        tracing::info!(addr = %listener.local_addr()?, "listening for metrics");
+        let router = web::internal_router(relay.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+    }
+
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            request = server.accept() => match request {
+                Some(request) => { tokio::spawn(relay.clone().handle(request)); }
+                None => break,
+            },
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+        }
+    }
+    tracing::info!(timeout = ?config.shutdown_timeout, "shutting down: GOAWAY, then draining sessions");
+    relay.drain(config.shutdown_timeout).await;
+    server.close();
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! The accept loop: authorise each connection, scope it, and run its session against the shared origin.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use moq_lite::{Error, Handshake, OriginProducer, Path, Session, Stats};
+use moq_native::{Request, Transport};
+use tokio::sync::watch;
+
+use crate::auth::{split_path_and_token, Auth, Scope};
+
+/// A live session, as seen by metrics and shutdown.
+pub struct Live {
+    /// The session.
+    pub session: Session,
+    /// Its root.
+    pub root: Path,
+}
+
+/// Everything the connection tasks share.
+pub struct Relay {
+    /// Every broadcast, by absolute path.
+    pub origin: OriginProducer,
+    /// Totals over all sessions.
+    pub stats: Arc<Stats>,
+    /// Who may do what.
+    pub auth: Auth,
+    /// Our origin (hop) ID.
+    pub origin_id: u64,
+    /// Session limit.
+    pub max_sessions: usize,
+    /// Live sessions by ID.
+    pub sessions: Mutex<HashMap<u64, Arc<Live>>>,
+    next_id: AtomicU64,
+    /// Flips to true when shutting down.
+    pub shutdown: watch::Sender<bool>,
+}
+
+impl Relay {
+    /// A relay with an empty origin.
+    pub fn new(auth: Auth, max_sessions: usize) -> Self {
+        Self {
+            origin: OriginProducer::new(),
+            stats: Stats::new(),
+            auth,
+            origin_id: random_origin_id(),
+            max_sessions,
+            sessions: Mutex::default(),
+            next_id: AtomicU64::new(0),
+            shutdown: watch::channel(false).0,
+        }
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Live>>> {
+        // The map is valid after any panic point.
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Serve one incoming connection until its session ends.
+    pub async fn handle(self: Arc<Self>, request: Request) {
+        let remote = request.remote_addr();
+        if self.sessions().len() >= self.max_sessions {
+            tracing::warn!(%remote, max = self.max_sessions, "refusing session: too many sessions");
+            return request.reject(503).await;
+        }
+        let (handshake, scope) = match request.transport() {
+            Transport::WebTransport => {
+                let url = request.url().clone();
+                let token = url
+                    .query_pairs()
+                    .find(|(k, _)| k == "jwt")
+                    .map(|(_, v)| v.into_owned());
+                let scope = match self.auth.verify(url.path(), token.as_deref()) {
+                    Ok(scope) => scope,
+                    Err(err) => {
+                        tracing::warn!(%remote, path = url.path(), %err, "refusing WebTransport session: 401");
+                        return request.reject(401).await;
+                    }
+                };
+                let transport = match request.ok().await {
+                    Ok(t) => t,
+                    Err(err) => return tracing::debug!(%remote, %err, "WebTransport accept failed"),
+                };
+                match Handshake::accept(transport).await {
+                    Ok(h) => (h, scope),
+                    Err(err) => return tracing::debug!(%remote, %err, "handshake failed"),
+                }
+            }
+            Transport::Quic => {
+                let transport = match request.ok().await {
+                    Ok(t) => t,
+                    Err(err) => return tracing::debug!(%remote, %err, "QUIC accept failed"),
+                };
+                let handshake = match Handshake::accept(transport).await {
+                    Ok(h) => h,
+                    Err(err) => return tracing::debug!(%remote, %err, "handshake failed"),
+                };
+                // Raw QUIC has no URL: lite-05 carries it in SETUP; older versions get the root.
+                let (path, token) = split_path_and_token(handshake.setup_path().unwrap_or("/"));
+                match self.auth.verify(&path, token.as_deref()) {
+                    Ok(scope) => (handshake, scope),
+                    Err(err) => {
+                        tracing::warn!(%remote, %path, %err, "refusing QUIC session: unauthorized");
+                        return handshake.reject(Error::Unauthorized);
+                    }
+                }
+            }
+        };
+        if let Err(err) = self.run(handshake, scope, remote).await {
+            tracing::debug!(%remote, %err, "session ended");
+        }
+    }
+
+    async fn run(
+        &self,
+        handshake: Handshake,
+        scope: Scope,
+        remote: std::net::SocketAddr,
+    ) -> Result<(), Error> {
+        let version = handshake.version();
+        let root = self.origin.with_root(&scope.root)?;
+        let mut server = moq_lite::Server::new()
+            .with_origin_id(self.origin_id)
+            .with_stats(self.stats.clone());
+        if !scope.subscribe.is_empty() {
+            server = server.publish(root.consume().consume_only(&scope.subscribe)?);
+        }
+        if !scope.publish.is_empty() {
+            server = server.subscribe(root.publish_only(&scope.publish)?);
+        }
+        let session = handshake.start(server)?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(id, %remote, %version, root = %scope.root, publish = ?scope.publish, subscribe = ?scope.subscribe, "session accepted");
+        let live = Arc::new(Live {
+            session,
+            root: scope.root.clone(),
+        });
+        self.sessions().insert(id, live.clone());
+
+        let expires = scope.expires.map(|at| {
+            at.duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+        });
+        let mut shutdown = self.shutdown.subscribe();
+        let result = tokio::select! {
+            err = live.session.closed() => Err(err),
+            // spec: the token's exp holds for the whole session, not just at connect.
+            _ = sleep_or_forever(expires) => {
+                tracing::info!(id, %remote, "token expired: closing session");
+                live.session.close(Error::Unauthorized);
+                Ok(())
+            }
+            _ = async { shutdown.wait_for(|s| *s).await.map(|_| ()) } => {
+                // Ask the peer to leave; it gets the drain time to do so.
+                let _ = live.session.goaway("").await;
+                Err(live.session.closed().await)
+            }
+        };
+        self.sessions().remove(&id);
+        tracing::info!(id, %remote, "session closed");
+        result
+    }
+
+    /// Stop: GOAWAY to every session, then wait up to `timeout` for them to leave.
+    pub async fn drain(&self, timeout: Duration) {
+        self.shutdown.send_replace(true);
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.sessions().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let left: Vec<_> = self.sessions().values().cloned().collect();
+        for live in left {
+            live.session.close(Error::Cancel);
+        }
+    }
+
+    /// Live sessions (for metrics).
+    pub fn live(&self) -> Vec<(u64, Arc<Live>)> {
+        self.sessions()
+            .iter()
+            .map(|(id, l)| (*id, l.clone()))
+            .collect()
+    }
+}
+
+async fn sleep_or_forever(duration: Option<Duration>) {
+    match duration {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A random origin ID in [1, 2^53) (browsers read hop IDs as JS numbers).
+fn random_origin_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    (hasher.finish() % ((1 << 53) - 1)) + 1
+}

@@ -1,0 +1,250 @@
+//! HTTP endpoints: the public listener (certificate fingerprint, announced broadcasts, fetching a
+//! group, health) and the internal one (Prometheus metrics, health).
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use moq_lite::{GroupConsumer, Metric, Path, Track};
+
+use crate::relay::Relay;
+
+/// How long /fetch waits for a broadcast's group before answering 404.
+const FETCH_WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+struct Web {
+    relay: Arc<Relay>,
+    fingerprint: String,
+}
+
+/// The public HTTP router. Every GET answers with `Access-Control-Allow-Origin: *`.
+pub fn router(relay: Arc<Relay>, fingerprint: String) -> Router {
+    Router::new()
+        .route("/certificate.sha256", get(certificate))
+        .route("/health", get(health))
+        .route("/announced", get(announced_root))
+        .route("/announced/{*prefix}", get(announced))
+        .route("/fetch/{*path}", get(fetch))
+        .layer(axum::middleware::map_response(cors))
+        .with_state(Web { relay, fingerprint })
+}
+
+/// The internal router: metrics and health.
+pub fn internal_router(relay: Arc<Relay>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .with_state(Web {
+            relay,
+            fingerprint: String::new(),
+        })
+}
+
+async fn cors(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    response
+}
+
+async fn certificate(State(web): State<Web>) -> impl IntoResponse {
+    web.fingerprint
+}
+
+async fn health() -> &'static str {
+    "ok\n"
+}
+
+type Params = Query<HashMap<String, String>>;
+
+fn scope(web: &Web, params: &Params) -> Result<moq_lite::OriginConsumer, (StatusCode, String)> {
+    let scope = web
+        .relay
+        .auth
+        .verify("/", params.get("jwt").map(String::as_str))
+        .map_err(|err| (StatusCode::UNAUTHORIZED, format!("{err}\n")))?;
+    web.relay
+        .origin
+        .consume()
+        .consume_only(&scope.subscribe)
+        .map_err(|err| (StatusCode::BAD_REQUEST, format!("{err}\n")))
+}
+
+async fn announced_root(state: State<Web>, params: Params) -> Response {
+    list(&state, &params, "")
+}
+
+async fn announced(
+    state: State<Web>,
+    UrlPath(prefix): UrlPath<String>,
+    params: Params,
+) -> Response {
+    list(&state, &params, &prefix)
+}
+
+/// The broadcasts live under `prefix`, one path (relative to it) per line.
+fn list(web: &Web, params: &Params, prefix: &str) -> Response {
+    let origin = match scope(web, params) {
+        Ok(origin) => origin,
+        Err(refused) => return refused.into_response(),
+    };
+    let Ok(prefix) = Path::new(prefix) else {
+        return (StatusCode::BAD_REQUEST, "invalid prefix\n").into_response();
+    };
+    let Ok(mut under) = origin.with_prefix(&prefix) else {
+        return (StatusCode::BAD_REQUEST, "invalid prefix\n").into_response();
+    };
+    let mut body = String::new();
+    while let Some(announced) = under.try_announced() {
+        if announced.broadcast.is_some() {
+            let suffix = announced
+                .path
+                .strip_prefix(&prefix)
+                .unwrap_or(announced.path);
+            let _ = writeln!(body, "{suffix}");
+        }
+    }
+    body.into_response()
+}
+
+/// `/fetch/<broadcast>/<track>[?group=N]`: the payloads of the latest (or the given) group,
+/// concatenated, streamed as they arrive.
+async fn fetch(state: State<Web>, UrlPath(path): UrlPath<String>, params: Params) -> Response {
+    let origin = match scope(&state, &params) {
+        Ok(origin) => origin,
+        Err(refused) => return refused.into_response(),
+    };
+    let Some((broadcast, track)) = path.rsplit_once('/') else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "expected /fetch/<broadcast>/<track>\n",
+        )
+            .into_response();
+    };
+    let Ok(broadcast) = Path::new(broadcast) else {
+        return (StatusCode::BAD_REQUEST, "invalid broadcast path\n").into_response();
+    };
+    let group = match params.get("group").map(|g| g.parse::<u64>()) {
+        None => None,
+        Some(Ok(g)) => Some(g),
+        Some(Err(_)) => {
+            return (StatusCode::BAD_REQUEST, "group must be a number\n").into_response()
+        }
+    };
+    let Some(broadcast) = origin.consume_broadcast(&broadcast) else {
+        return (StatusCode::NOT_FOUND, "no such broadcast\n").into_response();
+    };
+    let mut consumer = broadcast.subscribe_track(&Track::new(track));
+    let found: Option<GroupConsumer> = match group {
+        Some(sequence) => tokio::time::timeout(FETCH_WAIT, async {
+            // A requested remote track needs a moment to start; poll the cache until then.
+            loop {
+                if let Some(group) = consumer.get_group(sequence) {
+                    return Some(group);
+                }
+                if consumer.latest().is_some_and(|l| l > sequence)
+                    || consumer.info_ready().await.is_err()
+                {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .ok()
+        .flatten(),
+        None => tokio::time::timeout(FETCH_WAIT, consumer.next_group())
+            .await
+            .ok()
+            .and_then(|r| r.ok().flatten()),
+    };
+    let Some(group) = found else {
+        return (StatusCode::NOT_FOUND, "no such group\n").into_response();
+    };
+    let stream = futures::stream::unfold(
+        (group, None::<moq_lite::FrameConsumer>),
+        |(mut group, mut frame)| async move {
+            loop {
+                if let Some(current) = frame.as_mut() {
+                    match current.read_chunk().await {
+                        Ok(Some(chunk)) => {
+                            return Some((Ok::<_, std::io::Error>(chunk), (group, frame)))
+                        }
+                        Ok(None) => {}
+                        Err(err) => return Some((Err(std::io::Error::other(err)), (group, None))),
+                    }
+                }
+                match group.next_frame().await {
+                    Ok(Some(next)) => frame = Some(next),
+                    Ok(None) => return None,
+                    Err(err) => return Some((Err(std::io::Error::other(err)), (group, None))),
+                }
+            }
+        },
+    );
+    // Keep the subscription alive while the body streams.
+    let _keep = consumer;
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Prometheus text exposition.
+async fn metrics(State(web): State<Web>) -> impl IntoResponse {
+    let relay = &web.relay;
+    let mut out = String::new();
+    for metric in Metric::ALL {
+        let (kind, suffix) = if metric.is_gauge() {
+            ("gauge", "")
+        } else {
+            ("counter", "_total")
+        };
+        let name = format!("moq_relay_{}{suffix}", metric.name());
+        let _ = writeln!(
+            out,
+            "# TYPE {name} {kind}\n{name} {}",
+            relay.stats.get(metric)
+        );
+    }
+    let _ = writeln!(out, "# TYPE moq_relay_viewers gauge");
+    for (broadcast, count) in relay.stats.viewers() {
+        let _ = writeln!(
+            out,
+            "moq_relay_viewers{{broadcast=\"{}\"}} {count}",
+            escape(&broadcast)
+        );
+    }
+    let _ = writeln!(out, "# TYPE moq_relay_session_queued_bytes gauge");
+    let _ = writeln!(out, "# TYPE moq_relay_session_bytes_out_total counter");
+    for (id, live) in relay.live() {
+        let _ = writeln!(
+            out,
+            "moq_relay_session_queued_bytes{{session=\"{id}\",root=\"{}\"}} {}",
+            escape(live.root.as_str()),
+            live.session.queued_bytes()
+        );
+        let _ = writeln!(
+            out,
+            "moq_relay_session_bytes_out_total{{session=\"{id}\",root=\"{}\"}} {}",
+            escape(live.root.as_str()),
+            live.session.stats().get(Metric::BytesOut)
+        );
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
