@@ -20,11 +20,15 @@ PEERS_DIR="${MOQ_PEERS_DIR:-$HOME/.cache/moq-interop}"
 # versions the registry mirror lacks, so it installs without --locked (~6-16 min on 2 cores);
 # 0.10.25 needs --locked (its unlocked resolution picks an ed25519-dalek pre-release that does
 # not compile). moq-token-cli 0.5.48 installs with --locked (~2 min; cargo warns that its
-# crypto-bigint 0.7.5 is yanked, harmlessly).
+# crypto-bigint 0.7.5 is yanked, harmlessly). moq-clock 0.10.21 (lite-01..03) installs with
+# --locked (~3 min). moq-cli 0.14.10 (lite-05; `moq import/export fmp4`) builds with only its QUIC
+# backend (`noq`): the defaults add iroh, NVIDIA and LAN-cluster code we do not need.
 PEERS=(
 	"relay moq-relay 0.17.10 moq-relay "
 	"relay moq-relay 0.10.25 moq-relay --locked"
 	"token-cli moq-token-cli 0.5.48 moq-token --locked"
+	"clock moq-clock 0.10.21 moq-clock --locked"
+	"cli moq-cli 0.14.10 moq --no-default-features --features noq"
 )
 
 command -v cargo >/dev/null 2>&1 || {

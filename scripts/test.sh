@@ -10,6 +10,14 @@ step "toolchain"
 cargo --version
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+step "system packages"
+if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then
+  echo "installing ffmpeg"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq ffmpeg >/dev/null
+fi
+ffmpeg -version | head -1
+
 step "interop peers (reference relays, cached outside the repo)"
 scripts/install-peers.sh
 
