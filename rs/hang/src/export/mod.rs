@@ -1,0 +1,1 @@
+//! Turn a hang broadcast back into a media stream.

@@ -1,0 +1,1 @@
+//! Turn media streams into a hang broadcast.
