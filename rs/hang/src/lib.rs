@@ -42,6 +42,7 @@
 
 mod broadcast;
 pub mod catalog;
+mod codec;
 pub mod container;
 mod error;
 pub mod export;

@@ -1,0 +1,107 @@
+//! Raw H.264 Annex-B export of one rendition.
+//!
+//! Length-prefixed frames (a rendition with an avcC `description`) are rewritten with 4-byte start
+//! codes, and the SPS/PPS of the avcC are put in front of every keyframe so a decoder can start at
+//! any group; Annex-B frames (no description) are written as they are.
+
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use super::{decode_avcc, length_prefixed_nals, ExportError, START_CODE};
+use crate::BroadcastConsumer;
+
+/// Writes the first H.264 rendition of a hang broadcast as an Annex-B byte stream.
+#[derive(Debug)]
+#[must_use = "call run() to export"]
+pub struct AnnexBExporter {
+    consumer: BroadcastConsumer,
+    latency: Duration,
+    from_oldest: bool,
+}
+
+impl AnnexBExporter {
+    /// Export the first `avc1`/`avc3` rendition, never skipping, joining at the latest group.
+    pub fn new(consumer: BroadcastConsumer) -> Self {
+        Self {
+            consumer,
+            latency: Duration::MAX,
+            from_oldest: false,
+        }
+    }
+
+    /// Skip to a newer group when more than `latency` behind.
+    pub fn latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Start at the oldest group the track still holds instead of the latest.
+    pub fn start_at_oldest(mut self) -> Self {
+        self.from_oldest = true;
+        self
+    }
+
+    /// Write access units to `out` until the track ends.
+    pub async fn run(self, mut out: impl AsyncWrite + Unpin) -> Result<(), ExportError> {
+        let catalog = self
+            .consumer
+            .catalog()
+            .next()
+            .await?
+            .ok_or(ExportError::NoCatalog)?;
+        let (name, config) = catalog
+            .video_renditions()
+            .find(|(_, c)| c.codec.starts_with("avc1") || c.codec.starts_with("avc3"))
+            .ok_or_else(|| ExportError::NothingToExport("no H.264 rendition".into()))?;
+        let invalid = |reason: String| ExportError::InvalidFrame {
+            track: name.clone(),
+            reason,
+        };
+        // With an avcC: its NAL length size and its parameter sets, as Annex-B.
+        let avcc = match &config.description {
+            Some(description) => {
+                let avcc = decode_avcc(description).map_err(|reason| ExportError::Unsupported {
+                    track: name.clone(),
+                    reason,
+                })?;
+                let mut parameter_sets = BytesMut::new();
+                for nal in avcc
+                    .sequence_parameter_sets
+                    .iter()
+                    .chain(&avcc.picture_parameter_sets)
+                {
+                    parameter_sets.put_slice(&START_CODE);
+                    parameter_sets.put_slice(nal);
+                }
+                Some((usize::from(avcc.length_size), parameter_sets.freeze()))
+            }
+            None => None,
+        };
+
+        let mut track = self.consumer.subscribe(name, self.latency);
+        if self.from_oldest {
+            track.start_at_oldest();
+        }
+        while let Some(frame) = track.read().await? {
+            let Some((length_size, parameter_sets)) = &avcc else {
+                out.write_all(&frame.payload).await?;
+                out.flush().await?;
+                continue;
+            };
+            let nals = length_prefixed_nals(&frame.payload, *length_size).map_err(invalid)?;
+            let mut buf = BytesMut::with_capacity(frame.payload.len() + parameter_sets.len() + 16);
+            if frame.keyframe {
+                buf.put_slice(parameter_sets);
+            }
+            for nal in nals {
+                buf.put_slice(&START_CODE);
+                buf.put_slice(nal);
+            }
+            out.write_all(&buf).await?;
+            out.flush().await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,624 @@
+//! Fragmented MP4 export: an init segment built from the catalog, then fragments.
+//!
+//! Every track uses timescale 1 000 000, so microsecond timestamps are written unchanged.
+//! Frames arrive in decode order with presentation times only; decode times are derived:
+//! - [`Fragment::Group`]: one fragment per group; the decode times of a group are its
+//!   presentation times sorted (so B-frames get exact, negative composition offsets in a version 1
+//!   `trun`, as ffmpeg writes them). Adds a group of latency.
+//! - [`Fragment::Frame`]: one fragment per frame, each written when the next frame arrives (its
+//!   duration is then known): one frame of latency. The decode time is the presentation time,
+//!   raised to stay increasing after a B-frame's reordering.
+//!
+//! H.264 without a `description` (Annex-B, parameter sets in band) is rewritten to length-prefixed
+//! NAL units under an `avc3` sample entry whose avcC is taken from the first keyframe.
+
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::StreamExt;
+use mp4_atom::esds::{DecoderConfig, DecoderSpecific, EsDescriptor};
+use mp4_atom::{
+    Atom, Audio, Av01, Avc1, Avc3, Codec, Dinf, Dops, Dref, DrefEntry, Encode, Esds, FixedPoint,
+    FourCC, Ftyp, Hdlr, Hev1, Hvc1, Hvcc, Mdhd, Mdia, Mfhd, Minf, Moof, Moov, Mp4a, Mvex, Mvhd,
+    Opus, Smhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun,
+    TrunEntry, TrunSamples, Url, Visual, Vmhd, Vp08, Vp09,
+};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use super::{annexb_to_avcc, avcc_from_annexb, decode_avcc, ExportError};
+use crate::catalog::{AudioConfig, Container, VideoConfig};
+use crate::{codec, container, BroadcastConsumer, Frame, TrackConsumer};
+
+/// How frames are packed into fragments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fragment {
+    /// One `moof`+`mdat` per frame (lowest latency).
+    #[default]
+    Frame,
+    /// One `moof`+`mdat` per group (exact decode times with B-frames).
+    Group,
+}
+
+/// Writes a hang broadcast as fragmented MP4.
+#[derive(Debug)]
+#[must_use = "call run() to export"]
+pub struct Fmp4Exporter {
+    consumer: BroadcastConsumer,
+    fragment: Fragment,
+    latency: Duration,
+    from_oldest: bool,
+}
+
+const SAMPLE_SYNC: u32 = 0x0200_0000; // sample_depends_on = 2 (no other)
+const SAMPLE_NON_SYNC: u32 = 0x0101_0000; // depends_on = 1, sample_is_non_sync_sample
+
+impl Fmp4Exporter {
+    /// Export every legacy-container rendition of `consumer`'s catalog, one fragment per frame,
+    /// never skipping (latency target `Duration::MAX`), joining each track at its latest group.
+    pub fn new(consumer: BroadcastConsumer) -> Self {
+        Self {
+            consumer,
+            fragment: Fragment::Frame,
+            latency: Duration::MAX,
+            from_oldest: false,
+        }
+    }
+
+    /// Pack one fragment per frame (default) or per group.
+    pub fn fragment(mut self, fragment: Fragment) -> Self {
+        self.fragment = fragment;
+        self
+    }
+
+    /// Skip to a newer group when more than `latency` behind (see [`TrackConsumer`]).
+    pub fn latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Start each track at the oldest group it still holds instead of the latest.
+    pub fn start_at_oldest(mut self) -> Self {
+        self.from_oldest = true;
+        self
+    }
+
+    /// Write the init segment and then fragments to `out` until every track has ended.
+    pub async fn run(self, mut out: impl AsyncWrite + Unpin) -> Result<(), ExportError> {
+        let catalog = self
+            .consumer
+            .catalog()
+            .next()
+            .await?
+            .ok_or(ExportError::NoCatalog)?;
+
+        let mut outputs = Vec::new();
+        for (name, config) in catalog.video_renditions() {
+            if legacy(name, &config.container) {
+                let mode = self.fragment;
+                outputs.push(Output::new(name, Media::Video(config.clone()), mode));
+            }
+        }
+        for (name, config) in catalog.audio_renditions() {
+            if legacy(name, &config.container) {
+                // Every audio frame is its own group: per-frame packing is the same thing.
+                let mode = Fragment::Frame;
+                outputs.push(Output::new(name, Media::Audio(config.clone()), mode));
+            }
+        }
+        if outputs.is_empty() {
+            return Err(ExportError::NothingToExport(
+                "no legacy-container rendition in the catalog".into(),
+            ));
+        }
+        let mut consumers: Vec<TrackConsumer> = outputs
+            .iter()
+            .map(|output| {
+                let mut consumer = self.consumer.subscribe(&output.name, self.latency);
+                if self.from_oldest {
+                    consumer.start_at_oldest();
+                }
+                consumer
+            })
+            .collect();
+
+        // H.264 without a description needs its parameter sets from the first keyframe.
+        let mut first = Vec::new();
+        for (index, output) in outputs.iter_mut().enumerate() {
+            output.track_id = index as u32 + 1;
+            if output.needs_parameter_sets() {
+                if let Some(frame) = consumers[index].read().await? {
+                    output.avcc = avcc_from_annexb(&frame.payload);
+                    first.push((index, Some(frame)));
+                }
+            }
+        }
+        let init = init_segment(&outputs)?;
+        out.write_all(&init).await?;
+        out.flush().await?;
+
+        // Every track's frames as they come, then one `None` when the track ends.
+        let streams = consumers.drain(..).enumerate().map(|(index, consumer)| {
+            futures::stream::unfold(Some(consumer), move |consumer| async move {
+                let mut consumer = consumer?;
+                match consumer.read().await {
+                    Ok(Some(frame)) => Some(((index, Ok(Some(frame))), Some(consumer))),
+                    Ok(None) => Some(((index, Ok(None)), None)),
+                    Err(err) => Some(((index, Err(err)), None)),
+                }
+            })
+            .boxed()
+        });
+        let frames = futures::stream::iter(first.into_iter().map(|(i, f)| (i, Ok(f))))
+            .chain(futures::stream::select_all(streams));
+        futures::pin_mut!(frames);
+        let mut sequence = 0u32;
+        while let Some((index, frame)) = frames.next().await {
+            let output = &mut outputs[index];
+            for samples in output.push(frame?)? {
+                sequence += 1;
+                let bytes = fragment(output.track_id, sequence, &samples)?;
+                out.write_all(&bytes).await?;
+                out.flush().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn legacy(name: &str, container: &Container) -> bool {
+    if *container == Container::Legacy {
+        return true;
+    }
+    tracing::warn!(
+        track = name,
+        ?container,
+        "skipping a rendition that is not legacy-container"
+    );
+    false
+}
+
+#[derive(Debug)]
+enum Media {
+    Video(VideoConfig),
+    Audio(AudioConfig),
+}
+
+/// One exported track: the frames held back until their durations are known.
+#[derive(Debug)]
+struct Output {
+    name: String,
+    media: Media,
+    track_id: u32,
+    mode: Fragment,
+    /// For Annex-B H.264: the avcC built from the first keyframe.
+    avcc: Option<mp4_atom::Avcc>,
+    held: Vec<Frame>,
+    last_dts: Option<u64>,
+    last_duration: u64,
+}
+
+#[derive(Debug)]
+struct Sample {
+    dts: u64,
+    duration: u64,
+    cts: i64,
+    keyframe: bool,
+    payload: Bytes,
+}
+
+impl Output {
+    fn new(name: &str, media: Media, mode: Fragment) -> Self {
+        Self {
+            name: name.to_string(),
+            media,
+            track_id: 0,
+            mode,
+            avcc: None,
+            held: Vec::new(),
+            last_dts: None,
+            last_duration: 0,
+        }
+    }
+
+    fn needs_parameter_sets(&self) -> bool {
+        matches!(&self.media, Media::Video(v) if v.description.is_none() && v.codec.starts_with("avc"))
+    }
+
+    /// Take the next frame (`None`: the track ended) and return the fragments now complete.
+    fn push(&mut self, frame: Option<Frame>) -> Result<Vec<Vec<Sample>>, ExportError> {
+        let mut fragments = Vec::new();
+        match (self.mode, frame) {
+            (Fragment::Frame, Some(frame)) => {
+                if let Some(held) = self.held.pop() {
+                    fragments.push(self.samples(vec![held], Some(frame.timestamp))?);
+                }
+                self.held.push(frame);
+            }
+            (Fragment::Group, Some(frame)) => {
+                if frame.keyframe && !self.held.is_empty() {
+                    let group = std::mem::take(&mut self.held);
+                    fragments.push(self.samples(group, Some(frame.timestamp))?);
+                }
+                self.held.push(frame);
+            }
+            (_, None) => {
+                if !self.held.is_empty() {
+                    let held = std::mem::take(&mut self.held);
+                    fragments.push(self.samples(held, None)?);
+                }
+            }
+        }
+        Ok(fragments)
+    }
+
+    /// Samples for frames in decode order; `next` is the presentation time of the frame after them.
+    fn samples(
+        &mut self,
+        frames: Vec<Frame>,
+        next: Option<u64>,
+    ) -> Result<Vec<Sample>, ExportError> {
+        let mut order: Vec<u64> = frames.iter().map(|f| f.timestamp).collect();
+        order.sort_unstable();
+        let mut dts: Vec<u64> = Vec::with_capacity(frames.len());
+        for (i, frame) in frames.iter().enumerate() {
+            let candidate = match self.mode {
+                Fragment::Group => order[i],
+                Fragment::Frame => frame.timestamp,
+            };
+            let floor = dts.last().copied().or(self.last_dts).map_or(0, |d| d + 1);
+            dts.push(candidate.max(floor));
+        }
+        let mut samples = Vec::with_capacity(frames.len());
+        for (i, frame) in frames.into_iter().enumerate() {
+            let end = dts.get(i + 1).copied().or(next);
+            let duration = match end {
+                Some(end) if end > dts[i] => end - dts[i],
+                _ => self.last_duration.max(1),
+            };
+            self.last_duration = duration;
+            let payload = match &self.media {
+                Media::Video(v) if v.description.is_none() && v.codec.starts_with("avc") => {
+                    annexb_to_avcc(&frame.payload)
+                }
+                _ => frame.payload,
+            };
+            samples.push(Sample {
+                dts: dts[i],
+                duration,
+                cts: frame.timestamp as i64 - dts[i] as i64,
+                keyframe: frame.keyframe || matches!(self.media, Media::Audio(_)),
+                payload,
+            });
+        }
+        self.last_dts = dts.last().copied().or(self.last_dts);
+        Ok(samples)
+    }
+
+    fn unsupported(&self, reason: impl Into<String>) -> ExportError {
+        ExportError::Unsupported {
+            track: self.name.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The sample entry for this track's stsd.
+    fn sample_entry(&self) -> Result<Codec, ExportError> {
+        match &self.media {
+            Media::Video(config) => self.video_entry(config),
+            Media::Audio(config) => self.audio_entry(config),
+        }
+    }
+
+    fn video_entry(&self, config: &VideoConfig) -> Result<Codec, ExportError> {
+        let visual = Visual {
+            data_reference_index: 1,
+            width: config
+                .coded_width
+                .unwrap_or(0)
+                .try_into()
+                .unwrap_or(u16::MAX),
+            height: config
+                .coded_height
+                .unwrap_or(0)
+                .try_into()
+                .unwrap_or(u16::MAX),
+            ..Visual::default()
+        };
+        let codec = config.codec.as_str();
+        let description = config.description.as_deref();
+        let entry = if codec.starts_with("avc1") || codec.starts_with("avc3") {
+            let avcc = match (description, &self.avcc) {
+                (Some(description), _) => {
+                    decode_avcc(description).map_err(|e| self.unsupported(e))?
+                }
+                (None, Some(avcc)) => avcc.clone(),
+                (None, None) => {
+                    return Err(self.unsupported(
+                        "H.264 without description and no SPS/PPS in its first frame",
+                    ))
+                }
+            };
+            if codec.starts_with("avc1") && description.is_some() {
+                Codec::Avc1(Avc1 {
+                    visual,
+                    avcc,
+                    ..Default::default()
+                })
+            } else {
+                Codec::Avc3(Avc3 {
+                    visual,
+                    avcc,
+                    ..Default::default()
+                })
+            }
+        } else if codec.starts_with("hvc1") || codec.starts_with("hev1") {
+            let description =
+                description.ok_or_else(|| self.unsupported("H.265 without description (hvcC)"))?;
+            let hvcc = Hvcc::decode_body(&mut &description[..])
+                .map_err(|e| self.unsupported(format!("invalid hvcC description: {e}")))?;
+            if codec.starts_with("hvc1") {
+                Codec::Hvc1(Hvc1 {
+                    visual,
+                    hvcc,
+                    ..Default::default()
+                })
+            } else {
+                Codec::Hev1(Hev1 {
+                    visual,
+                    hvcc,
+                    ..Default::default()
+                })
+            }
+        } else if codec == "vp8" || codec.starts_with("vp09") {
+            let vpcc = codec::parse_vp9(codec)
+                .ok_or_else(|| self.unsupported(format!("codec string {codec}")))?;
+            if codec == "vp8" {
+                Codec::Vp08(Vp08 {
+                    visual,
+                    vpcc,
+                    ..Default::default()
+                })
+            } else {
+                Codec::Vp09(Vp09 {
+                    visual,
+                    vpcc,
+                    ..Default::default()
+                })
+            }
+        } else if codec.starts_with("av01") {
+            let av1c = match description {
+                Some(description) => mp4_atom::Av1c::decode_body(&mut &description[..])
+                    .map_err(|e| self.unsupported(format!("invalid av1C description: {e}")))?,
+                None => codec::parse_av1(codec)
+                    .ok_or_else(|| self.unsupported(format!("codec string {codec}")))?,
+            };
+            Codec::Av01(Av01 {
+                visual,
+                av1c,
+                ..Default::default()
+            })
+        } else {
+            return Err(self.unsupported(format!("video codec {codec}")));
+        };
+        Ok(entry)
+    }
+
+    fn audio_entry(&self, config: &AudioConfig) -> Result<Codec, ExportError> {
+        let audio = Audio {
+            data_reference_index: 1,
+            channel_count: config.number_of_channels.try_into().unwrap_or(2),
+            sample_size: 16,
+            sample_rate: FixedPoint::new(config.sample_rate.try_into().unwrap_or(0), 0),
+        };
+        let codec = config.codec.as_str();
+        if codec == "opus" {
+            let dops = Dops {
+                output_channel_count: config.number_of_channels.try_into().unwrap_or(2),
+                pre_skip: 0,
+                input_sample_rate: config.sample_rate,
+                output_gain: 0,
+                channel_mapping: None,
+            };
+            return Ok(Codec::Opus(Opus {
+                audio,
+                dops,
+                btrt: None,
+            }));
+        }
+        let Some(profile) = codec
+            .strip_prefix("mp4a.40.")
+            .and_then(|p| p.parse::<u8>().ok())
+        else {
+            return Err(self.unsupported(format!("audio codec {codec}")));
+        };
+        let raw = match &config.description {
+            Some(description) => description.to_vec(),
+            None => {
+                let index = AAC_RATES
+                    .iter()
+                    .position(|r| *r == config.sample_rate)
+                    .ok_or_else(|| {
+                        self.unsupported("AAC without description at a non-standard rate")
+                    })?;
+                let channels = u8::try_from(config.number_of_channels).unwrap_or(2);
+                vec![
+                    (profile << 3) | (index as u8 >> 1),
+                    ((index as u8) << 7) | (channels << 3),
+                ]
+            }
+        };
+        let esds = Esds {
+            es_desc: EsDescriptor {
+                es_id: 1,
+                dec_config: DecoderConfig {
+                    object_type_indication: 0x40,
+                    stream_type: 5,
+                    up_stream: 0,
+                    max_bitrate: config.bitrate.unwrap_or(0).try_into().unwrap_or(u32::MAX),
+                    avg_bitrate: config.bitrate.unwrap_or(0).try_into().unwrap_or(u32::MAX),
+                    dec_specific: Some(DecoderSpecific {
+                        profile,
+                        raw,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        };
+        Ok(Codec::Mp4a(Mp4a {
+            audio,
+            esds,
+            btrt: None,
+            taic: None,
+        }))
+    }
+}
+
+const AAC_RATES: [u32; 13] = [
+    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
+];
+
+/// `ftyp` + `moov` for the outputs.
+fn init_segment(outputs: &[Output]) -> Result<Bytes, ExportError> {
+    let ftyp = Ftyp {
+        major_brand: FourCC::new(b"iso6"),
+        minor_version: 0,
+        compatible_brands: [b"iso6", b"cmfc", b"isom", b"mp41"]
+            .into_iter()
+            .map(FourCC::new)
+            .collect(),
+    };
+    let mut traks = Vec::new();
+    let mut trex = Vec::new();
+    for output in outputs {
+        let entry = output.sample_entry()?;
+        let (handler, width, height, volume, vmhd, smhd) = match &output.media {
+            Media::Video(v) => (
+                b"vide",
+                v.coded_width.unwrap_or(0),
+                v.coded_height.unwrap_or(0),
+                0,
+                Some(Vmhd::default()),
+                None,
+            ),
+            Media::Audio(_) => (b"soun", 0, 0, 1, None, Some(Smhd::default())),
+        };
+        traks.push(Trak {
+            tkhd: Tkhd {
+                track_id: output.track_id,
+                enabled: true,
+                in_movie: true,
+                volume: FixedPoint::new(volume, 0),
+                width: FixedPoint::new(width.try_into().unwrap_or(u16::MAX), 0),
+                height: FixedPoint::new(height.try_into().unwrap_or(u16::MAX), 0),
+                ..Default::default()
+            },
+            mdia: Mdia {
+                mdhd: Mdhd {
+                    timescale: container::TIMESCALE as u32,
+                    language: "und".into(),
+                    ..Default::default()
+                },
+                hdlr: Hdlr {
+                    handler: FourCC::new(handler),
+                    name: output.name.clone(),
+                },
+                minf: Minf {
+                    vmhd,
+                    smhd,
+                    dinf: Dinf {
+                        dref: Dref {
+                            entries: vec![DrefEntry::Url(Url {
+                                location: String::new(),
+                            })],
+                        },
+                    },
+                    stbl: Stbl {
+                        stsd: Stsd {
+                            codecs: vec![entry],
+                        },
+                        stts: Stts::default(),
+                        stsc: Stsc::default(),
+                        stsz: Stsz::default(),
+                        stco: Some(Stco::default()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+            },
+            ..Default::default()
+        });
+        trex.push(Trex {
+            track_id: output.track_id,
+            default_sample_description_index: 1,
+            ..Default::default()
+        });
+    }
+    let moov = Moov {
+        mvhd: Mvhd {
+            timescale: 1000,
+            next_track_id: outputs.len() as u32 + 1,
+            ..Default::default()
+        },
+        mvex: Some(Mvex { mehd: None, trex }),
+        trak: traks,
+        ..Default::default()
+    };
+    let mut buf = BytesMut::new();
+    ftyp.encode(&mut buf)?;
+    moov.encode(&mut buf)?;
+    Ok(buf.freeze())
+}
+
+/// One `moof`+`mdat` holding `samples` of one track.
+fn fragment(track_id: u32, sequence: u32, samples: &[Sample]) -> Result<Bytes, ExportError> {
+    let entries = samples
+        .iter()
+        .map(|s| TrunEntry {
+            duration: Some(s.duration.try_into().unwrap_or(u32::MAX)),
+            size: Some(s.payload.len() as u32),
+            flags: Some(if s.keyframe {
+                SAMPLE_SYNC
+            } else {
+                SAMPLE_NON_SYNC
+            }),
+            cts: Some(s.cts.clamp(i32::MIN.into(), i32::MAX.into())),
+        })
+        .collect();
+    let mut moof = Moof {
+        mfhd: Mfhd {
+            sequence_number: sequence,
+        },
+        traf: vec![Traf {
+            tfhd: Tfhd {
+                track_id,
+                default_base_is_moof: true,
+                ..Default::default()
+            },
+            tfdt: Some(Tfdt {
+                base_media_decode_time: samples.first().map_or(0, |s| s.dts),
+            }),
+            trun: vec![Trun {
+                data_offset: Some(0),
+                samples: TrunSamples::Explicit(entries),
+            }],
+            ..Default::default()
+        }],
+    };
+    // The data offset counts from the moof's first byte to the mdat body.
+    let mut sized = BytesMut::new();
+    moof.encode(&mut sized)?;
+    let offset = sized.len() + 8;
+    moof.traf[0].trun[0].data_offset = Some(offset.try_into().unwrap_or(i32::MAX));
+
+    let data: usize = samples.iter().map(|s| s.payload.len()).sum();
+    let mut buf = BytesMut::with_capacity(offset + data);
+    moof.encode(&mut buf)?;
+    buf.put_u32((data + 8).try_into().unwrap_or(u32::MAX));
+    buf.put_slice(b"mdat");
+    for sample in samples {
+        buf.put_slice(&sample.payload);
+    }
+    Ok(buf.freeze())
+}
