@@ -4,7 +4,8 @@
 //! its body is buffered, and a box that extends "to the end of the file" is refused in a stream);
 //! the boxes themselves are decoded with mp4-atom. Sample payloads are shared with the `mdat`, never
 //! copied, and published as they are: length-prefixed NAL units for H.264/H.265 (the catalog carries
-//! the avcC/hvcC as `description`), raw frames for AV1, VP8, VP9, AAC and Opus.
+//! the avcC/hvcC as `description`), raw frames for AV1 (av1C as `description`), VP8, VP9, AAC
+//! (AudioSpecificConfig as `description`) and Opus.
 //!
 //! # Timestamps and ffmpeg's repeated `tfdt`
 //! Each sample's decode time is its fragment's `tfdt` plus the durations of the samples before it;
@@ -173,9 +174,11 @@ impl Fmp4Importer {
             };
         }
         let (size, header_len) = match size {
-            0 => return Err(ImportError::Unsupported(format!(
+            0 => {
+                return Err(ImportError::Unsupported(format!(
                 "box '{name}' extends to the end of the file (size 0), which a stream cannot have"
-            ))),
+            )))
+            }
             1 if buf.len() < 16 => return Ok(None),
             1 => (header.get_u64(), 16),
             size => (u64::from(size), 8),
@@ -470,7 +473,11 @@ fn video_config(codec: &Codec) -> Result<VideoConfig, ImportError> {
         ),
         Codec::Vp08(vp08) => ("vp8".to_string(), None, &vp08.visual),
         Codec::Vp09(vp09) => (codec::vp9(&vp09.vpcc), None, &vp09.visual),
-        Codec::Av01(av01) => (codec::av1(&av01.av1c), None, &av01.visual),
+        Codec::Av01(av01) => (
+            codec::av1(&av01.av1c),
+            Some(encode_body(&av01.av1c)?),
+            &av01.visual,
+        ),
         other => {
             return Err(ImportError::Unsupported(format!(
                 "video sample entry {}",
