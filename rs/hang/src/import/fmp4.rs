@@ -18,10 +18,12 @@
 //! - a fragment whose `tfdt` is not after the previous sample's decode time (a repeated or
 //!   backwards `tfdt`) continues where the previous fragment ended;
 //! - a one-sample fragment of duration 0 whose `tfdt` jumps past where the previous fragment ended
-//!   is the mis-stamped one, and is placed where the previous fragment ended.
+//!   is the mis-stamped one, and is placed where the previous fragment ended;
+//! - a sample of duration 0 is taken to last as long as the track's previous non-zero sample
+//!   (ffmpeg can emit two such fragments in a row: 139200, 141120 (0), 142080 (0), 142080, ...).
 //!
-//! So the stream above imports as 12480, 13440, 14400, 15360: timestamps never go backwards and
-//! none is repeated. Gaps with real durations are kept as they are.
+//! So the streams above import as 12480, 13440, 14400, 15360 and 139200, 140160, 141120, 142080:
+//! timestamps never go backwards and none is repeated. Gaps with real durations are kept.
 
 use std::collections::{HashMap, HashSet};
 
@@ -62,6 +64,8 @@ struct Input {
     /// Decode time of the last sample written, and where the next one is expected.
     last_dts: Option<u64>,
     next_dts: u64,
+    /// The last non-zero sample duration, assumed for samples of duration 0.
+    usual_duration: u64,
     /// Video: a keyframe has been written (leading non-keyframes are dropped).
     started: bool,
 }
@@ -248,6 +252,7 @@ impl Fmp4Importer {
                 defaults,
                 last_dts: None,
                 next_dts: 0,
+                usual_duration: 0,
                 started: false,
             };
             if self.tracks.insert(track_id, input).is_some() {
@@ -355,7 +360,11 @@ impl Fmp4Importer {
             let mut dts = fragment_start(tfdt, input.last_dts, input.next_dts, unfinished);
             for (sample, duration) in samples.iter_mut().zip(&durations) {
                 sample.dts = dts;
-                dts = dts.saturating_add(*duration);
+                // A duration of 0 is "not known yet": assume the track's usual one.
+                if *duration != 0 {
+                    input.usual_duration = *duration;
+                }
+                dts = dts.saturating_add(input.usual_duration.max(*duration));
             }
             for sample in samples {
                 input.write(sample)?;
