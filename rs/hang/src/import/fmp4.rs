@@ -150,6 +150,11 @@ impl Fmp4Importer {
                 "input ended before an init segment (moov)",
             ));
         }
+        if self.moof.is_some() {
+            return Err(ImportError::malformed(
+                "input ends between a moof and its mdat",
+            ));
+        }
         Ok(())
     }
 
