@@ -139,7 +139,7 @@ pub fn packets(path: &Path, index: usize) -> Vec<(i64, bool)> {
         .map(|l| {
             let (pts, flags) = l.split_once(',').expect("pts,flags");
             (
-                pts.parse::<f64>().expect("pts_time"),
+                pts.parse::<f64>().unwrap_or(0.0), // "N/A" in raw streams
                 flags.starts_with('K'),
             )
         })
