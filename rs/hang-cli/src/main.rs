@@ -1,0 +1,365 @@
+//! `hang`: get live media into and out of a moq relay.
+//!
+//! - `hang publish --url URL --name NAME [--format fmp4|annex-b] < media`
+//! - `hang subscribe --url URL --name NAME [--format fmp4|annex-b] > media`
+//! - `hang serve --name NAME [--format ...] < media` (its own server, no relay needed)
+//!
+//! Media goes through stdin/stdout; progress and stats go to stderr.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::BytesMut;
+use clap::{Parser, Subcommand, ValueEnum};
+use hang::export::{AnnexBExporter, Fmp4Exporter, Fragment};
+use hang::import::{AnnexBImporter, Fmp4Importer};
+use moq_lite::{Metric, OriginProducer, Path, Session};
+use tokio::io::AsyncReadExt;
+use url::Url;
+
+/// Publish live media (fMP4 from ffmpeg, or raw H.264 Annex-B) to a moq relay, or play a
+/// broadcast back out as fMP4 / Annex-B. Media on stdin/stdout, logs and stats on stderr.
+#[derive(Parser, Debug)]
+#[command(name = "hang", version, about)]
+struct Cli {
+    #[command(flatten)]
+    log: moq_native::Log,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Read media from stdin and publish it as a hang broadcast through a relay.
+    Publish {
+        #[command(flatten)]
+        connect: Connect,
+        /// Input format on stdin.
+        #[arg(long, value_enum, default_value_t = Format::Fmp4)]
+        format: Format,
+        /// Frame rate of Annex-B input (it carries no timestamps).
+        #[arg(long, default_value_t = 30.0)]
+        fps: f64,
+    },
+    /// Subscribe to a hang broadcast and write it to stdout.
+    Subscribe {
+        #[command(flatten)]
+        connect: Connect,
+        /// Output format on stdout.
+        #[arg(long, value_enum, default_value_t = Format::Fmp4)]
+        format: Format,
+        /// fMP4 fragments: one per frame (lowest latency) or one per group.
+        #[arg(long, value_enum, default_value_t = FragmentArg::Frame)]
+        fragment: FragmentArg,
+        /// Skip ahead when the output falls this far behind live (ms). 0 = never skip.
+        #[arg(long, default_value_t = 0)]
+        latency: u64,
+    },
+    /// Act as a server for one broadcast read from stdin: viewers connect straight to us.
+    Serve {
+        /// The broadcast name viewers subscribe to.
+        #[arg(long)]
+        name: String,
+        /// Input format on stdin.
+        #[arg(long, value_enum, default_value_t = Format::Fmp4)]
+        format: Format,
+        /// Frame rate of Annex-B input.
+        #[arg(long, default_value_t = 30.0)]
+        fps: f64,
+        #[command(flatten)]
+        server: moq_native::ServerConfig,
+    },
+}
+
+/// Where to connect and what to call the broadcast.
+#[derive(clap::Args, Debug)]
+struct Connect {
+    /// Relay URL: https://host:port/path (WebTransport), http://... (pin the certificate served
+    /// at /certificate.sha256; local development), moql://host:port/path (raw QUIC).
+    #[arg(long, env = "MOQ_URL")]
+    url: Url,
+    /// Broadcast name, relative to the URL path (e.g. `bbb.hang`).
+    #[arg(long, env = "MOQ_NAME")]
+    name: String,
+    #[command(flatten)]
+    client: moq_native::ClientConfig,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    /// Fragmented MP4 / CMAF (ffmpeg `-f mp4 -movflags cmaf+separate_moof+delay_moov+...`).
+    Fmp4,
+    /// Raw H.264 Annex-B (ffmpeg `-f h264`).
+    AnnexB,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum FragmentArg {
+    Frame,
+    Group,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    cli.log.init();
+    match cli.command {
+        Command::Publish {
+            connect,
+            format,
+            fps,
+        } => publish(connect, format, fps).await,
+        Command::Subscribe {
+            connect,
+            format,
+            fragment,
+            latency,
+        } => subscribe(connect, format, fragment, latency).await,
+        Command::Serve {
+            name,
+            format,
+            fps,
+            server,
+        } => serve(name, format, fps, server).await,
+    }
+}
+
+/// The importer for `format`, fed from stdin.
+enum Importer {
+    Fmp4(Fmp4Importer),
+    AnnexB(AnnexBImporter),
+}
+
+impl Importer {
+    fn new(format: Format, fps: f64) -> Self {
+        let broadcast = hang::BroadcastProducer::new();
+        match format {
+            Format::Fmp4 => Importer::Fmp4(Fmp4Importer::new(broadcast)),
+            Format::AnnexB => Importer::AnnexB(AnnexBImporter::new(broadcast).with_frame_rate(fps)),
+        }
+    }
+
+    fn decode(&mut self, buf: &mut BytesMut) -> anyhow::Result<()> {
+        match self {
+            Importer::Fmp4(i) => i.decode(buf)?,
+            Importer::AnnexB(i) => i.decode(buf)?,
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, buf: &mut BytesMut) -> anyhow::Result<()> {
+        match self {
+            Importer::Fmp4(i) => i.finish(buf)?,
+            Importer::AnnexB(i) => i.finish(buf)?,
+        }
+        Ok(())
+    }
+
+    fn is_initialized(&self) -> bool {
+        match self {
+            Importer::Fmp4(i) => i.is_initialized(),
+            Importer::AnnexB(i) => i.is_initialized(),
+        }
+    }
+
+    fn broadcast(&self) -> &hang::BroadcastProducer {
+        match self {
+            Importer::Fmp4(i) => i.broadcast(),
+            Importer::AnnexB(i) => i.broadcast(),
+        }
+    }
+}
+
+/// Read stdin into the importer; once the catalog exists, publish the broadcast at `path` in
+/// `origin`. Returns at the end of stdin.
+async fn import(
+    mut importer: Importer,
+    origin: &OriginProducer,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let mut stdin = tokio::io::stdin();
+    let mut buf = BytesMut::with_capacity(1 << 20);
+    let mut published = false;
+    loop {
+        let n = stdin.read_buf(&mut buf).await.context("reading stdin")?;
+        if n == 0 {
+            importer.finish(&mut buf).context("input ended")?;
+            tracing::info!("input ended");
+            return Ok(());
+        }
+        importer.decode(&mut buf).context("invalid input")?;
+        if !published && importer.is_initialized() {
+            origin.publish_broadcast(path, importer.broadcast().inner().consume())?;
+            tracing::info!(broadcast = %path, catalog = %serde_summary(importer.broadcast()), "publishing");
+            published = true;
+        }
+    }
+}
+
+fn serde_summary(broadcast: &hang::BroadcastProducer) -> String {
+    let catalog = broadcast.catalog();
+    let video: Vec<String> = catalog
+        .video_renditions()
+        .map(|(n, c)| format!("{n}={}", c.codec))
+        .collect();
+    let audio: Vec<String> = catalog
+        .audio_renditions()
+        .map(|(n, c)| format!("{n}={}", c.codec))
+        .collect();
+    format!("video[{}] audio[{}]", video.join(","), audio.join(","))
+}
+
+async fn connect(connect: &Connect) -> anyhow::Result<(moq_native::Connection, Path)> {
+    let path = Path::new(&connect.name).context("invalid --name")?;
+    let client = moq_native::Client::new(connect.client.clone())?;
+    let connection = client
+        .connect(connect.url.clone())
+        .await
+        .with_context(|| format!("cannot connect to {}", connect.url))?;
+    Ok((connection, path))
+}
+
+/// Log traffic once a second: bitrate, frames per second, groups.
+async fn report(session: &Session, direction: &str) {
+    let (bytes, frames, groups) = match direction {
+        "in" => (Metric::BytesIn, Metric::FramesIn, Metric::GroupsIn),
+        _ => (Metric::BytesOut, Metric::FramesOut, Metric::GroupsOut),
+    };
+    let stats = session.stats().clone();
+    let mut last = (0, 0);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let now = (stats.get(bytes), stats.get(frames));
+        let kbps = (now.0 - last.0) * 8 / 1000;
+        tracing::info!(
+            kbps,
+            fps = now.1 - last.1,
+            groups = stats.get(groups),
+            "{direction}"
+        );
+        last = now;
+    }
+}
+
+async fn publish(connect_args: Connect, format: Format, fps: f64) -> anyhow::Result<()> {
+    let (connection, path) = connect(&connect_args).await?;
+    let origin = OriginProducer::new();
+    let session = moq_lite::Client::new()
+        .with_setup_path(connection.setup_path)
+        .publish(origin.consume())
+        .connect(connection.session)
+        .await?;
+    tracing::info!(version = %session.version(), "connected");
+    let result = tokio::select! {
+        res = import(Importer::new(format, fps), &origin, &path) => res,
+        err = session.closed() => Err(anyhow::anyhow!("session closed: {err}")),
+        _ = report(&session, "out") => unreachable!("report never ends"),
+    };
+    // Let what is in flight reach the relay before hanging up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    result
+}
+
+async fn subscribe(
+    connect_args: Connect,
+    format: Format,
+    fragment: FragmentArg,
+    latency: u64,
+) -> anyhow::Result<()> {
+    let (connection, path) = connect(&connect_args).await?;
+    let origin = OriginProducer::new();
+    let session = moq_lite::Client::new()
+        .with_setup_path(connection.setup_path)
+        .subscribe(origin.clone())
+        .connect(connection.session)
+        .await?;
+    tracing::info!(version = %session.version(), broadcast = %path, "waiting for the broadcast");
+    let latency = if latency == 0 {
+        Duration::MAX
+    } else {
+        Duration::from_millis(latency)
+    };
+    let run = async {
+        let broadcast = origin.consume().wait_for_broadcast(&path).await?;
+        tracing::info!(broadcast = %path, "broadcast found");
+        let consumer = hang::BroadcastConsumer::new(broadcast);
+        let stdout = tokio::io::stdout();
+        match format {
+            Format::Fmp4 => {
+                let fragment = match fragment {
+                    FragmentArg::Frame => Fragment::Frame,
+                    FragmentArg::Group => Fragment::Group,
+                };
+                Fmp4Exporter::new(consumer)
+                    .fragment(fragment)
+                    .latency(latency)
+                    .run(stdout)
+                    .await?
+            }
+            Format::AnnexB => {
+                AnnexBExporter::new(consumer)
+                    .latency(latency)
+                    .run(stdout)
+                    .await?
+            }
+        }
+        anyhow::Ok(())
+    };
+    tokio::select! {
+        res = run => res,
+        err = session.closed() => Err(anyhow::anyhow!("session closed: {err}")),
+        _ = report(&session, "in") => unreachable!("report never ends"),
+    }
+}
+
+async fn serve(
+    name: String,
+    format: Format,
+    fps: f64,
+    config: moq_native::ServerConfig,
+) -> anyhow::Result<()> {
+    let path = Path::new(&name).context("invalid --name")?;
+    let mut server = moq_native::Server::new(config)?;
+    let addr = server.local_addr()?;
+    let fingerprint = server.fingerprints().first().cloned().unwrap_or_default();
+    // The fingerprint endpoint on the same port number over TCP, for http:// URLs.
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot bind TCP {addr}"))?;
+    tokio::spawn(moq_native::serve_fingerprint(listener, fingerprint.clone()));
+    tracing::info!(%addr, %fingerprint, broadcast = %path, "serving");
+
+    let origin = OriginProducer::new();
+    let sessions = origin.clone();
+    let accept = async move {
+        let mut live = Vec::new();
+        while let Some(request) = server.accept().await {
+            let transport = match request.ok().await {
+                Ok(t) => t,
+                Err(err) => {
+                    tracing::warn!(%err, "accept failed");
+                    continue;
+                }
+            };
+            match moq_lite::Server::new()
+                .publish(sessions.consume())
+                .accept(transport)
+                .await
+            {
+                Ok(session) => {
+                    tracing::info!(version = %session.version(), "viewer connected");
+                    live.retain(|s: &Session| s.stats().get(Metric::Sessions) > 0);
+                    live.push(session);
+                }
+                Err(err) => tracing::warn!(%err, "session failed"),
+            }
+        }
+    };
+    tokio::select! {
+        res = import(Importer::new(format, fps), &origin, &path) => res,
+        _ = accept => Ok(()),
+    }
+}

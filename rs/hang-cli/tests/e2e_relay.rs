@@ -1,0 +1,264 @@
+//! End to end through our relay: ffmpeg fMP4 → `hang publish` → `moq-relay` → `hang subscribe` →
+//! fMP4 that ffprobe reads with the same codec, size, frame count and timestamps.
+//!
+//! The relay binary comes from the same target directory (`cargo test --workspace` builds it).
+
+use std::net::{TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin(name: &str) -> PathBuf {
+    let hang = PathBuf::from(env!("CARGO_BIN_EXE_hang"));
+    let path = hang.with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p moq-relay` (cargo test --workspace does)",
+        path.display()
+    );
+    path
+}
+
+/// Children killed and reaped on drop; a scratch dir removed on drop.
+struct Run {
+    children: Vec<Child>,
+    dir: PathBuf,
+}
+
+impl Run {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("hang-e2e-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self {
+            children: Vec::new(),
+            dir,
+        }
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(&format!("{name}.log"))).unwrap_or_default()
+    }
+    fn spawn(&mut self, name: &str, cmd: &mut Command) -> &mut Child {
+        let log = std::fs::File::create(self.path(&format!("{name}.log"))).unwrap();
+        let child = cmd
+            .stderr(log)
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        self.children.push(child);
+        self.children.last_mut().unwrap()
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            for name in ["relay", "ffmpeg", "publish", "subscribe"] {
+                eprintln!("--- {name} ---\n{}", self.log(name));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// `ffprobe` facts about the video stream: codec, width, height, and every frame's pts (seconds).
+fn probe(file: &std::path::Path) -> (String, u32, u32, Vec<f64>) {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,width,height",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe (scripts/test.sh installs ffmpeg)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut fields = text.trim().split(',');
+    let codec = fields.next().unwrap_or_default().to_string();
+    let width = fields.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+    let height = fields.next().and_then(|h| h.parse().ok()).unwrap_or(0);
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .unwrap();
+    let mut pts: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect();
+    pts.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (codec, width, height, pts)
+}
+
+/// Publish `source` (an fMP4 file) live through the relay and return what `hang subscribe` wrote.
+fn through_relay(run: &mut Run, source: &std::path::Path) -> PathBuf {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    run.spawn(
+        "relay",
+        Command::new(bin("moq-relay")).args([
+            "--listen",
+            &addr,
+            "--tls-generate",
+            "localhost",
+            "--auth-public",
+            "",
+            "--web-http-listen",
+            &addr,
+        ]),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "relay did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("http://127.0.0.1:{port}/anon");
+    let out = run.path("out.mp4");
+    let file = std::fs::File::create(&out).unwrap();
+    run.spawn(
+        "subscribe",
+        Command::new(env!("CARGO_BIN_EXE_hang"))
+            .args(["subscribe", "--url", &url, "--name", "e2e.hang"])
+            .stdout(file),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Pace the file like a live source (-re), copying the packets unchanged.
+    let mut ffmpeg = Command::new("ffmpeg");
+    ffmpeg
+        .args(["-hide_banner", "-loglevel", "error", "-re", "-i"])
+        .arg(source)
+        .args([
+            "-c",
+            "copy",
+            "-f",
+            "mp4",
+            "-movflags",
+            "cmaf+separate_moof+delay_moov+skip_trailer+frag_every_frame",
+            "-",
+        ])
+        .stdout(Stdio::piped());
+    let media = run.spawn("ffmpeg", &mut ffmpeg).stdout.take().unwrap();
+    let publish = run.spawn(
+        "publish",
+        Command::new(env!("CARGO_BIN_EXE_hang"))
+            .args(["publish", "--url", &url, "--name", "e2e.hang"])
+            .stdin(media),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = publish.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "hang publish did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "hang publish failed");
+    // The subscriber ends by itself once the broadcast's tracks end.
+    let subscriber = &mut run.children[1];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = subscriber.try_wait().unwrap() {
+            assert!(status.success(), "hang subscribe failed");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "hang subscribe did not end with the broadcast"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    out
+}
+
+fn make_source(run: &Run, name: &str, x264: &[&str]) -> PathBuf {
+    let source = run.path(name);
+    let status = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-t",
+            "2",
+        ])
+        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "30"])
+        .args(x264)
+        .args([
+            "-f",
+            "mp4",
+            "-movflags",
+            "cmaf+separate_moof+delay_moov+skip_trailer+frag_every_frame",
+        ])
+        .arg(&source)
+        .status()
+        .expect("ffmpeg (scripts/test.sh installs it)");
+    assert!(status.success());
+    source
+}
+
+fn assert_same(source: &std::path::Path, out: &std::path::Path) {
+    let (codec, w, h, src_pts) = probe(source);
+    let (out_codec, out_w, out_h, out_pts) = probe(out);
+    assert_eq!((out_codec.as_str(), out_w, out_h), (codec.as_str(), w, h));
+    assert_eq!(out_pts.len(), src_pts.len(), "frame count");
+    // Timestamps preserved (relative to the first frame; ffmpeg may shift the origin).
+    let (s0, o0) = (src_pts[0], out_pts[0]);
+    for (s, o) in src_pts.iter().zip(&out_pts) {
+        assert!(((s - s0) - (o - o0)).abs() < 0.001, "pts {o} vs source {s}");
+    }
+}
+
+#[test]
+fn ffmpeg_fmp4_through_the_relay() {
+    let mut run = Run::new("plain");
+    let source = make_source(
+        &run,
+        "src.mp4",
+        &["-preset", "ultrafast", "-tune", "zerolatency"],
+    );
+    let out = through_relay(&mut run, &source);
+    assert_same(&source, &out);
+}
+
+#[test]
+fn b_frames_through_the_relay() {
+    let mut run = Run::new("bframes");
+    let source = make_source(&run, "src.mp4", &["-preset", "veryfast", "-bf", "2"]);
+    let out = through_relay(&mut run, &source);
+    assert_same(&source, &out);
+}
