@@ -160,6 +160,13 @@ impl Server {
         self.endpoint
             .close(quinn::VarInt::from_u32(0), b"server closed");
     }
+
+    /// Wait until every connection has finished closing, so the close frames reach the peers;
+    /// call it after [`Server::close`] before the process exits (and bound it: a vanished peer
+    /// takes a few probe timeouts to give up on).
+    pub async fn wait_idle(&self) {
+        self.endpoint.wait_idle().await
+    }
 }
 
 /// `[::]` serves IPv4 too only while Linux's `net.ipv6.bindv6only` is 0 (the default); std

@@ -23,7 +23,11 @@ pub struct Cli {
     pub file: Option<PathBuf>,
 
     /// UDP address for QUIC: WebTransport and raw QUIC on one port. [default: [::]:443]
-    #[arg(long = "server-bind", alias = "listen", env = "MOQ_SERVER_BIND")]
+    #[arg(
+        long = "server-bind",
+        visible_alias = "listen",
+        env = "MOQ_SERVER_BIND"
+    )]
     pub bind: Option<SocketAddr>,
 
     /// PEM certificate chain (repeatable; pairs with --tls-key by position).

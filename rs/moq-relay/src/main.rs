@@ -80,5 +80,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(timeout = ?config.shutdown_timeout, "shutting down: GOAWAY, then draining sessions");
     relay.drain(config.shutdown_timeout).await;
     server.close();
+    // Exiting now would drop the close frames still queued for the peers, leaving them to time out.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), server.wait_idle()).await;
     Ok(())
 }

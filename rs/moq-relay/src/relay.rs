@@ -171,9 +171,13 @@ impl Relay {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let left: Vec<_> = self.sessions().values().cloned().collect();
-        for live in left {
+        for live in &left {
             live.session.close(Error::Cancel);
         }
+        // A WebTransport close is a capsule written by a background task: let it out (bounded,
+        // the peer may be gone) before the endpoint is closed under it.
+        let closed = futures::future::join_all(left.iter().map(|live| live.session.closed()));
+        let _ = tokio::time::timeout(Duration::from_secs(1), closed).await;
     }
 
     /// Live sessions (for metrics).
