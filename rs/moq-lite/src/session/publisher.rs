@@ -431,21 +431,27 @@ impl Publisher {
         id: u64,
         group: GroupConsumer,
         send_order: i32,
-        cancel: oneshot::Receiver<Error>,
+        mut cancel: oneshot::Receiver<Error>,
     ) {
-        let stream = match self.transport.open_uni().await {
-            Ok(stream) => stream,
-            Err(err) => {
-                return tracing::debug!(err = %session_error(err), "cannot open group stream")
-            }
-        };
-        let mut writer = Writer::new(stream, self.version);
-        writer.set_priority(send_order);
         let sequence = group.info().sequence;
-        self.stats.add(Metric::GroupsOut, 1);
+        // Counted as queued from the moment it is scheduled, including while waiting for the peer
+        // to grant a stream (flow control), so expiry and the metric both see it.
         let written = Arc::new(AtomicU64::new(0));
         let key = self.next_inflight.fetch_add(1, Ordering::Relaxed);
         lock(&self.inflight).insert(key, (group.clone(), written.clone()));
+        let stream = tokio::select! {
+            stream = self.transport.open_uni() => stream.map_err(session_error),
+            Ok(err) = &mut cancel => Err(err),
+        };
+        let mut writer = match stream {
+            Ok(stream) => Writer::new(stream, self.version),
+            Err(err) => {
+                lock(&self.inflight).remove(&key);
+                return tracing::debug!(sequence, %err, "group stream not opened");
+            }
+        };
+        writer.set_priority(send_order);
+        self.stats.add(Metric::GroupsOut, 1);
         let result = tokio::select! {
             res = async {
                 writer.encode(&UniStreamType::Group).await?;
