@@ -145,23 +145,18 @@ async fn fetch(state: State<Web>, UrlPath(path): UrlPath<String>, params: Params
     };
     let mut consumer = broadcast.subscribe_track(&Track::new(track));
     let found: Option<GroupConsumer> = match group {
-        Some(sequence) => tokio::time::timeout(FETCH_WAIT, async {
-            // A requested remote track needs a moment to start; poll the cache until then.
-            loop {
-                if let Some(group) = consumer.get_group(sequence) {
-                    return Some(group);
+        // A cached copy, or a FETCH to the publisher (lite-05) when the relay never had it.
+        Some(sequence) => match broadcast.fetch_group(track, sequence) {
+            Some(group) => {
+                // Answer 404 rather than an empty 200 when the publisher does not have it either.
+                let mut probe = group.clone();
+                match tokio::time::timeout(FETCH_WAIT, probe.next_frame()).await {
+                    Ok(Ok(_)) => Some(group),
+                    _ => None,
                 }
-                if consumer.latest().is_some_and(|l| l > sequence)
-                    || consumer.info_ready().await.is_err()
-                {
-                    return None;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-        })
-        .await
-        .ok()
-        .flatten(),
+            None => None,
+        },
         None => tokio::time::timeout(FETCH_WAIT, consumer.next_group())
             .await
             .ok()

@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, watch};
 
-use super::{Track, TrackConsumer, TrackInfo, TrackProducer, TrackWeak};
+use super::{
+    Group, GroupConsumer, GroupProducer, Track, TrackConsumer, TrackInfo, TrackProducer, TrackWeak,
+};
 use crate::Error;
 
 #[derive(Debug, Default)]
@@ -18,6 +20,7 @@ struct State {
     published: HashMap<String, TrackWeak>,
     requested: HashMap<String, TrackWeak>,
     requests: Option<mpsc::UnboundedSender<TrackProducer>>,
+    fetches: Option<mpsc::UnboundedSender<FetchRequest>>,
 }
 
 #[derive(Debug)]
@@ -74,6 +77,14 @@ impl BroadcastProducer {
         TrackRequests { rx }
     }
 
+    /// Serve fetches of groups that are not cached: from now on
+    /// [`BroadcastConsumer::fetch_group`] queues them here (e.g. for a session to FETCH upstream).
+    pub fn fetch_requests(&self) -> FetchRequests {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.shared.lock().fetches = Some(tx);
+        FetchRequests { rx }
+    }
+
     /// A consumer of this broadcast.
     pub fn consume(&self) -> BroadcastConsumer {
         BroadcastConsumer {
@@ -100,7 +111,9 @@ impl BroadcastProducer {
             true
         });
         // Pending and future requests fail: nobody will serve them.
-        self.shared.lock().requests = None;
+        let mut state = self.shared.lock();
+        state.requests = None;
+        state.fetches = None;
     }
 }
 
@@ -120,6 +133,28 @@ pub struct TrackRequests {
 impl TrackRequests {
     /// The next requested track, or `None` once the broadcast is closed.
     pub async fn next(&mut self) -> Option<TrackProducer> {
+        self.rx.recv().await
+    }
+}
+
+/// A request for one group that is not cached; fill `group` (or drop it to fail the fetch).
+#[derive(Debug)]
+pub struct FetchRequest {
+    /// The track name.
+    pub track: String,
+    /// Where the frames go; consumers already wait on it.
+    pub group: GroupProducer,
+}
+
+/// Fetch requests for groups the broadcast does not hold (see [`BroadcastProducer::fetch_requests`]).
+#[derive(Debug)]
+pub struct FetchRequests {
+    rx: mpsc::UnboundedReceiver<FetchRequest>,
+}
+
+impl FetchRequests {
+    /// The next request, or `None` once the broadcast is closed.
+    pub async fn next(&mut self) -> Option<FetchRequest> {
         self.rx.recv().await
     }
 }
@@ -165,6 +200,30 @@ impl BroadcastConsumer {
             producer.abort(Error::NotFound);
         }
         consumer
+    }
+
+    /// One group of a track: from a cached copy if the track is live here and still holds it,
+    /// else fetched through [`BroadcastProducer::fetch_requests`]. `None` when neither can serve it.
+    pub fn fetch_group(&self, track: &str, sequence: u64) -> Option<GroupConsumer> {
+        let state = self.shared.lock();
+        let live = state
+            .published
+            .get(track)
+            .or_else(|| state.requested.get(track))
+            .and_then(TrackWeak::consume);
+        if let Some(group) = live.and_then(|t| t.get_group(sequence)) {
+            return Some(group);
+        }
+        let tx = state.fetches.clone()?;
+        drop(state);
+        let group = GroupProducer::new(Group { sequence });
+        let consumer = group.consume();
+        tx.send(FetchRequest {
+            track: track.to_string(),
+            group,
+        })
+        .ok()?;
+        Some(consumer)
     }
 
     /// Resolves when the broadcast is closed.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 use web_transport_quinn::Session as Transport;
 
-use crate::coding::{BiStreamType, Fetch, Goaway, Probe, Role, Setup, UniStreamType, Version};
+use crate::coding::{BiStreamType, Goaway, Probe, Role, Setup, UniStreamType, Version};
 use crate::model::{Group, GroupConsumer, GroupProducer, OriginConsumer, OriginProducer};
 use crate::stats::{Gauge, Metric, Stats};
 use crate::Error;
@@ -273,31 +273,9 @@ impl Session {
         if self.version < Version::Lite05 {
             return Err(Error::Unsupported("FETCH needs moq-lite-05"));
         }
-        let (send, recv) = self.transport.open_bi().await.map_err(session_error)?;
-        let mut writer = Writer::new(send, self.version);
-        let mut reader = Reader::new(recv, self.version);
-        writer.encode(&BiStreamType::Fetch).await?;
-        let fetch = Fetch {
-            broadcast: broadcast.clone(),
-            track: track.to_string(),
-            priority,
-            group: sequence,
-        };
-        writer.encode(&fetch).await?;
-        let mut group = GroupProducer::new(Group { sequence });
+        let group = GroupProducer::new(Group { sequence });
         let consumer = group.consume();
-        // Ends with the fetch stream; dropping every consumer does not cancel it early.
-        tokio::spawn(async move {
-            match subscriber::read_frames(&mut reader, &mut group, Version::Lite05, None, None)
-                .await
-            {
-                Ok(()) => {
-                    group.finish();
-                    writer.finish();
-                }
-                Err(err) => group.abort(err),
-            }
-        });
+        subscriber::fetch_into(&self.transport, broadcast, track, priority, group).await?;
         Ok(consumer)
     }
 

@@ -11,8 +11,8 @@ use web_transport_quinn::Session as Transport;
 
 use super::stream::{session_error, Reader, Writer};
 use crate::coding::{
-    Announce, AnnounceInit, AnnounceOk, AnnounceRequest, AnnounceStatus, BiStreamType, FrameHeader,
-    GroupHeader, Subscribe, SubscribeResponse, SubscribeUpdate, TrackRequest, Version,
+    Announce, AnnounceInit, AnnounceOk, AnnounceRequest, AnnounceStatus, BiStreamType, Fetch,
+    FrameHeader, GroupHeader, Subscribe, SubscribeResponse, SubscribeUpdate, TrackRequest, Version,
     MAX_FRAME_SIZE,
 };
 use crate::lock::lock;
@@ -143,6 +143,7 @@ impl Subscriber {
         tracing::debug!(%path, ?hops, "remote broadcast announced");
         let producer = BroadcastProducer::new();
         let mut requests = producer.requests();
+        let fetches = (self.version >= Version::Lite05).then(|| producer.fetch_requests());
         if let Err(err) = self
             .origin
             .publish_with_hops(&path, producer.consume(), hops)
@@ -155,6 +156,20 @@ impl Subscriber {
             path.clone(),
             (producer, self.stats.gauge(Metric::Announcements)),
         );
+        if let Some(mut fetches) = fetches {
+            let (transport, path) = (self.transport.clone(), path.clone());
+            // Ends when the broadcast closes (its fetch queue closes with it).
+            tokio::spawn(async move {
+                while let Some(request) = fetches.next().await {
+                    let sequence = request.group.info().sequence;
+                    if let Err(err) =
+                        fetch_into(&transport, &path, &request.track, 0, request.group).await
+                    {
+                        tracing::debug!(%path, sequence, %err, "upstream fetch failed");
+                    }
+                }
+            });
+        }
         let this = self.clone();
         // Ends when the broadcast closes (its request queue closes with it).
         tokio::spawn(async move {
@@ -312,6 +327,41 @@ impl Subscriber {
         }
         result
     }
+}
+
+/// Send FETCH for one group (lite-05) and stream its frames into `group` from a spawned task that
+/// ends with the fetch stream. Errors before the request is sent are returned; later ones abort
+/// the group.
+pub(crate) async fn fetch_into(
+    transport: &Transport,
+    broadcast: &Path,
+    track: &str,
+    priority: u8,
+    mut group: crate::model::GroupProducer,
+) -> Result<(), Error> {
+    let (send, recv) = transport.open_bi().await.map_err(session_error)?;
+    let mut writer = Writer::new(send, Version::Lite05);
+    let mut reader = Reader::new(recv, Version::Lite05);
+    writer.encode(&BiStreamType::Fetch).await?;
+    let fetch = Fetch {
+        broadcast: broadcast.clone(),
+        track: track.to_string(),
+        priority,
+        group: group.info().sequence,
+    };
+    writer.encode(&fetch).await?;
+    // Ends with the fetch stream; dropping every consumer does not cancel it early.
+    tokio::spawn(async move {
+        match read_frames(&mut reader, &mut group, Version::Lite05, None, None).await {
+            Ok(()) => {
+                group.finish();
+                // Our FIN only after theirs: an early FIN would read as a cancel.
+                writer.finish();
+            }
+            Err(err) => group.abort(err),
+        }
+    });
+    Ok(())
 }
 
 /// Read FRAMEs (header, then the payload streamed in chunks) into `group` until the stream ends.
