@@ -2,14 +2,19 @@
 //!
 //! Length-prefixed frames (a rendition with an avcC `description`) are rewritten with 4-byte start
 //! codes, and the SPS/PPS of the avcC are put in front of every keyframe so a decoder can start at
-//! any group; Annex-B frames (no description) are written as they are.
+//! any group; Annex-B frames (no description) are written as they are. A CMAF rendition's
+//! fragments are cut into samples and written the same way, with the avcC of its init segment
+//! (parameter sets in front of every IDR access unit and of each group's first one).
 
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
+use mp4_atom::Avcc;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
+use super::cmaf::{fragment_samples, CmafReader, CmafRendition};
 use super::{decode_avcc, length_prefixed_nals, ExportError, START_CODE};
+use crate::catalog::Container;
 use crate::BroadcastConsumer;
 
 /// Writes the first H.264 rendition of a hang broadcast as an Annex-B byte stream.
@@ -22,7 +27,8 @@ pub struct AnnexBExporter {
 }
 
 impl AnnexBExporter {
-    /// Export the first `avc1`/`avc3` rendition, never skipping, joining at the latest group.
+    /// Export the first `avc1`/`avc3` rendition (legacy or CMAF container), never skipping,
+    /// joining at the latest group.
     pub fn new(consumer: BroadcastConsumer) -> Self {
         Self {
             consumer,
@@ -53,30 +59,53 @@ impl AnnexBExporter {
             .ok_or(ExportError::NoCatalog)?;
         let (name, config) = catalog
             .video_renditions()
-            .find(|(_, c)| c.codec.starts_with("avc1") || c.codec.starts_with("avc3"))
+            .find(|(_, c)| {
+                (c.codec.starts_with("avc1") || c.codec.starts_with("avc3"))
+                    && matches!(c.container, Container::Legacy | Container::Cmaf { .. })
+            })
             .ok_or_else(|| ExportError::NothingToExport("no H.264 rendition".into()))?;
+        let unsupported = |reason: String| ExportError::Unsupported {
+            track: name.clone(),
+            reason,
+        };
         let invalid = |reason: String| ExportError::InvalidFrame {
             track: name.clone(),
             reason,
         };
+
+        if let Container::Cmaf { init } = &config.container {
+            // The avcC of the init's sample entry gives the NAL length size and parameter sets.
+            let rendition = CmafRendition::parse(name, init)?;
+            let (source_id, avcc) = rendition
+                .avcc()
+                .ok_or_else(|| unsupported("no H.264 sample entry in the CMAF init".into()))?;
+            let (length_size, parameter_sets) = parameter_sets(&avcc);
+            let mut reader =
+                CmafReader::new(&self.consumer, rendition, self.latency, self.from_oldest);
+            while let Some(frame) = reader.read().await? {
+                let samples = fragment_samples(reader.rendition(), &frame.payload, source_id)?;
+                let mut buf = BytesMut::with_capacity(frame.payload.len() + parameter_sets.len());
+                for (index, sample) in samples.iter().enumerate() {
+                    let nals = length_prefixed_nals(sample, length_size).map_err(invalid)?;
+                    let idr = nals
+                        .iter()
+                        .any(|n| n.first().is_some_and(|b| b & 0x1f == 5));
+                    if idr || (frame.keyframe && index == 0) {
+                        buf.put_slice(&parameter_sets);
+                    }
+                    put_annexb(&mut buf, &nals);
+                }
+                out.write_all(&buf).await?;
+                out.flush().await?;
+            }
+            return Ok(());
+        }
+
         // With an avcC: its NAL length size and its parameter sets, as Annex-B.
         let avcc = match &config.description {
-            Some(description) => {
-                let avcc = decode_avcc(description).map_err(|reason| ExportError::Unsupported {
-                    track: name.clone(),
-                    reason,
-                })?;
-                let mut parameter_sets = BytesMut::new();
-                for nal in avcc
-                    .sequence_parameter_sets
-                    .iter()
-                    .chain(&avcc.picture_parameter_sets)
-                {
-                    parameter_sets.put_slice(&START_CODE);
-                    parameter_sets.put_slice(nal);
-                }
-                Some((usize::from(avcc.length_size), parameter_sets.freeze()))
-            }
+            Some(description) => Some(parameter_sets(
+                &decode_avcc(description).map_err(unsupported)?,
+            )),
             None => None,
         };
 
@@ -95,13 +124,31 @@ impl AnnexBExporter {
             if frame.keyframe {
                 buf.put_slice(parameter_sets);
             }
-            for nal in nals {
-                buf.put_slice(&START_CODE);
-                buf.put_slice(nal);
-            }
+            put_annexb(&mut buf, &nals);
             out.write_all(&buf).await?;
             out.flush().await?;
         }
         Ok(())
+    }
+}
+
+/// An avcC's NAL length size and its SPS and PPS as Annex-B.
+fn parameter_sets(avcc: &Avcc) -> (usize, Bytes) {
+    let mut parameter_sets = BytesMut::new();
+    for nal in avcc
+        .sequence_parameter_sets
+        .iter()
+        .chain(&avcc.picture_parameter_sets)
+    {
+        parameter_sets.put_slice(&START_CODE);
+        parameter_sets.put_slice(nal);
+    }
+    (usize::from(avcc.length_size), parameter_sets.freeze())
+}
+
+fn put_annexb(buf: &mut BytesMut, nals: &[&[u8]]) {
+    for nal in nals {
+        buf.put_slice(&START_CODE);
+        buf.put_slice(nal);
     }
 }

@@ -1,7 +1,15 @@
-//! Fragmented MP4 export: an init segment built from the catalog, then fragments.
+//! Fragmented MP4 export: one init segment for every exported rendition, then fragments.
 //!
-//! Every track uses timescale 1 000 000, so microsecond timestamps are written unchanged.
-//! Frames arrive in decode order with presentation times only; decode times are derived:
+//! Track IDs are assigned 1, 2, ... in catalog order (video renditions, then audio), across both
+//! containers:
+//! - **CMAF** renditions contribute the `trak`s (and `trex` defaults) of their own init segment,
+//!   renumbered; their fragments are written as published, with the `tfhd` track IDs and the
+//!   `mfhd` sequence numbers rewritten in place (same sizes, so `trun` data offsets stay valid).
+//!   They keep their own timescales; [`Fragment`] does not apply to them.
+//! - **legacy** renditions get a `trak` built from the catalog. They use timescale 1 000 000, so
+//!   microsecond timestamps are written unchanged.
+//!
+//! Legacy frames arrive in decode order with presentation times only; decode times are derived:
 //! - [`Fragment::Group`]: one fragment per group; the decode times of a group are its
 //!   presentation times sorted (so B-frames get exact, negative composition offsets in a version 1
 //!   `trun`, as ffmpeg writes them). Adds a group of latency.
@@ -25,6 +33,7 @@ use mp4_atom::{
 };
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
+use super::cmaf::{CmafFrame, CmafReader, CmafRendition};
 use super::{annexb_to_avcc, avcc_from_annexb, decode_avcc, ExportError};
 use crate::catalog::{AudioConfig, Container, VideoConfig};
 use crate::{codec, container, BroadcastConsumer, Frame, TrackConsumer};
@@ -53,8 +62,9 @@ const SAMPLE_SYNC: u32 = 0x0200_0000; // sample_depends_on = 2 (no other)
 const SAMPLE_NON_SYNC: u32 = 0x0101_0000; // depends_on = 1, sample_is_non_sync_sample
 
 impl Fmp4Exporter {
-    /// Export every legacy-container rendition of `consumer`'s catalog, one fragment per frame,
-    /// never skipping (latency target `Duration::MAX`), joining each track at its latest group.
+    /// Export every legacy- and CMAF-container rendition of `consumer`'s catalog, one fragment
+    /// per frame, never skipping (latency target `Duration::MAX`), joining each track at its
+    /// latest group.
     pub fn new(consumer: BroadcastConsumer) -> Self {
         Self {
             consumer,
@@ -91,90 +101,174 @@ impl Fmp4Exporter {
             .await?
             .ok_or(ExportError::NoCatalog)?;
 
-        let mut outputs = Vec::new();
+        let mut tracks = Vec::new();
         for (name, config) in catalog.video_renditions() {
-            if legacy(name, &config.container) {
-                let mode = self.fragment;
-                outputs.push(Output::new(name, Media::Video(config.clone()), mode));
+            let media = Media::Video(config.clone());
+            if let Some(track) = Exported::new(name, &config.container, media, self.fragment)? {
+                tracks.push(track);
             }
         }
         for (name, config) in catalog.audio_renditions() {
-            if legacy(name, &config.container) {
-                // Every audio frame is its own group: per-frame packing is the same thing.
-                let mode = Fragment::Frame;
-                outputs.push(Output::new(name, Media::Audio(config.clone()), mode));
+            // Every audio frame is its own group: per-frame packing is the same thing.
+            let media = Media::Audio(config.clone());
+            if let Some(track) = Exported::new(name, &config.container, media, Fragment::Frame)? {
+                tracks.push(track);
             }
         }
-        if outputs.is_empty() {
+        if tracks.is_empty() {
             return Err(ExportError::NothingToExport(
-                "no legacy-container rendition in the catalog".into(),
+                "no legacy- or CMAF-container rendition in the catalog".into(),
             ));
         }
-        let mut consumers: Vec<TrackConsumer> = outputs
-            .iter()
-            .map(|output| {
-                let mut consumer = self.consumer.subscribe(&output.name, self.latency);
-                if self.from_oldest {
-                    consumer.start_at_oldest();
+
+        // Track IDs 1.. across every exported track, in catalog order.
+        let mut next_id = 1u32;
+        for track in &mut tracks {
+            match track {
+                Exported::Legacy(output) => {
+                    output.track_id = next_id;
+                    next_id += 1;
                 }
-                consumer
+                Exported::Cmaf(rendition) => {
+                    for track in &mut rendition.tracks {
+                        track.id = next_id;
+                        next_id += 1;
+                    }
+                }
+            }
+        }
+
+        let mut readers: Vec<Reader> = tracks
+            .iter()
+            .map(|track| match track {
+                Exported::Legacy(output) => {
+                    let mut consumer = self.consumer.subscribe(&output.name, self.latency);
+                    if self.from_oldest {
+                        consumer.start_at_oldest();
+                    }
+                    Reader::Legacy(consumer)
+                }
+                Exported::Cmaf(rendition) => Reader::Cmaf(CmafReader::new(
+                    &self.consumer,
+                    rendition.clone(),
+                    self.latency,
+                    self.from_oldest,
+                )),
             })
             .collect();
 
         // H.264 without a description needs its parameter sets from the first keyframe.
         let mut first = Vec::new();
-        for (index, output) in outputs.iter_mut().enumerate() {
-            output.track_id = index as u32 + 1;
+        for (index, track) in tracks.iter_mut().enumerate() {
+            let (Exported::Legacy(output), Reader::Legacy(consumer)) = (track, &mut readers[index])
+            else {
+                continue;
+            };
             if output.needs_parameter_sets() {
-                if let Some(frame) = consumers[index].read().await? {
+                if let Some(frame) = consumer.read().await? {
                     output.avcc = avcc_from_annexb(&frame.payload);
-                    first.push((index, Some(frame)));
+                    first.push((index, Ok(Read::Legacy(Some(frame)))));
                 }
             }
         }
-        let init = init_segment(&outputs)?;
+        let init = init_segment(&tracks)?;
         out.write_all(&init).await?;
         out.flush().await?;
 
-        // Every track's frames as they come, then one `None` when the track ends.
-        let streams = consumers.drain(..).enumerate().map(|(index, consumer)| {
-            futures::stream::unfold(Some(consumer), move |consumer| async move {
-                let mut consumer = consumer?;
-                match consumer.read().await {
-                    Ok(Some(frame)) => Some(((index, Ok(Some(frame))), Some(consumer))),
-                    Ok(None) => Some(((index, Ok(None)), None)),
+        // Every track's frames as they come, then one end marker when the track ends.
+        let streams = readers.drain(..).enumerate().map(|(index, reader)| {
+            futures::stream::unfold(Some(reader), move |reader| async move {
+                let mut reader = reader?;
+                match reader.read().await {
+                    Ok(read) if read.is_end() => Some(((index, Ok(read)), None)),
+                    Ok(read) => Some(((index, Ok(read)), Some(reader))),
                     Err(err) => Some(((index, Err(err)), None)),
                 }
             })
             .boxed()
         });
-        let frames = futures::stream::iter(first.into_iter().map(|(i, f)| (i, Ok(f))))
-            .chain(futures::stream::select_all(streams));
+        let frames = futures::stream::iter(first).chain(futures::stream::select_all(streams));
         futures::pin_mut!(frames);
         let mut sequence = 0u32;
-        while let Some((index, frame)) = frames.next().await {
-            let output = &mut outputs[index];
-            for samples in output.push(frame?)? {
-                sequence += 1;
-                let bytes = fragment(output.track_id, sequence, &samples)?;
-                out.write_all(&bytes).await?;
-                out.flush().await?;
+        while let Some((index, read)) = frames.next().await {
+            match (&mut tracks[index], read?) {
+                (Exported::Legacy(output), Read::Legacy(frame)) => {
+                    for samples in output.push(frame)? {
+                        sequence = sequence.wrapping_add(1);
+                        let bytes = fragment(output.track_id, sequence, &samples)?;
+                        out.write_all(&bytes).await?;
+                        out.flush().await?;
+                    }
+                }
+                (Exported::Cmaf(rendition), Read::Cmaf(Some(frame))) => {
+                    let bytes = rendition.rewrite(&frame.payload, &mut sequence)?;
+                    out.write_all(&bytes).await?;
+                    out.flush().await?;
+                }
+                _ => {}
             }
         }
         Ok(())
     }
 }
 
-fn legacy(name: &str, container: &Container) -> bool {
-    if *container == Container::Legacy {
-        return true;
+/// One rendition of the output.
+#[derive(Debug)]
+enum Exported {
+    /// Legacy frames, packed into fragments here.
+    Legacy(Box<Output>),
+    /// CMAF fragments, passed through with their track IDs renumbered.
+    Cmaf(CmafRendition),
+}
+
+impl Exported {
+    /// The export of a rendition, or `None` (with a warning) for a container not handled here.
+    fn new(
+        name: &str,
+        container: &Container,
+        media: Media,
+        mode: Fragment,
+    ) -> Result<Option<Self>, ExportError> {
+        match container {
+            Container::Legacy => Ok(Some(Self::Legacy(Box::new(Output::new(name, media, mode))))),
+            Container::Cmaf { init } => Ok(Some(Self::Cmaf(CmafRendition::parse(name, init)?))),
+            _ => {
+                tracing::warn!(
+                    track = name,
+                    ?container,
+                    "skipping a rendition that is neither legacy- nor CMAF-container"
+                );
+                Ok(None)
+            }
+        }
     }
-    tracing::warn!(
-        track = name,
-        ?container,
-        "skipping a rendition that is not legacy-container"
-    );
-    false
+}
+
+/// Reads one exported rendition's track.
+enum Reader {
+    Legacy(TrackConsumer),
+    Cmaf(CmafReader),
+}
+
+/// What a [`Reader`] returned: a frame, or `None` once its track has ended.
+enum Read {
+    Legacy(Option<Frame>),
+    Cmaf(Option<CmafFrame>),
+}
+
+impl Read {
+    fn is_end(&self) -> bool {
+        matches!(self, Self::Legacy(None) | Self::Cmaf(None))
+    }
+}
+
+impl Reader {
+    async fn read(&mut self) -> Result<Read, ExportError> {
+        Ok(match self {
+            Self::Legacy(consumer) => Read::Legacy(consumer.read().await?),
+            Self::Cmaf(reader) => Read::Cmaf(reader.read().await?),
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -479,8 +573,9 @@ const AAC_RATES: [u32; 13] = [
     96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
 ];
 
-/// `ftyp` + `moov` for the outputs.
-fn init_segment(outputs: &[Output]) -> Result<Bytes, ExportError> {
+/// `ftyp` + `moov` for the exported tracks: a `trak` built from the catalog for each legacy
+/// rendition, the renumbered `trak`s of each CMAF rendition's init.
+fn init_segment(tracks: &[Exported]) -> Result<Bytes, ExportError> {
     let ftyp = Ftyp {
         major_brand: FourCC::new(b"iso6"),
         minor_version: 0,
@@ -491,74 +586,31 @@ fn init_segment(outputs: &[Output]) -> Result<Bytes, ExportError> {
     };
     let mut traks = Vec::new();
     let mut trex = Vec::new();
-    for output in outputs {
-        let entry = output.sample_entry()?;
-        let (handler, width, height, volume, vmhd, smhd) = match &output.media {
-            Media::Video(v) => (
-                b"vide",
-                v.coded_width.unwrap_or(0),
-                v.coded_height.unwrap_or(0),
-                0,
-                Some(Vmhd::default()),
-                None,
-            ),
-            Media::Audio(_) => (b"soun", 0, 0, 1, None, Some(Smhd::default())),
-        };
-        traks.push(Trak {
-            tkhd: Tkhd {
-                track_id: output.track_id,
-                enabled: true,
-                in_movie: true,
-                volume: FixedPoint::new(volume, 0),
-                width: FixedPoint::new(width.try_into().unwrap_or(u16::MAX), 0),
-                height: FixedPoint::new(height.try_into().unwrap_or(u16::MAX), 0),
-                ..Default::default()
-            },
-            mdia: Mdia {
-                mdhd: Mdhd {
-                    timescale: container::TIMESCALE as u32,
-                    language: "und".into(),
-                    ..Default::default()
-                },
-                hdlr: Hdlr {
-                    handler: FourCC::new(handler),
-                    name: output.name.clone(),
-                },
-                minf: Minf {
-                    vmhd,
-                    smhd,
-                    dinf: Dinf {
-                        dref: Dref {
-                            entries: vec![DrefEntry::Url(Url {
-                                location: String::new(),
-                            })],
-                        },
-                    },
-                    stbl: Stbl {
-                        stsd: Stsd {
-                            codecs: vec![entry],
-                        },
-                        stts: Stts::default(),
-                        stsc: Stsc::default(),
-                        stsz: Stsz::default(),
-                        stco: Some(Stco::default()),
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                },
-            },
-            ..Default::default()
-        });
-        trex.push(Trex {
-            track_id: output.track_id,
-            default_sample_description_index: 1,
-            ..Default::default()
-        });
+    for track in tracks {
+        match track {
+            Exported::Legacy(output) => {
+                let (t, x) = legacy_trak(output)?;
+                traks.push(t);
+                trex.push(x);
+            }
+            Exported::Cmaf(rendition) => {
+                for (t, x) in rendition.traks(MOVIE_TIMESCALE) {
+                    traks.push(t);
+                    trex.push(x);
+                }
+            }
+        }
     }
+    let next_track_id = traks
+        .iter()
+        .map(|t| t.tkhd.track_id)
+        .max()
+        .unwrap_or(0)
+        .saturating_add(1);
     let moov = Moov {
         mvhd: Mvhd {
-            timescale: 1000,
-            next_track_id: outputs.len() as u32 + 1,
+            timescale: MOVIE_TIMESCALE as u32,
+            next_track_id,
             ..Default::default()
         },
         mvex: Some(Mvex { mehd: None, trex }),
@@ -569,6 +621,76 @@ fn init_segment(outputs: &[Output]) -> Result<Bytes, ExportError> {
     ftyp.encode(&mut buf)?;
     moov.encode(&mut buf)?;
     Ok(buf.freeze())
+}
+
+/// The `mvhd` timescale of the output.
+const MOVIE_TIMESCALE: u64 = 1000;
+
+/// The `trak` and `trex` of a legacy rendition, built from its catalog entry.
+fn legacy_trak(output: &Output) -> Result<(Trak, Trex), ExportError> {
+    let entry = output.sample_entry()?;
+    let (handler, width, height, volume, vmhd, smhd) = match &output.media {
+        Media::Video(v) => (
+            b"vide",
+            v.coded_width.unwrap_or(0),
+            v.coded_height.unwrap_or(0),
+            0,
+            Some(Vmhd::default()),
+            None,
+        ),
+        Media::Audio(_) => (b"soun", 0, 0, 1, None, Some(Smhd::default())),
+    };
+    let trak = Trak {
+        tkhd: Tkhd {
+            track_id: output.track_id,
+            enabled: true,
+            in_movie: true,
+            volume: FixedPoint::new(volume, 0),
+            width: FixedPoint::new(width.try_into().unwrap_or(u16::MAX), 0),
+            height: FixedPoint::new(height.try_into().unwrap_or(u16::MAX), 0),
+            ..Default::default()
+        },
+        mdia: Mdia {
+            mdhd: Mdhd {
+                timescale: container::TIMESCALE as u32,
+                language: "und".into(),
+                ..Default::default()
+            },
+            hdlr: Hdlr {
+                handler: FourCC::new(handler),
+                name: output.name.clone(),
+            },
+            minf: Minf {
+                vmhd,
+                smhd,
+                dinf: Dinf {
+                    dref: Dref {
+                        entries: vec![DrefEntry::Url(Url {
+                            location: String::new(),
+                        })],
+                    },
+                },
+                stbl: Stbl {
+                    stsd: Stsd {
+                        codecs: vec![entry],
+                    },
+                    stts: Stts::default(),
+                    stsc: Stsc::default(),
+                    stsz: Stsz::default(),
+                    stco: Some(Stco::default()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        },
+        ..Default::default()
+    };
+    let trex = Trex {
+        track_id: output.track_id,
+        default_sample_description_index: 1,
+        ..Default::default()
+    };
+    Ok((trak, trex))
 }
 
 /// One `moof`+`mdat` holding `samples` of one track.

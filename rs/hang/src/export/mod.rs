@@ -1,13 +1,16 @@
 //! Turn a hang broadcast back into a media stream.
 //!
-//! - [`Fmp4Exporter`]: every legacy-container rendition of the catalog as fragmented MP4 (an init
-//!   segment built from the catalog, then one `moof`+`mdat` per frame or per group).
-//! - [`AnnexBExporter`]: the first H.264 rendition as a raw Annex-B byte stream.
+//! - [`Fmp4Exporter`]: every legacy- and CMAF-container rendition of the catalog as one
+//!   fragmented MP4 stream: one init segment (a `trak` built from the catalog for each legacy
+//!   rendition, the `trak`s of each CMAF rendition's own init, all renumbered), then one
+//!   `moof`+`mdat` per frame or per group (legacy) or each published fragment (CMAF).
+//! - [`AnnexBExporter`]: the first H.264 rendition (legacy or CMAF) as a raw Annex-B byte stream.
 //!
 //! Both read the catalog once (a later catalog change is not followed) and end when every
 //! exported track has ended.
 
 mod annexb;
+mod cmaf;
 mod fmp4;
 
 pub use annexb::*;
