@@ -3,6 +3,7 @@
 //! - `hang publish --url URL --name NAME [--format fmp4|annex-b] < media`
 //! - `hang subscribe --url URL --name NAME [--format fmp4|annex-b] > media`
 //! - `hang serve --name NAME [--format ...] < media` (its own server, no relay needed)
+//! - `--test-pattern` instead of stdin (publish, serve): a built-in live clock and tone
 //!
 //! Media goes through stdin/stdout; progress and stats go to stderr.
 
@@ -16,6 +17,8 @@ use hang::import::{AnnexBImporter, Fmp4Importer};
 use moq_lite::{Metric, OriginProducer, Path, Session};
 use tokio::io::AsyncReadExt;
 use url::Url;
+
+mod pattern;
 
 /// Publish live media (fMP4 from ffmpeg, or raw H.264 Annex-B) to a moq relay, or play a
 /// broadcast back out as fMP4 / Annex-B. Media on stdin/stdout, logs and stats on stderr.
@@ -31,7 +34,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Read media from stdin and publish it as a hang broadcast through a relay.
+    /// Read media from stdin (or make it: --test-pattern) and publish it as a hang broadcast
+    /// through a relay.
     Publish {
         #[command(flatten)]
         connect: Connect,
@@ -41,6 +45,10 @@ enum Command {
         /// Frame rate of Annex-B input (it carries no timestamps).
         #[arg(long, default_value_t = 30.0)]
         fps: f64,
+        /// Publish a built-in live source instead of reading stdin: H.264 640x360 at 30 fps
+        /// showing the UTC wall clock and a frame counter, plus a 440 Hz Opus tone.
+        #[arg(long, conflicts_with_all = ["format", "fps"])]
+        test_pattern: bool,
     },
     /// Subscribe to a hang broadcast and write it to stdout.
     Subscribe {
@@ -56,7 +64,8 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         latency: u64,
     },
-    /// Act as a server for one broadcast read from stdin: viewers connect straight to us.
+    /// Act as a server for one broadcast read from stdin (or --test-pattern): viewers connect
+    /// straight to us.
     Serve {
         /// The broadcast name viewers subscribe to.
         #[arg(long)]
@@ -67,6 +76,10 @@ enum Command {
         /// Frame rate of Annex-B input.
         #[arg(long, default_value_t = 30.0)]
         fps: f64,
+        /// Serve a built-in live source instead of reading stdin: H.264 640x360 at 30 fps
+        /// showing the UTC wall clock and a frame counter, plus a 440 Hz Opus tone.
+        #[arg(long, conflicts_with_all = ["format", "fps"])]
+        test_pattern: bool,
         #[command(flatten)]
         server: moq_native::ServerConfig,
     },
@@ -109,7 +122,8 @@ async fn main() -> anyhow::Result<()> {
             connect,
             format,
             fps,
-        } => publish(connect, format, fps).await,
+            test_pattern,
+        } => publish(connect, Input::new(format, fps, test_pattern)).await,
         Command::Subscribe {
             connect,
             format,
@@ -120,8 +134,36 @@ async fn main() -> anyhow::Result<()> {
             name,
             format,
             fps,
+            test_pattern,
             server,
-        } => serve(name, format, fps, server).await,
+        } => serve(name, Input::new(format, fps, test_pattern), server).await,
+    }
+}
+
+/// Where the published media comes from.
+enum Input {
+    /// `format` on stdin, Annex-B stamped at `fps`.
+    Stdin(Format, f64),
+    /// The built-in live source ([`pattern`]).
+    TestPattern,
+}
+
+impl Input {
+    fn new(format: Format, fps: f64, test_pattern: bool) -> Self {
+        if test_pattern {
+            Input::TestPattern
+        } else {
+            Input::Stdin(format, fps)
+        }
+    }
+
+    /// Publish the broadcast at `path` in `origin`; returns at the end of stdin (the pattern
+    /// only on failure).
+    async fn run(self, origin: &OriginProducer, path: &Path) -> anyhow::Result<()> {
+        match self {
+            Input::Stdin(format, fps) => import(Importer::new(format, fps), origin, path).await,
+            Input::TestPattern => pattern::run(origin, path).await,
+        }
     }
 }
 
@@ -244,7 +286,7 @@ async fn report(session: &Session, direction: &str) {
     }
 }
 
-async fn publish(connect_args: Connect, format: Format, fps: f64) -> anyhow::Result<()> {
+async fn publish(connect_args: Connect, input: Input) -> anyhow::Result<()> {
     let (connection, path) = connect(&connect_args).await?;
     let origin = OriginProducer::new();
     let session = moq_lite::Client::new()
@@ -254,7 +296,7 @@ async fn publish(connect_args: Connect, format: Format, fps: f64) -> anyhow::Res
         .await?;
     tracing::info!(version = %session.version(), "connected");
     let result = tokio::select! {
-        res = import(Importer::new(format, fps), &origin, &path) => res,
+        res = input.run(&origin, &path) => res,
         err = session.closed() => Err(anyhow::anyhow!("session closed: {err}")),
         _ = report(&session, "out") => unreachable!("report never ends"),
     };
@@ -315,12 +357,7 @@ async fn subscribe(
     }
 }
 
-async fn serve(
-    name: String,
-    format: Format,
-    fps: f64,
-    config: moq_native::ServerConfig,
-) -> anyhow::Result<()> {
+async fn serve(name: String, input: Input, config: moq_native::ServerConfig) -> anyhow::Result<()> {
     let path = Path::new(&name).context("invalid --name")?;
     let mut server = moq_native::Server::new(config)?;
     let addr = server.local_addr()?;
@@ -359,7 +396,7 @@ async fn serve(
         }
     };
     tokio::select! {
-        res = import(Importer::new(format, fps), &origin, &path) => res,
+        res = input.run(&origin, &path) => res,
         _ = accept => Ok(()),
     }
 }

@@ -1,0 +1,565 @@
+//! `--test-pattern`: a built-in live source, so a demo needs neither ffmpeg nor a media file.
+//!
+//! - **Video**: 640x360 at 30 fps. A scrolling colour gradient and a bouncing box (motion you can
+//!   see stall), with the UTC wall clock `HH:MM:SS.mmm` and a frame counter drawn in a built-in
+//!   5x7 bitmap font (compare the clock with the viewer's to read the glass-to-glass latency).
+//!   Converted to I420 and encoded by OpenH264, which the `openh264` crate compiles from source.
+//!   An IDR every 2 s of the clock, so every group is 2 s long. Frames are Annex-B access units
+//!   (parameter sets in band) under an `avc3` codec string read from the encoder's SPS.
+//! - **Audio**: a 440 Hz sine, 48 kHz mono, 20 ms Opus frames from `mousiki` (pure Rust).
+//!
+//! Both streams run on one thread paced by a monotonic clock: slot `n` of a stream is produced
+//! at `epoch + n × duration` and stamped `n × duration` µs, so audio and video share one
+//! timeline. A thread that falls behind (a starved CPU) skips video slots rather than drift, and
+//! lets audio catch up unless it is more than [`AUDIO_MAX_LAG`] frames late.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use hang::catalog::{AudioConfig, VideoConfig};
+use hang::{BroadcastProducer, Frame, TrackProducer};
+use moq_lite::{OriginProducer, Path};
+use openh264::encoder::{
+    Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, RateControlMode,
+};
+use openh264::formats::{RgbSliceU8, YUVBuffer};
+use openh264::OpenH264API;
+
+/// Picture size.
+const WIDTH: usize = 640;
+/// Picture size.
+const HEIGHT: usize = 360;
+/// Video frames per second.
+const FPS: u64 = 30;
+/// Video frames per group (an IDR every 2 s).
+const GOP_FRAMES: u64 = 2 * FPS;
+
+/// Audio sample rate.
+const SAMPLE_RATE: u32 = 48_000;
+/// Samples per Opus frame (20 ms).
+const AUDIO_FRAME: usize = 960;
+/// Frequency of the tone.
+const TONE_HZ: f64 = 440.0;
+/// Peak amplitude of the tone (about -12 dBFS).
+const TONE_AMPLITUDE: f64 = 8000.0;
+const AUDIO_BITRATE: i32 = 64_000;
+/// Audio frames the thread may fall behind before it skips ahead instead of catching up.
+const AUDIO_MAX_LAG: u64 = 10;
+/// Largest Opus packet (RFC 6716 §3.2.1 bounds a frame at 1275 bytes).
+const MAX_OPUS_PACKET: usize = 1276;
+
+/// Publish the test pattern as a hang broadcast at `path` in `origin` and keep it live. Returns
+/// only on failure; dropping the future stops the source.
+pub async fn run(origin: &OriginProducer, path: &Path) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    // The thread owns the encoders (OpenH264's is not `Send`); this guard ends it with us.
+    let _guard = StopOnDrop(stop.clone());
+    let (done, result) = tokio::sync::oneshot::channel();
+    let (origin, path) = (origin.clone(), path.clone());
+    // moq-lite spawns tasks when a broadcast is published: the thread runs in our runtime's context.
+    let runtime = tokio::runtime::Handle::current();
+    std::thread::Builder::new()
+        .name("test-pattern".into())
+        .spawn(move || {
+            let _runtime = runtime.enter();
+            let _ = done.send(Source::new(&origin, &path).and_then(|s| s.run(&stop)));
+        })
+        .context("cannot start the test pattern thread")?;
+    result
+        .await
+        .context("the test pattern thread panicked")?
+        .context("test pattern")
+}
+
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The broadcast, its two encoders and the clock they share.
+struct Source {
+    broadcast: BroadcastProducer,
+    video: Video,
+    video_track: TrackProducer,
+    audio: Audio,
+    epoch: Instant,
+}
+
+impl Source {
+    /// Encode the first frame (its SPS makes the catalog), publish the catalog and the broadcast.
+    fn new(origin: &OriginProducer, path: &Path) -> anyhow::Result<Self> {
+        let epoch = Instant::now();
+        let mut broadcast = BroadcastProducer::new();
+        let mut video = Video::new()?;
+        let first = video
+            .encode(0)?
+            .context("the encoder skipped the first frame")?;
+        let config = video_config(&first.payload).context("the encoder's first frame")?;
+        tracing::info!(codec = %config.codec, "test pattern: H.264 {WIDTH}x{HEIGHT} at {FPS} fps (OpenH264), Opus 440 Hz tone");
+        let mut video_track = broadcast.add_video(config);
+        video_track.write(first)?;
+        let audio = Audio::new(&mut broadcast)?;
+        broadcast.publish_catalog()?;
+        origin.publish_broadcast(path, broadcast.inner().consume())?;
+        tracing::info!(broadcast = %path, "publishing the test pattern");
+        Ok(Self {
+            broadcast,
+            video,
+            video_track,
+            audio,
+            epoch,
+        })
+    }
+
+    /// Produce frames as the clock reaches them until `stop` is set or a write fails.
+    fn run(mut self, stop: &AtomicBool) -> anyhow::Result<()> {
+        let (mut next_video, mut next_audio) = (1, 0);
+        while !stop.load(Ordering::Relaxed) {
+            let video_at = video_time(next_video);
+            let audio_at = audio_time(next_audio);
+            let due = video_at.min(audio_at);
+            if let Some(wait) = due.checked_sub(self.epoch.elapsed()) {
+                std::thread::sleep(wait);
+            }
+            let now = self.epoch.elapsed();
+            if audio_at <= video_at {
+                let slot = catch_up(next_audio, now, audio_time, AUDIO_MAX_LAG);
+                self.audio.write(slot)?;
+                next_audio = slot + 1;
+            } else {
+                let slot = catch_up(next_video, now, video_time, 1);
+                if let Some(frame) = self.video.encode(slot)? {
+                    self.video_track.write(frame)?;
+                }
+                next_video = slot + 1;
+            }
+        }
+        self.video_track.finish();
+        self.audio.track.finish();
+        self.broadcast.finish();
+        Ok(())
+    }
+}
+
+/// When video slot `n` is due, since the epoch.
+fn video_time(n: u64) -> Duration {
+    Duration::from_micros(n * 1_000_000 / FPS)
+}
+
+/// When audio slot `n` is due, since the epoch.
+fn audio_time(n: u64) -> Duration {
+    Duration::from_micros(n * AUDIO_FRAME as u64 * 1_000_000 / u64::from(SAMPLE_RATE))
+}
+
+/// The slot to produce at `now`: `next`, unless the clock is more than `max_lag` slots past it;
+/// then the newest slot that is due.
+fn catch_up(next: u64, now: Duration, time: fn(u64) -> Duration, max_lag: u64) -> u64 {
+    if now < time(next + max_lag) {
+        return next;
+    }
+    let mut slot = next + max_lag;
+    while time(slot + 1) <= now {
+        slot += 1;
+    }
+    slot
+}
+
+/// The picture and its encoder.
+struct Video {
+    encoder: Encoder,
+    rgb: Vec<u8>,
+    yuv: YUVBuffer,
+    /// Frames encoded so far (the counter drawn on the picture).
+    count: u64,
+    /// The group of the last frame encoded.
+    gop: Option<u64>,
+}
+
+impl Video {
+    fn new() -> anyhow::Result<Self> {
+        let config = EncoderConfig::new()
+            .max_frame_rate(FrameRate::from_hz(FPS as f32))
+            // Constant quantiser: every slot gets a frame (OpenH264's rate control would skip
+            // some), and this picture costs only about 0.5 Mb/s at its default quality.
+            .rate_control_mode(RateControlMode::Off)
+            .skip_frames(false)
+            // IDRs come only from the clock (`encode`).
+            .scene_change_detect(false)
+            .intra_frame_period(IntraFramePeriod::from_num_frames(0))
+            .num_threads(1);
+        let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
+            .context("cannot start the OpenH264 encoder")?;
+        Ok(Self {
+            encoder,
+            rgb: vec![0; WIDTH * HEIGHT * 3],
+            yuv: YUVBuffer::new(WIDTH, HEIGHT),
+            count: 0,
+            gop: None,
+        })
+    }
+
+    /// Draw and encode the frame of slot `slot` (`None`: the encoder skipped it); the first
+    /// frame of every 2 s of the clock is an IDR.
+    fn encode(&mut self, slot: u64) -> anyhow::Result<Option<Frame>> {
+        draw(&mut self.rgb, slot, self.count, SystemTime::now());
+        self.yuv
+            .read_rgb8(RgbSliceU8::new(&self.rgb, (WIDTH, HEIGHT)));
+        // A new group every 2 s of the clock. Key on the group index rather than `slot % GOP`: a
+        // skipped slot may have been the one due for an IDR. (The first frame is one anyway,
+        // and the encoder is only initialised by it.)
+        let gop = slot / GOP_FRAMES;
+        if self.gop.is_some_and(|last| last != gop) {
+            self.encoder.force_intra_frame();
+        }
+        self.gop = Some(gop);
+        self.count += 1;
+        let bitstream = self.encoder.encode(&self.yuv).context("H.264 encode")?;
+        let keyframe = bitstream.frame_type() == FrameType::IDR;
+        let payload = bitstream.to_vec();
+        if payload.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Frame {
+            timestamp: micros(video_time(slot)),
+            keyframe,
+            payload: payload.into(),
+        }))
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The catalog entry of an Annex-B access unit holding an SPS: `avc3.PPCCLL` (in-band parameter
+/// sets, no description), sized from the SPS.
+fn video_config(access_unit: &[u8]) -> anyhow::Result<VideoConfig> {
+    let sps = nal_units(access_unit)
+        .into_iter()
+        .find(|nal| nal.first().map(|h| h & 0x1f) == Some(7))
+        .context("no SPS")?;
+    let [_, profile, constraints, level, ..] = *sps else {
+        anyhow::bail!("SPS too short");
+    };
+    let rbsp = h264_parser::nal::ebsp_to_rbsp(&sps[1..]);
+    let parsed = h264_parser::Sps::parse(&rbsp).map_err(|e| anyhow::anyhow!("invalid SPS: {e}"))?;
+    Ok(VideoConfig {
+        codec: format!("avc3.{profile:02x}{constraints:02x}{level:02x}"),
+        coded_width: Some(parsed.width),
+        coded_height: Some(parsed.height),
+        framerate: Some(FPS as f64),
+        optimize_for_latency: Some(true),
+        ..Default::default()
+    })
+}
+
+/// The NAL units of an Annex-B buffer, start codes removed.
+fn nal_units(buf: &[u8]) -> Vec<&[u8]> {
+    let starts: Vec<usize> = (0..buf.len().saturating_sub(2))
+        .filter(|&i| buf[i..i + 3] == [0, 0, 1])
+        .map(|i| i + 3)
+        .collect();
+    let ends = starts.iter().skip(1).map(|s| s - 3).chain([buf.len()]);
+    starts
+        .iter()
+        .zip(ends)
+        .map(|(&start, end)| {
+            // A 4-byte start code leaves its first zero at the end of the previous unit.
+            let nal = &buf[start..end];
+            &nal[..nal.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1)]
+        })
+        .collect()
+}
+
+/// The tone, its Opus encoder and the audio track.
+struct Audio {
+    encoder: mousiki::Encoder,
+    track: TrackProducer,
+    pcm: Vec<i16>,
+    packet: Vec<u8>,
+}
+
+impl Audio {
+    fn new(broadcast: &mut BroadcastProducer) -> anyhow::Result<Self> {
+        let encoder = mousiki::Encoder::builder(
+            SAMPLE_RATE,
+            mousiki::Channels::Mono,
+            mousiki::Application::Audio,
+        )
+        .bitrate(mousiki::Bitrate::Bits(AUDIO_BITRATE))
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the Opus encoder: {e:?}"))?;
+        let track = broadcast.add_audio(AudioConfig {
+            codec: "opus".into(),
+            sample_rate: SAMPLE_RATE,
+            number_of_channels: 1,
+            bitrate: Some(AUDIO_BITRATE as u64),
+            ..Default::default()
+        });
+        Ok(Self {
+            encoder,
+            track,
+            pcm: vec![0; AUDIO_FRAME],
+            packet: vec![0; MAX_OPUS_PACKET],
+        })
+    }
+
+    /// Encode and write the 20 ms of tone of slot `slot`.
+    fn write(&mut self, slot: u64) -> anyhow::Result<()> {
+        tone(&mut self.pcm, slot * AUDIO_FRAME as u64);
+        let len = self
+            .encoder
+            .encode(&self.pcm, &mut self.packet)
+            .map_err(|e| anyhow::anyhow!("Opus encode: {e:?}"))?;
+        self.track.write(Frame {
+            timestamp: micros(audio_time(slot)),
+            keyframe: true,
+            payload: bytes::Bytes::copy_from_slice(&self.packet[..len]),
+        })?;
+        Ok(())
+    }
+}
+
+/// Fill `pcm` with the tone from sample `first` on (phase from the sample index: no drift, and a
+/// skipped frame leaves no discontinuity but the gap).
+fn tone(pcm: &mut [i16], first: u64) {
+    let period = f64::from(SAMPLE_RATE) / TONE_HZ;
+    for (i, sample) in pcm.iter_mut().enumerate() {
+        // Reduce the index modulo the period's whole multiple (1 s) to keep f64 precise forever.
+        let n = (first + i as u64) % u64::from(SAMPLE_RATE);
+        let phase = std::f64::consts::TAU * n as f64 / period;
+        *sample = (TONE_AMPLITUDE * phase.sin()) as i16;
+    }
+}
+
+/// Draw frame `slot` into the RGB picture: the moving background and box, then the text.
+fn draw(rgb: &mut [u8], slot: u64, count: u64, now: SystemTime) {
+    // A red/blue ramp scrolling left, built once and copied to every row (cheap in debug builds).
+    let shift = (slot * 4) as usize;
+    let mut row = [0u8; WIDTH * 3];
+    for (x, px) in row.chunks_exact_mut(3).enumerate() {
+        let u = (x + shift) % 512;
+        let ramp = if u < 256 { u } else { 511 - u } as u8;
+        px.copy_from_slice(&[ramp, 96, 255 - ramp]);
+    }
+    for line in rgb.chunks_exact_mut(WIDTH * 3) {
+        line.copy_from_slice(&row);
+    }
+    // A box bouncing along a triangle wave in both directions.
+    let bounce = |t: u64, span: usize| {
+        let span = span as u64;
+        let p = t % (2 * span);
+        (if p < span { p } else { 2 * span - p }) as usize
+    };
+    let size = 64;
+    let (bx, by) = (
+        bounce(slot * 7, WIDTH - size),
+        bounce(slot * 5, HEIGHT - size),
+    );
+    fill(rgb, bx, by, size, size, [255, 255, 255]);
+    fill(rgb, bx + 8, by + 8, size - 16, size - 16, [220, 30, 30]);
+
+    let clock = utc_clock(now);
+    let lines = [
+        (&*format!("{clock} UTC"), 6),
+        (&*format!("FRAME {count:06}"), 4),
+        ("HANG TEST PATTERN", 3),
+    ];
+    let mut y = 24;
+    for (text, scale) in lines {
+        let w = text.chars().count() * 6 * scale + 2 * scale;
+        fill(rgb, 24, y, w, 9 * scale, [0, 0, 0]);
+        text_at(rgb, 24 + 2 * scale, y + scale, text, scale);
+        y += 9 * scale + 12;
+    }
+}
+
+/// `HH:MM:SS.mmm` of `now` in UTC.
+fn utc_clock(now: SystemTime) -> String {
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs() % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        since.subsec_millis()
+    )
+}
+
+/// A solid rectangle, clipped to the picture.
+fn fill(rgb: &mut [u8], x: usize, y: usize, w: usize, h: usize, colour: [u8; 3]) {
+    let (x_end, y_end) = ((x + w).min(WIDTH), (y + h).min(HEIGHT));
+    if x >= x_end {
+        return;
+    }
+    for row in y..y_end {
+        let line = &mut rgb[(row * WIDTH + x) * 3..(row * WIDTH + x_end) * 3];
+        for px in line.chunks_exact_mut(3) {
+            px.copy_from_slice(&colour);
+        }
+    }
+}
+
+/// White text, each font pixel a `scale`-sized square, glyphs 6 font pixels apart.
+fn text_at(rgb: &mut [u8], x: usize, y: usize, text: &str, scale: usize) {
+    for (i, c) in text.chars().enumerate() {
+        let rows = glyph(c);
+        for (r, bits) in rows.iter().enumerate() {
+            for col in 0..5 {
+                if bits & (0x10 >> col) != 0 {
+                    let gx = x + (i * 6 + col) * scale;
+                    fill(rgb, gx, y + r * scale, scale, scale, [255, 255, 255]);
+                }
+            }
+        }
+    }
+}
+
+/// The 5x7 bitmap of `c`, one byte per row, bit 4 leftmost; blank for characters it lacks.
+fn glyph(c: char) -> [u8; 7] {
+    FONT.iter()
+        .find(|(k, _)| *k == c)
+        .map_or([0; 7], |(_, rows)| *rows)
+}
+
+/// Digits, `:`, `.`, and the letters of `FRAME`, `UTC` and `HANG TEST PATTERN`.
+const FONT: &[(char, [u8; 7])] = &[
+    ('0', [0x0e, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0e]),
+    ('1', [0x04, 0x0c, 0x04, 0x04, 0x04, 0x04, 0x0e]),
+    ('2', [0x0e, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1f]),
+    ('3', [0x1f, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0e]),
+    ('4', [0x02, 0x06, 0x0a, 0x12, 0x1f, 0x02, 0x02]),
+    ('5', [0x1f, 0x10, 0x1e, 0x01, 0x01, 0x11, 0x0e]),
+    ('6', [0x06, 0x08, 0x10, 0x1e, 0x11, 0x11, 0x0e]),
+    ('7', [0x1f, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08]),
+    ('8', [0x0e, 0x11, 0x11, 0x0e, 0x11, 0x11, 0x0e]),
+    ('9', [0x0e, 0x11, 0x11, 0x0f, 0x01, 0x02, 0x0c]),
+    (':', [0x00, 0x0c, 0x0c, 0x00, 0x0c, 0x0c, 0x00]),
+    ('.', [0x00, 0x00, 0x00, 0x00, 0x00, 0x0c, 0x0c]),
+    ('A', [0x0e, 0x11, 0x11, 0x1f, 0x11, 0x11, 0x11]),
+    ('C', [0x0e, 0x11, 0x10, 0x10, 0x10, 0x11, 0x0e]),
+    ('E', [0x1f, 0x10, 0x10, 0x1e, 0x10, 0x10, 0x1f]),
+    ('F', [0x1f, 0x10, 0x10, 0x1e, 0x10, 0x10, 0x10]),
+    ('G', [0x0e, 0x11, 0x10, 0x17, 0x11, 0x11, 0x0f]),
+    ('H', [0x11, 0x11, 0x11, 0x1f, 0x11, 0x11, 0x11]),
+    ('M', [0x11, 0x1b, 0x15, 0x15, 0x11, 0x11, 0x11]),
+    ('N', [0x11, 0x11, 0x19, 0x15, 0x13, 0x11, 0x11]),
+    ('P', [0x1e, 0x11, 0x11, 0x1e, 0x10, 0x10, 0x10]),
+    ('R', [0x1e, 0x11, 0x11, 0x1e, 0x14, 0x12, 0x11]),
+    ('S', [0x0f, 0x10, 0x10, 0x0e, 0x01, 0x01, 0x1e]),
+    ('T', [0x1f, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04]),
+    ('U', [0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0e]),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clock_is_utc_with_milliseconds() {
+        let t = UNIX_EPOCH
+            + Duration::from_millis((3 * 86_400 + 12 * 3600 + 34 * 60 + 56) * 1000 + 789);
+        assert_eq!(utc_clock(t), "12:34:56.789");
+        assert_eq!(utc_clock(UNIX_EPOCH), "00:00:00.000");
+    }
+
+    #[test]
+    fn the_font_has_every_character_drawn() {
+        for c in "0123456789:.UTCFRAMEHANGTESTPATTERN".chars() {
+            assert_ne!(glyph(c), [0; 7], "{c:?}");
+        }
+        assert_eq!(glyph(' '), [0; 7]);
+    }
+
+    #[test]
+    fn late_slots_are_skipped_only_past_the_lag() {
+        let ms = Duration::from_millis;
+        // On time, or less than a slot late: the next slot.
+        assert_eq!(catch_up(3, ms(100), video_time, 1), 3);
+        assert_eq!(catch_up(3, ms(130), video_time, 1), 3);
+        // Video 1 s late: the slot due now (30), not the 27 missed ones.
+        assert_eq!(catch_up(3, ms(1_010), video_time, 1), 30);
+        // Audio catches up within its lag, skips past it.
+        assert_eq!(catch_up(0, ms(150), audio_time, AUDIO_MAX_LAG), 0);
+        assert_eq!(catch_up(0, ms(1_000), audio_time, AUDIO_MAX_LAG), 50);
+    }
+
+    #[test]
+    fn nal_units_split_on_three_and_four_byte_start_codes() {
+        let buf = [
+            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4,
+        ];
+        let nals = nal_units(&buf);
+        assert_eq!(nals, [&[0x67, 1, 2][..], &[0x68, 3], &[0x65, 4]]);
+    }
+
+    #[test]
+    fn the_tone_is_continuous_across_frames_and_440_hz() {
+        let mut second = vec![0i16; SAMPLE_RATE as usize];
+        tone(&mut second, 0);
+        let mut frame = vec![0i16; AUDIO_FRAME];
+        tone(&mut frame, AUDIO_FRAME as u64);
+        assert_eq!(frame, second[AUDIO_FRAME..2 * AUDIO_FRAME]);
+        let rising = second.windows(2).filter(|w| w[0] < 0 && w[1] >= 0).count();
+        assert!(
+            (439..=441).contains(&rising),
+            "{rising} rising zero crossings"
+        );
+    }
+
+    #[test]
+    fn the_encoder_starts_each_group_on_an_idr_of_the_clock() {
+        let mut video = Video::new().unwrap();
+        let mut encode = |slot| video.encode(slot).unwrap().expect("a frame");
+        let first = encode(0);
+        assert!(first.keyframe);
+        let config = video_config(&first.payload).unwrap();
+        assert!(config.codec.starts_with("avc3.42"), "{}", config.codec);
+        assert_eq!(
+            (config.coded_width, config.coded_height),
+            (Some(WIDTH as u32), Some(HEIGHT as u32))
+        );
+        for slot in 1..GOP_FRAMES {
+            let frame = encode(slot);
+            assert!(!frame.keyframe, "slot {slot}");
+            assert_eq!(frame.timestamp, slot * 100_000 / 3);
+        }
+        assert!(encode(GOP_FRAMES).keyframe);
+        assert!(!encode(GOP_FRAMES + 1).keyframe);
+        // The slot due for the next IDR was skipped: the next frame is one anyway.
+        assert!(encode(2 * GOP_FRAMES + 5).keyframe);
+    }
+
+    #[tokio::test]
+    async fn the_audio_track_gets_one_opus_packet_per_20_ms() {
+        let mut broadcast = BroadcastProducer::new();
+        let mut audio = Audio::new(&mut broadcast).unwrap();
+        let (name, config) = broadcast.catalog().audio_renditions().next().unwrap();
+        assert_eq!(
+            (
+                config.codec.as_str(),
+                config.sample_rate,
+                config.number_of_channels
+            ),
+            ("opus", 48_000, 1)
+        );
+        let mut reader = broadcast.consume().subscribe(name, Duration::MAX);
+        reader.start_at_oldest();
+        for slot in 0..5 {
+            audio.write(slot).unwrap();
+        }
+        audio.track.finish();
+        let mut timestamps = Vec::new();
+        while let Some(frame) = reader.read().await.unwrap() {
+            assert!((1..MAX_OPUS_PACKET).contains(&frame.payload.len()));
+            timestamps.push(frame.timestamp);
+        }
+        assert_eq!(timestamps, [0, 20_000, 40_000, 60_000, 80_000]);
+    }
+}

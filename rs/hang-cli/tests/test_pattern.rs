@@ -1,0 +1,206 @@
+//! `--test-pattern`: `hang serve` makes its own live media (no stdin, no ffmpeg), and `hang
+//! subscribe` gets H.264 640x360 video and a 440 Hz Opus tone that ffprobe/ffmpeg decode.
+
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// Children killed and reaped on drop; a scratch dir removed on drop.
+struct Run {
+    children: Vec<Child>,
+    dir: PathBuf,
+}
+
+impl Run {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("hang-pattern-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self {
+            children: Vec::new(),
+            dir,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn spawn(&mut self, name: &str, cmd: &mut Command) -> &mut Child {
+        let log = std::fs::File::create(self.path(&format!("{name}.log"))).unwrap();
+        let child = cmd
+            .stderr(log)
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        self.children.push(child);
+        self.children.last_mut().unwrap()
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            for name in ["serve", "subscribe"] {
+                let log = std::fs::read_to_string(self.path(&format!("{name}.log")));
+                eprintln!("--- {name} ---\n{}", log.unwrap_or_default());
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// One stream's `ffprobe -count_frames` facts as `key=value` pairs.
+fn probe(file: &Path, stream: &str, entries: &str) -> Vec<(String, String)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", stream])
+        .args(["-show_entries", &format!("stream={entries}")])
+        .args(["-of", "default=noprint_wrappers=1"])
+        .arg(file)
+        .output()
+        .expect("ffprobe (scripts/test.sh installs ffmpeg)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn field<'a>(facts: &'a [(String, String)], key: &str) -> &'a str {
+    facts
+        .iter()
+        .find(|(k, _)| k == key)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+/// The audio decoded by ffmpeg: its frequency from rising zero crossings, in Hz.
+fn tone_frequency(file: &Path) -> f64 {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args([
+            "-map", "0:a", "-f", "s16le", "-ac", "1", "-ar", "48000", "-",
+        ])
+        .output()
+        .unwrap();
+    let samples: Vec<i16> = out
+        .stdout
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    // Skip the decoder's first 100 ms (Opus pre-roll).
+    let samples = &samples[4800.min(samples.len())..];
+    assert!(
+        samples.len() >= 48_000,
+        "{} samples of audio",
+        samples.len()
+    );
+    let rising = samples.windows(2).filter(|w| w[0] < 0 && w[1] >= 0).count();
+    rising as f64 * 48_000.0 / samples.len() as f64
+}
+
+#[test]
+fn serve_test_pattern_plays_as_h264_and_opus() {
+    let mut run = Run::new("serve");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    run.spawn(
+        "serve",
+        Command::new(env!("CARGO_BIN_EXE_hang")).args([
+            "serve",
+            "--name",
+            "p.hang",
+            "--test-pattern",
+            "--server-bind",
+            &addr,
+            "--tls-generate",
+            "localhost",
+        ]),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "hang serve did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let out = run.path("out.mp4");
+    let file = std::fs::File::create(&out).unwrap();
+    let url = format!("http://{addr}/");
+    let subscriber = run.spawn(
+        "subscribe",
+        Command::new(env!("CARGO_BIN_EXE_hang"))
+            .args(["subscribe", "--url", &url, "--name", "p.hang"])
+            .stdout(file),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        subscriber.try_wait().unwrap().is_none(),
+        "hang subscribe ended early"
+    );
+    let _ = subscriber.kill();
+    let _ = subscriber.wait();
+
+    let video = probe(&out, "v:0", "codec_name,width,height,nb_read_frames");
+    assert_eq!(
+        (
+            field(&video, "codec_name"),
+            field(&video, "width"),
+            field(&video, "height")
+        ),
+        ("h264", "640", "360"),
+        "{video:?}"
+    );
+    let frames: u64 = field(&video, "nb_read_frames").parse().unwrap_or(0);
+    assert!(frames >= 60, "{frames} video frames decoded");
+
+    let audio = probe(
+        &out,
+        "a:0",
+        "codec_name,sample_rate,channels,nb_read_frames",
+    );
+    assert_eq!(
+        (
+            field(&audio, "codec_name"),
+            field(&audio, "sample_rate"),
+            field(&audio, "channels")
+        ),
+        ("opus", "48000", "1"),
+        "{audio:?}"
+    );
+    let frames: u64 = field(&audio, "nb_read_frames").parse().unwrap_or(0);
+    assert!(frames >= 50, "{frames} audio frames decoded");
+    let hz = tone_frequency(&out);
+    assert!((435.0..445.0).contains(&hz), "tone at {hz} Hz");
+}
+
+#[test]
+fn test_pattern_takes_no_input_format() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hang"))
+        .args([
+            "serve",
+            "--name",
+            "p.hang",
+            "--test-pattern",
+            "--format",
+            "annex-b",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
+}
