@@ -1,5 +1,6 @@
 //! End to end through our relay: ffmpeg fMP4 → `hang publish` → `moq-relay` → `hang subscribe` →
-//! fMP4 that ffprobe reads with the same codec, size, frame count and timestamps.
+//! fMP4 that ffprobe reads with the same codec, size, frame count and timestamps; and the built-in
+//! `--test-pattern` source through the relay.
 //!
 //! The relay binary comes from the same target directory (`cargo test --workspace` builds it).
 
@@ -261,4 +262,84 @@ fn b_frames_through_the_relay() {
     let source = make_source(&run, "src.mp4", &["-preset", "veryfast", "-bf", "2"]);
     let out = through_relay(&mut run, &source);
     assert_same(&source, &out);
+}
+
+/// `hang publish --test-pattern` through the relay: H.264 640x360 at 30 fps with timestamps 1/30 s
+/// apart (none lost in the middle), plus Opus audio.
+#[test]
+fn test_pattern_through_the_relay() {
+    let mut run = Run::new("pattern");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    run.spawn(
+        "relay",
+        Command::new(bin("moq-relay")).args([
+            "--listen",
+            &addr,
+            "--tls-generate",
+            "localhost",
+            "--auth-public",
+            "",
+            "--web-http-listen",
+            &addr,
+        ]),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "relay did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("http://127.0.0.1:{port}/anon");
+    run.spawn(
+        "publish",
+        Command::new(env!("CARGO_BIN_EXE_hang")).args([
+            "publish",
+            "--url",
+            &url,
+            "--name",
+            "pattern.hang",
+            "--test-pattern",
+        ]),
+    );
+    let out = run.path("out.mp4");
+    let file = std::fs::File::create(&out).unwrap();
+    run.spawn(
+        "subscribe",
+        Command::new(env!("CARGO_BIN_EXE_hang"))
+            .args(["subscribe", "--url", &url, "--name", "pattern.hang"])
+            .stdout(file),
+    );
+    // Three seconds of live output.
+    std::thread::sleep(Duration::from_secs(4));
+    let subscriber = &mut run.children[2];
+    let _ = subscriber.kill();
+    let _ = subscriber.wait();
+
+    let (codec, width, height, pts) = probe(&out);
+    assert_eq!((codec.as_str(), width, height), ("h264", 640, 360));
+    assert!(pts.len() >= 60, "only {} video frames", pts.len());
+    for pair in pts.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            (gap - 1.0 / 30.0).abs() < 0.002,
+            "frames {:.4} s apart at {}",
+            gap,
+            pair[0]
+        );
+    }
+    let audio = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&audio.stdout).trim(), "opus");
 }
