@@ -232,7 +232,25 @@ fn make_source(run: &Run, name: &str, x264: &[&str]) -> PathBuf {
     source
 }
 
+/// ffplay (headless: SDL's dummy video and audio drivers) plays the file to the end without an
+/// error line. (`-nodisp` cannot be used: ffplay then refuses video-only files.)
+fn assert_plays(file: &std::path::Path) {
+    let out = Command::new("ffplay")
+        .args(["-autoexit", "-loglevel", "error"])
+        .arg(file)
+        .env("SDL_AUDIODRIVER", "dummy")
+        .env("SDL_VIDEODRIVER", "dummy")
+        .output()
+        .expect("ffplay (scripts/test.sh installs ffmpeg)");
+    let errors = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && errors.trim().is_empty(),
+        "ffplay: {errors}"
+    );
+}
+
 fn assert_same(source: &std::path::Path, out: &std::path::Path) {
+    assert_plays(out);
     let (codec, w, h, src_pts) = probe(source);
     let (out_codec, out_w, out_h, out_pts) = probe(out);
     assert_eq!((out_codec.as_str(), out_w, out_h), (codec.as_str(), w, h));
@@ -317,6 +335,7 @@ fn test_pattern_through_the_relay() {
 
     let (codec, width, height, pts) = probe(&out);
     assert_eq!((codec.as_str(), width, height), ("h264", 640, 360));
+    assert_plays(&out);
     assert!(pts.len() >= 60, "only {} video frames", pts.len());
     for pair in pts.windows(2) {
         let gap = pair[1] - pair[0];
