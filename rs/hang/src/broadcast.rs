@@ -12,14 +12,13 @@
 //!   timestamps never go backwards; frames in decode order (B-frames allowed).
 //! - Audio: every frame is its own group; timestamps never go backwards.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::FutureExt;
-use moq_lite::{GroupConsumer, GroupProducer, Track, TrackInfo};
+use moq_lite::{GroupProducer, Track, TrackInfo};
 
 use crate::catalog::{self, AudioConfig, Catalog, VideoConfig};
+use crate::reader::{FrameDecoder, SkippingReader};
 use crate::{container, Error};
 
 /// Conventional suffix of a hang broadcast's path.
@@ -257,18 +256,9 @@ impl BroadcastConsumer {
     /// Subscribe to a media track. `latency` is how far behind the newest group's keyframe the
     /// reader may fall before it skips ahead (`Duration::MAX`: never skip).
     pub fn subscribe(&self, name: &str, latency: Duration) -> TrackConsumer {
-        let mut track = self.inner.subscribe_track(&Track::new(name));
-        // Hand every group over; this consumer decides what to skip by media time.
-        track.set_max_latency(Duration::MAX);
+        let track = self.inner.subscribe_track(&Track::new(name));
         TrackConsumer {
-            track,
-            current: None,
-            index: 0,
-            pending: VecDeque::new(),
-            ended: false,
-            latency,
-            last: None,
-            skipped: 0,
+            inner: SkippingReader::new(track, Legacy, latency),
         }
     }
 }
@@ -302,141 +292,57 @@ impl CatalogConsumer {
 /// broken GoP. [`Self::skipped`] counts the groups passed over.
 #[derive(Debug)]
 pub struct TrackConsumer {
-    track: moq_lite::TrackConsumer,
-    current: Option<GroupConsumer>,
-    /// Frames already taken from `current`.
-    index: usize,
-    /// Newer groups that arrived while `current` was being read.
-    pending: VecDeque<GroupConsumer>,
-    ended: bool,
-    latency: Duration,
-    last: Option<u64>,
-    skipped: u64,
+    inner: SkippingReader<Legacy>,
 }
 
 impl TrackConsumer {
     /// Start from the oldest group the track still holds instead of the latest (call before reading).
     pub fn start_at_oldest(&mut self) {
-        self.track.start_at(0);
+        self.inner.start_at_oldest();
     }
 
     /// Change the latency target.
     pub fn set_latency(&mut self, latency: Duration) {
-        self.latency = latency;
+        self.inner.set_latency(latency);
     }
 
     /// Groups skipped because this reader fell behind.
     pub fn skipped(&self) -> u64 {
-        self.skipped
+        self.inner.skipped()
     }
 
     /// The track name.
     pub fn name(&self) -> &str {
-        &self.track.track().name
+        &self.inner.track().track().name
     }
 
     /// The next frame, or `None` once the track has ended. Cancel-safe between frames.
+    ///
+    /// A payload that is not a legacy container frame is an error.
     pub async fn read(&mut self) -> Result<Option<Frame>, Error> {
-        loop {
-            self.poll_groups()?;
-            self.skip_if_behind();
-            let Some(current) = self.current.as_mut() else {
-                if let Some(group) = self.pending.pop_front() {
-                    self.start(group);
-                    continue;
-                }
-                match self.track.next_group().await? {
-                    Some(group) => self.start(group),
-                    None => return Ok(None),
-                }
-                continue;
-            };
-
-            // The newest pending group's first frame: once it lands, re-check whether to skip.
-            let newest = self.pending.back().cloned();
-            let ended = self.ended;
-            let track = &mut self.track;
-            tokio::select! {
-                biased;
-                frame = current.next_frame() => {
-                    let Some(mut frame) = frame? else {
-                        self.current = None;
-                        continue;
-                    };
-                    let payload = frame.read_all().await?;
-                    let (timestamp, payload) = container::decode(payload)?;
-                    let keyframe = self.index == 0;
-                    self.index += 1;
-                    self.last = Some(timestamp);
-                    return Ok(Some(Frame { timestamp, keyframe, payload }));
-                }
-                group = track.next_group(), if !ended => match group? {
-                    Some(group) => self.pending.push_back(group),
-                    None => self.ended = true,
-                },
-                _ = first_frame(newest), if self.latency != Duration::MAX => {}
-            }
-        }
-    }
-
-    /// Queue the groups that have already arrived, without waiting.
-    fn poll_groups(&mut self) -> Result<(), Error> {
-        while !self.ended && self.current.is_some() {
-            let Some(group) = self.track.next_group().now_or_never() else {
-                break;
-            };
-            match group? {
-                Some(group) => self.pending.push_back(group),
-                None => self.ended = true,
-            }
-        }
-        Ok(())
-    }
-
-    fn start(&mut self, group: GroupConsumer) {
-        self.current = Some(group);
-        self.index = 0;
-    }
-
-    /// Jump to the newest pending group whose keyframe is `latency` past the last frame returned.
-    fn skip_if_behind(&mut self) {
-        let Some(last) = self.last else { return };
-        let latency = u64::try_from(self.latency.as_micros()).unwrap_or(u64::MAX);
-        let threshold = last.saturating_add(latency);
-        let Some(position) = self.pending.iter().rposition(|group| {
-            peek_timestamp(group).is_some_and(|timestamp| timestamp >= threshold)
-        }) else {
-            return;
+        let Some(frame) = self.inner.read().await? else {
+            return Ok(None);
         };
-        let skipped = self.pending.drain(..=position).collect::<Vec<_>>();
-        self.skipped += skipped.len() as u64 - 1 + u64::from(self.current.is_some());
-        if let Some(group) = skipped.into_iter().last() {
-            self.start(group);
-        }
+        let (timestamp, payload) = frame.output;
+        Ok(Some(Frame {
+            timestamp,
+            keyframe: frame.keyframe,
+            payload,
+        }))
     }
 }
 
-/// The first frame's timestamp if it has fully arrived, without waiting.
-fn peek_timestamp(group: &GroupConsumer) -> Option<u64> {
-    let mut group = group.clone();
-    let mut frame = group.next_frame().now_or_never()?.ok()??;
-    let payload = frame.read_all().now_or_never()?.ok()?;
-    container::decode(payload)
-        .ok()
-        .map(|(timestamp, _)| timestamp)
-}
+/// Legacy container frames: a varint µs timestamp, then the payload.
+#[derive(Debug)]
+struct Legacy;
 
-/// Resolves when the group's first frame has fully arrived (never, without a group).
-async fn first_frame(group: Option<GroupConsumer>) {
-    let Some(mut group) = group else {
-        return std::future::pending().await;
-    };
-    if let Ok(Some(mut frame)) = group.next_frame().await {
-        let _ = frame.read_all().await;
-        return;
+impl FrameDecoder for Legacy {
+    type Output = (u64, Bytes);
+
+    fn decode(&self, payload: Bytes) -> Result<(Option<u64>, (u64, Bytes)), Error> {
+        let (timestamp, payload) = container::decode(payload)?;
+        Ok((Some(timestamp), (timestamp, payload)))
     }
-    // An empty or failed group never offers a keyframe to skip to.
-    std::future::pending().await
 }
 
 #[cfg(test)]

@@ -47,6 +47,7 @@ pub mod container;
 mod error;
 pub mod export;
 pub mod import;
+mod reader;
 
 pub use broadcast::*;
 pub use error::Error;

@@ -10,15 +10,14 @@
 //!   each fragment's media time from its `tfdt` (and first composition offset).
 //! - [`fragment_samples`] cuts a fragment into sample payloads (for the Annex-B export).
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures::FutureExt;
-use moq_lite::{GroupConsumer, Track};
+use moq_lite::Track;
 use mp4_atom::{Codec, Decode, Moof, Moov, Trak, Trex};
 
 use super::ExportError;
+use crate::reader::{FrameDecoder, SkippingReader};
 use crate::{container, BroadcastConsumer};
 
 /// Most samples accepted in one fragment (as the importer).
@@ -410,152 +409,53 @@ pub(super) struct CmafFrame {
 }
 
 /// Reads a CMAF rendition's track in order, skipping to a newer group when more than its latency
-/// target behind, exactly like [`crate::TrackConsumer`] does for legacy frames, but with media
-/// times taken from the fragments.
+/// target behind: the reader of [`crate::TrackConsumer`], with media times taken from each
+/// fragment's `tfdt` (plus its first composition offset) instead of a legacy timestamp.
 #[derive(Debug)]
 pub(super) struct CmafReader {
-    rendition: CmafRendition,
-    track: moq_lite::TrackConsumer,
-    current: Option<GroupConsumer>,
-    index: usize,
-    pending: VecDeque<GroupConsumer>,
-    ended: bool,
-    latency: Duration,
-    last: Option<u64>,
+    inner: SkippingReader<CmafRendition>,
 }
 
 impl CmafReader {
+    /// Subscribe to `rendition`'s track; `from_oldest` starts at the oldest group still held.
     pub fn new(
         consumer: &BroadcastConsumer,
         rendition: CmafRendition,
         latency: Duration,
         from_oldest: bool,
     ) -> Self {
-        let mut track = consumer
+        let track = consumer
             .inner()
             .subscribe_track(&Track::new(rendition.name.as_str()));
-        track.set_max_latency(Duration::MAX);
+        let mut inner = SkippingReader::new(track, rendition, latency);
         if from_oldest {
-            track.start_at(0);
+            inner.start_at_oldest();
         }
-        Self {
-            rendition,
-            track,
-            current: None,
-            index: 0,
-            pending: VecDeque::new(),
-            ended: false,
-            latency,
-            last: None,
-        }
+        Self { inner }
     }
 
+    /// The rendition being read.
     pub fn rendition(&self) -> &CmafRendition {
-        &self.rendition
+        self.inner.decoder()
     }
 
     /// The next fragment, or `None` once the track has ended.
     pub async fn read(&mut self) -> Result<Option<CmafFrame>, ExportError> {
-        loop {
-            self.poll_groups()?;
-            self.skip_if_behind();
-            let Some(current) = self.current.as_mut() else {
-                if let Some(group) = self.pending.pop_front() {
-                    self.start(group);
-                    continue;
-                }
-                match self.track.next_group().await.map_err(crate::Error::from)? {
-                    Some(group) => self.start(group),
-                    None => return Ok(None),
-                }
-                continue;
-            };
-
-            let newest = self.pending.back().cloned();
-            let ended = self.ended;
-            let track = &mut self.track;
-            tokio::select! {
-                biased;
-                frame = current.next_frame() => {
-                    let Some(mut frame) = frame.map_err(crate::Error::from)? else {
-                        self.current = None;
-                        continue;
-                    };
-                    let payload = frame.read_all().await.map_err(crate::Error::from)?;
-                    let keyframe = self.index == 0;
-                    self.index += 1;
-                    if let Some(timestamp) = self.rendition.timestamp(&payload) {
-                        self.last = Some(timestamp);
-                    }
-                    return Ok(Some(CmafFrame { keyframe, payload }));
-                }
-                group = track.next_group(), if !ended => match group.map_err(crate::Error::from)? {
-                    Some(group) => self.pending.push_back(group),
-                    None => self.ended = true,
-                },
-                _ = first_frame(newest), if self.latency != Duration::MAX => {}
-            }
-        }
-    }
-
-    fn poll_groups(&mut self) -> Result<(), ExportError> {
-        while !self.ended && self.current.is_some() {
-            let Some(group) = self.track.next_group().now_or_never() else {
-                break;
-            };
-            match group.map_err(crate::Error::from)? {
-                Some(group) => self.pending.push_back(group),
-                None => self.ended = true,
-            }
-        }
-        Ok(())
-    }
-
-    fn start(&mut self, group: GroupConsumer) {
-        self.current = Some(group);
-        self.index = 0;
-    }
-
-    fn skip_if_behind(&mut self) {
-        let Some(last) = self.last else { return };
-        let latency = u64::try_from(self.latency.as_micros()).unwrap_or(u64::MAX);
-        let threshold = last.saturating_add(latency);
-        let rendition = &self.rendition;
-        let Some(position) = self.pending.iter().rposition(|group| {
-            peek_timestamp(rendition, group).is_some_and(|timestamp| timestamp >= threshold)
-        }) else {
-            return;
-        };
-        tracing::debug!(
-            track = %self.rendition.name,
-            groups = position + 1,
-            "behind the latency target: skipping ahead"
-        );
-        let newest = self.pending.drain(..=position).next_back();
-        if let Some(group) = newest {
-            self.start(group);
-        }
+        Ok(self.inner.read().await?.map(|frame| CmafFrame {
+            keyframe: frame.keyframe,
+            payload: frame.output,
+        }))
     }
 }
 
-/// The first fragment's media time if it has fully arrived, without waiting.
-fn peek_timestamp(rendition: &CmafRendition, group: &GroupConsumer) -> Option<u64> {
-    let mut group = group.clone();
-    let mut frame = group.next_frame().now_or_never()?.ok()??;
-    let payload = frame.read_all().now_or_never()?.ok()?;
-    rendition.timestamp(&payload)
-}
+/// Fragments are returned as published; one without a media time is still returned but neither
+/// moves the reader's position nor can be skipped to.
+impl FrameDecoder for CmafRendition {
+    type Output = Bytes;
 
-/// Resolves when the group's first frame has fully arrived (never, without a group).
-async fn first_frame(group: Option<GroupConsumer>) {
-    let Some(mut group) = group else {
-        return std::future::pending().await;
-    };
-    if let Ok(Some(mut frame)) = group.next_frame().await {
-        let _ = frame.read_all().await;
-        return;
+    fn decode(&self, payload: Bytes) -> Result<(Option<u64>, Bytes), crate::Error> {
+        Ok((self.timestamp(&payload), payload))
     }
-    std::future::pending().await
 }
 
 #[cfg(test)]
