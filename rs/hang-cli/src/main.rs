@@ -7,6 +7,8 @@
 //!
 //! Media goes through stdin/stdout; progress and stats go to stderr.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -205,6 +207,13 @@ impl Importer {
         }
     }
 
+    fn broadcast_mut(&mut self) -> &mut hang::BroadcastProducer {
+        match self {
+            Importer::Fmp4(i) => i.broadcast_mut(),
+            Importer::AnnexB(i) => i.broadcast_mut(),
+        }
+    }
+
     fn broadcast(&self) -> &hang::BroadcastProducer {
         match self {
             Importer::Fmp4(i) => i.broadcast(),
@@ -232,6 +241,12 @@ async fn import(
         }
         importer.decode(&mut buf).context("invalid input")?;
         if !published && importer.is_initialized() {
+            // Media time starts at 0 now: anchor it so viewers can measure latency.
+            let broadcast = importer.broadcast_mut();
+            broadcast
+                .catalog_mut()
+                .set_clock(hang::catalog::wall_now_us());
+            broadcast.publish_catalog()?;
             origin.publish_broadcast(path, importer.broadcast().inner().consume())?;
             tracing::info!(broadcast = %path, catalog = %serde_summary(importer.broadcast()), "publishing");
             published = true;
@@ -262,8 +277,37 @@ async fn connect(connect: &Connect) -> anyhow::Result<(moq_native::Connection, P
     Ok((connection, path))
 }
 
-/// Log traffic once a second: bitrate, frames per second, groups.
-async fn report(session: &Session, direction: &str) {
+/// Follow the first legacy video rendition's timestamps and keep the end-to-end latency (ms) of
+/// the newest frame, when the publisher anchored its media time to the wall clock.
+async fn measure_latency(
+    consumer: hang::BroadcastConsumer,
+    latency_ms: Arc<AtomicI64>,
+) -> anyhow::Result<()> {
+    let mut catalogs = consumer.catalog();
+    let Some(catalog) = catalogs.next().await? else {
+        return Ok(());
+    };
+    let Some(wall) = catalog.clock() else {
+        return Ok(());
+    };
+    let legacy = catalog
+        .video_renditions()
+        .find(|(_, c)| matches!(c.container, hang::catalog::Container::Legacy));
+    let Some((name, _)) = legacy else {
+        return Ok(());
+    };
+    let mut track = consumer.subscribe(name, Duration::MAX);
+    while let Some(frame) = track.read().await? {
+        let shown = wall.saturating_add(frame.timestamp);
+        let behind = hang::catalog::wall_now_us() as i64 - shown as i64;
+        latency_ms.store(behind / 1000, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// Log traffic once a second: bitrate, frames per second, groups, and (subscribers of an anchored
+/// broadcast) end-to-end latency.
+async fn report(session: &Session, direction: &str, latency_ms: Option<Arc<AtomicI64>>) {
     let (bytes, frames, groups) = match direction {
         "in" => (Metric::BytesIn, Metric::FramesIn, Metric::GroupsIn),
         _ => (Metric::BytesOut, Metric::FramesOut, Metric::GroupsOut),
@@ -276,12 +320,25 @@ async fn report(session: &Session, direction: &str) {
         tick.tick().await;
         let now = (stats.get(bytes), stats.get(frames));
         let kbps = (now.0 - last.0) * 8 / 1000;
-        tracing::info!(
-            kbps,
-            fps = now.1 - last.1,
-            groups = stats.get(groups),
-            "{direction}"
-        );
+        let latency = latency_ms
+            .as_ref()
+            .map(|l| l.load(Ordering::Relaxed))
+            .filter(|l| *l != i64::MIN);
+        match latency {
+            Some(latency_ms) => tracing::info!(
+                kbps,
+                fps = now.1 - last.1,
+                groups = stats.get(groups),
+                latency_ms,
+                "{direction}"
+            ),
+            None => tracing::info!(
+                kbps,
+                fps = now.1 - last.1,
+                groups = stats.get(groups),
+                "{direction}"
+            ),
+        }
         last = now;
     }
 }
@@ -298,7 +355,7 @@ async fn publish(connect_args: Connect, input: Input) -> anyhow::Result<()> {
     let result = tokio::select! {
         res = input.run(&origin, &path) => res,
         err = session.closed() => Err(anyhow::anyhow!("session closed: {err}")),
-        _ = report(&session, "out") => unreachable!("report never ends"),
+        _ = report(&session, "out", None) => unreachable!("report never ends"),
     };
     // Let what is in flight reach the relay before hanging up.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -324,10 +381,13 @@ async fn subscribe(
     } else {
         Duration::from_millis(latency)
     };
+    let latency_ms = Arc::new(AtomicI64::new(i64::MIN));
+    let measured = latency_ms.clone();
     let run = async {
         let broadcast = origin.consume().wait_for_broadcast(&path).await?;
         tracing::info!(broadcast = %path, "broadcast found");
         let consumer = hang::BroadcastConsumer::new(broadcast);
+        tokio::spawn(measure_latency(consumer.clone(), measured));
         let stdout = tokio::io::stdout();
         match format {
             Format::Fmp4 => {
@@ -353,7 +413,7 @@ async fn subscribe(
     tokio::select! {
         res = run => res,
         err = session.closed() => Err(anyhow::anyhow!("session closed: {err}")),
-        _ = report(&session, "in") => unreachable!("report never ends"),
+        _ = report(&session, "in", Some(latency_ms.clone())) => unreachable!("report never ends"),
     }
 }
 

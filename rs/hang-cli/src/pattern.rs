@@ -104,6 +104,10 @@ impl Source {
         let mut video_track = broadcast.add_video(config);
         video_track.write(first)?;
         let audio = Audio::new(&mut broadcast)?;
+        // Media time 0 is now: anchor it so viewers can measure latency.
+        broadcast
+            .catalog_mut()
+            .set_clock(hang::catalog::wall_now_us());
         broadcast.publish_catalog()?;
         origin.publish_broadcast(path, broadcast.inner().consume())?;
         tracing::info!(broadcast = %path, "publishing the test pattern");

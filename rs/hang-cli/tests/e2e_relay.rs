@@ -361,4 +361,25 @@ fn test_pattern_through_the_relay() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&audio.stdout).trim(), "opus");
+
+    // The publisher anchors media time to the wall clock, so the subscriber reports latency.
+    let log = run.log("subscribe");
+    let latencies: Vec<i64> = log
+        .split("latency_ms=")
+        .skip(1)
+        .filter_map(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit() && c != '-')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(
+        !latencies.is_empty(),
+        "no latency in the subscriber's stats:\n{log}"
+    );
+    assert!(
+        latencies.iter().all(|l| (-50..2000).contains(l)),
+        "implausible latencies {latencies:?}"
+    );
 }

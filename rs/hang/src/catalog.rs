@@ -47,7 +47,37 @@ pub struct Catalog {
     pub extra: Map<String, Value>,
 }
 
+/// Seconds from the Unix epoch to 2020-01-01T00:00:00Z, the origin of the catalog `clock`.
+const EPOCH_2020: u64 = 1_577_836_800;
+
+/// Microseconds since 2020-01-01T00:00:00Z now (the unit of the catalog's `clock.wall`).
+pub fn wall_now_us() -> u64 {
+    let since_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (since_unix.as_micros() as u64).saturating_sub(EPOCH_2020 * 1_000_000)
+}
+
 impl Catalog {
+    /// Anchor media time to the wall clock, as the reference does: root section
+    /// `"clock": {"wall": <µs since 2020-01-01 at pts 0>, "timescale": 1000000}`. Viewers use it to
+    /// measure end-to-end latency.
+    pub fn set_clock(&mut self, wall_at_zero_us: u64) {
+        let clock = serde_json::json!({ "wall": wall_at_zero_us, "timescale": 1_000_000 });
+        self.extra.insert("clock".to_string(), clock);
+    }
+
+    /// The wall-clock time of pts 0 in µs since 2020-01-01, if the publisher anchored it.
+    pub fn clock(&self) -> Option<u64> {
+        let clock = self.extra.get("clock")?;
+        let wall = clock.get("wall")?.as_u64()?;
+        let timescale = clock
+            .get("timescale")
+            .and_then(Value::as_u64)
+            .unwrap_or(1_000_000);
+        (timescale != 0).then(|| (wall as u128 * 1_000_000 / timescale as u128) as u64)
+    }
+
     /// Parse a catalog frame.
     pub fn from_slice(json: &[u8]) -> Result<Self, CatalogError> {
         if json.len() > MAX_CATALOG_SIZE {
@@ -328,6 +358,18 @@ mod tests {
  "codedHeight":720,"container":{"kind":"legacy"}}}},
  "audio":{"renditions":{"audio1":{"codec":"mp4a.40.2","sampleRate":44100,"numberOfChannels":2,
  "bitrate":283637,"container":{"kind":"legacy"}}}}}"#;
+
+    #[test]
+    fn clock_anchor_round_trips_and_reads_the_reference_form() {
+        let mut catalog = Catalog::default();
+        assert_eq!(catalog.clock(), None);
+        catalog.set_clock(217_972_857_457_756);
+        assert_eq!(catalog.clock(), Some(217_972_857_457_756));
+        let reference: Catalog =
+            serde_json::from_str(r#"{"clock":{"wall":217972857457,"timescale":1000}}"#).unwrap();
+        assert_eq!(reference.clock(), Some(217_972_857_457_000));
+        assert!(wall_now_us() > 217_972_857_457_756);
+    }
 
     #[test]
     fn parses_the_spec_example() {

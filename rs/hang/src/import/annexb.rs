@@ -81,6 +81,11 @@ impl AnnexBImporter {
         &self.broadcast
     }
 
+    /// The broadcast being filled, to adjust its catalog (call `publish_catalog` after).
+    pub fn broadcast_mut(&mut self) -> &mut BroadcastProducer {
+        &mut self.broadcast
+    }
+
     /// True once an SPS has been seen and the catalog published.
     pub fn is_initialized(&self) -> bool {
         self.track.is_some()

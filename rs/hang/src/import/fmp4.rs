@@ -94,6 +94,11 @@ impl Fmp4Importer {
         &self.broadcast
     }
 
+    /// The broadcast being filled, to adjust its catalog (call `publish_catalog` after).
+    pub fn broadcast_mut(&mut self) -> &mut BroadcastProducer {
+        &mut self.broadcast
+    }
+
     /// True once the init segment has been parsed and the catalog published.
     pub fn is_initialized(&self) -> bool {
         self.init.is_some()
