@@ -94,6 +94,8 @@ impl Source {
     /// Encode the first frame (its SPS makes the catalog), publish the catalog and the broadcast.
     fn new(origin: &OriginProducer, path: &Path) -> anyhow::Result<Self> {
         let epoch = Instant::now();
+        // The wall-clock time of pts 0, taken at the same moment as `epoch`.
+        let wall_at_epoch = hang::catalog::wall_now_us();
         let mut broadcast = BroadcastProducer::new();
         let mut video = Video::new()?;
         let first = video
@@ -104,10 +106,8 @@ impl Source {
         let mut video_track = broadcast.add_video(config);
         video_track.write(first)?;
         let audio = Audio::new(&mut broadcast)?;
-        // Media time 0 is now: anchor it so viewers can measure latency.
-        broadcast
-            .catalog_mut()
-            .set_clock(hang::catalog::wall_now_us());
+        // Anchor media time 0 (`epoch`) to the wall clock so viewers can measure latency.
+        broadcast.catalog_mut().set_clock(wall_at_epoch);
         broadcast.publish_catalog()?;
         origin.publish_broadcast(path, broadcast.inner().consume())?;
         tracing::info!(broadcast = %path, "publishing the test pattern");
