@@ -235,7 +235,9 @@ async fn main() -> anyhow::Result<()> {
             _ = tokio::time::sleep_until(end.into()) => break,
         }
     }
-    publish.await??;
+    // Keep the track open through the drain: dropping it would end the subscriptions (and
+    // reset groups still in flight) before the last frames arrive.
+    let _track = publish.await??;
     let duration = start.elapsed().as_secs_f64();
     let relay_end = probe.as_ref().map(|p| p.sample()).transpose()?;
     let own_cpu = own.sample()?.cpu_seconds - own_start.cpu_seconds;
@@ -328,6 +330,7 @@ async fn subscribe(
 async fn read_group(mut group: GroupConsumer, index: usize, shared: &Shared) -> anyhow::Result<()> {
     let stats = &shared.subscribers[index];
     let mut first = true;
+    let (mut first_seq, mut frames) = (None, 0u64);
     while let Some((_, payload)) = group.read_frame().await? {
         anyhow::ensure!(payload.len() >= HEADER_LEN, "frame shorter than its header");
         let sent = u64::from_be_bytes(payload[0..8].try_into()?);
@@ -340,17 +343,26 @@ async fn read_group(mut group: GroupConsumer, index: usize, shared: &Shared) -> 
             first = false;
         }
         stats.frame(seq, payload.len());
+        first_seq.get_or_insert(seq);
+        frames += 1;
     }
+    tracing::trace!(
+        subscriber = index,
+        group = group.info().sequence,
+        ?first_seq,
+        frames,
+        "group read"
+    );
     Ok(())
 }
 
-/// Write the preset's frames at its rate until `end`.
+/// Write the preset's frames at its rate until `end`; hand the track back, still open.
 async fn publish(
     track: moq_lite::TrackProducer,
     preset: Preset,
     end: Instant,
     shared: Arc<Shared>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<moq_lite::TrackProducer> {
     let mut ticker = tokio::time::interval(preset.interval());
     // Keep the average rate when the runtime is late.
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -380,7 +392,7 @@ async fn publish(
     if let Some(mut group) = group {
         group.finish();
     }
-    Ok(())
+    Ok(track)
 }
 
 fn now_us() -> u64 {
