@@ -4,80 +4,13 @@
 //!
 //! The relay binary comes from the same target directory (`cargo test --workspace` builds it).
 
-use std::net::{TcpListener, UdpSocket};
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin(name: &str) -> PathBuf {
-    let hang = PathBuf::from(env!("CARGO_BIN_EXE_hang"));
-    let path = hang.with_file_name(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build -p moq-relay` (cargo test --workspace does)",
-        path.display()
-    );
-    path
-}
-
-/// Children killed and reaped on drop; a scratch dir removed on drop.
-struct Run {
-    children: Vec<Child>,
-    dir: PathBuf,
-}
-
-impl Run {
-    fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("hang-e2e-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self {
-            children: Vec::new(),
-            dir,
-        }
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-    fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.path(&format!("{name}.log"))).unwrap_or_default()
-    }
-    fn spawn(&mut self, name: &str, cmd: &mut Command) -> &mut Child {
-        let log = std::fs::File::create(self.path(&format!("{name}.log"))).unwrap();
-        let child = cmd
-            .stderr(log)
-            .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG")
-            .spawn()
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        self.children.push(child);
-        self.children.last_mut().unwrap()
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            for name in ["relay", "ffmpeg", "publish", "subscribe"] {
-                eprintln!("--- {name} ---\n{}", self.log(name));
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
+use common::{start_relay, Run};
 
 /// `ffprobe` facts about the video stream: codec, width, height, and every frame's pts (seconds).
 fn probe(file: &std::path::Path) -> (String, u32, u32, Vec<f64>) {
@@ -124,27 +57,7 @@ fn probe(file: &std::path::Path) -> (String, u32, u32, Vec<f64>) {
 
 /// Publish `source` (an fMP4 file) live through the relay and return what `hang subscribe` wrote.
 fn through_relay(run: &mut Run, source: &std::path::Path) -> PathBuf {
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    run.spawn(
-        "relay",
-        Command::new(bin("moq-relay")).args([
-            "--listen",
-            &addr,
-            "--tls-generate",
-            "localhost",
-            "--auth-public",
-            "",
-            "--web-http-listen",
-            &addr,
-        ]),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "relay did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let url = format!("http://127.0.0.1:{port}/anon");
+    let url = start_relay(run);
     let out = run.path("out.mp4");
     let file = std::fs::File::create(&out).unwrap();
     run.spawn(
@@ -187,7 +100,7 @@ fn through_relay(run: &mut Run, source: &std::path::Path) -> PathBuf {
     };
     assert!(status.success(), "hang publish failed");
     // The subscriber ends by itself once the broadcast's tracks end.
-    let subscriber = &mut run.children[1];
+    let subscriber = run.child("subscribe");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(status) = subscriber.try_wait().unwrap() {
@@ -287,27 +200,7 @@ fn b_frames_through_the_relay() {
 #[test]
 fn test_pattern_through_the_relay() {
     let mut run = Run::new("pattern");
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    run.spawn(
-        "relay",
-        Command::new(bin("moq-relay")).args([
-            "--listen",
-            &addr,
-            "--tls-generate",
-            "localhost",
-            "--auth-public",
-            "",
-            "--web-http-listen",
-            &addr,
-        ]),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "relay did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let url = format!("http://127.0.0.1:{port}/anon");
+    let url = start_relay(&mut run);
     run.spawn(
         "publish",
         Command::new(env!("CARGO_BIN_EXE_hang")).args([
@@ -329,7 +222,7 @@ fn test_pattern_through_the_relay() {
     );
     // Three seconds of live output.
     std::thread::sleep(Duration::from_secs(4));
-    let subscriber = &mut run.children[2];
+    let subscriber = run.child("subscribe");
     let _ = subscriber.kill();
     let _ = subscriber.wait();
 

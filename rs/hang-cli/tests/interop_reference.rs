@@ -2,10 +2,13 @@
 //! relay: it exports OUR published broadcast to fMP4 that ffprobe accepts, and our `hang subscribe`
 //! exports ITS published broadcast. Installed by scripts/install-peers.sh.
 
-use std::net::{TcpListener, UdpSocket};
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{start_relay, Run};
 
 fn reference_moq() -> PathBuf {
     let dir = std::env::var_os("MOQ_PEERS_DIR")
@@ -20,106 +23,6 @@ fn reference_moq() -> PathBuf {
         path.display()
     );
     path
-}
-
-fn relay_bin() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_BIN_EXE_hang")).with_file_name("moq-relay");
-    assert!(
-        path.exists(),
-        "{} is missing: cargo build -p moq-relay (cargo test --workspace does)",
-        path.display()
-    );
-    path
-}
-
-struct Run {
-    children: Vec<(String, Child)>,
-    dir: PathBuf,
-}
-
-impl Run {
-    fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("hang-interop-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self {
-            children: Vec::new(),
-            dir,
-        }
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-    fn spawn(&mut self, name: &str, cmd: &mut Command) -> &mut Child {
-        let log = std::fs::File::create(self.path(&format!("{name}.log"))).unwrap();
-        for (key, _) in std::env::vars() {
-            if key.starts_with("MOQ_") && key != "MOQ_PEERS_DIR" {
-                cmd.env_remove(key);
-            }
-        }
-        let child = cmd
-            .stderr(log)
-            .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG")
-            .spawn()
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        self.children.push((name.to_string(), child));
-        &mut self.children.last_mut().unwrap().1
-    }
-    fn logs(&self) -> String {
-        self.children
-            .iter()
-            .map(|(name, _)| {
-                format!(
-                    "--- {name} ---\n{}",
-                    std::fs::read_to_string(self.path(&format!("{name}.log"))).unwrap_or_default()
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("{}", self.logs());
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn start_relay(run: &mut Run) -> String {
-    let port = loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            break port;
-        }
-    };
-    let addr = format!("127.0.0.1:{port}");
-    run.spawn(
-        "relay",
-        Command::new(relay_bin()).args([
-            "--listen",
-            &addr,
-            "--tls-generate",
-            "localhost",
-            "--auth-public",
-            "",
-            "--web-http-listen",
-            &addr,
-        ]),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "relay did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    format!("http://127.0.0.1:{port}/anon")
 }
 
 /// A live ffmpeg fMP4 source (H.264 + AAC) on a pipe.

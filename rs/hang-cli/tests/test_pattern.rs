@@ -1,69 +1,13 @@
 //! `--test-pattern`: `hang serve` makes its own live media (no stdin, no ffmpeg), and `hang
 //! subscribe` gets H.264 640x360 video and a 440 Hz Opus tone that ffprobe/ffmpeg decode.
 
-use std::net::{TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+mod common;
+
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Children killed and reaped on drop; a scratch dir removed on drop.
-struct Run {
-    children: Vec<Child>,
-    dir: PathBuf,
-}
-
-impl Run {
-    fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("hang-pattern-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self {
-            children: Vec::new(),
-            dir,
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    fn spawn(&mut self, name: &str, cmd: &mut Command) -> &mut Child {
-        let log = std::fs::File::create(self.path(&format!("{name}.log"))).unwrap();
-        let child = cmd
-            .stderr(log)
-            .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG")
-            .spawn()
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        self.children.push(child);
-        self.children.last_mut().unwrap()
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            for name in ["serve", "subscribe"] {
-                let log = std::fs::read_to_string(self.path(&format!("{name}.log")));
-                eprintln!("--- {name} ---\n{}", log.unwrap_or_default());
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
+use common::{free_port, Run};
 
 /// One stream's `ffprobe -count_frames` facts as `key=value` pairs.
 fn probe(file: &Path, stream: &str, entries: &str) -> Vec<(String, String)> {
