@@ -1,0 +1,1 @@
+export const VERSION = "moq-lite-05";
