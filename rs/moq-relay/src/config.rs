@@ -67,6 +67,11 @@ pub struct Cli {
     #[arg(long = "web-http-listen", env = "MOQ_WEB_HTTP_LISTEN")]
     pub web_http_listen: Option<SocketAddr>,
 
+    /// Directory of static files (a web app, e.g. js/demo/dist) served by the HTTP listener for any
+    /// path the endpoints above don't claim: `/` → index.html, `/watch` → watch.html.
+    #[arg(long = "web-root", env = "MOQ_WEB_ROOT")]
+    pub web_root: Option<PathBuf>,
+
     /// TCP address for the internal listener: /metrics (Prometheus) and /health. Keep it private.
     #[arg(long = "internal-listen", env = "MOQ_INTERNAL_LISTEN")]
     pub internal_listen: Option<SocketAddr>,
@@ -178,6 +183,7 @@ struct FileAuth {
 struct FileWeb {
     #[serde(default)]
     http: FileListen,
+    root: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -217,6 +223,8 @@ pub struct Config {
     pub auth_public: Option<String>,
     /// HTTP listener.
     pub web_http_listen: Option<SocketAddr>,
+    /// Static files served by the HTTP listener.
+    pub web_root: Option<PathBuf>,
     /// Internal (metrics) listener.
     pub internal_listen: Option<SocketAddr>,
     /// Session limit.
@@ -273,6 +281,7 @@ impl Config {
             auth_key: cli.auth_key.or(file.auth.key),
             auth_public: cli.auth_public.or(file.auth.public),
             web_http_listen: cli.web_http_listen.or(file.web.http.listen),
+            web_root: cli.web_root.or(file.web.root),
             internal_listen: cli.internal_listen.or(file.internal.listen),
             max_sessions: cli
                 .max_sessions

@@ -54,7 +54,10 @@ async fn main() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot bind --web-http-listen {listen}"))?;
         tracing::info!(addr = %listener.local_addr()?, "listening for HTTP");
-        let router = web::router(relay.clone(), fingerprint.clone());
+        if let Some(root) = &config.web_root {
+            tracing::info!(root = %root.display(), "serving static files");
+        }
+        let router = web::router(relay.clone(), fingerprint.clone(), config.web_root.clone());
         tokio::spawn(async move { axum::serve(listener, router).await });
     }
     if let Some(listen) = config.internal_listen {

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write;
+use std::path::{Path as StdPath, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,18 +24,25 @@ const FETCH_WAIT: Duration = Duration::from_secs(5);
 struct Web {
     relay: Arc<Relay>,
     fingerprint: String,
+    root: Option<Arc<PathBuf>>,
 }
 
-/// The public HTTP router. Every GET answers with `Access-Control-Allow-Origin: *`.
-pub fn router(relay: Arc<Relay>, fingerprint: String) -> Router {
+/// The public HTTP router. Every GET answers with `Access-Control-Allow-Origin: *`. With `root`,
+/// any other GET path is a static file below it (a web app such as the demo site).
+pub fn router(relay: Arc<Relay>, fingerprint: String, root: Option<PathBuf>) -> Router {
     Router::new()
         .route("/certificate.sha256", get(certificate))
         .route("/health", get(health))
         .route("/announced", get(announced_root))
         .route("/announced/{*prefix}", get(announced))
         .route("/fetch/{*path}", get(fetch))
+        .fallback(get(static_file))
         .layer(axum::middleware::map_response(cors))
-        .with_state(Web { relay, fingerprint })
+        .with_state(Web {
+            relay,
+            fingerprint,
+            root: root.map(Arc::new),
+        })
 }
 
 /// The internal router: metrics and health.
@@ -45,6 +53,7 @@ pub fn internal_router(relay: Arc<Relay>) -> Router {
         .with_state(Web {
             relay,
             fingerprint: String::new(),
+            root: None,
         })
 }
 
@@ -58,6 +67,60 @@ async fn cors(mut response: Response) -> Response {
 
 async fn certificate(State(web): State<Web>) -> impl IntoResponse {
     web.fingerprint
+}
+
+/// A file below the web root: `/` is `index.html`, a directory its `index.html`, and an
+/// extension-less path that is not a file gets `.html` (`/watch` → `watch.html`). Paths with `..`
+/// or hidden segments are refused; the root never escapes.
+async fn static_file(State(web): State<Web>, uri: axum::http::Uri) -> Response {
+    let Some(root) = web.root.as_deref() else {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    };
+    let Some(mut file) = static_path(root, uri.path()) else {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    };
+    if tokio::fs::metadata(&file).await.is_ok_and(|m| m.is_dir()) {
+        file.push("index.html");
+    } else if file.extension().is_none() && tokio::fs::metadata(&file).await.is_err() {
+        file.set_extension("html");
+    }
+    match tokio::fs::read(&file).await {
+        Ok(body) => (
+            [
+                (header::CONTENT_TYPE, content_type(&file)),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(_) => (StatusCode::NOT_FOUND, "not found\n").into_response(),
+    }
+}
+
+/// Map a URL path onto the web root, or `None` if it tries to leave it.
+fn static_path(root: &StdPath, url: &str) -> Option<PathBuf> {
+    let mut file = root.to_path_buf();
+    for segment in url.split('/').filter(|s| !s.is_empty()) {
+        if segment.starts_with('.') || segment.contains('\\') {
+            return None;
+        }
+        file.push(segment);
+    }
+    Some(file)
+}
+
+fn content_type(file: &StdPath) -> &'static str {
+    match file.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" | "map" => "application/json",
+        "png" => "image/png",
+        "svg" => "image/svg+xml",
+        "ico" => "image/x-icon",
+        "wasm" => "application/wasm",
+        _ => "application/octet-stream",
+    }
 }
 
 async fn health() -> &'static str {

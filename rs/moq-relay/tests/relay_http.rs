@@ -67,3 +67,44 @@ async fn announced_lists_and_fetch_returns_group_payloads() {
         (200, "ok\n".to_string())
     );
 }
+
+/// `--web-root`: the HTTP listener serves a web app's files for paths the endpoints don't claim,
+/// with the right content types, `/` and extension-less pages mapped to `.html`, and nothing
+/// outside the root.
+#[tokio::test]
+async fn web_root_serves_static_files_and_never_leaves_the_root() {
+    let relay = Relay::start(
+        RelayArgs::new(&["--auth-public", "", "--web-root", "{dir}/site"])
+            .file("site/index.html", "<h1>index</h1>")
+            .file("site/watch.html", "<h1>watch</h1>")
+            .file("site/app.js", "export {};")
+            .file("secret.txt", "do not serve"),
+    )
+    .await;
+    assert_eq!(
+        relay.http_get("/").await.unwrap(),
+        (200, "<h1>index</h1>".to_string())
+    );
+    assert_eq!(
+        relay.http_get("/watch").await.unwrap(),
+        (200, "<h1>watch</h1>".to_string())
+    );
+    assert_eq!(
+        relay.http_get("/app.js").await.unwrap(),
+        (200, "export {};".to_string())
+    );
+    let (status, headers) = relay.http_head("/app.js").await.unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        headers.contains("content-type: text/javascript"),
+        "{headers}"
+    );
+    assert_eq!(relay.http_get("/missing.js").await.unwrap().0, 404);
+    assert_eq!(relay.http_get("/../secret.txt").await.unwrap().0, 404);
+    assert_eq!(relay.http_get("/%2e%2e/secret.txt").await.unwrap().0, 404);
+    // The endpoints still win over the files.
+    assert_eq!(
+        relay.http_get("/health").await.unwrap(),
+        (200, "ok\n".to_string())
+    );
+}

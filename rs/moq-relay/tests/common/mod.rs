@@ -178,7 +178,9 @@ impl Relay {
                     .replace("{dir}", &dir)
             };
             for (name, contents) in &spec.files {
-                std::fs::write(scratch.path(name), fill(contents)).unwrap();
+                let file = scratch.path(name);
+                std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+                std::fs::write(file, fill(contents)).unwrap();
             }
             let log = scratch.path(&format!("relay-{attempt}.log"));
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_moq-relay"));
@@ -315,6 +317,13 @@ impl Relay {
     /// GET `path` on the public web listener: (status, body).
     pub async fn http_get(&self, path: &str) -> std::io::Result<(u16, String)> {
         http_get(self.web, path).await
+    }
+
+    /// GET `path` on the public web listener: (status, lowercased head).
+    pub async fn http_head(&self, path: &str) -> std::io::Result<(u16, String)> {
+        http_get_with_head(self.web, path)
+            .await
+            .map(|(status, head, _)| (status, head))
     }
 
     /// Scrape `/metrics`.
@@ -479,6 +488,13 @@ impl Via {
 
 /// A minimal HTTP/1.1 GET to 127.0.0.1:`port` (the relay's listeners speak plain HTTP/1.1).
 pub async fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    http_get_with_head(port, path)
+        .await
+        .map(|(status, _, body)| (status, body))
+}
+
+/// [`http_get`], also returning the response head (status line and headers, lowercased).
+pub async fn http_get_with_head(port: u16, path: &str) -> std::io::Result<(u16, String, String)> {
     let io = async {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
         let request =
@@ -509,7 +525,7 @@ pub async fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     } else {
         body.to_string()
     };
-    Ok((status, body))
+    Ok((status, head.to_ascii_lowercase(), body))
 }
 
 /// Decode an HTTP/1.1 chunked body.
