@@ -1,1 +1,24 @@
-export const VERSION = "moq-lite-05";
+/**
+ * `@moqx/lite`: the moq-lite client for browsers (lite-05, with the lite-02 compat path).
+ *
+ * ```
+ * Connection ──publish(path, BroadcastProducer)──► TrackProducer ──► GroupProducer ──► frames
+ *            ──consume(path) → BroadcastConsumer ──subscribe(track)──► TrackConsumer ──► GroupConsumer ──► frames
+ *            ──announced(prefix) → Announced (paths going live / ending)
+ * ```
+ *
+ * @example
+ * const conn = await Connection.connect("http://localhost:4443/anon");
+ * const track = conn.consume("pattern.hang").subscribe("catalog.json", { priority: 100 });
+ * const group = await track.nextGroup();
+ * const frame = await group?.readFrame();
+ */
+
+export * as Wire from "./coding/index.ts";
+export { DecodeError, ErrorCode, MoqError } from "./error.ts";
+export type { Announced, Announcement } from "./model/announced.ts";
+export { BroadcastConsumer, BroadcastProducer } from "./model/broadcast.ts";
+export { type Frame, GroupConsumer, GroupProducer } from "./model/group.ts";
+export { type SubscribeOptions, TrackConsumer, type TrackOptions, TrackProducer } from "./model/track.ts";
+export { Connection, type ConnectOptions, type TransportOptions, type Version } from "./session/connection.ts";
+export type { BidiStream, StreamOptions, Transport } from "./session/stream.ts";

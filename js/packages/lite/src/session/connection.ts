@@ -1,0 +1,293 @@
+/** The WebTransport session: connect, negotiate the version, dispatch streams, publish and subscribe. */
+import { BiStream, decodeSessionInfo, type LiteVersion, Reader, UniStream } from "../coding/index.ts";
+import { ErrorCode, MoqError, toError } from "../error.ts";
+import type { Announced } from "../model/announced.ts";
+import { BroadcastConsumer, type BroadcastProducer } from "../model/broadcast.ts";
+import { deferred } from "../model/util.ts";
+import { Publisher } from "./publisher.ts";
+import { clientSetup, type Incoming, type Negotiated, serverSetup } from "./setup.ts";
+import { type BidiStream, errorCode, mapStreamError, streamError, type Transport, Writer } from "./stream.ts";
+import { Subscriber } from "./subscriber.ts";
+
+/** A moq-lite version this client speaks. */
+export type Version = "moq-lite-05" | "moq-lite-02";
+
+/** Options for {@link Connection.connect}. */
+export interface ConnectOptions {
+	/** Versions to offer, most preferred first. Default ["moq-lite-05", "moq-lite-02"]. */
+	versions?: Version[];
+	/**
+	 * For http:// URLs: where to GET the hex SHA-256 of the server certificate.
+	 * Default `http://host:port/certificate.sha256` of the URL itself.
+	 */
+	fingerprintUrl?: string;
+}
+
+/** Options for {@link Connection.accept} over a custom transport. */
+export interface TransportOptions {
+	/** Versions allowed. Default both. */
+	versions?: Version[];
+	/** Play the server's part of the handshake (peer-to-peer and tests). Default false. */
+	server?: boolean;
+	/** The URL to report in {@link Connection.url}. */
+	url?: string | URL;
+}
+
+const DEFAULT_VERSIONS: Version[] = ["moq-lite-05", "moq-lite-02"];
+
+function hexToBytes(hex: string): Uint8Array {
+	const clean = hex.trim().replace(/[^0-9a-fA-F]/g, "");
+	if (clean.length !== 64)
+		throw new MoqError(ErrorCode.Transport, "certificate fingerprint is not a SHA-256 hex string");
+	const out = new Uint8Array(32);
+	for (let i = 0; i < 32; i++) out[i] = Number.parseInt(clean.slice(i * 2, i * 2 + 2), 16);
+	return out;
+}
+
+/**
+ * A moq-lite session over WebTransport. Symmetric: publish and subscribe on the same connection.
+ *
+ * Lifetime: everything (subscriptions, announcements, published broadcasts) ends with the session;
+ * {@link Connection.closed} tells why.
+ */
+export class Connection {
+	/** The URL connected to (as given, http:// kept for dev URLs). */
+	readonly url: URL;
+	/** The negotiated version. */
+	readonly version: Version;
+	/** Resolves when the session ends (clean close or error; never rejects). */
+	readonly closed: Promise<Error | undefined>;
+
+	readonly #transport: Transport;
+	readonly #incoming: Incoming;
+	readonly #wire: LiteVersion;
+	readonly #publisher: Publisher;
+	readonly #subscriber: Subscriber;
+	readonly #closed = deferred<Error | undefined>();
+	#done = false;
+
+	private constructor(url: URL, transport: Transport, incoming: Incoming, negotiated: Negotiated) {
+		this.url = url;
+		this.#transport = transport;
+		this.#incoming = incoming;
+		this.#wire = negotiated.version;
+		this.version = negotiated.version >= 5 ? "moq-lite-05" : "moq-lite-02";
+		this.closed = this.#closed.promise;
+		this.#publisher = new Publisher(transport, this.#wire);
+		this.#subscriber = new Subscriber(transport, this.#wire);
+
+		transport.closed.then(
+			(info) => {
+				const code = info?.closeCode ?? 0;
+				this.#finish(code === 0 ? undefined : new MoqError(code, info?.reason || undefined));
+			},
+			(err: unknown) => this.#finish(mapStreamError(err)),
+		);
+		this.#acceptBi().catch((err: unknown) => this.#fail(err));
+		this.#acceptUni().catch((err: unknown) => this.#fail(err));
+		if (negotiated.compat) this.#runCompat(negotiated.compat.reader, negotiated.compat.writer);
+	}
+
+	/**
+	 * Connect to `url`.
+	 * - `http://host:port/path`: fetch the certificate hash (see {@link ConnectOptions.fingerprintUrl}),
+	 *   pin it (`serverCertificateHashes`) and connect to `https://host:port/path`.
+	 * - `https://host:port/path`: normal WebPKI connect.
+	 *
+	 * Offers the WT protocols `moq-lite-05` and/or `moql`; "moq-lite-05" selected = lite-05 (SETUP
+	 * stream), none or "moql" = the compat CLIENT_SETUP offering lite-02.
+	 */
+	static async connect(url: string | URL, options?: ConnectOptions): Promise<Connection> {
+		const given = new URL(url);
+		const versions = options?.versions ?? DEFAULT_VERSIONS;
+		const target = new URL(given);
+		const wtOptions: WebTransportOptions = { allowPooling: false, congestionControl: "low-latency" };
+		if (given.protocol === "http:") {
+			const fingerprintUrl = options?.fingerprintUrl ?? `http://${given.host}/certificate.sha256`;
+			const response = await fetch(fingerprintUrl);
+			if (!response.ok) throw new MoqError(ErrorCode.Transport, `GET ${fingerprintUrl}: ${response.status}`);
+			const hash = hexToBytes(await response.text());
+			wtOptions.serverCertificateHashes = [{ algorithm: "sha-256", value: hash as Uint8Array<ArrayBuffer> }];
+			target.protocol = "https:";
+		} else if (given.protocol !== "https:") {
+			throw new MoqError(ErrorCode.Unsupported, `unsupported URL scheme ${given.protocol}`);
+		}
+		const protocols: string[] = [];
+		if (versions.includes("moq-lite-05")) protocols.push("moq-lite-05");
+		if (versions.includes("moq-lite-02")) protocols.push("moql");
+		wtOptions.protocols = protocols;
+
+		const transport = new WebTransport(target, wtOptions);
+		try {
+			await transport.ready;
+		} catch (err) {
+			throw new MoqError(ErrorCode.Transport, `WebTransport to ${target} failed: ${toError(err).message}`);
+		}
+		return Connection.#start(given, transport as unknown as Transport, versions, false);
+	}
+
+	/**
+	 * Run a session over an already established transport (anything shaped like WebTransport).
+	 * Use `server: true` to play the server's part of the handshake.
+	 */
+	static accept(transport: Transport, options?: TransportOptions): Promise<Connection> {
+		const url = new URL(options?.url ?? "moql://transport/");
+		return Connection.#start(url, transport, options?.versions ?? DEFAULT_VERSIONS, options?.server ?? false);
+	}
+
+	static async #start(url: URL, transport: Transport, versions: Version[], server: boolean): Promise<Connection> {
+		const incoming: Incoming = {
+			bi: transport.incomingBidirectionalStreams.getReader(),
+			uni: transport.incomingUnidirectionalStreams.getReader(),
+		};
+		try {
+			const offer = { lite05: versions.includes("moq-lite-05"), lite02: versions.includes("moq-lite-02") };
+			const negotiated = server
+				? await serverSetup(transport, incoming)
+				: await clientSetup(transport, incoming, offer);
+			return new Connection(url, transport, incoming, negotiated);
+		} catch (err) {
+			const error = mapStreamError(err);
+			try {
+				transport.close({ closeCode: errorCode(error), reason: error.message });
+			} catch {
+				// already closed
+			}
+			throw error;
+		}
+	}
+
+	/** Close the session (code 0). */
+	close(): void {
+		if (this.#done) return;
+		try {
+			this.#transport.close({ closeCode: 0, reason: "" });
+		} catch {
+			// already closed
+		}
+		this.#finish(undefined);
+	}
+
+	/**
+	 * Discovery: broadcasts under `prefix` ("" = everything in the session's scope); paths are full
+	 * paths relative to the session root. Starts with the current set (active=true each), then live changes.
+	 */
+	announced(prefix = ""): Announced {
+		return this.#subscriber.announced(prefix);
+	}
+
+	/** Announce `broadcast` at `path` (relative to the session root) until broadcast.close() or the session ends. */
+	publish(path: string, broadcast: BroadcastProducer): void {
+		if (this.#done) throw new MoqError(ErrorCode.Closed, "session is closed");
+		this.#publisher.publish(path, broadcast);
+	}
+
+	/** A handle to a remote broadcast. Nothing goes on the wire until a track is subscribed. */
+	consume(path: string): BroadcastConsumer {
+		return new BroadcastConsumer(path, {
+			subscribe: (p, track, options) => this.#subscriber.subscribe(p, track, options),
+		});
+	}
+
+	#fail(err: unknown): void {
+		if (this.#done) return;
+		const error = mapStreamError(err);
+		try {
+			this.#transport.close({ closeCode: errorCode(error), reason: error.message.slice(0, 100) });
+		} catch {
+			// already closed
+		}
+		this.#finish(error);
+	}
+
+	#finish(err: Error | undefined): void {
+		if (this.#done) return;
+		this.#done = true;
+		this.#subscriber.close(err);
+		this.#closed.resolve(err);
+		this.#incoming.bi.cancel().catch(() => {});
+		this.#incoming.uni.cancel().catch(() => {});
+	}
+
+	/** lite-01/02: the compat stream carries SESSION_INFO (ignored); its end ends the session. */
+	#runCompat(reader: Reader, writer: Writer): void {
+		(async () => {
+			for (;;) {
+				const info = await reader.decodeMaybe((c) => decodeSessionInfo(c));
+				if (!info) break;
+			}
+			throw new MoqError(ErrorCode.Closed, "session stream ended");
+		})().catch((err: unknown) => {
+			writer.reset(ErrorCode.Cancel);
+			this.#fail(err);
+		});
+		this.closed.then(() => writer.reset(ErrorCode.Cancel));
+	}
+
+	async #acceptBi(): Promise<void> {
+		for (;;) {
+			let result: ReadableStreamReadResult<BidiStream>;
+			try {
+				result = await this.#incoming.bi.read();
+			} catch (err) {
+				if (this.#done) return;
+				throw err;
+			}
+			if (result.done) return;
+			this.#serveBi(result.value).catch(() => {});
+		}
+	}
+
+	async #serveBi(stream: BidiStream): Promise<void> {
+		const reader = new Reader(stream.readable, mapStreamError);
+		const writer = new Writer(stream.writable);
+		try {
+			const type = await reader.decode((c) => c.varint());
+			const publisher = this.#publisher;
+			const v = this.#wire;
+			if (type === BiStream.Announce) await publisher.runAnnounce(reader, writer);
+			else if (type === BiStream.Subscribe) await publisher.runSubscribe(reader, writer);
+			else if (type === BiStream.Track && v >= 5) await publisher.runTrack(reader, writer);
+			else if (type === BiStream.Fetch && v >= 5) await publisher.runFetch(reader, writer);
+			else if (type === BiStream.Goaway && v >= 4) await publisher.runGoaway(reader, writer);
+			// spec: §5.14 we advertise no Probe capability, so a Probe stream is reset; unknown types too (§3.3).
+			else throw new MoqError(ErrorCode.UnexpectedStream, `unexpected bidi stream type ${type}`);
+		} catch (err) {
+			const code = errorCode(err);
+			writer.reset(code);
+			reader.cancel(streamError(code));
+		}
+	}
+
+	async #acceptUni(): Promise<void> {
+		for (;;) {
+			let result: ReadableStreamReadResult<ReadableStream<Uint8Array>>;
+			try {
+				result = await this.#incoming.uni.read();
+			} catch (err) {
+				if (this.#done) return;
+				throw err;
+			}
+			if (result.done) return;
+			this.#serveUni(result.value).catch((err: unknown) => {
+				if (err instanceof MoqError && err.code === ErrorCode.ProtocolViolation) this.#fail(err);
+			});
+		}
+	}
+
+	async #serveUni(stream: ReadableStream<Uint8Array>): Promise<void> {
+		const reader = new Reader(stream, mapStreamError);
+		try {
+			const type = await reader.decode((c) => c.varint());
+			if (type === UniStream.Group) return await this.#subscriber.runGroup(reader);
+			// spec: §3.3 a second Setup stream is a protocol violation (session close).
+			if (type === UniStream.Setup && this.#wire >= 5) {
+				throw new MoqError(ErrorCode.ProtocolViolation, "second SETUP stream");
+			}
+			throw new MoqError(ErrorCode.UnexpectedStream, `unexpected uni stream type ${type}`);
+		} catch (err) {
+			reader.cancel(streamError(errorCode(err)));
+			throw err;
+		}
+	}
+}

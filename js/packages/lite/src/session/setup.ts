@@ -1,0 +1,154 @@
+/** Version negotiation and the SETUP exchange (spec §1.6, §1.7, §4). */
+import {
+	BiStream,
+	CLIENT_SETUP_COMPAT,
+	decodeClientSetupCompat,
+	decodeServerSetupCompat,
+	decodeSetup,
+	encodeClientSetupCompat,
+	encodeServerSetupCompat,
+	encodeSetup,
+	type LiteVersion,
+	Reader,
+	type Setup,
+	UniStream,
+	versionCode,
+	versionFromAlpn,
+	versionFromCode,
+} from "../coding/index.ts";
+import { ErrorCode, MoqError } from "../error.ts";
+import { mapStreamError, streamError, type Transport, Writer } from "./stream.ts";
+
+/** Compat parameter: MaxRequestId (even key, varint). */
+const COMPAT_PARAM_MAX_REQUEST_ID = 2;
+/** Compat parameter: implementation name (odd key, bytes). */
+const COMPAT_PARAM_IMPLEMENTATION = 7;
+/** Our implementation name in the compat SETUP. */
+const IMPLEMENTATION = "moqx-lite-js";
+
+/** The outcome of the handshake. */
+export interface Negotiated {
+	/** The version spoken from now on (5 or 2). */
+	version: LiteVersion;
+	/** The peer's SETUP (lite-05). */
+	peerSetup?: Setup;
+	/** The compat session stream (lite-01/02): its end is the session's end. */
+	compat?: { reader: Reader; writer: Writer };
+}
+
+/** Readers over the transport's incoming stream queues, shared by the handshake and the session. */
+export interface Incoming {
+	/** Incoming bidirectional streams. */
+	bi: ReadableStreamDefaultReader<{ readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> }>;
+	/** Incoming unidirectional streams. */
+	uni: ReadableStreamDefaultReader<ReadableStream<Uint8Array>>;
+}
+
+async function next<T>(reader: ReadableStreamDefaultReader<T>): Promise<T> {
+	let result: ReadableStreamReadResult<T>;
+	try {
+		result = await reader.read();
+	} catch (err) {
+		throw mapStreamError(err);
+	}
+	if (result.done) throw new MoqError(ErrorCode.Transport, "session closed during setup");
+	return result.value;
+}
+
+/**
+ * The version fixed by the WebTransport protocol the server picked: lite-05 for "moq-lite-05",
+ * undefined (= compat exchange) for "moql" or none; anything else is unsupported.
+ */
+export function negotiatedVersion(protocol: string | undefined): LiteVersion | undefined {
+	if (!protocol || protocol === "moql") return undefined;
+	const version = versionFromAlpn(protocol);
+	if (version !== 5) throw new MoqError(ErrorCode.Version, `unsupported protocol ${protocol}`);
+	return version;
+}
+
+/** The client's side: SETUP stream on lite-05, compat CLIENT_SETUP (offering `compat`) otherwise. */
+export async function clientSetup(
+	transport: Transport,
+	incoming: Incoming,
+	offer: { lite05: boolean; lite02: boolean },
+): Promise<Negotiated> {
+	const version = negotiatedVersion(transport.protocol);
+	if (version === undefined) {
+		if (!offer.lite02)
+			throw new MoqError(ErrorCode.Version, "server negotiated no protocol and lite-02 is not offered");
+		return clientCompat(transport);
+	}
+	if (!offer.lite05) throw new MoqError(ErrorCode.Version, "server picked moq-lite-05, which was not offered");
+	// spec: §1.7 the client's SETUP goes on a uni stream (type 0x1) before anything else, then FIN.
+	const writer = new Writer(await transport.createUnidirectionalStream());
+	await writer.encode((e) => {
+		e.varint(UniStream.Setup);
+		encodeSetup(e, {}, 5);
+	});
+	await writer.close();
+	// The reference server answers with its own SETUP stream; wait for it so errors surface in connect().
+	const reader = new Reader(await next(incoming.uni), mapStreamError);
+	const type = await reader.decode((c) => c.varint());
+	if (type !== UniStream.Setup)
+		throw new MoqError(ErrorCode.ProtocolViolation, `expected SETUP stream, got type ${type}`);
+	const peerSetup = await reader.decode((c) => decodeSetup(c, 5));
+	return { version: 5, peerSetup };
+}
+
+async function clientCompat(transport: Transport): Promise<Negotiated> {
+	const stream = await transport.createBidirectionalStream();
+	const writer = new Writer(stream.writable);
+	const reader = new Reader(stream.readable, mapStreamError);
+	await writer.encode((e) =>
+		encodeClientSetupCompat(e, {
+			versions: [versionCode(2)],
+			params: [
+				{ key: COMPAT_PARAM_MAX_REQUEST_ID, value: 42069 },
+				{ key: COMPAT_PARAM_IMPLEMENTATION, value: new TextEncoder().encode(IMPLEMENTATION) },
+			],
+		}),
+	);
+	const server = await reader.decode((c) => decodeServerSetupCompat(c));
+	if (versionFromCode(server.version) !== 2) {
+		throw new MoqError(ErrorCode.Version, `server selected version 0x${server.version.toString(16)}`);
+	}
+	return { version: 2, compat: { reader, writer } };
+}
+
+/** The server's side (used by tests and peer-to-peer setups): read the client's SETUP or answer the compat exchange. */
+export async function serverSetup(transport: Transport, incoming: Incoming): Promise<Negotiated> {
+	const version = negotiatedVersion(transport.protocol);
+	if (version === undefined) {
+		const stream = await next(incoming.bi);
+		const writer = new Writer(stream.writable);
+		const reader = new Reader(stream.readable, mapStreamError);
+		const kind = await reader.decode((c) => c.varint());
+		if (kind !== CLIENT_SETUP_COMPAT)
+			throw new MoqError(ErrorCode.UnexpectedStream, `expected compat SETUP, got ${kind}`);
+		const client = await reader.decode((c) => decodeClientSetupCompat(c));
+		// spec: appendix §1.3 the first version in the client's list that we support.
+		const chosen = client.versions.map(versionFromCode).find((v) => v === 2);
+		if (chosen === undefined) throw new MoqError(ErrorCode.Version, "no common version");
+		await writer.encode((e) => encodeServerSetupCompat(e, { version: versionCode(chosen), params: [] }));
+		return { version: chosen, compat: { reader, writer } };
+	}
+	// spec: §1.7 uni streams that arrive before the client's SETUP are refused (code 10).
+	for (;;) {
+		const reader = new Reader(await next(incoming.uni), mapStreamError);
+		const type = await reader.decode((c) => c.varint());
+		if (type !== UniStream.Setup) {
+			reader.cancel(streamError(ErrorCode.UnexpectedStream));
+			continue;
+		}
+		const peerSetup = await reader.decode((c) => decodeSetup(c, 5));
+		const writer = new Writer(await transport.createUnidirectionalStream());
+		await writer.encode((e) => {
+			e.varint(UniStream.Setup);
+			encodeSetup(e, {}, 5);
+		});
+		await writer.close();
+		return { version: 5, peerSetup };
+	}
+}
+
+export { BiStream };

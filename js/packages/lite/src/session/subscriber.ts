@@ -1,0 +1,325 @@
+/**
+ * Subscriber side of a session: discovery (Announce streams we open), subscriptions (Track +
+ * Subscribe streams we open) and the incoming Group streams routed to them by subscribe id.
+ */
+import {
+	BiStream,
+	decodeAnnounce,
+	decodeAnnounceInit,
+	decodeAnnounceOk,
+	decodeFrame,
+	decodeGroup,
+	decodeSubscribeResponse,
+	decodeTrackInfo,
+	encodeAnnounceRequest,
+	encodeSubscribe,
+	encodeTrack,
+	joinPath,
+	type LiteVersion,
+	normalizePath,
+	Reader,
+	type TrackInfo,
+} from "../coding/index.ts";
+import { ErrorCode, MoqError, toError } from "../error.ts";
+import { AnnouncedQueue } from "../model/announced.ts";
+import { type Frame, type FrameSource, GroupConsumer } from "../model/group.ts";
+import { type SubscribeOptions, TrackConsumer } from "../model/track.ts";
+import { mapStreamError, streamError, type Transport, Writer } from "./stream.ts";
+
+/**
+ * How long after the publisher FINs a Subscribe stream we still accept Group streams for it (they
+ * may still be in flight on other QUIC streams) unless SUBSCRIBE_END says all have been seen.
+ */
+const LINGER_MS = 500;
+
+/** One of our subscriptions. */
+interface Active {
+	id: number;
+	consumer: TrackConsumer;
+	/** Exclusive end from SUBSCRIBE_END (lite-05). */
+	end: number | undefined;
+	/** Highest sequence received so far. */
+	latest: number | undefined;
+	/** Called when a group arrives (to finish early once the END is reached). */
+	onGroup?: () => void;
+	/** TRACK_INFO (lite-05) once known. */
+	info?: TrackInfo;
+}
+
+/** Frames of one incoming Group stream, read on demand (backpressure = QUIC flow control). */
+class WireFrames implements FrameSource {
+	readonly #reader: Reader;
+	readonly #version: LiteVersion;
+	#timestamp = 0;
+	#chain: Promise<unknown> = Promise.resolve();
+	#done = false;
+
+	constructor(reader: Reader, version: LiteVersion) {
+		this.#reader = reader;
+		this.#version = version;
+	}
+
+	next(): Promise<Frame | undefined> {
+		const result = this.#chain.then(() => this.#read());
+		this.#chain = result.catch(() => {});
+		return result;
+	}
+
+	async #read(): Promise<Frame | undefined> {
+		if (this.#done) return undefined;
+		const version = this.#version;
+		// spec: §5.13 a stream that stops inside a frame is "wrong size" (14).
+		const frame = await this.#reader.decodeMaybe((c) => decodeFrame(c, version), ErrorCode.WrongSize);
+		if (!frame) {
+			this.#done = true;
+			return undefined;
+		}
+		if (version < 5) return { payload: frame.payload, timestamp: undefined };
+		// spec: §5.13 deltas are against the previous frame of the group, the first against 0.
+		this.#timestamp += frame.timestampDelta;
+		return { payload: frame.payload, timestamp: this.#timestamp };
+	}
+
+	cancel(): void {
+		this.#done = true;
+		// spec: §3.3 cancel a group = STOP_SENDING code 0.
+		this.#reader.cancel(streamError(ErrorCode.Cancel));
+	}
+}
+
+/** Discovery and subscriptions for one session. */
+export class Subscriber {
+	readonly #transport: Transport;
+	readonly #version: LiteVersion;
+	readonly #subscriptions = new Map<number, Active>();
+	readonly #announced = new Set<AnnouncedQueue>();
+	#nextId = 0;
+	#closed: Error | undefined;
+
+	/** A subscriber on `transport` speaking `version`. */
+	constructor(transport: Transport, version: LiteVersion) {
+		this.#transport = transport;
+		this.#version = version;
+	}
+
+	/** Open an Announce stream for `prefix` and feed the returned queue. */
+	announced(prefix: string): AnnouncedQueue {
+		const normalized = normalizePath(prefix);
+		let stop: (() => void) | undefined;
+		const queue = new AnnouncedQueue(() => {
+			this.#announced.delete(queue);
+			stop?.();
+		});
+		if (this.#closed) {
+			queue.finish();
+			return queue;
+		}
+		this.#announced.add(queue);
+		this.#runAnnounced(normalized, queue, (fn) => {
+			stop = fn;
+		})
+			.catch(() => {})
+			.finally(() => {
+				this.#announced.delete(queue);
+				queue.finish();
+			});
+		return queue;
+	}
+
+	async #runAnnounced(prefix: string, queue: AnnouncedQueue, onStop: (stop: () => void) => void): Promise<void> {
+		const version = this.#version;
+		const stream = await this.#transport.createBidirectionalStream();
+		const writer = new Writer(stream.writable);
+		const reader = new Reader(stream.readable, mapStreamError);
+		onStop(() => {
+			// spec: §3.3 FIN our side to end the request; stop reading the rest.
+			writer.close();
+			reader.cancel(streamError(ErrorCode.Cancel));
+		});
+		await writer.encode((e) => {
+			e.varint(BiStream.Announce);
+			encodeAnnounceRequest(e, { prefix, excludeHop: 0 }, version);
+		});
+		const live = new Set<string>();
+		const set = (suffix: string, active: boolean) => {
+			const path = joinPath(prefix, suffix);
+			if (active === live.has(path)) return; // lite-05 restart of a live path: nothing changes for us
+			if (active) live.add(path);
+			else live.delete(path);
+			queue.push({ path, active });
+		};
+		if (version >= 5) {
+			await reader.decode((c) => decodeAnnounceOk(c, version));
+		} else {
+			const init = await reader.decode((c) => decodeAnnounceInit(c, version));
+			for (const suffix of init.suffixes) set(suffix, true);
+		}
+		for (;;) {
+			const announce = await reader.decodeMaybe((c) => decodeAnnounce(c, version));
+			if (!announce) break;
+			set(announce.suffix, announce.status !== 0);
+		}
+		await writer.close();
+	}
+
+	/** Subscribe to `track` of the broadcast at `path`. */
+	subscribe(path: string, track: string, options: SubscribeOptions): TrackConsumer {
+		const id = this.#nextId++;
+		const broadcast = normalizePath(path);
+		let stop: (() => void) | undefined;
+		const consumer = new TrackConsumer(track, () => {
+			this.#subscriptions.delete(id);
+			stop?.();
+		});
+		if (this.#closed) {
+			consumer.abort(this.#closed);
+			return consumer;
+		}
+		const active: Active = { id, consumer, end: undefined, latest: undefined };
+		this.#subscriptions.set(id, active);
+		const priority = options.priority ?? 0;
+		const maxLatencyMs = options.maxLatencyMs ?? 0;
+		if (!Number.isInteger(priority) || priority < 0 || priority > 255) throw new RangeError("priority must be 0..255");
+		this.#runSubscribe(active, broadcast, track, priority, maxLatencyMs, (fn) => {
+			stop = fn;
+		}).then(
+			() => this.#linger(active),
+			(err: unknown) => {
+				this.#subscriptions.delete(id);
+				consumer.abort(toError(err));
+			},
+		);
+		return consumer;
+	}
+
+	async #runSubscribe(
+		active: Active,
+		broadcast: string,
+		track: string,
+		priority: number,
+		maxLatencyMs: number,
+		onStop: (stop: () => void) => void,
+	): Promise<void> {
+		const version = this.#version;
+		let stopped = false;
+		let stopFns: (() => void)[] = [];
+		onStop(() => {
+			stopped = true;
+			for (const fn of stopFns) fn();
+		});
+
+		// lite-05: TRACK and SUBSCRIBE go out together; a TRACK refusal (e.g. 13) fails the subscription.
+		const info =
+			version >= 5
+				? (async () => {
+						const stream = await this.#transport.createBidirectionalStream();
+						const writer = new Writer(stream.writable);
+						const reader = new Reader(stream.readable, mapStreamError);
+						stopFns.push(() => {
+							writer.reset(ErrorCode.Cancel);
+							reader.cancel(streamError(ErrorCode.Cancel));
+						});
+						await writer.encode((e) => {
+							e.varint(BiStream.Track);
+							encodeTrack(e, { broadcast, track }, version);
+						});
+						await writer.close();
+						active.info = await reader.decode((c) => decodeTrackInfo(c, version));
+					})()
+				: Promise.resolve();
+
+		const stream = await this.#transport.createBidirectionalStream();
+		const writer = new Writer(stream.writable);
+		const reader = new Reader(stream.readable, mapStreamError);
+		stopFns.push(() => {
+			// spec: §3.3 unsubscribe = FIN our side of the Subscribe stream.
+			writer.close();
+			reader.cancel(streamError(ErrorCode.Cancel));
+		});
+		if (stopped) {
+			for (const fn of stopFns) fn();
+			return;
+		}
+		await writer.encode((e) => {
+			e.varint(BiStream.Subscribe);
+			encodeSubscribe(
+				e,
+				{
+					id: active.id,
+					broadcast,
+					track,
+					priority,
+					ordered: false,
+					maxLatencyMs,
+					startGroup: undefined,
+					endGroup: undefined,
+				},
+				version,
+			);
+		});
+
+		const responses = (async () => {
+			for (;;) {
+				const response = await reader.decodeMaybe((c) => decodeSubscribeResponse(c, version));
+				if (!response) return;
+				if (response.type === "end") active.end = response.group;
+			}
+		})();
+		try {
+			await Promise.all([info, responses]);
+		} catch (err) {
+			if (stopped) return;
+			for (const fn of stopFns) fn();
+			throw err;
+		}
+		stopFns = [];
+		await writer.close();
+	}
+
+	/** The publisher finished: keep accepting in-flight groups briefly, then end the track. */
+	#linger(active: Active): void {
+		const finish = () => {
+			this.#subscriptions.delete(active.id);
+			active.consumer.finish();
+		};
+		const complete = () => active.end !== undefined && (active.end === 0 || (active.latest ?? -1) >= active.end - 1);
+		if (complete()) {
+			finish();
+			return;
+		}
+		const timer = setTimeout(finish, LINGER_MS);
+		active.onGroup = () => {
+			if (!complete()) return;
+			clearTimeout(timer);
+			finish();
+		};
+	}
+
+	/** Route an incoming Group stream (its type byte was read). */
+	async runGroup(reader: Reader): Promise<void> {
+		const version = this.#version;
+		const header = await reader.decode((c) => decodeGroup(c, version));
+		const active = this.#subscriptions.get(header.subscribeId);
+		// spec: §3.3 a Group stream for an unknown subscribe id is cancelled (STOP_SENDING 0).
+		if (!active) {
+			reader.cancel(streamError(ErrorCode.Cancel));
+			return;
+		}
+		const group = new GroupConsumer(header.sequence, new WireFrames(reader, version));
+		if (!active.consumer.push(group)) {
+			group.close();
+			return;
+		}
+		active.latest = Math.max(active.latest ?? -1, header.sequence);
+		active.onGroup?.();
+	}
+
+	/** The session ended: fail every subscription and end discovery. */
+	close(err: Error | undefined): void {
+		this.#closed = err ?? new MoqError(ErrorCode.Closed, "session closed");
+		for (const active of this.#subscriptions.values()) active.consumer.abort(this.#closed);
+		this.#subscriptions.clear();
+		for (const queue of this.#announced) queue.finish();
+		this.#announced.clear();
+	}
+}
