@@ -1,0 +1,267 @@
+/**
+ * Reads a video track's groups in decode order, skipping to a newer group's keyframe when the
+ * reader falls behind ({@link shouldSkipGroup}). Groups arrive concurrently (a newer group may
+ * open while an older one is still being read): the reader keeps the current group and peeks the
+ * first frame of every newer one.
+ *
+ * Written against structural interfaces (the subset of `@moqx/lite`'s `TrackConsumer` and
+ * `GroupConsumer` it uses) so it can be tested without a network.
+ */
+
+import { shouldSkipGroup, skippedFrames } from "../buffer.ts";
+import { decodeFrame } from "../container.ts";
+
+/** The part of a moq-lite frame the reader uses. */
+export interface FrameLike {
+	/** The frame bytes (a legacy container frame). */
+	payload: Uint8Array;
+}
+
+/** The part of `@moqx/lite`'s `GroupConsumer` the reader uses. */
+export interface GroupLike {
+	/** Group sequence number. */
+	readonly sequence: number;
+	/** Next frame, undefined at the end; rejects if reset. */
+	readFrame(): Promise<FrameLike | undefined>;
+	/** Stop reading. */
+	close(): void;
+}
+
+/** The part of `@moqx/lite`'s `TrackConsumer` the reader uses. */
+export interface TrackLike {
+	/** Next group in arrival order, undefined at the end of the track. */
+	nextGroup(): Promise<GroupLike | undefined>;
+}
+
+/** A frame returned by {@link GroupReader.read}. */
+export interface MediaFrame {
+	/** Presentation time in µs (from the legacy container). */
+	timestamp: number;
+	/** The codec payload. */
+	payload: Uint8Array;
+	/** First frame of its group: a keyframe. */
+	keyframe: boolean;
+	/** Sequence of the group it came from. */
+	group: number;
+	/** Size of the moq-lite frame in bytes (for bitrate). */
+	size: number;
+}
+
+/** Options of a {@link GroupReader}. */
+export interface GroupReaderOptions {
+	/** Target latency in µs (read each time a decision is made, so it can change). */
+	latencyUs: () => number;
+	/** The playback clock's media time now (µs), if anchored. */
+	playbackUs?: () => number | undefined;
+	/** Expected frame duration in µs, to count skipped frames (default 1/30 s). */
+	frameDurationUs?: () => number;
+	/** Called with the number of frames skipped (never read) each time a group is abandoned. */
+	onSkip?: (frames: number) => void;
+}
+
+type Next = { kind: "frame"; frame: FrameLike | undefined } | { kind: "error"; error: unknown };
+
+interface Entry {
+	group: GroupLike;
+	/** The outstanding readFrame(), one at a time. */
+	next: Promise<Next> | undefined;
+	/** A frame read ahead (the first frame of a pending group). */
+	peeked: MediaFrame | undefined;
+	/** The group ended (or failed) before its first frame. */
+	done: boolean;
+	index: number;
+}
+
+type Event =
+	| { kind: "group"; group: GroupLike | undefined }
+	| { kind: "groupError"; error: unknown }
+	| { kind: "current"; entry: Entry; next: Next }
+	| { kind: "pending"; entry: Entry; next: Next };
+
+/** See the module documentation. */
+export class GroupReader {
+	#track: TrackLike;
+	#options: GroupReaderOptions;
+	#current: Entry | undefined;
+	#pending: Entry[] = [];
+	#nextGroup: Promise<Event> | undefined;
+	#trackDone = false;
+	#lastPts: number | undefined;
+	/** Sequence of the last group made current: older groups are useless. */
+	#floor = -1;
+	#closed = false;
+
+	/**
+	 * @param track the subscribed track
+	 * @param options latency target and hooks
+	 */
+	constructor(track: TrackLike, options: GroupReaderOptions) {
+		this.#track = track;
+		this.#options = options;
+	}
+
+	#pull(entry: Entry): Promise<Next> {
+		entry.next ??= entry.group.readFrame().then(
+			(frame): Next => ({ kind: "frame", frame }),
+			(error): Next => ({ kind: "error", error }),
+		);
+		return entry.next;
+	}
+
+	#toFrame(entry: Entry, frame: FrameLike): MediaFrame {
+		const { timestamp, payload } = decodeFrame(frame.payload);
+		const out = {
+			timestamp,
+			payload,
+			keyframe: entry.index === 0,
+			group: entry.group.sequence,
+			size: frame.payload.byteLength,
+		};
+		entry.index++;
+		return out;
+	}
+
+	/** Abandon the current group (and older pending ones) for `entry`, whose first frame is peeked. */
+	#switchTo(entry: Entry) {
+		const peeked = entry.peeked;
+		if (peeked) {
+			const duration = this.#options.frameDurationUs?.() ?? 1_000_000 / 30;
+			const skipped = skippedFrames(this.#lastPts, peeked.timestamp, duration);
+			if (skipped > 0) this.#options.onSkip?.(skipped);
+		}
+		this.#current?.group.close();
+		this.#pending = this.#pending.filter((p) => {
+			if (p.group.sequence < entry.group.sequence) {
+				p.group.close();
+				return false;
+			}
+			return p !== entry;
+		});
+		this.#current = entry;
+		this.#floor = entry.group.sequence;
+	}
+
+	#shouldSkip(nextKeyPts: number): boolean {
+		return shouldSkipGroup({
+			lastPts: this.#lastPts,
+			nextKeyPts,
+			latencyUs: this.#options.latencyUs(),
+			playbackUs: this.#options.playbackUs?.(),
+		});
+	}
+
+	/**
+	 * The next frame in decode order, or undefined when the track ended. Rejects if the track
+	 * failed. Not reentrant: await each call before the next.
+	 */
+	async read(): Promise<MediaFrame | undefined> {
+		for (;;) {
+			if (this.#closed) return undefined;
+			// A current group that has a frame read ahead (it was promoted from pending).
+			if (this.#current?.peeked) {
+				const frame = this.#current.peeked;
+				this.#current.peeked = undefined;
+				this.#lastPts = frame.timestamp;
+				return frame;
+			}
+			// The newest group whose keyframe is here: jump to it when behind.
+			const newest = this.#pending.findLast((p) => p.peeked);
+			if (newest?.peeked && this.#current) {
+				if (this.#shouldSkip(newest.peeked.timestamp)) {
+					this.#switchTo(newest);
+					continue;
+				}
+			}
+			// No current group: continue with the oldest pending one, or a newer one when behind.
+			if (!this.#current) {
+				const head = this.#pending[0];
+				if (head?.peeked) {
+					this.#switchTo(head);
+					continue;
+				}
+				if (newest?.peeked && this.#shouldSkip(newest.peeked.timestamp)) {
+					this.#switchTo(newest);
+					continue;
+				}
+				if (this.#trackDone && this.#pending.length === 0) return undefined;
+			}
+
+			const events: Promise<Event>[] = [];
+			if (!this.#trackDone) {
+				this.#nextGroup ??= this.#track.nextGroup().then(
+					(group): Event => ({ kind: "group", group }),
+					(error): Event => ({ kind: "groupError", error }),
+				);
+				events.push(this.#nextGroup);
+			}
+			const current = this.#current;
+			if (current) events.push(this.#pull(current).then((next): Event => ({ kind: "current", entry: current, next })));
+			for (const p of this.#pending) {
+				if (!p.peeked && !p.done)
+					events.push(this.#pull(p).then((next): Event => ({ kind: "pending", entry: p, next })));
+			}
+			if (events.length === 0) return undefined;
+			const event = await Promise.race(events);
+			if (this.#closed) return undefined;
+
+			switch (event.kind) {
+				case "group": {
+					this.#nextGroup = undefined;
+					const group = event.group;
+					if (!group) {
+						this.#trackDone = true;
+						break;
+					}
+					if (group.sequence <= this.#floor) {
+						group.close(); // a straggler older than what is being played
+						break;
+					}
+					this.#pending.push({ group, next: undefined, peeked: undefined, done: false, index: 0 });
+					this.#pending.sort((a, b) => a.group.sequence - b.group.sequence);
+					break;
+				}
+				case "groupError":
+					this.#nextGroup = undefined;
+					throw event.error;
+				case "current": {
+					if (event.entry !== this.#current) break;
+					event.entry.next = undefined;
+					const next = event.next;
+					if (next.kind === "error" || next.frame === undefined) {
+						// The group ended (or was reset): continue with the next one.
+						this.#current.group.close();
+						this.#current = undefined;
+						break;
+					}
+					const frame = this.#toFrame(event.entry, next.frame);
+					this.#lastPts = frame.timestamp;
+					return frame;
+				}
+				case "pending": {
+					const entry = event.entry;
+					entry.next = undefined;
+					if (!this.#pending.includes(entry)) break;
+					const next = event.next;
+					if (next.kind === "error" || next.frame === undefined) {
+						entry.done = true;
+						entry.group.close();
+						this.#pending = this.#pending.filter((p) => p !== entry);
+						break;
+					}
+					entry.peeked = this.#toFrame(entry, next.frame);
+					// Decided at the top of the loop.
+					break;
+				}
+			}
+		}
+	}
+
+	/** Stop: close every group being read. */
+	close(): void {
+		this.#closed = true;
+		this.#current?.group.close();
+		for (const p of this.#pending) p.group.close();
+		this.#current = undefined;
+		this.#pending = [];
+	}
+}

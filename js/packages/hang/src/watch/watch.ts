@@ -1,0 +1,581 @@
+/**
+ * The watcher: connects to a relay, follows a hang broadcast's catalog and plays its first usable
+ * video and audio renditions; reconnects with backoff when the connection drops or the broadcast
+ * ends, and resumes as soon as it is announced again.
+ */
+
+import type { Announced, BroadcastConsumer, TrackConsumer } from "@moqx/lite";
+import { Connection } from "@moqx/lite";
+import { Backoff, isBuffering, PlaybackClock, RateMeter, wallLatencyMs } from "../buffer.ts";
+import type { AudioConfig, Catalog, VideoConfig } from "../catalog.ts";
+import {
+	audioRenditions,
+	CATALOG_TRACK,
+	catalogClock,
+	PRIORITY,
+	parseCatalog,
+	videoRenditions,
+	wallNowUs,
+} from "../catalog.ts";
+import { decodeFrame } from "../container.ts";
+import { AudioRenderer, audioSupported } from "./audio.ts";
+import { GroupReader } from "./reader.ts";
+import type { WatchStats, WatchStatus } from "./stats.ts";
+import { emptyStats } from "./stats.ts";
+import { VideoRenderer, videoSupported } from "./video.ts";
+
+/** Default target latency in ms. */
+export const DEFAULT_LATENCY_MS = 200;
+
+/** Without media for this long while playing, the broadcast is considered gone and re-subscribed. */
+const STALL_TIMEOUT_MS = 2500;
+
+/** Options of a {@link Watch}. */
+export interface WatchOptions {
+	/** Relay URL, e.g. `http://localhost:4443/anon` (see `Connection.connect`). */
+	url: string | URL;
+	/** Broadcast path relative to the URL, e.g. `pattern.hang`. */
+	path: string;
+	/** Canvas to draw video on. */
+	canvas: HTMLCanvasElement;
+	/** Target latency in ms (default {@link DEFAULT_LATENCY_MS}). */
+	latencyMs?: number;
+	/** Start muted (default true: browsers block audible autoplay anyway). */
+	muted?: boolean;
+	/** Volume 0..1 (default 1). */
+	volume?: number;
+	/** Start paused (nothing is fetched while paused). */
+	paused?: boolean;
+}
+
+/** Events of a {@link Watch}: `stats` every second and `status` on each change. */
+export interface WatchEventMap {
+	/** Statistics, every second. */
+	stats: CustomEvent<WatchStats>;
+	/** The status changed; detail = the new status. */
+	status: CustomEvent<WatchStatus>;
+	/** A new catalog was applied; detail = the catalog. */
+	catalog: CustomEvent<Catalog>;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+	return new Promise((resolve) => {
+		const timer = setTimeout(resolve, ms);
+		signal.addEventListener(
+			"abort",
+			() => {
+				clearTimeout(timer);
+				resolve();
+			},
+			{ once: true },
+		);
+	});
+}
+
+/** Plays a hang broadcast on a canvas (and speakers). Dispatches {@link WatchEventMap} events. */
+export class Watch extends EventTarget {
+	/** Relay URL. */
+	readonly url: string;
+	/** Broadcast path. */
+	readonly path: string;
+	#canvas: HTMLCanvasElement;
+	#latencyMs: number;
+	#muted: boolean;
+	#volume: number;
+	#paused: boolean;
+	#stats: WatchStats;
+	#meter = new RateMeter(2000);
+	#closed = new AbortController();
+	/** Aborted to interrupt a wait (unpause, close). */
+	#wake = new AbortController();
+	#session: Session | undefined;
+	#connection: Connection | undefined;
+	#catalog: Catalog | undefined;
+	#statsTimer: ReturnType<typeof setInterval>;
+
+	/** @param options see {@link WatchOptions} */
+	constructor(options: WatchOptions) {
+		super();
+		this.url = String(options.url);
+		this.path = options.path;
+		this.#canvas = options.canvas;
+		this.#latencyMs = options.latencyMs ?? DEFAULT_LATENCY_MS;
+		this.#muted = options.muted ?? true;
+		this.#volume = options.volume ?? 1;
+		this.#paused = options.paused ?? false;
+		this.#stats = emptyStats(this.#latencyMs);
+		this.#statsTimer = setInterval(() => {
+			this.#refreshStats();
+			this.dispatchEvent(new CustomEvent("stats", { detail: this.stats }));
+		}, 1000);
+		void this.#run();
+	}
+
+	/** A snapshot of the playback statistics. */
+	get stats(): WatchStats {
+		this.#refreshStats();
+		return { ...this.#stats };
+	}
+
+	/** The current connection, if connected. */
+	get connection(): Connection | undefined {
+		return this.#connection;
+	}
+
+	/** The catalog being played, if any. */
+	get catalog(): Catalog | undefined {
+		return this.#catalog;
+	}
+
+	/** Target latency in ms. */
+	get latencyMs(): number {
+		return this.#latencyMs;
+	}
+	set latencyMs(ms: number) {
+		this.#latencyMs = Math.max(0, ms);
+		this.#stats.targetLatencyMs = this.#latencyMs;
+		if (this.#session) this.#session.clock.latencyMs = this.#latencyMs;
+	}
+
+	/** Whether audio is muted (it is still decoded). */
+	get muted(): boolean {
+		return this.#muted;
+	}
+	set muted(muted: boolean) {
+		this.#muted = muted;
+		this.#session?.audio?.setMuted(muted);
+	}
+
+	/** Volume 0..1. */
+	get volume(): number {
+		return this.#volume;
+	}
+	set volume(volume: number) {
+		this.#volume = Math.min(1, Math.max(0, volume));
+		this.#session?.audio?.setVolume(this.#volume);
+	}
+
+	/** Paused: disconnect and stop fetching; unpausing rejoins the live edge. */
+	get paused(): boolean {
+		return this.#paused;
+	}
+	set paused(paused: boolean) {
+		if (paused === this.#paused) return;
+		this.#paused = paused;
+		this.#wakeUp();
+	}
+
+	/** Stop for good. */
+	close(): void {
+		this.#closed.abort();
+		this.#wakeUp();
+		clearInterval(this.#statsTimer);
+		this.#session?.close();
+		this.#connection?.close();
+	}
+
+	#wakeUp() {
+		const wake = this.#wake;
+		this.#wake = new AbortController();
+		wake.abort();
+	}
+
+	#setStatus(status: WatchStatus) {
+		if (this.#stats.status === status) return;
+		this.#stats.status = status;
+		this.dispatchEvent(new CustomEvent("status", { detail: status }));
+	}
+
+	#refreshStats() {
+		const now = performance.now();
+		this.#stats.bitrateKbps = Math.round(this.#meter.kbps(now));
+		this.#stats.buffering = this.#session ? this.#session.buffering(now) : this.#stats.status !== "paused";
+		const audio = this.#session?.audio;
+		this.#stats.audioState = audio?.state ?? "none";
+		if (audio) this.#stats.audioUnderruns = audio.underruns;
+	}
+
+	async #run() {
+		const backoff = new Backoff(500, 5000);
+		while (!this.#closed.signal.aborted) {
+			if (this.#paused) {
+				this.#setStatus("paused");
+				await sleep(3_600_000, this.#wake.signal);
+				continue;
+			}
+			const wake = this.#wake.signal;
+			let connection: Connection | undefined;
+			try {
+				this.#setStatus("connecting");
+				connection = await Connection.connect(this.url);
+				if (this.#closed.signal.aborted || this.#paused) continue;
+				this.#connection = connection;
+				this.#stats.connects++;
+				const announced = new AnnounceWatcher(connection, this.path);
+				try {
+					while (!this.#closed.signal.aborted && !this.#paused && !wake.aborted) {
+						const ok = await this.#watchBroadcast(connection, announced);
+						if (ok) backoff.reset();
+						if (this.#closed.signal.aborted || this.#paused) break;
+						this.#setStatus("offline");
+						// Wait for the backoff, an announcement of the path, or the connection to end.
+						const delay = backoff.next();
+						const ended = await Promise.race([
+							sleep(delay, wake).then(() => false),
+							announced.active().then(() => false),
+							connection.closed.then(() => true),
+						]);
+						if (ended) break;
+					}
+				} finally {
+					announced.close();
+				}
+			} catch (e) {
+				console.warn("hang: watch", e);
+			} finally {
+				connection?.close();
+				if (this.#connection === connection) this.#connection = undefined;
+			}
+			if (this.#closed.signal.aborted || this.#paused) continue;
+			this.#setStatus("offline");
+			await sleep(backoff.next(), this.#wake.signal);
+		}
+		this.#setStatus("idle");
+	}
+
+	/**
+	 * Follow the broadcast's catalog until it ends or stalls. Returns whether media was received
+	 * (to reset the backoff).
+	 */
+	async #watchBroadcast(connection: Connection, announced: AnnounceWatcher): Promise<boolean> {
+		this.#setStatus("waiting");
+		const broadcast = connection.consume(this.path);
+		const catalogTrack = broadcast.subscribe(CATALOG_TRACK, { priority: PRIORITY.catalog });
+		const stop = new AbortController();
+		const wake = this.#wake.signal;
+		const onAbort = () => stop.abort();
+		wake.addEventListener("abort", onAbort, { once: true });
+		// The relay says the broadcast ended: do not wait for the tracks to notice.
+		void announced.inactive().then(onAbort);
+		this.#closed.signal.addEventListener("abort", onAbort, { once: true });
+		let received = false;
+		let lastJson: string | undefined;
+		let lastSequence = -1;
+		try {
+			const stopped = new Promise<undefined>((resolve) =>
+				stop.signal.addEventListener("abort", () => resolve(undefined)),
+			);
+			for (;;) {
+				const ended = this.#session ? this.#session.ended : new Promise<never>(() => {});
+				const group = await Promise.race([catalogTrack.nextGroup(), stopped, ended.then(() => undefined)]);
+				if (!group || stop.signal.aborted) break;
+				if (group.sequence <= lastSequence) {
+					group.close();
+					continue;
+				}
+				lastSequence = group.sequence;
+				const frame = await Promise.race([group.readFrame(), stopped]);
+				group.close();
+				if (!frame) continue;
+				const json = new TextDecoder().decode(frame.payload);
+				if (json === lastJson) continue;
+				lastJson = json;
+				let catalog: Catalog;
+				try {
+					catalog = parseCatalog(json);
+				} catch (e) {
+					console.warn("hang: bad catalog", e);
+					continue;
+				}
+				if (this.#session?.received) received = true;
+				this.#session?.close();
+				this.#catalog = catalog;
+				this.dispatchEvent(new CustomEvent("catalog", { detail: catalog }));
+				this.#session = await Session.start(broadcast, catalog, {
+					canvas: this.#canvas,
+					latencyMs: this.#latencyMs,
+					muted: this.#muted,
+					volume: this.#volume,
+					stats: this.#stats,
+					meter: this.#meter,
+					onPlaying: () => this.#setStatus("playing"),
+				});
+			}
+		} catch (e) {
+			console.warn("hang: catalog", e);
+		} finally {
+			wake.removeEventListener("abort", onAbort);
+			this.#closed.signal.removeEventListener("abort", onAbort);
+			if (this.#session?.received) received = true;
+			this.#session?.close();
+			this.#session = undefined;
+			catalogTrack.close();
+			broadcast.close();
+		}
+		return received;
+	}
+}
+
+/**
+ * Tracks whether a path is announced: {@link AnnounceWatcher.active} resolves when it (re)appears,
+ * {@link AnnounceWatcher.inactive} when it goes away.
+ */
+class AnnounceWatcher {
+	#announced: Announced | undefined;
+	#waiters: (() => void)[] = [];
+	#goneWaiters: (() => void)[] = [];
+	#active = false;
+
+	constructor(connection: Connection, path: string) {
+		try {
+			this.#announced = connection.announced(path);
+		} catch {
+			return;
+		}
+		void this.#loop(this.#announced, path);
+	}
+
+	async #loop(announced: Announced, path: string) {
+		try {
+			for (;;) {
+				const a = await announced.next();
+				if (!a) return;
+				if (a.path.replace(/^\/+|\/+$/g, "") !== path.replace(/^\/+|\/+$/g, "")) continue;
+				const was = this.#active;
+				this.#active = a.active;
+				if (a.active && !was) {
+					for (const w of this.#waiters.splice(0)) w();
+				}
+				if (!a.active) {
+					for (const w of this.#goneWaiters.splice(0)) w();
+				}
+			}
+		} catch {
+			// Discovery is only an accelerator; the backoff retries anyway.
+		}
+	}
+
+	/** Resolves the next time the path goes from not announced to announced. */
+	active(): Promise<void> {
+		return new Promise((resolve) => this.#waiters.push(resolve));
+	}
+
+	/** Resolves the next time the path is unannounced (never if discovery does not work). */
+	inactive(): Promise<void> {
+		return new Promise((resolve) => this.#goneWaiters.push(resolve));
+	}
+
+	close() {
+		this.#announced?.close();
+		for (const w of this.#waiters.splice(0)) w();
+		this.#goneWaiters = [];
+	}
+}
+
+interface SessionOptions {
+	canvas: HTMLCanvasElement;
+	latencyMs: number;
+	muted: boolean;
+	volume: number;
+	stats: WatchStats;
+	meter: RateMeter;
+	onPlaying: () => void;
+}
+
+async function pickVideo(catalog: Catalog): Promise<[string, VideoConfig] | undefined> {
+	for (const rendition of videoRenditions(catalog)) {
+		if (await videoSupported(rendition[1])) return rendition;
+		console.warn("hang: video rendition not supported", rendition);
+	}
+	return undefined;
+}
+
+async function pickAudio(catalog: Catalog): Promise<[string, AudioConfig] | undefined> {
+	for (const rendition of audioRenditions(catalog)) {
+		if (await audioSupported(rendition[1])) return rendition;
+		console.warn("hang: audio rendition not supported", rendition);
+	}
+	return undefined;
+}
+
+/** Playback of one catalog version: the chosen renditions, their clock and renderers. */
+class Session {
+	readonly clock: PlaybackClock;
+	video: VideoRenderer | undefined;
+	audio: AudioRenderer | undefined;
+	/** Resolves when every media track ended or the media stalled. */
+	readonly ended: Promise<void>;
+	/** Whether any media frame arrived. */
+	received = false;
+	#end!: () => void;
+	#tracks: TrackConsumer[] = [];
+	#readers: GroupReader[] = [];
+	#closed = false;
+	#raf = 0;
+	#stallTimer: ReturnType<typeof setInterval> | undefined;
+	#lastData = performance.now();
+	#wallUs: number | undefined;
+	#opts: SessionOptions;
+	#frameDurationUs: number;
+
+	private constructor(catalog: Catalog, opts: SessionOptions) {
+		this.#opts = opts;
+		this.clock = new PlaybackClock(opts.latencyMs);
+		this.ended = new Promise((resolve) => {
+			this.#end = resolve;
+		});
+		this.#wallUs = catalogClock(catalog);
+		this.#frameDurationUs = 1_000_000 / 30;
+	}
+
+	static async start(broadcast: BroadcastConsumer, catalog: Catalog, opts: SessionOptions): Promise<Session> {
+		const session = new Session(catalog, opts);
+		const [video, audio] = await Promise.all([pickVideo(catalog), pickAudio(catalog)]);
+		opts.stats.videoCodec = video?.[1].codec;
+		opts.stats.audioCodec = audio?.[1].codec;
+		const running: Promise<void>[] = [];
+		if (audio) running.push(session.#runAudio(broadcast, audio[0], audio[1]));
+		if (video) running.push(session.#runVideo(broadcast, video[0], video[1], !audio));
+		if (running.length > 0) {
+			void Promise.allSettled(running).then(() => session.#end());
+			session.#stallTimer = setInterval(() => {
+				if (performance.now() - session.#lastData > STALL_TIMEOUT_MS) session.#end();
+			}, 500);
+		}
+		session.#raf = requestAnimationFrame(() => session.#render());
+		return session;
+	}
+
+	#onData(size: number) {
+		const now = performance.now();
+		this.#lastData = now;
+		this.received = true;
+		this.#opts.meter.add(size, now);
+	}
+
+	async #runVideo(broadcast: BroadcastConsumer, name: string, config: VideoConfig, primary: boolean) {
+		if (config.framerate && config.framerate > 0) this.#frameDurationUs = 1_000_000 / config.framerate;
+		const stats = this.#opts.stats;
+		this.video = new VideoRenderer(config, this.#opts.canvas, {
+			decoded: () => stats.framesDecoded++,
+			dropped: (n) => {
+				stats.framesDropped += n;
+			},
+			rendered: (pts, width, height) => {
+				stats.framesRendered++;
+				stats.width = width;
+				stats.height = height;
+				this.#updateLatency(pts);
+				this.#opts.onPlaying();
+			},
+		});
+		const track = broadcast.subscribe(name, { priority: PRIORITY.video });
+		this.#tracks.push(track);
+		const reader = new GroupReader(track, {
+			latencyUs: () => this.clock.latencyMs * 1000,
+			playbackUs: () => this.clock.mediaTime(performance.now()),
+			frameDurationUs: () => this.#frameDurationUs,
+			onSkip: (n) => {
+				stats.framesDropped += n;
+			},
+		});
+		this.#readers.push(reader);
+		try {
+			for (;;) {
+				const frame = await reader.read();
+				if (!frame || this.#closed) return;
+				this.#onData(frame.size);
+				this.clock.observe(frame.timestamp, performance.now(), primary);
+				this.video.decode(frame);
+			}
+		} catch (e) {
+			if (!this.#closed) console.warn("hang: video track", name, e);
+		}
+	}
+
+	async #runAudio(broadcast: BroadcastConsumer, name: string, config: AudioConfig) {
+		const stats = this.#opts.stats;
+		const audio = new AudioRenderer(config, this.clock, () => stats.audioFramesDecoded++);
+		audio.setVolume(this.#opts.volume);
+		audio.setMuted(this.#opts.muted);
+		this.audio = audio;
+		const track = broadcast.subscribe(name, { priority: PRIORITY.audio });
+		this.#tracks.push(track);
+		let last = -1;
+		try {
+			for (;;) {
+				const group = await track.nextGroup();
+				if (!group || this.#closed) return;
+				// One frame per group; read each group concurrently, decode in arrival order.
+				void group
+					.readFrame()
+					.then((frame) => {
+						group.close();
+						if (!frame || this.#closed) return;
+						this.#onData(frame.payload.byteLength);
+						const { timestamp, payload } = decodeFrame(frame.payload);
+						this.clock.observe(timestamp, performance.now(), true);
+						if (timestamp <= last) return; // out of order straggler
+						last = timestamp;
+						audio.decode(timestamp, payload);
+					})
+					.catch(() => group.close());
+			}
+		} catch (e) {
+			if (!this.#closed) console.warn("hang: audio track", name, e);
+		}
+	}
+
+	#updateLatency(pts: number) {
+		const stats = this.#opts.stats;
+		if (this.#wallUs !== undefined) {
+			stats.latencyMs = Math.round(wallLatencyMs(this.#wallUs, pts, wallNowUs()));
+			stats.latencyFromClock = true;
+		} else {
+			const ref = this.clock.reference(performance.now());
+			if (ref !== undefined) stats.latencyMs = Math.round((performance.now() * 1000 - ref - pts) / 1000);
+			stats.latencyFromClock = false;
+		}
+	}
+
+	#render() {
+		if (this.#closed) return;
+		this.#raf = requestAnimationFrame(() => this.#render());
+		const now = performance.now();
+		this.video?.render(this.clock.mediaTime(now));
+		if (!this.video && this.audio) {
+			// Audio only: report latency of what is due now.
+			const media = this.clock.mediaTime(now);
+			if (media !== undefined && this.received) {
+				this.#updateLatency(media);
+				this.#opts.onPlaying();
+			}
+		}
+	}
+
+	/** Whether playback is waiting for data. */
+	buffering(now: number): boolean {
+		const playbackUs = this.clock.mediaTime(now);
+		if (this.video) {
+			return isBuffering({
+				lastShownPts: this.video.lastShownPts,
+				playbackUs,
+				stallUs: Math.max(this.#frameDurationUs * 4, 250_000),
+				ready: false,
+			});
+		}
+		return !this.received || playbackUs === undefined || performance.now() - this.#lastData > 500;
+	}
+
+	close() {
+		if (this.#closed) return;
+		this.#closed = true;
+		cancelAnimationFrame(this.#raf);
+		if (this.#stallTimer) clearInterval(this.#stallTimer);
+		for (const r of this.#readers) r.close();
+		for (const t of this.#tracks) t.close();
+		this.video?.close();
+		this.audio?.close();
+		this.#end();
+	}
+}
