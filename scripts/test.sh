@@ -18,6 +18,10 @@ if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; 
 fi
 ffmpeg -version | head -1
 
+step "TypeScript workspace (npm ci from the lock file, Chromium)"
+scripts/js-setup.sh --browser
+chromium --version
+
 step "interop peers (reference relays, cached outside the repo)"
 scripts/install-peers.sh
 
@@ -32,10 +36,21 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
 
+step "TypeScript: tsc, biome, unit tests"
+(cd js && npx tsc -p . && npx biome check . && npm test) 2>&1 | tee -a "$log"
+
+step "browser end-to-end (demo site on the real relay, headless Chromium)"
+cargo build --locked -p moq-relay -p hang-cli
+MOQ_BIN_DIR="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/debug"
+export MOQ_BIN_DIR
+(cd js && npm run --silent build && npm run --silent test:e2e) 2>&1 | tee -a "$log"
+
 if [ -x scripts/fuzz.sh ]; then
   step "short fuzz run"
   scripts/fuzz.sh
 fi
 
-# One closing line for CI: the totals of every cargo test binary above.
-awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
+# One closing line for CI: the totals of every cargo test binary and node --test run above.
+awk '/^test result:/ { p += $4; f += $6; i += $8 }
+     /^# pass / { p += $3 } /^# fail / { f += $3 } /^# skipped / { i += $3 }
+     END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"

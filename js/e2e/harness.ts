@@ -1,0 +1,226 @@
+/**
+ * End-to-end harness: the real relay and `hang` binaries on loopback, and Debian's Chromium driven
+ * by playwright-core (no browser download). Every process and profile started here is stopped
+ * and removed by `stop()`.
+ *
+ * Binaries come from `MOQ_BIN_DIR` (scripts/test.sh sets it to cargo's target/debug) or
+ * `<repo>/target/debug`; the web app from `js/demo/dist` (`npm run build`).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { createSocket } from "node:dgram";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type Browser, type BrowserContext, chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The repository root. */
+export const repo = resolve(here, "../..");
+const bin = process.env.MOQ_BIN_DIR ?? join(repo, "target", "debug");
+const webRoot = join(repo, "js", "demo", "dist");
+/** Where tests write screenshots (git-ignored). */
+export const results = join(repo, "js", "test-results");
+
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+
+/** A port free on both UDP and TCP (the relay serves QUIC and HTTP on the same number). */
+async function freePort(): Promise<number> {
+	for (;;) {
+		const udp = createSocket("udp6");
+		const port = await new Promise<number>((ok, fail) => {
+			udp.once("error", fail);
+			udp.bind(0, "::", () => ok(udp.address().port));
+		});
+		udp.close();
+		const tcpFree = await new Promise<boolean>((ok) => {
+			const server = createServer();
+			server.once("error", () => ok(false));
+			server.listen(port, "::", () => server.close(() => ok(true)));
+		});
+		if (tcpFree) return port;
+	}
+}
+
+function sleep(ms: number): Promise<void> {
+	return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A child process whose output is kept for error messages. */
+class Proc {
+	readonly child: ChildProcess;
+	log = "";
+	readonly exited: Promise<number | null>;
+
+	constructor(
+		readonly name: string,
+		command: string,
+		args: string[],
+	) {
+		if (!existsSync(command)) throw new Error(`${command} not found: build it (cargo build -p moq-relay -p hang-cli)`);
+		this.child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+		const keep = (chunk: Buffer) => {
+			this.log = (this.log + chunk.toString()).slice(-20_000);
+		};
+		this.child.stdout?.on("data", keep);
+		this.child.stderr?.on("data", keep);
+		this.exited = new Promise((resolve) => this.child.once("exit", (code) => resolve(code)));
+	}
+
+	running(): boolean {
+		return this.child.exitCode === null && this.child.signalCode === null;
+	}
+
+	async kill(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+		if (!this.running()) return;
+		this.child.kill(signal);
+		const done = await Promise.race([this.exited.then(() => true), sleep(5000).then(() => false)]);
+		if (!done) {
+			this.child.kill("SIGKILL");
+			await this.exited;
+		}
+	}
+}
+
+/** The relay (serving the demo site), test-pattern publishers and a browser. */
+export class Stack {
+	relay!: Proc;
+	port = 0;
+	private publishers = new Map<string, Proc>();
+	browser!: Browser;
+	private profiles: string[] = [];
+
+	/** Start the relay on a free port (UDP and TCP), retrying if the port was taken meanwhile. */
+	static async start(): Promise<Stack> {
+		if (!existsSync(join(webRoot, "watch.js"))) throw new Error(`${webRoot} is not built: npm run build`);
+		const stack = new Stack();
+		for (let attempt = 0; ; attempt++) {
+			stack.port = await freePort();
+			const addr = `[::]:${stack.port}`;
+			const relay = new Proc("moq-relay", join(bin, "moq-relay"), [
+				"--listen",
+				addr,
+				"--web-http-listen",
+				addr,
+				"--tls-generate",
+				"localhost",
+				"--web-root",
+				webRoot,
+				"--auth-public",
+				"",
+				"--log-level",
+				"info",
+			]);
+			stack.relay = relay;
+			if (await stack.healthy()) break;
+			await relay.kill();
+			if (attempt === 4) throw new Error(`relay did not start:\n${relay.log}`);
+		}
+		stack.browser = await chromium.launch({
+			executablePath: CHROMIUM,
+			args: [
+				"--disable-gpu",
+				"--no-first-run",
+				"--disable-background-networking",
+				"--disable-component-update",
+				"--disable-sync",
+				"--autoplay-policy=no-user-gesture-required",
+				"--use-fake-device-for-media-stream",
+				"--use-fake-ui-for-media-stream",
+			],
+		});
+		return stack;
+	}
+
+	private async healthy(): Promise<boolean> {
+		for (let i = 0; i < 100 && this.relay.running(); i++) {
+			try {
+				const response = await fetch(`http://127.0.0.1:${this.port}/health`);
+				if (response.ok) return true;
+			} catch {
+				// not listening yet
+			}
+			await sleep(100);
+		}
+		return false;
+	}
+
+	/** The site's base URL. */
+	get site(): string {
+		return `http://localhost:${this.port}`;
+	}
+
+	/** The relay URL for clients: the `anon` scope. */
+	get relayUrl(): string {
+		return `http://localhost:${this.port}/anon`;
+	}
+
+	/** Start `hang publish --test-pattern` as anon/`name`, waiting until the relay announces it. */
+	async publishPattern(name: string): Promise<void> {
+		const publisher = new Proc(`hang ${name}`, join(bin, "hang"), [
+			"publish",
+			"--url",
+			this.relayUrl,
+			"--name",
+			name,
+			"--test-pattern",
+		]);
+		this.publishers.set(name, publisher);
+		await this.waitAnnounced(`anon/${name}`, true, () => publisher.log);
+	}
+
+	/** Stop the test-pattern publisher `name`, waiting until the relay no longer lists it. */
+	async unpublish(name: string): Promise<void> {
+		await this.publishers.get(name)?.kill();
+		this.publishers.delete(name);
+		await this.waitAnnounced(`anon/${name}`, false, () => "");
+	}
+
+	/** Poll the relay's /announced until `path` is (or is no longer) listed. */
+	async waitAnnounced(path: string, listed: boolean, log: () => string): Promise<void> {
+		for (let i = 0; i < 200; i++) {
+			const body = await (await fetch(`http://127.0.0.1:${this.port}/announced`)).text();
+			if (body.split("\n").includes(path) === listed) return;
+			await sleep(50);
+		}
+		throw new Error(
+			`${path} ${listed ? "never announced" : "still announced"}\n${log()}\n--- relay ---\n${this.relay.log}`,
+		);
+	}
+
+	/** A fresh browser context (its own profile) with console output captured. */
+	async context(): Promise<{ context: BrowserContext; console: string[] }> {
+		const context = await this.browser.newContext({ viewport: { width: 1280, height: 800 } });
+		const console: string[] = [];
+		context.on("console", (message) => console.push(`${message.type()}: ${message.text()}`));
+		context.on("weberror", (error) => console.push(`pageerror: ${error.error().message}`));
+		return { context, console };
+	}
+
+	/** A temporary directory removed by stop(). */
+	tempDir(): string {
+		const dir = mkdtempSync(join(tmpdir(), "moq-e2e-"));
+		this.profiles.push(dir);
+		return dir;
+	}
+
+	/** Stop the browser and every process; remove temporary directories. */
+	async stop(): Promise<void> {
+		await this.browser?.close().catch(() => {});
+		for (const publisher of this.publishers.values()) await publisher.kill();
+		await this.relay?.kill();
+		for (const dir of this.profiles) rmSync(dir, { recursive: true, force: true });
+	}
+}
+
+/** Poll `check` every 100 ms until it returns a value other than undefined, or fail after `ms`. */
+export async function waitFor<T>(what: string, ms: number, check: () => Promise<T | undefined>): Promise<T> {
+	const deadline = Date.now() + ms;
+	for (;;) {
+		const value = await check();
+		if (value !== undefined) return value;
+		if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+		await sleep(100);
+	}
+}
