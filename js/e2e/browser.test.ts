@@ -161,3 +161,56 @@ test("(d) the watch page recovers when the publisher restarts", async () => {
 		await context.close();
 	}
 });
+
+test("the room page shows every member under the prefix and carries chat on its own track", async () => {
+	const { context, console } = await stack.context();
+	await context.grantPermissions(["camera", "microphone"]);
+	const alice = await context.newPage();
+	const bob = await context.newPage();
+	try {
+		await alice.goto(`${stack.site}/room?room=e2e&name=alice&source=camera&join`);
+		await bob.goto(`${stack.site}/room?room=e2e&name=bob&source=none&join`);
+		await stack.waitAnnounced("anon/room/e2e/alice.hang", true, () => console.join("\n"));
+		await stack.waitAnnounced("anon/room/e2e/bob.hang", true, () => console.join("\n"));
+
+		// Each sees the other as a tile; bob watches alice's camera.
+		await bob.waitForSelector('.tile[data-path="room/e2e/alice.hang"] hang-watch', { timeout: 10000 });
+		await alice.waitForSelector('.tile[data-path="room/e2e/bob.hang"]', { timeout: 10000 });
+		await waitFor("bob decoding alice's camera", 15000, async () => {
+			const frames = await bob.evaluate(() => {
+				const el = document.querySelector('.tile[data-path="room/e2e/alice.hang"] hang-watch') as
+					| (HTMLElement & { stats?: { framesDecoded: number } })
+					| null;
+				return el?.stats?.framesDecoded ?? 0;
+			});
+			return frames > 10 ? frames : undefined;
+		});
+
+		// Chat both ways.
+		await alice.waitForSelector("#text:not([disabled])", { timeout: 10000 });
+		await bob.waitForSelector("#text:not([disabled])", { timeout: 10000 });
+		await alice.fill("#text", "hello from alice");
+		await alice.press("#text", "Enter");
+		await bob.waitForFunction(
+			() => document.querySelector("#messages")?.textContent?.includes("hello from alice"),
+			null,
+			{
+				timeout: 10000,
+			},
+		);
+		await bob.fill("#text", "hi alice");
+		await bob.press("#text", "Enter");
+		await alice.waitForFunction(() => document.querySelector("#messages")?.textContent?.includes("hi alice"), null, {
+			timeout: 10000,
+		});
+		const seen = await alice.evaluate(() => document.querySelector("#messages")?.textContent ?? "");
+		assert.match(seen, /alice \(you\)hello from alice/);
+		assert.match(seen, /bobhi alice/);
+		mkdirSync(results, { recursive: true });
+		await bob.screenshot({ path: join(results, "room.png") });
+	} catch (err) {
+		fail(console, err);
+	} finally {
+		await context.close();
+	}
+});

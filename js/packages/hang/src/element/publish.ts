@@ -121,9 +121,12 @@ export class HangPublishElement extends ElementBase {
 		publish.addEventListener("stream", (e) => {
 			if (publish !== this.#publish || !this.#ui) return;
 			const stream = (e as CustomEvent<MediaStream>).detail;
-			this.#ui.video.hidden = stream.getVideoTracks().length === 0;
-			this.#ui.video.srcObject = stream;
-			void this.#ui.video.play().catch(() => {});
+			// A media element fed a stream without video never loads, which holds the page's load
+			// event forever: only preview when there is video.
+			const video = stream.getVideoTracks().length > 0;
+			this.#ui.video.hidden = !video;
+			this.#ui.video.srcObject = video ? stream : null;
+			if (video) void this.#ui.video.play().catch(() => {});
 		});
 		this.#publish = publish;
 		this.dispatchEvent(new CustomEvent("broadcast", { detail: publish.broadcast }));
