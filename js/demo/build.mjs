@@ -13,7 +13,11 @@ await mkdir(dist, { recursive: true });
 
 const pages = ["watch", "publish", "room"];
 const options = {
-	entryPoints: pages.map((page) => join(src, `${page}.ts`)),
+	entryPoints: [
+		...pages.map((page) => ({ in: join(src, `${page}.ts`), out: page })),
+		// The components alone, for your own pages: <script type="module" src="/hang-elements.js">.
+		{ in: join(here, "..", "packages", "hang", "src", "element.ts"), out: "hang-elements" },
+	],
 	outdir: dist,
 	bundle: true,
 	format: "esm",
@@ -33,5 +37,5 @@ if (process.argv.includes("--watch")) {
 	console.log(`watching ${src} → ${dist}`);
 } else {
 	await esbuild.build(options);
-	console.log(`built ${pages.length} pages into ${dist}`);
+	console.log(`built ${pages.length} pages and hang-elements.js into ${dist}`);
 }

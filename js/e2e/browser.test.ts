@@ -214,3 +214,21 @@ test("the room page shows every member under the prefix and carries chat on its 
 		await context.close();
 	}
 });
+
+test("a plain page embeds the player with one script tag (hang-elements.js)", async () => {
+	const { context, console } = await stack.context();
+	const page = await context.newPage();
+	try {
+		await page.goto(`${stack.site}/embed`);
+		const s = await waitFor("frames in the embedded player", 10000, async () => {
+			const s = await stats(page);
+			return s && s.framesDecoded > 30 ? s : undefined;
+		});
+		assert.ok(s.framesDecoded > 30);
+		assert.ok((await canvasVariety(page)) > 0.01, "embedded canvas blank");
+	} catch (err) {
+		fail(console, err);
+	} finally {
+		await context.close();
+	}
+});

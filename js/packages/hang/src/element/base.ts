@@ -25,7 +25,7 @@ export function formatStats(stats: object): string {
 export const BASE_CSS = `
 :host { display: inline-block; position: relative; background: #000; color: #eee; font: 12px/1.4 system-ui, sans-serif; max-width: 100%; }
 :host([hidden]) { display: none; }
-.media { display: block; max-width: 100%; height: auto; background: #000; }
+.media { display: block; max-width: 100%; height: auto; margin: 0 auto; background: #000; }
 .bar { display: flex; gap: 6px; align-items: center; padding: 4px 6px; background: rgba(0,0,0,.75); }
 .bar button { background: #333; color: #eee; border: 1px solid #555; border-radius: 3px; padding: 2px 8px; cursor: pointer; font: inherit; }
 .bar button:hover { background: #444; }
