@@ -99,6 +99,11 @@ test("(a)+(c) the watch page plays the CLI's test pattern: frames, pixels, laten
 		});
 		assert.ok(audio > 50);
 
+		// The README's picture: the player with its stats overlay open.
+		await page.evaluate(() =>
+			(document.querySelector("hang-watch")?.shadowRoot?.querySelector(".info") as HTMLElement)?.click(),
+		);
+		await page.waitForTimeout(1200);
 		mkdirSync(results, { recursive: true });
 		await page.screenshot({ path: join(results, "watch.png") });
 		const final = await stats(page);
