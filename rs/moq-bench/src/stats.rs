@@ -116,6 +116,12 @@ pub struct Subscriber {
     pub first_frame: AtomicU64,
     /// First group sequence received, + 1.
     pub first_group: AtomicU64,
+    /// Highest frame sequence received, + 1.
+    pub last_frame: AtomicU64,
+    /// Highest group sequence received, + 1.
+    pub last_group: AtomicU64,
+    /// Churn broadcasts seen ending (unannounced).
+    pub unannounces: AtomicU64,
     /// Microseconds from the start of connecting to an established moq session.
     pub setup_us: AtomicU64,
 }
@@ -126,6 +132,7 @@ impl Subscriber {
         let _ = self
             .first_frame
             .compare_exchange(0, seq + 1, Relaxed, Relaxed);
+        self.last_frame.fetch_max(seq + 1, Relaxed);
         self.frames.fetch_add(1, Relaxed);
         self.bytes.fetch_add(bytes as u64, Relaxed);
     }
@@ -135,6 +142,7 @@ impl Subscriber {
         let _ = self
             .first_group
             .compare_exchange(0, seq + 1, Relaxed, Relaxed);
+        self.last_group.fetch_max(seq + 1, Relaxed);
         self.groups.fetch_add(1, Relaxed);
     }
 

@@ -118,7 +118,7 @@ fn sd_preset_through_our_relay() {
         .unwrap();
     assert!(status.success(), "moq-bench failed: {stderr}");
 
-    let json: serde_json::Value = serde_json::from_str(stdout.trim())
+    let json: serde_json::Value = serde_json::from_str(stdout.trim().lines().last().unwrap_or(""))
         .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stdout}\n{stderr}"));
     let num = |k: &str| {
         json[k]

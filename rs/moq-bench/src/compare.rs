@@ -1,0 +1,399 @@
+//! `moq-bench compare`: start relay A, load it, stop it; the same for B; repeat; ratios.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::{json, Map, Value};
+use url::Url;
+
+use crate::preset::Preset;
+use crate::run::{self, Load};
+
+/// Compare two relays under the same load: for each round, start relay A (a shell command),
+/// wait until it accepts sessions, run the load against it with its PID sampled, stop it
+/// (SIGTERM, then SIGKILL after 5 s); then the same for B. Prints per-round values, medians
+/// and the ratios B/A and A/B.
+#[derive(clap::Args, Debug)]
+pub struct Compare {
+    /// Relay A: a shell command (`sh -c`) starting a relay that listens on UDP port `{port}`
+    /// with a self-signed certificate (and, for http:// URLs, serves its fingerprint on TCP
+    /// `{port}`). Start it with `exec` so the shell's PID is the relay's (otherwise the
+    /// single child of the shell is sampled).
+    #[arg(long, value_name = "CMD")]
+    pub a: String,
+
+    /// Relay B: like --a.
+    #[arg(long, value_name = "CMD")]
+    pub b: String,
+
+    /// Rounds: A then B in each.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+
+    /// The load's URL, `{port}` replaced by the relay's port: e.g. `moql://localhost:{port}/anon`
+    /// (raw QUIC; add --tls-disable-verify).
+    #[arg(long, default_value = "http://127.0.0.1:{port}/anon")]
+    pub url_template: String,
+
+    /// Seconds to wait for a relay to accept sessions.
+    #[arg(long, default_value_t = 15.0)]
+    pub start_timeout: f64,
+
+    /// Seconds to rest between runs.
+    #[arg(long, default_value_t = 1.0)]
+    pub pause: f64,
+
+    /// Directory for the relays' stdout/stderr (`<round>-<a|b>.log`) [default: discarded].
+    #[arg(long, value_name = "DIR")]
+    pub relay_log: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub load: Load,
+}
+
+/// Summary fields compared, and whether higher is better (for the table's "better" column).
+const METRICS: &[(&str, bool)] = &[
+    ("delivered_bytes_per_relay_cpu_second", true),
+    ("delivered_gbps_per_relay_core", true),
+    ("messages_per_relay_cpu_second", true),
+    ("delivered_mbps", true),
+    ("relay_cpu_pct", false),
+    ("relay_rss_mb", false),
+    ("relay_rss_per_subscriber_kb", false),
+    ("latency_p50_ms", false),
+    ("latency_p99_ms", false),
+    ("loss_pct", false),
+    ("setup_p50_ms", false),
+];
+
+/// Run the comparison and print it (table, or one JSON object with --json).
+pub async fn compare(args: &Compare, preset: &Preset) -> anyhow::Result<()> {
+    anyhow::ensure!(args.rounds >= 1, "--rounds must be at least 1");
+    if args.load.url.is_some() || args.load.relay_pid.is_some() {
+        tracing::warn!("compare ignores --url and --relay-pid (see --url-template)");
+    }
+    if let Some(dir) = &args.relay_log {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut runs: [Vec<Value>; 2] = [Vec::new(), Vec::new()];
+    for round in 1..=args.rounds {
+        for (side, cmd) in [(0, &args.a), (1, &args.b)] {
+            let label = ["a", "b"][side];
+            eprintln!(
+                "══ round {round}/{} · {} ══ {cmd}",
+                args.rounds,
+                label.to_uppercase()
+            );
+            let log = args
+                .relay_log
+                .as_ref()
+                .map(|dir| dir.join(format!("{round}-{label}.log")));
+            let summary = run_one(args, preset, cmd, log.as_deref()).await?;
+            runs[side].push(summary);
+            tokio::time::sleep(Duration::from_secs_f64(args.pause.max(0.0))).await;
+        }
+    }
+
+    let result = report(args, preset, &runs);
+    if args.load.json {
+        eprint!("{}", table(&result));
+        println!("{result}");
+    } else {
+        print!("{}", table(&result));
+    }
+    Ok(())
+}
+
+/// Start the relay, load it, stop it.
+async fn run_one(
+    args: &Compare,
+    preset: &Preset,
+    cmd: &str,
+    log: Option<&Path>,
+) -> anyhow::Result<Value> {
+    let port = free_port()?;
+    let url: Url = args
+        .url_template
+        .replace("{port}", &port.to_string())
+        .parse()
+        .context("invalid --url-template")?;
+    let mut relay = RelayProcess::spawn(cmd, port, log)?;
+    let result = async {
+        relay
+            .wait_ready(
+                &args.load,
+                &url,
+                Duration::from_secs_f64(args.start_timeout),
+            )
+            .await?;
+        let pid = relay.relay_pid();
+        let mut load = args.load.clone();
+        load.url = Some(url.clone());
+        load.relay_pid = Some(pid);
+        eprintln!("relay pid {pid} on port {port}, load {url}");
+        run::run(&load, preset, false).await
+    }
+    .await;
+    relay.stop();
+    let mut summary = result.with_context(|| format!("running the load against `{cmd}`"))?;
+    summary["relay_command"] = json!(cmd.replace("{port}", &port.to_string()));
+    Ok(summary)
+}
+
+/// A relay started by `sh -c`, in its own process group.
+struct RelayProcess {
+    child: Child,
+}
+
+impl RelayProcess {
+    fn spawn(cmd: &str, port: u16, log: Option<&Path>) -> anyhow::Result<Self> {
+        let cmd = cmd.replace("{port}", &port.to_string());
+        let (stdout, stderr) = match log {
+            Some(path) => {
+                let file = std::fs::File::create(path)
+                    .with_context(|| format!("cannot create {}", path.display()))?;
+                (Stdio::from(file.try_clone()?), Stdio::from(file))
+            }
+            None => (Stdio::null(), Stdio::null()),
+        };
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(&cmd)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("cannot start `{cmd}`"))?;
+        Ok(Self { child })
+    }
+
+    /// Wait until a session to `url` can be established (the relay listens, and serves its
+    /// certificate fingerprint for http:// URLs).
+    async fn wait_ready(
+        &mut self,
+        load: &Load,
+        url: &Url,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let mut config = load.client.clone();
+        config.quic = load.quic.clone();
+        let client = moq_native::Client::new(config)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                anyhow::bail!(
+                    "the relay exited before accepting sessions ({status}); see --relay-log"
+                );
+            }
+            match tokio::time::timeout(Duration::from_secs(1), client.connect(url.clone())).await {
+                Ok(Ok(connection)) => {
+                    connection.session.close(0, b"ready");
+                    return Ok(());
+                }
+                Ok(Err(err)) if Instant::now() >= deadline => {
+                    return Err(err.context(format!("the relay did not accept {url} in time")))
+                }
+                Err(_) if Instant::now() >= deadline => {
+                    anyhow::bail!("the relay did not accept {url} in time")
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// The relay's PID: the shell's, or (when the shell did not `exec`) its only descendant
+    /// that is not a shell.
+    fn relay_pid(&self) -> u32 {
+        let mut pid = self.child.id();
+        for _ in 0..8 {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if !matches!(comm.trim(), "sh" | "bash" | "dash" | "zsh" | "busybox") {
+                break;
+            }
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default();
+            let children: Vec<u32> = children
+                .split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .collect();
+            match children[..] {
+                [only] => pid = only,
+                _ => break,
+            }
+        }
+        pid
+    }
+
+    /// SIGTERM to the process group, SIGKILL after 5 s, then reap.
+    fn stop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let signal = |sig: &str| {
+            let _ = Command::new("kill")
+                .args(["-s", sig, "--", &group])
+                .stderr(Stdio::null())
+                .status();
+        };
+        signal("TERM");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                // The shell is gone; make sure nothing else of the group survives.
+                signal("KILL");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        signal("KILL");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+/// A port free for both UDP (QUIC) and TCP (the relay's HTTP listener) on 127.0.0.1 right now.
+fn free_port() -> anyhow::Result<u16> {
+    for _ in 0..100 {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let port = udp.local_addr()?.port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no port free for both UDP and TCP")
+}
+
+fn median(values: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable_by(f64::total_cmp);
+    let n = v.len();
+    Some(match n % 2 {
+        1 => v[n / 2],
+        _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    })
+}
+
+fn ratio(num: Option<f64>, den: Option<f64>) -> Option<f64> {
+    match (num, den) {
+        (Some(n), Some(d)) if d != 0.0 => Some(n / d),
+        _ => None,
+    }
+}
+
+/// The comparison as one JSON object.
+fn report(args: &Compare, preset: &Preset, runs: &[Vec<Value>; 2]) -> Value {
+    let mut metrics = Map::new();
+    for (key, higher_better) in METRICS {
+        let values = |side: usize| -> Vec<Option<f64>> {
+            runs[side].iter().map(|r| r[*key].as_f64()).collect()
+        };
+        let (a, b) = (values(0), values(1));
+        let flat = |v: &[Option<f64>]| v.iter().flatten().copied().collect::<Vec<_>>();
+        let (am, bm) = (median(&flat(&a)), median(&flat(&b)));
+        metrics.insert(
+            key.to_string(),
+            json!({
+                "a": a,
+                "b": b,
+                "a_median": am,
+                "b_median": bm,
+                "b_over_a": ratio(bm, am),
+                "a_over_b": ratio(am, bm),
+                "higher_is_better": higher_better,
+            }),
+        );
+    }
+    json!({
+        "type": "compare",
+        "a": args.a,
+        "b": args.b,
+        "rounds": args.rounds,
+        "preset": preset.name,
+        "subscribers": args.load.subscribers,
+        "duration_s": args.load.duration,
+        "url_template": args.url_template,
+        "metrics": metrics,
+        "runs": { "a": runs[0], "b": runs[1] },
+    })
+}
+
+/// The comparison as a text table.
+fn table(result: &Value) -> String {
+    let rounds = result["rounds"].as_u64().unwrap_or(0) as usize;
+    let fmt = |v: &Value| match v.as_f64() {
+        None => "-".to_string(),
+        Some(v) if v != 0.0 && (v.abs() >= 1e5 || v.abs() < 1e-2) => format!("{v:.3e}"),
+        Some(v) => format!("{v:.2}"),
+    };
+    let mut out = format!(
+        "compare · preset {} · {} subscribers · {} s · {rounds} round(s)\n  A: {}\n  B: {}\n",
+        result["preset"].as_str().unwrap_or("?"),
+        result["subscribers"],
+        result["duration_s"],
+        result["a"].as_str().unwrap_or("?"),
+        result["b"].as_str().unwrap_or("?"),
+    );
+    out += &format!(
+        "{:<38} {:>24} {:>24} {:>10} {:>10} {:>10} {:>8} {:>6}\n",
+        "metric", "A rounds", "B rounds", "A median", "B median", "B/A", "A/B", "better"
+    );
+    let Some(metrics) = result["metrics"].as_object() else {
+        return out;
+    };
+    for (key, _) in METRICS {
+        let m = &metrics[*key];
+        let list = |side: &str| {
+            m[side]
+                .as_array()
+                .map(|v| v.iter().map(fmt).collect::<Vec<_>>().join(" "))
+                .unwrap_or_default()
+        };
+        let better = match (m["b_over_a"].as_f64(), m["higher_is_better"].as_bool()) {
+            (Some(r), Some(true)) if r > 1.0 => "B",
+            (Some(r), Some(false)) if r < 1.0 => "B",
+            (Some(1.0), _) => "=",
+            (Some(_), _) => "A",
+            (None, _) => "-",
+        };
+        out += &format!(
+            "{:<38} {:>24} {:>24} {:>10} {:>10} {:>10} {:>8} {:>6}\n",
+            key,
+            list("a"),
+            list("b"),
+            fmt(&m["a_median"]),
+            fmt(&m["b_median"]),
+            fmt(&m["b_over_a"]),
+            fmt(&m["a_over_b"]),
+            better
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_and_ratios() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
+        assert_eq!(ratio(Some(2.0), Some(4.0)), Some(0.5));
+        assert_eq!(ratio(Some(2.0), Some(0.0)), None);
+        assert_eq!(ratio(None, Some(1.0)), None);
+    }
+}
