@@ -17,7 +17,7 @@ use crate::run::{self, Load};
 /// (SIGTERM, then SIGKILL after 5 s); then the same for B. Prints per-round values, medians
 /// and the ratios B/A and A/B.
 #[derive(clap::Args, Debug)]
-pub struct Compare {
+pub struct CompareArgs {
     /// Relay A: a shell command (`sh -c`) starting a relay that listens on UDP port `{port}`
     /// with a self-signed certificate (and, for http:// URLs, serves its fingerprint on TCP
     /// `{port}`). Start it with `exec` so the shell's PID is the relay's (otherwise the
@@ -52,6 +52,9 @@ pub struct Compare {
 
     #[command(flatten)]
     pub load: Load,
+
+    #[command(flatten)]
+    pub log: moq_native::Log,
 }
 
 /// Summary fields compared, and whether higher is better (for the table's "better" column).
@@ -70,7 +73,7 @@ const METRICS: &[(&str, bool)] = &[
 ];
 
 /// Run the comparison and print it (table, or one JSON object with --json).
-pub async fn compare(args: &Compare, preset: &Preset) -> anyhow::Result<()> {
+pub async fn compare(args: &CompareArgs, preset: &Preset) -> anyhow::Result<()> {
     anyhow::ensure!(args.rounds >= 1, "--rounds must be at least 1");
     if args.load.url.is_some() || args.load.relay_pid.is_some() {
         tracing::warn!("compare ignores --url and --relay-pid (see --url-template)");
@@ -109,7 +112,7 @@ pub async fn compare(args: &Compare, preset: &Preset) -> anyhow::Result<()> {
 
 /// Start the relay, load it, stop it.
 async fn run_one(
-    args: &Compare,
+    args: &CompareArgs,
     preset: &Preset,
     cmd: &str,
     log: Option<&Path>,
@@ -294,7 +297,7 @@ fn ratio(num: Option<f64>, den: Option<f64>) -> Option<f64> {
 }
 
 /// The comparison as one JSON object.
-fn report(args: &Compare, preset: &Preset, runs: &[Vec<Value>; 2]) -> Value {
+fn report(args: &CompareArgs, preset: &Preset, runs: &[Vec<Value>; 2]) -> Value {
     let mut metrics = Map::new();
     for (key, higher_better) in METRICS {
         let values = |side: usize| -> Vec<Option<f64>> {

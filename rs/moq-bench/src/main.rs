@@ -75,13 +75,7 @@ enum Command {
     },
     /// Run the same load against two relay commands alternately (A B A B …) and print the
     /// ratios.
-    Compare {
-        #[command(flatten)]
-        compare: Box<compare::Compare>,
-
-        #[command(flatten)]
-        log: moq_native::Log,
-    },
+    Compare(Box<compare::CompareArgs>),
 }
 
 #[tokio::main]
@@ -92,8 +86,8 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", preset::table(&preset::load(preset_file.as_deref())?));
             Ok(())
         }
-        Some(Command::Compare { compare, log }) => {
-            log.init();
+        Some(Command::Compare(compare)) => {
+            compare.log.init();
             let presets = preset::load(compare.load.preset_file.as_deref())?;
             let preset = preset::find(&presets, &compare.load.preset)?;
             compare::compare(&compare, &preset).await
@@ -112,5 +106,55 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_scripting_interface_parses() {
+        let cli = Cli::try_parse_from([
+            "moq-bench",
+            "--url",
+            "http://127.0.0.1:1/x",
+            "--preset",
+            "chat",
+            "--subscribers",
+            "3",
+            "--duration",
+            "2",
+            "--relay-pid",
+            "1",
+            "--json",
+            "--version",
+            "moq-lite-02",
+        ])
+        .unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.load.subscribers, 3);
+        assert_eq!(cli.load.lite_version, run::LiteVersion::Lite02);
+        let cli = Cli::try_parse_from([
+            "moq-bench",
+            "compare",
+            "--a",
+            "exec a {port}",
+            "--b",
+            "exec b {port}",
+            "--rounds",
+            "1",
+            "--preset",
+            "sd",
+            "--json",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Some(Command::Compare(c)) if c.rounds == 1 && c.load.json));
     }
 }
