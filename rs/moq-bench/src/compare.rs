@@ -117,33 +117,35 @@ async fn run_one(
     cmd: &str,
     log: Option<&Path>,
 ) -> anyhow::Result<Value> {
-    let port = free_port()?;
-    let url: Url = args
-        .url_template
-        .replace("{port}", &port.to_string())
-        .parse()
-        .context("invalid --url-template")?;
-    let mut relay = RelayProcess::spawn(cmd, port, log)?;
-    let result = async {
-        relay
-            .wait_ready(
-                &args.load,
-                &url,
-                Duration::from_secs_f64(args.start_timeout),
-            )
-            .await?;
+    // A relay that exits right after starting lost its port to another process meanwhile:
+    // try another port.
+    for attempt in 1..=3 {
+        let port = free_port()?;
+        let url: Url = args
+            .url_template
+            .replace("{port}", &port.to_string())
+            .parse()
+            .context("invalid --url-template")?;
+        let mut relay = RelayProcess::spawn(cmd, port, log)?;
+        let timeout = Duration::from_secs_f64(args.start_timeout);
+        relay.wait_ready(&args.load, &url, timeout).await?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if let Some(status) = relay.child.try_wait()? {
+            tracing::warn!(%status, port, attempt, "the relay exited at start; another port");
+            continue;
+        }
         let pid = relay.relay_pid();
         let mut load = args.load.clone();
         load.url = Some(url.clone());
         load.relay_pid = Some(pid);
         eprintln!("relay pid {pid} on port {port}, load {url}");
-        run::run(&load, preset, false).await
+        let result = run::run(&load, preset, false).await;
+        relay.stop();
+        let mut summary = result.with_context(|| format!("running the load against `{cmd}`"))?;
+        summary["relay_command"] = json!(cmd.replace("{port}", &port.to_string()));
+        return Ok(summary);
     }
-    .await;
-    relay.stop();
-    let mut summary = result.with_context(|| format!("running the load against `{cmd}`"))?;
-    summary["relay_command"] = json!(cmd.replace("{port}", &port.to_string()));
-    Ok(summary)
+    anyhow::bail!("`{cmd}` exited at start three times")
 }
 
 /// A relay started by `sh -c`, in its own process group.

@@ -9,6 +9,7 @@ use std::io::Read;
 use std::net::{TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -23,13 +24,19 @@ impl Drop for Killed {
     }
 }
 
-/// A port free for both UDP (QUIC) and TCP (the relay's HTTP listener) right now.
+/// A port free for both UDP (QUIC) and TCP (the relay's HTTP listener) right now, never handed
+/// out twice by this process (the tests run in parallel).
 fn free_port() -> u16 {
+    static TAKEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
     loop {
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = udp.local_addr().unwrap().port();
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
+            let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+            if !taken.contains(&port) {
+                taken.push(port);
+                return port;
+            }
         }
     }
 }
@@ -64,24 +71,31 @@ fn relay_args(addr: &str) -> Vec<String> {
     .to_vec()
 }
 
-/// Our relay on a free port, once it accepts TCP (its HTTP listener); and its address.
+/// Our relay on a free port, once it accepts TCP (its HTTP listener); and its address. A relay
+/// that exits right away (its port was taken meanwhile) is retried on another port.
 fn start_relay() -> (Killed, String) {
-    let addr = format!("127.0.0.1:{}", free_port());
-    let relay = Killed(
-        Command::new(relay_bin())
-            .args(relay_args(&addr))
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moq-relay"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "relay did not start");
-        std::thread::sleep(Duration::from_millis(20));
+    for _ in 0..3 {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut relay = Killed(
+            Command::new(relay_bin())
+                .args(relay_args(&addr))
+                .env_remove("RUST_LOG")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start moq-relay"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(&addr).is_err() && relay.0.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "relay did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        if relay.0.try_wait().unwrap().is_none() {
+            return (relay, addr);
+        }
     }
-    (relay, addr)
+    panic!("the relay exited at start three times");
 }
 
 fn spawn_bench(args: &[&str]) -> Killed {
