@@ -1,6 +1,6 @@
 //! QUIC transport tuning shared by the client and the server.
 
-use std::{sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use quinn::congestion;
 
@@ -20,7 +20,7 @@ pub enum Congestion {
 /// QUIC transport settings, applied to both client and server connections.
 ///
 /// Flags: `--quic-idle-timeout`, `--quic-keep-alive`, `--quic-mtu-discovery`, `--quic-gso`,
-/// `--quic-congestion`.
+/// `--quic-congestion`, `--quic-socket-buffer`.
 ///
 /// [`ServerConfig`](crate::ServerConfig) flattens these flags;
 /// [`ClientConfig`](crate::ClientConfig) does not (clap rejects the same flag twice in one
@@ -56,7 +56,19 @@ pub struct QuicConfig {
     /// Congestion controller.
     #[arg(long = "quic-congestion", value_enum, default_value_t = Congestion::Cubic, env = "MOQ_QUIC_CONGESTION")]
     pub congestion: Congestion,
+
+    /// UDP socket receive and send buffer, in bytes. The kernel's default (~208 KiB) overflows
+    /// with ACKs from hundreds of viewers; Linux caps the value at net.core.rmem_max/wmem_max.
+    #[arg(
+        long = "quic-socket-buffer",
+        default_value_t = DEFAULT_SOCKET_BUFFER,
+        env = "MOQ_QUIC_SOCKET_BUFFER"
+    )]
+    pub socket_buffer: usize,
 }
+
+/// Default UDP socket buffer: 8 MiB each way.
+pub const DEFAULT_SOCKET_BUFFER: usize = 8 << 20;
 
 impl Default for QuicConfig {
     /// The same values as the flags' defaults.
@@ -67,6 +79,7 @@ impl Default for QuicConfig {
             mtu_discovery: true,
             gso: true,
             congestion: Congestion::Cubic,
+            socket_buffer: DEFAULT_SOCKET_BUFFER,
         }
     }
 }
@@ -108,6 +121,48 @@ impl QuicConfig {
     }
 }
 
+/// Bind a UDP socket for a QUIC endpoint: dual-stack when bound to `[::]`, with
+/// `socket_buffer`-byte receive and send buffers (best effort: the kernel may cap them, which is
+/// logged with the sysctl to raise).
+pub(crate) fn bind_udp(
+    addr: SocketAddr,
+    socket_buffer: usize,
+) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        // Serve IPv4 too on [::] (std's default on Linux, made explicit).
+        let _ = socket.set_only_v6(false);
+    }
+    if socket_buffer > 0 {
+        let _ = socket.set_recv_buffer_size(socket_buffer);
+        let _ = socket.set_send_buffer_size(socket_buffer);
+        // Linux reports twice the granted size (bookkeeping overhead included).
+        let granted = socket.recv_buffer_size().unwrap_or(0) / 2;
+        if granted < socket_buffer {
+            tracing::info!(
+                requested = socket_buffer,
+                granted,
+                "UDP receive buffer capped by the kernel; raise net.core.rmem_max/wmem_max for many viewers"
+            );
+        }
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// A quinn endpoint over [`bind_udp`]'s socket.
+pub(crate) fn endpoint(
+    addr: SocketAddr,
+    socket_buffer: usize,
+    server: Option<quinn::ServerConfig>,
+) -> std::io::Result<quinn::Endpoint> {
+    let socket = bind_udp(addr, socket_buffer)?;
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| std::io::Error::other("no async runtime (needs Tokio)"))?;
+    quinn::Endpoint::new(quinn::EndpointConfig::default(), server, socket, runtime)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +172,31 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         quic: QuicConfig,
+    }
+
+    #[test]
+    fn bind_udp_is_dual_stack_and_sizes_its_buffers() {
+        let wanted = 1 << 20;
+        let socket = bind_udp("[::]:0".parse().unwrap(), wanted).unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.send_to(b"v4", ("127.0.0.1", port)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 8];
+        let (n, _) = socket.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"v4", "an IPv4 datagram reaches the [::] socket");
+
+        // The kernel grants up to net.core.rmem_max and reports double what it grants.
+        let socket = socket2::SockRef::from(&socket);
+        let granted = socket.recv_buffer_size().unwrap() / 2;
+        if let Some(max) = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+        {
+            assert!(granted >= wanted.min(max), "granted {granted}, max {max}");
+        }
     }
 
     #[test]
