@@ -20,7 +20,7 @@ pub enum Congestion {
 /// QUIC transport settings, applied to both client and server connections.
 ///
 /// Flags: `--quic-idle-timeout`, `--quic-keep-alive`, `--quic-mtu-discovery`, `--quic-gso`,
-/// `--quic-congestion`, `--quic-socket-buffer`.
+/// `--quic-congestion`, `--quic-socket-buffer`, `--quic-ack-threshold`.
 ///
 /// [`ServerConfig`](crate::ServerConfig) flattens these flags;
 /// [`ClientConfig`](crate::ClientConfig) does not (clap rejects the same flag twice in one
@@ -65,7 +65,20 @@ pub struct QuicConfig {
         env = "MOQ_QUIC_SOCKET_BUFFER"
     )]
     pub socket_buffer: usize,
+
+    /// Ask peers to acknowledge only every this many ack-eliciting packets (QUIC ACK frequency
+    /// extension, used when the peer supports it; 0 or 1 = the standard every second packet).
+    /// Fewer ACKs to process is most of a fan-out relay's receive work.
+    #[arg(
+        long = "quic-ack-threshold",
+        default_value_t = DEFAULT_ACK_THRESHOLD,
+        env = "MOQ_QUIC_ACK_THRESHOLD"
+    )]
+    pub ack_threshold: u32,
 }
+
+/// Default [`QuicConfig::ack_threshold`].
+pub const DEFAULT_ACK_THRESHOLD: u32 = 0;
 
 /// Default UDP socket buffer: 8 MiB each way.
 pub const DEFAULT_SOCKET_BUFFER: usize = 8 << 20;
@@ -80,6 +93,7 @@ impl Default for QuicConfig {
             gso: true,
             congestion: Congestion::Cubic,
             socket_buffer: DEFAULT_SOCKET_BUFFER,
+            ack_threshold: DEFAULT_ACK_THRESHOLD,
         }
     }
 }
@@ -107,6 +121,12 @@ impl QuicConfig {
 
         transport.mtu_discovery_config(self.mtu_discovery.then(quinn::MtuDiscoveryConfig::default));
         transport.enable_segmentation_offload(self.gso);
+        if self.ack_threshold > 1 {
+            let mut ack = quinn::AckFrequencyConfig::default();
+            // The peer may receive this many ack-eliciting packets before it must ACK.
+            ack.ack_eliciting_threshold(quinn::VarInt::from_u32(self.ack_threshold - 1));
+            transport.ack_frequency_config(Some(ack));
+        }
         transport.max_concurrent_uni_streams(MAX_STREAMS.into());
         transport.max_concurrent_bidi_streams(MAX_STREAMS.into());
 

@@ -42,6 +42,8 @@ async fn main() -> anyhow::Result<()> {
         protocols: config.protocols.clone(),
         quic: moq_native::QuicConfig {
             idle_timeout_ms: config.quic_idle_timeout,
+            ack_threshold: config.quic_ack_threshold,
+            socket_buffer: config.quic_socket_buffer,
             ..Default::default()
         },
     })?;
