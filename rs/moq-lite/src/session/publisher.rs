@@ -218,7 +218,8 @@ impl Publisher {
             .subscribe_track(&Track::new(fetch.track));
         track.info_ready().await?;
         let group = track.get_group(fetch.group).ok_or(Error::NotFound)?;
-        write_frames(writer, group, self.version, None).await
+        write_frames(writer, group, self.version, None).await?;
+        writer.flush().await
     }
 
     /// Serve one Probe stream: report our estimate every 100 ms when it moved (spec §5.14).
@@ -454,9 +455,10 @@ impl Publisher {
         self.stats.add(Metric::GroupsOut, 1);
         let result = tokio::select! {
             res = async {
-                writer.encode(&UniStreamType::Group).await?;
-                writer.encode(&GroupHeader { subscribe_id: id, sequence }).await?;
-                write_frames(&mut writer, group, self.version, Some((&self.stats, &written))).await
+                writer.queue(&UniStreamType::Group);
+                writer.queue(&GroupHeader { subscribe_id: id, sequence });
+                write_frames(&mut writer, group, self.version, Some((&self.stats, &written))).await?;
+                writer.flush().await
             } => res,
             Ok(err) = cancel => Err(err),
         };
@@ -510,7 +512,11 @@ async fn write_frames(
             timestamp_delta: if version >= Version::Lite05 { delta } else { 0 },
             size: info.size,
         };
-        writer.encode(&header).await?;
+        // The header goes out with the frame's first payload chunk (an empty frame at once).
+        writer.queue(&header);
+        if info.size == 0 {
+            writer.flush().await?;
+        }
         if let Some((stats, _)) = stats {
             stats.add(Metric::FramesOut, 1);
         }

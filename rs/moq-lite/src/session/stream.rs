@@ -143,6 +143,9 @@ impl Reader {
 pub(crate) struct Writer {
     stream: SendStream,
     buffer: Vec<u8>,
+    /// Headers [`Writer::queue`]d to go out with the next payload chunk: one write (one lock of
+    /// the connection, one wake-up of its driver) instead of one per header.
+    pending: BytesMut,
     version: Version,
     done: bool,
 }
@@ -152,9 +155,25 @@ impl Writer {
         Self {
             stream,
             buffer: Vec::new(),
+            pending: BytesMut::new(),
             version,
             done: false,
         }
+    }
+
+    /// Encode a message to be written together with the next [`Writer::write`] or
+    /// [`Writer::flush`] (data-stream headers: they are useless to the peer without what follows).
+    pub fn queue<T: Encode>(&mut self, msg: &T) {
+        msg.encode(&mut self.pending, self.version);
+    }
+
+    /// Write whatever is queued.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = self.pending.split().freeze();
+        self.stream.write_chunk(pending).await.map_err(write_error)
     }
 
     /// Encode and write one message (or stream header).
@@ -167,9 +186,16 @@ impl Writer {
             .map_err(write_error)
     }
 
-    /// Write payload bytes without copying.
+    /// Write payload bytes without copying, after anything queued.
     pub async fn write(&mut self, chunk: Bytes) -> Result<(), Error> {
-        self.stream.write_chunk(chunk).await.map_err(write_error)
+        if self.pending.is_empty() {
+            return self.stream.write_chunk(chunk).await.map_err(write_error);
+        }
+        let mut chunks = [self.pending.split().freeze(), chunk];
+        self.stream
+            .write_all_chunks(&mut chunks)
+            .await
+            .map_err(write_error)
     }
 
     /// Set the QUIC send priority (higher is sent first).
