@@ -51,6 +51,30 @@ export function groupSendOrder(subscriberPriority: number, publisherPriority: nu
 type AnnounceListener = (path: string, active: boolean) => void;
 
 /** Serves the broadcasts published on a session. */
+/**
+ * Write a group's frames as they come (a Group stream's body or a Fetch response), until the group
+ * ends or `cancelled()` turns true. Returns false when cancelled.
+ */
+async function writeFrames(
+	writer: Writer,
+	group: GroupState,
+	version: LiteVersion,
+	cancelled: () => boolean,
+): Promise<boolean> {
+	let previous = 0;
+	for (let i = 0; ; i++) {
+		const frame = await group.frameAt(i);
+		if (cancelled()) return false;
+		if (!frame) return true;
+		const timestamp = frame.timestamp ?? 0;
+		// spec: §5.13 the first frame deltas against 0, then against the previous frame.
+		await writer.encode((e) =>
+			encodeFrame(e, { timestampDelta: timestamp - previous, payload: frame.payload }, version),
+		);
+		previous = timestamp;
+	}
+}
+
 export class Publisher {
 	readonly #transport: Transport;
 	readonly #version: LiteVersion;
@@ -140,16 +164,7 @@ export class Publisher {
 		const request = await reader.decode((c) => decodeFetch(c, version));
 		const group = this.#track(request.broadcast, request.track)?.group(request.group);
 		if (!group) throw new MoqError(ErrorCode.NotFound, "group not cached");
-		let previous = 0;
-		for (let i = 0; ; i++) {
-			const frame = await group.frameAt(i);
-			if (!frame) break;
-			const timestamp = frame.timestamp ?? 0;
-			await writer.encode((e) =>
-				encodeFrame(e, { timestampDelta: timestamp - previous, payload: frame.payload }, version),
-			);
-			previous = timestamp;
-		}
+		await writeFrames(writer, group, version, () => false);
 		await writer.close();
 	}
 
@@ -314,18 +329,7 @@ class Subscription {
 				e.varint(UniStream.Group);
 				encodeGroup(e, { subscribeId: this.#request.id, sequence: group.sequence }, version);
 			});
-			let previous = 0;
-			for (let i = 0; ; i++) {
-				const frame = await group.frameAt(i);
-				if (flight.cancelled) return;
-				if (!frame) break;
-				const timestamp = frame.timestamp ?? 0;
-				// spec: §5.13 the first frame deltas against 0, then against the previous frame.
-				await writer.encode((e) =>
-					encodeFrame(e, { timestampDelta: timestamp - previous, payload: frame.payload }, version),
-				);
-				previous = timestamp;
-			}
+			if (!(await writeFrames(writer, group, version, () => flight.cancelled))) return;
 			await writer.close();
 		} catch (err) {
 			// A STOP_SENDING from the subscriber (code 0) is routine; expiry resets with 2 (Old).
