@@ -439,12 +439,17 @@ async fn subscribe(
         }
         anyhow::Ok(())
     };
+    tokio::pin!(run);
     let result = tokio::select! {
-        res = run => res,
+        res = &mut run => res,
         err = session.closed() => Err(anyhow::anyhow!("session closed: {err}")),
         _ = report(&session, "in", Some(latency_ms.clone())) => unreachable!("report never ends"),
         _ = interrupted() => {
-            tracing::info!("interrupted: closing the session");
+            // Leave a playable file: end the session so the exporter stops at its next read,
+            // letting the fragment it is writing complete (dropping it mid-write would not).
+            tracing::info!("interrupted: finishing the current fragment");
+            session.close(moq_lite::Error::Cancel);
+            let _ = tokio::time::timeout(Duration::from_secs(2), &mut run).await;
             Ok(())
         }
     };

@@ -220,10 +220,13 @@ fn test_pattern_through_the_relay() {
             .args(["subscribe", "--url", &url, "--name", "pattern.hang"])
             .stdout(file),
     );
-    // Three seconds of live output.
+    // Three seconds of live output, then SIGTERM: the subscriber finishes the fragment it is
+    // writing (a SIGKILL could cut the last one short and fail the playback check below).
     std::thread::sleep(Duration::from_secs(4));
     let subscriber = run.child("subscribe");
-    let _ = subscriber.kill();
+    let _ = Command::new("kill")
+        .args(["-TERM", &subscriber.id().to_string()])
+        .status();
     let _ = subscriber.wait();
 
     let (codec, width, height, pts) = probe(&out);

@@ -96,8 +96,12 @@ fn serve_test_pattern_plays_as_h264_and_opus() {
         subscriber.try_wait().unwrap().is_none(),
         "hang subscribe ended early"
     );
-    let _ = subscriber.kill();
-    let _ = subscriber.wait();
+    // SIGTERM: the subscriber finishes the fragment it is writing before it exits.
+    let _ = Command::new("kill")
+        .args(["-TERM", &subscriber.id().to_string()])
+        .status();
+    let status = subscriber.wait().unwrap();
+    assert!(status.success(), "hang subscribe on SIGTERM: {status}");
 
     let video = probe(&out, "v:0", "codec_name,width,height,nb_read_frames");
     assert_eq!(

@@ -98,6 +98,16 @@ pub struct Cli {
     #[arg(long = "quic-socket-buffer", env = "MOQ_QUIC_SOCKET_BUFFER")]
     pub quic_socket_buffer: Option<usize>,
 
+    /// Unidirectional (group) streams a peer may have open towards the relay at once; state for
+    /// each is allocated per connection up front (~45 bytes). [default: 100]
+    #[arg(long = "quic-max-streams-uni", env = "MOQ_QUIC_MAX_STREAMS_UNI")]
+    pub quic_max_streams_uni: Option<u32>,
+
+    /// Bidirectional streams (subscriptions, announce/track requests) a peer may have open
+    /// towards the relay at once (~90 bytes each, allocated up front). [default: 128]
+    #[arg(long = "quic-max-streams-bidi", env = "MOQ_QUIC_MAX_STREAMS_BIDI")]
+    pub quic_max_streams_bidi: Option<u32>,
+
     /// Log level: error, warn, info, debug, trace (RUST_LOG overrides). [default: info]
     #[arg(long = "log-level", env = "MOQ_LOG_LEVEL")]
     pub log_level: Option<tracing::Level>,
@@ -147,6 +157,8 @@ struct FileServer {
     quic_idle_timeout: Option<u64>,
     quic_ack_threshold: Option<u32>,
     quic_socket_buffer: Option<usize>,
+    quic_max_streams_uni: Option<u32>,
+    quic_max_streams_bidi: Option<u32>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -253,6 +265,10 @@ pub struct Config {
     pub quic_ack_threshold: u32,
     /// UDP socket buffer bytes.
     pub quic_socket_buffer: usize,
+    /// Concurrent unidirectional streams a peer may open.
+    pub quic_max_streams_uni: u32,
+    /// Concurrent bidirectional streams a peer may open.
+    pub quic_max_streams_bidi: u32,
     /// Log level.
     pub log_level: tracing::Level,
 }
@@ -320,6 +336,14 @@ impl Config {
                 .quic_socket_buffer
                 .or(file.server.quic_socket_buffer)
                 .unwrap_or(moq_native::DEFAULT_SOCKET_BUFFER),
+            quic_max_streams_uni: cli
+                .quic_max_streams_uni
+                .or(file.server.quic_max_streams_uni)
+                .unwrap_or(moq_native::DEFAULT_MAX_STREAMS_UNI),
+            quic_max_streams_bidi: cli
+                .quic_max_streams_bidi
+                .or(file.server.quic_max_streams_bidi)
+                .unwrap_or(moq_native::DEFAULT_MAX_STREAMS_BIDI),
             log_level,
         })
     }
@@ -383,6 +407,32 @@ mod tests {
         assert_eq!(config.bind, "127.0.0.1:5000".parse().unwrap());
         assert_eq!(config.auth_public.as_deref(), Some(""));
         assert_eq!(config.max_sessions, 10_000);
+    }
+
+    #[test]
+    fn quic_tuning_from_file_flag_or_default() {
+        let f = file("[server]\nquic_max_streams_uni = 64\nquic_ack_threshold = 4\n");
+        let path = f.0.to_str().unwrap();
+        let config = Config::load(Cli::try_parse_from(["moq-relay", path]).unwrap()).unwrap();
+        assert_eq!(config.quic_max_streams_uni, 64);
+        assert_eq!(config.quic_ack_threshold, 4);
+        assert_eq!(
+            config.quic_max_streams_bidi,
+            moq_native::DEFAULT_MAX_STREAMS_BIDI
+        );
+        assert_eq!(config.quic_socket_buffer, moq_native::DEFAULT_SOCKET_BUFFER);
+        let cli = Cli::try_parse_from([
+            "moq-relay",
+            path,
+            "--quic-max-streams-uni",
+            "512",
+            "--quic-max-streams-bidi",
+            "256",
+        ])
+        .unwrap();
+        let config = Config::load(cli).unwrap();
+        assert_eq!(config.quic_max_streams_uni, 512);
+        assert_eq!(config.quic_max_streams_bidi, 256);
     }
 
     #[test]

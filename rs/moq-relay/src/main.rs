@@ -44,6 +44,8 @@ async fn main() -> anyhow::Result<()> {
             idle_timeout_ms: config.quic_idle_timeout,
             ack_threshold: config.quic_ack_threshold,
             socket_buffer: config.quic_socket_buffer,
+            max_streams_uni: config.quic_max_streams_uni,
+            max_streams_bidi: config.quic_max_streams_bidi,
             ..Default::default()
         },
     })?;
