@@ -13,6 +13,7 @@ import type { Page } from "playwright-core";
 import { results, Stack, waitFor } from "./harness.ts";
 
 interface WatchStats {
+	version: string | undefined;
 	framesDecoded: number;
 	framesDropped: number;
 	latencyMs: number | undefined;
@@ -231,6 +232,33 @@ test("a plain page embeds the player with one script tag (hang-elements.js)", as
 		});
 		assert.ok(s.framesDecoded > 30);
 		assert.ok((await canvasVariety(page)) > 0.01, "embedded canvas blank");
+	} catch (err) {
+		fail(console, err);
+	} finally {
+		await context.close();
+	}
+});
+
+test("the watch page plays over the lite-02 compat path too (versions=moq-lite-02)", async () => {
+	const { context, console } = await stack.context();
+	const page = await context.newPage();
+	try {
+		await page.goto(`${stack.site}/?path=pattern.hang&versions=moq-lite-02`);
+		const s = await waitFor("frames over lite-02", 10000, async () => {
+			const s = await stats(page);
+			return s && s.framesDecoded > 30 ? s : undefined;
+		});
+		assert.equal(s.version, "moq-lite-02");
+		assert.ok((await canvasVariety(page)) > 0.01, "canvas blank over lite-02");
+		// lite-02 has no FRAME timestamp; the legacy container's own timestamp still gives latency.
+		assert.ok(s.latencyMs !== undefined && s.latencyMs > 0 && s.latencyMs < 2000, `latency ${s.latencyMs}`);
+		// And the default negotiates lite-05.
+		await page.goto(`${stack.site}/?path=pattern.hang`);
+		const d = await waitFor("frames over the default version", 10000, async () => {
+			const s = await stats(page);
+			return s && s.framesDecoded > 10 ? s : undefined;
+		});
+		assert.equal(d.version, "moq-lite-05");
 	} catch (err) {
 		fail(console, err);
 	} finally {

@@ -24,6 +24,8 @@ function play(path: string): void {
 		watch = document.createElement("hang-watch");
 		watch.setAttribute("latency", params.get("latency") ?? "200");
 		if (params.has("muted")) watch.setAttribute("muted", "");
+		const versions = params.get("versions");
+		if (versions) watch.setAttribute("versions", versions);
 		player.append(watch);
 	}
 	watch.setAttribute("url", relayUrl());

@@ -3,7 +3,9 @@
  *
  * Attributes: `url` relay URL (e.g. `http://localhost:4443/anon`), `path` broadcast path relative
  * to it (e.g. `pattern.hang`), `latency` target latency in ms (default 200), `muted` (boolean),
- * `paused` (boolean), `volume` 0..1 (default 1). Changing `url` or `path` restarts playback.
+ * `paused` (boolean), `volume` 0..1 (default 1), `versions` moq-lite versions to offer
+ * (comma-separated, default "moq-lite-05,moq-lite-02"). Changing `url`, `path` or `versions`
+ * restarts playback.
  *
  * Properties: `stats` ({@link WatchStats}), `watch` (the {@link Watch} or undefined),
  * `connection`, `catalog`, plus `latency`, `muted`, `paused`, `volume` reflecting the attributes.
@@ -12,7 +14,7 @@
  * `catalog` (detail = the catalog). None bubble.
  */
 
-import type { Connection } from "@moqx/lite";
+import type { Connection, Version } from "@moqx/lite";
 import type { Catalog } from "../catalog.ts";
 import type { WatchStats } from "../watch/stats.ts";
 import { emptyStats } from "../watch/stats.ts";
@@ -27,7 +29,7 @@ const CSS = `${BASE_CSS}
 export class HangWatchElement extends ElementBase {
 	/** Attributes the element reacts to. */
 	static get observedAttributes(): string[] {
-		return ["url", "path", "latency", "muted", "paused", "volume"];
+		return ["url", "path", "latency", "muted", "paused", "volume", "versions"];
 	}
 
 	#watch: Watch | undefined;
@@ -114,6 +116,7 @@ export class HangWatchElement extends ElementBase {
 		switch (name) {
 			case "url":
 			case "path":
+			case "versions":
 				if (this.isConnected) this.#restart();
 				break;
 			case "latency":
@@ -150,6 +153,7 @@ export class HangWatchElement extends ElementBase {
 			muted: this.muted,
 			volume: this.volume,
 			paused: this.paused,
+			versions: this.#versions(),
 		});
 		for (const type of ["stats", "status", "catalog"]) {
 			watch.addEventListener(type, (e) => {
@@ -233,6 +237,15 @@ export class HangWatchElement extends ElementBase {
 	}
 	set muted(muted: boolean) {
 		this.toggleAttribute("muted", muted);
+	}
+
+	/** moq-lite versions to offer (`versions` attribute, comma-separated, e.g. "moq-lite-02"); default both. */
+	#versions(): Version[] | undefined {
+		const list = (this.getAttribute("versions") ?? "")
+			.split(",")
+			.map((v) => v.trim())
+			.filter((v): v is Version => v === "moq-lite-05" || v === "moq-lite-02");
+		return list.length > 0 ? list : undefined;
 	}
 
 	/** Paused (`paused` attribute): disconnects; resuming rejoins live. */

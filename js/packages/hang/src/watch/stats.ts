@@ -34,6 +34,8 @@ export interface WatchStats {
 	audioCodec: string | undefined;
 	/** Times the watcher (re)connected to the relay. */
 	connects: number;
+	/** The moq-lite version of the current connection (e.g. "moq-lite-05"). */
+	version: string | undefined;
 	/** State of the audio output ("running" = audible unless muted; "suspended" until a user gesture). */
 	audioState: AudioContextState | "none";
 	/** Audio render quanta that found the buffer empty while playing. */
@@ -61,6 +63,7 @@ export function emptyStats(targetLatencyMs: number): WatchStats {
 		videoCodec: undefined,
 		audioCodec: undefined,
 		connects: 0,
+		version: undefined,
 		audioState: "none",
 		audioUnderruns: 0,
 	};

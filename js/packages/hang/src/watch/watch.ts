@@ -4,7 +4,7 @@
  * ends, and resumes as soon as it is announced again.
  */
 
-import type { Announced, BroadcastConsumer, TrackConsumer } from "@moqx/lite";
+import type { Announced, BroadcastConsumer, TrackConsumer, Version } from "@moqx/lite";
 import { Connection } from "@moqx/lite";
 import { Backoff, isBuffering, PlaybackClock, RateMeter, wallLatencyMs } from "../buffer.ts";
 import type { AudioConfig, Catalog, VideoConfig } from "../catalog.ts";
@@ -46,6 +46,8 @@ export interface WatchOptions {
 	volume?: number;
 	/** Start paused (nothing is fetched while paused). */
 	paused?: boolean;
+	/** moq-lite versions to offer, most preferred first (default: the client's, lite-05 then lite-02). */
+	versions?: Version[];
 }
 
 /** Events of a {@link Watch}: `stats` every second and `status` on each change. */
@@ -76,6 +78,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 export class Watch extends EventTarget {
 	/** Relay URL. */
 	readonly url: string;
+	readonly #versions: Version[] | undefined;
 	/** Broadcast path. */
 	readonly path: string;
 	#canvas: HTMLCanvasElement;
@@ -98,6 +101,7 @@ export class Watch extends EventTarget {
 		super();
 		this.url = String(options.url);
 		this.path = options.path;
+		this.#versions = options.versions;
 		this.#canvas = options.canvas;
 		this.#latencyMs = options.latencyMs ?? DEFAULT_LATENCY_MS;
 		this.#muted = options.muted ?? true;
@@ -207,10 +211,11 @@ export class Watch extends EventTarget {
 			let connection: Connection | undefined;
 			try {
 				this.#setStatus("connecting");
-				connection = await Connection.connect(this.url);
+				connection = await Connection.connect(this.url, this.#versions ? { versions: this.#versions } : undefined);
 				if (this.#closed.signal.aborted || this.#paused) continue;
 				this.#connection = connection;
 				this.#stats.connects++;
+				this.#stats.version = connection.version;
 				const announced = new AnnounceWatcher(connection, this.path);
 				try {
 					while (!this.#closed.signal.aborted && !this.#paused && !wake.aborted) {
