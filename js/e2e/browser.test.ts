@@ -252,6 +252,24 @@ test("the watch page plays over the lite-02 compat path too (versions=moq-lite-0
 		assert.ok((await canvasVariety(page)) > 0.01, "canvas blank over lite-02");
 		// lite-02 has no FRAME timestamp; the legacy container's own timestamp still gives latency.
 		assert.ok(s.latencyMs !== undefined && s.latencyMs > 0 && s.latencyMs < 2000, `latency ${s.latencyMs}`);
+		// A browser publisher over lite-02 → relay → a lite-02 viewer.
+		const publisher = await context.newPage();
+		await context.grantPermissions(["camera", "microphone"]);
+		await publisher.goto(`${stack.site}/publish?path=e2e-lite02.hang&source=camera&autostart&versions=moq-lite-02`);
+		await stack.waitAnnounced("anon/e2e-lite02.hang", true, () => console.join("\n"));
+		assert.equal(
+			await publisher.evaluate(
+				() =>
+					(document.querySelector("hang-publish") as HTMLElement & { stats?: { version?: string } })?.stats?.version,
+			),
+			"moq-lite-02",
+		);
+		await page.goto(`${stack.site}/?path=e2e-lite02.hang&versions=moq-lite-02`);
+		await waitFor("frames from a lite-02 browser publisher", 15000, async () => {
+			const s = await stats(page);
+			return s && s.framesDecoded > 30 ? s : undefined;
+		});
+		await publisher.close();
 		// And the default negotiates lite-05.
 		await page.goto(`${stack.site}/?path=pattern.hang`);
 		const d = await waitFor("frames over the default version", 10000, async () => {

@@ -27,6 +27,8 @@ function start(): void {
 	element.setAttribute("url", relayUrl());
 	element.setAttribute("path", path);
 	element.setAttribute("source", source.value);
+	const versions = params.get("versions");
+	if (versions) element.setAttribute("versions", versions);
 	publisher.append(element);
 	link.href = `./?path=${encodeURIComponent(path)}`;
 	link.textContent = `watch ${path} ↗`;

@@ -1,5 +1,7 @@
 /** Shared bits of the custom elements. */
 
+import type { Version } from "@moqx/lite";
+
 /**
  * `HTMLElement`, or a stand-in outside the browser so importing the package in Node (unit tests,
  * server-side bundling) does not throw; the elements only work in a browser.
@@ -35,3 +37,12 @@ export const BASE_CSS = `
 .badge { position: absolute; top: 6px; right: 6px; padding: 2px 8px; background: rgba(200,120,0,.85); border-radius: 10px; }
 [hidden] { display: none !important; }
 `;
+
+/** A `versions` attribute (comma-separated, e.g. "moq-lite-02") as the versions to offer; undefined = the client's default. */
+export function versionsAttr(value: string | null): Version[] | undefined {
+	const list = (value ?? "")
+		.split(",")
+		.map((v) => v.trim())
+		.filter((v): v is Version => v === "moq-lite-05" || v === "moq-lite-02");
+	return list.length > 0 ? list : undefined;
+}

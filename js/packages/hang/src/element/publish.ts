@@ -4,7 +4,8 @@
  * Attributes: `url` relay URL, `path` broadcast path relative to it, `source` `camera` (default),
  * `screen` or `none` (audio only), `audio` microphone on unless `audio="false"` (or `noaudio` is
  * present), `keyframe-interval` ms (default 2000), `bitrate` video bit/s (default from the size),
- * `width`/`height`/`framerate` capture hints. Changing any of them restarts publishing.
+ * `width`/`height`/`framerate` capture hints, `versions` moq-lite versions to offer (comma-separated,
+ * default "moq-lite-05,moq-lite-02"). Changing any of them restarts publishing.
  *
  * Properties: `stats` ({@link PublishStats}), `publisher` (the {@link Publish}), `broadcast` (its
  * `BroadcastProducer`: add tracks such as chat), `connection`, `stream`, `setCatalogSection()`.
@@ -16,7 +17,7 @@
 import type { BroadcastProducer, Connection } from "@moqx/lite";
 import type { PublishSource, PublishStats } from "../publish/publish.ts";
 import { Publish } from "../publish/publish.ts";
-import { BASE_CSS, ElementBase, formatStats, numberAttr } from "./base.ts";
+import { BASE_CSS, ElementBase, formatStats, numberAttr, versionsAttr } from "./base.ts";
 
 const ATTRIBUTES = [
 	"url",
@@ -29,6 +30,7 @@ const ATTRIBUTES = [
 	"width",
 	"height",
 	"framerate",
+	"versions",
 ];
 
 /** The `<hang-publish>` element. See the module documentation. */
@@ -112,6 +114,7 @@ export class HangPublishElement extends ElementBase {
 			...(this.hasAttribute("width") ? { width: numberAttr(this.getAttribute("width"), 1280) } : {}),
 			...(this.hasAttribute("height") ? { height: numberAttr(this.getAttribute("height"), 720) } : {}),
 			...(this.hasAttribute("framerate") ? { framerate: numberAttr(this.getAttribute("framerate"), 30) } : {}),
+			versions: versionsAttr(this.getAttribute("versions")),
 		});
 		publish.addEventListener("status", (e) => {
 			if (publish !== this.#publish) return;
@@ -157,6 +160,7 @@ export class HangPublishElement extends ElementBase {
 				videoCodec: undefined,
 				audioCodec: undefined,
 				connects: 0,
+				version: undefined,
 				error: undefined,
 			}
 		);

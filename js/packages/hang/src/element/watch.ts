@@ -14,12 +14,12 @@
  * `catalog` (detail = the catalog). None bubble.
  */
 
-import type { Connection, Version } from "@moqx/lite";
+import type { Connection } from "@moqx/lite";
 import type { Catalog } from "../catalog.ts";
 import type { WatchStats } from "../watch/stats.ts";
 import { emptyStats } from "../watch/stats.ts";
 import { DEFAULT_LATENCY_MS, Watch } from "../watch/watch.ts";
-import { BASE_CSS, ElementBase, formatStats, numberAttr } from "./base.ts";
+import { BASE_CSS, ElementBase, formatStats, numberAttr, versionsAttr } from "./base.ts";
 
 const CSS = `${BASE_CSS}
 .badge.status { background: rgba(60,60,60,.85); }
@@ -153,7 +153,7 @@ export class HangWatchElement extends ElementBase {
 			muted: this.muted,
 			volume: this.volume,
 			paused: this.paused,
-			versions: this.#versions(),
+			versions: versionsAttr(this.getAttribute("versions")),
 		});
 		for (const type of ["stats", "status", "catalog"]) {
 			watch.addEventListener(type, (e) => {
@@ -237,15 +237,6 @@ export class HangWatchElement extends ElementBase {
 	}
 	set muted(muted: boolean) {
 		this.toggleAttribute("muted", muted);
-	}
-
-	/** moq-lite versions to offer (`versions` attribute, comma-separated, e.g. "moq-lite-02"); default both. */
-	#versions(): Version[] | undefined {
-		const list = (this.getAttribute("versions") ?? "")
-			.split(",")
-			.map((v) => v.trim())
-			.filter((v): v is Version => v === "moq-lite-05" || v === "moq-lite-02");
-		return list.length > 0 ? list : undefined;
 	}
 
 	/** Paused (`paused` attribute): disconnects; resuming rejoins live. */

@@ -3,7 +3,7 @@
  * hang broadcast (catalog + media tracks) on a relay, reconnecting with backoff.
  */
 
-import type { TrackProducer } from "@moqx/lite";
+import type { TrackProducer, Version } from "@moqx/lite";
 import { BroadcastProducer, Connection } from "@moqx/lite";
 import { Backoff, RateMeter } from "../buffer.ts";
 import type { AudioConfig, Catalog, VideoConfig } from "../catalog.ts";
@@ -47,6 +47,8 @@ export interface PublishOptions {
 	framerate?: number;
 	/** Use this stream instead of capturing one (`source` and `audio` are then ignored). */
 	stream?: MediaStream;
+	/** moq-lite versions to offer, most preferred first (default: the client's, lite-05 then lite-02). */
+	versions?: Version[];
 }
 
 /** Publisher state. */
@@ -74,6 +76,8 @@ export interface PublishStats {
 	audioCodec: string | undefined;
 	/** Times the publisher (re)connected. */
 	connects: number;
+	/** The moq-lite version of the current connection. */
+	version: string | undefined;
 	/** The last error, if any (e.g. capture permission denied). */
 	error: string | undefined;
 }
@@ -82,6 +86,7 @@ export interface PublishStats {
 export class Publish extends EventTarget {
 	/** Relay URL. */
 	readonly url: string;
+	readonly #versions: Version[] | undefined;
 	/** Broadcast path. */
 	readonly path: string;
 	/**
@@ -108,6 +113,7 @@ export class Publish extends EventTarget {
 	constructor(options: PublishOptions) {
 		super();
 		this.url = String(options.url);
+		this.#versions = options.versions;
 		this.path = options.path;
 		this.#options = options;
 		this.broadcast = new BroadcastProducer();
@@ -146,6 +152,7 @@ export class Publish extends EventTarget {
 			videoCodec: this.#video?.config?.codec,
 			audioCodec: this.#audio?.config?.codec,
 			connects: this.#connects,
+			version: this.#connection?.version,
 			error: this.#error,
 		};
 	}
@@ -285,7 +292,7 @@ export class Publish extends EventTarget {
 			let connection: Connection | undefined;
 			try {
 				if (this.#status !== "error") this.#setStatus("connecting");
-				connection = await Connection.connect(this.url);
+				connection = await Connection.connect(this.url, this.#versions ? { versions: this.#versions } : undefined);
 				if (this.#closed.signal.aborted) {
 					connection.close();
 					return;
