@@ -41,8 +41,14 @@ impl Log {
         // `Level` orders by verbosity: TRACE > DEBUG > INFO > WARN > ERROR.
         let quinn = self.level.min(Level::INFO);
         let h2 = self.level.min(Level::WARN);
+        // web-transport-quinn warns on every session a peer ends without the close capsule
+        // (browsers closing a tab, killed processes): one line per viewer, not actionable.
+        let wt = match self.level >= Level::DEBUG {
+            true => self.level,
+            false => Level::ERROR,
+        };
         format!(
-            "{level},quinn={quinn},quinn_proto={quinn},quinn_udp={quinn},h2={h2}",
+            "{level},quinn={quinn},quinn_proto={quinn},quinn_udp={quinn},h2={h2},web_transport_quinn={wt}",
             level = self.level
         )
     }
@@ -59,7 +65,11 @@ mod tests {
         }
         .directives();
         assert!(debug.starts_with("DEBUG,quinn=INFO"), "{debug}");
-        assert!(debug.ends_with("h2=WARN"), "{debug}");
+        assert!(debug.contains("h2=WARN"), "{debug}");
+        assert!(debug.ends_with("web_transport_quinn=DEBUG"), "{debug}");
+
+        let info = Log { level: Level::INFO }.directives();
+        assert!(info.ends_with("web_transport_quinn=ERROR"), "{info}");
 
         let error = Log {
             level: Level::ERROR,
