@@ -54,6 +54,8 @@ function show(message: Message, mine = false): void {
 }
 
 function parse(payload: Uint8Array): Message | undefined {
+	// A member's frame may be up to the client's frame limit (MiBs); chat messages are short.
+	if (payload.byteLength > MAX_MESSAGE * 4 + 256) return undefined;
 	try {
 		const value = JSON.parse(new TextDecoder().decode(payload)) as Partial<Message>;
 		if (typeof value.name !== "string" || typeof value.text !== "string") return undefined;
