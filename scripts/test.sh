@@ -6,6 +6,18 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# /dev/null must be the null device: on one CI machine it had become a regular file, so every
+# `>/dev/null` appended to it and cargo's `rustc -` probe (stdin = /dev/null) read that garbage as code.
+if [ ! -c /dev/null ]; then
+  echo "warning: /dev/null is not a character device; recreating it" >&2
+  if [ "$(id -u)" = 0 ]; then
+    rm -f /dev/null && mknod -m 666 /dev/null c 1 3
+  else
+    echo "error: /dev/null is broken and this is not root; fix it with: sudo mknod -m 666 /dev/null c 1 3" >&2
+    exit 1
+  fi
+fi
+
 step "toolchain"
 cargo --version
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
