@@ -4,11 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { ensure_dev_null; printf '\n==> %s\n' "$*"; }
 
 # /dev/null must be the null device: on one CI machine it had become a regular file, so every
-# `>/dev/null` appended to it and cargo's `rustc -` probe (stdin = /dev/null) read that garbage as code.
-if [ ! -c /dev/null ]; then
+# `>/dev/null` appended to it and cargo's `rustc -` probe (stdin = /dev/null) read that garbage as
+# code. Checked before every step, recreated when root.
+ensure_dev_null() {
+  [ -c /dev/null ] && return 0
   echo "warning: /dev/null is not a character device; recreating it" >&2
   if [ "$(id -u)" = 0 ]; then
     rm -f /dev/null && mknod -m 666 /dev/null c 1 3
@@ -16,7 +18,7 @@ if [ ! -c /dev/null ]; then
     echo "error: /dev/null is broken and this is not root; fix it with: sudo mknod -m 666 /dev/null c 1 3" >&2
     exit 1
   fi
-fi
+}
 
 step "toolchain"
 cargo --version
