@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -332,6 +333,15 @@ impl Publisher {
             consumer.start_at(start);
         }
 
+        // SUBSCRIBE_UPDATEs come from a stream polled only when its own waker fires: a plain
+        // `reader.decode_maybe()` branch in the select below would poll the QUIC stream (a
+        // connection lock) again on every new group, which is measurable at 1000 one-frame
+        // groups a second.
+        let mut updates =
+            futures::stream::select_all([futures::stream::unfold(reader, |reader| async move {
+                Some((reader.decode_maybe::<SubscribeUpdate>().await, reader))
+            })
+            .boxed()]);
         let mut groups: JoinSet<()> = JoinSet::new();
         let mut inflight: VecDeque<(u64, Instant, oneshot::Sender<Error>)> = VecDeque::new();
         let mut first: Option<u64> = None;
@@ -344,7 +354,7 @@ impl Publisher {
             }
             tokio::select! {
                 // lite-01/02 have no SUBSCRIBE_UPDATE: any byte there fails to decode (spec appendix A §1.6).
-                update = reader.decode_maybe::<SubscribeUpdate>() => match update? {
+                Some(update) = updates.next() => match update? {
                     Some(update) => {
                         prefs = Prefs {
                             priority: update.priority,
