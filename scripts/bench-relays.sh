@@ -6,11 +6,20 @@
 #
 #   scripts/bench-relays.sh                  # all workloads, 3 rounds
 #   ROUNDS=5 WORKLOADS="sd500" scripts/bench-relays.sh
+#   RELAYS="ours ref-0.10.25" WORKLOADS=capacity CAPACITY_QUOTA=0.25 scripts/bench-relays.sh
+#
+# Workloads: sd500, chat1000, idle500 (one moq-bench process with every session), probe500
+# (latency added by the relay: publisher and 5 probe subscribers at real-time priority beside 500
+# ordinary SD subscribers), capacity (most SD subscribers at < 0.1 % loss with the relay held to
+# CAPACITY_QUOTA of a core by a cgroup, so the load generator is never the limit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${ROUNDS:-3}"
-workloads="${WORKLOADS:-sd500 chat1000 idle500}"
+workloads="${WORKLOADS:-sd500 chat1000 idle500 probe500 capacity}"
+relays="${RELAYS:-ours ref-0.10.25 ref-0.17.10}"
 peers="${MOQ_PEERS_DIR:-$HOME/.cache/moq-interop}"
+# capacity's cgroups go when the script does, however it ends.
+trap 'rmdir /sys/fs/cgroup/moq-bench-$$ /sys/fs/cgroup/cpu/moq-bench-$$ 2>/dev/null || true' EXIT
 out="${OUT:-target/bench-relays}"
 mkdir -p "$out"
 
@@ -68,10 +77,115 @@ print(f"{workload:9} {name:12} round {rnd}: {f('delivered_mbps',1)} Mbps loss {f
 PY
 }
 
+# start_relay NAME [CGROUP]: start a relay pinned to CPU 0 (inside CGROUP when given); sets $pid, $port.
+start_relay() {
+  local name="$1" cgroup="${2:-}" log="$3"
+  port=$((20000 + RANDOM % 20000))
+  local cmd="${relay[$name]//\{port\}/$port}"
+  if [ -n "$cgroup" ]; then
+    bash -c "echo \$\$ > '$cgroup/cgroup.procs' && exec taskset -c 0 $cmd" >"$log" 2>&1 &
+  else
+    bash -c "exec taskset -c 0 $cmd" >"$log" 2>&1 &
+  fi
+  pid=$!
+  sleep 1.5
+}
+
+stop_relay() {
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# probe NAME ROUND: latency added by the relay at 500 × SD. The load generator's own core is busy
+# (~80 %), which would otherwise be most of the latency measured; here the publisher and 5 probe
+# subscribers (joining after the 500 others) run at real-time priority (chrt -f) on that core, so
+# they read and write the moment the kernel has something for them.
+probe() {
+  local name="$1" round="$2" base="$out/$name-probe500-$round"
+  start_relay "$name" "" "$base.log"
+  local url="http://127.0.0.1:$port/anon" common=(--preset sd --version moq-lite-02 --broadcast probe)
+  RUST_LOG=error chrt -f 20 taskset -c 1 "$bin/moq-bench" --url "$url" --role publish "${common[@]}" \
+    --duration 40 --json >/dev/null 2>&1 &
+  local publisher=$!
+  sleep 1
+  RUST_LOG=error taskset -c 1 "$bin/moq-bench" --url "$url" --role subscribe "${common[@]}" --subscribers 500 \
+    --duration 25 --relay-pid "$pid" --json 2>/dev/null | tail -1 >"$base-load.json" &
+  local load=$!
+  sleep 8
+  RUST_LOG=error chrt -f 20 taskset -c 1 "$bin/moq-bench" --url "$url" --role subscribe "${common[@]}" --subscribers 5 \
+    --duration 10 --json 2>/dev/null | tail -1 >"$base.json" || true
+  wait "$load" || true
+  kill "$publisher" 2>/dev/null || true
+  wait "$publisher" 2>/dev/null || true
+  stop_relay
+  python3 - "$base.json" "$base-load.json" "$name" "$round" <<'PY'
+import json, sys
+probe, load, name, rnd = sys.argv[1:]
+try:
+    p = json.load(open(probe)); l = json.load(open(load))
+except Exception:
+    print(f"probe500  {name:12} round {rnd}: no result"); sys.exit()
+f = lambda d, k, n=1: "-" if d.get(k) is None else f"{d[k]:.{n}f}"
+print(f"probe500  {name:12} round {rnd}: probe p50/p90/p99/max {f(p,'latency_p50_ms')}/{f(p,'latency_p90_ms')}/{f(p,'latency_p99_ms')}/{f(p,'latency_max_ms')} ms "
+      f"loss {f(p,'loss_pct',3)}% | 500 others: loss {f(l,'loss_pct',3)}% relay cpu {f(l,'relay_cpu_pct')}%")
+PY
+}
+
+# capacity NAME ROUND: raise the SD subscriber count in steps of CAPACITY_STEP until a run loses
+# ≥ 0.1 % of its frames, with the relay in a cgroup limited to CAPACITY_QUOTA of one core.
+capacity() {
+  local name="$1" round="$2" quota="${CAPACITY_QUOTA:-0.25}" step="${CAPACITY_STEP:-25}"
+  local n="${CAPACITY_START:-100}" best=0 cg
+  cg="$(make_cgroup "$quota")"
+  while :; do
+    local base="$out/$name-capacity-$round-$n"
+    start_relay "$name" "$cg" "$base.log"
+    RUST_LOG=error taskset -c 1 "$bin/moq-bench" --url "http://127.0.0.1:$port/anon" --preset sd \
+      --subscribers "$n" --duration 10 --relay-pid "$pid" --version moq-lite-02 --json 2>/dev/null | tail -1 >"$base.json" || true
+    stop_relay
+    local verdict
+    verdict="$(python3 - "$base.json" <<'PY'
+import json, sys
+try:
+    d = json.load(open(sys.argv[1]))
+except Exception:
+    print("fail no-result"); sys.exit()
+ok = d.get("loss_pct") is not None and d["loss_pct"] < 0.1 and d.get("delivered_mbps", 0) > 0
+print(("pass" if ok else "fail"), f"loss {d.get('loss_pct', 0):.3f}% relay cpu {d.get('relay_cpu_pct') or 0:.1f}% "
+      f"p50/p99 {d.get('latency_p50_ms') or 0:.0f}/{d.get('latency_p99_ms') or 0:.0f} ms bench cpu {d.get('bench_cpu_pct') or 0:.0f}%")
+PY
+)"
+    echo "capacity  $name round $round: $n subscribers: $verdict"
+    [ "${verdict%% *}" = pass ] || break
+    best="$n"
+    n=$((n + step))
+  done
+  rmdir "$cg" 2>/dev/null || true
+  echo "capacity  $name round $round: max subscribers at < 0.1 % loss with $quota of a core: $best" | tee "$out/$name-capacity-$round.txt"
+}
+
+# make_cgroup QUOTA: a CPU cgroup (v2 or v1) limited to QUOTA of one core (10 ms period); prints its path.
+make_cgroup() {
+  local quota_us period_us=10000 dir
+  quota_us="$(python3 -c "print(int($1 * 10000))")"
+  if [ -f /sys/fs/cgroup/cgroup.controllers ] && grep -qw cpu /sys/fs/cgroup/cgroup.controllers; then
+    dir="/sys/fs/cgroup/moq-bench-$$"
+    mkdir -p "$dir" && echo "$quota_us $period_us" >"$dir/cpu.max"
+  else
+    dir="/sys/fs/cgroup/cpu/moq-bench-$$"
+    mkdir -p "$dir" && echo "$period_us" >"$dir/cpu.cfs_period_us" && echo "$quota_us" >"$dir/cpu.cfs_quota_us"
+  fi
+  echo "$dir"
+}
+
 for workload in $workloads; do
   for round in $(seq 1 "$rounds"); do
-    for name in ours ref-0.10.25 ref-0.17.10; do
-      run "$name" "$workload" "$round"
+    for name in $relays; do
+      case "$workload" in
+        probe500) probe "$name" "$round" ;;
+        capacity) capacity "$name" "$round" ;;
+        *) run "$name" "$workload" "$round" ;;
+      esac
     done
   done
 done
