@@ -144,6 +144,26 @@ impl FrameConsumer {
         }
     }
 
+    /// Wait for at least one new chunk, then append every chunk that has arrived to `out`, so a
+    /// relay forwards them in one write. `Ok(false)` once the whole frame has been read. Cancel-safe.
+    pub async fn read_chunks(&mut self, out: &mut Vec<Bytes>) -> Result<bool, Error> {
+        let index = self.index;
+        let state = self
+            .state
+            .wait_for(|s| s.chunks.len() > index || s.closed.is_some())
+            .await
+            .map_err(|_| Error::Dropped)?;
+        if let Some(new) = state.chunks.get(index..).filter(|new| !new.is_empty()) {
+            out.extend(new.iter().cloned());
+            self.index = state.chunks.len();
+            return Ok(true);
+        }
+        match state.closed.clone() {
+            Some(Ok(())) | None => Ok(false),
+            Some(Err(err)) => Err(err),
+        }
+    }
+
     /// The whole payload, once it has all arrived (one copy only if it came in several chunks).
     pub async fn read_all(&mut self) -> Result<Bytes, Error> {
         let first = match self.read_chunk().await? {
@@ -166,6 +186,51 @@ impl FrameConsumer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn read_chunks_takes_everything_that_has_arrived() {
+        let (mut producer, mut consumer) = FrameProducer::new(Frame {
+            timestamp: 0,
+            size: 6,
+        });
+        let mut late = producer.consume();
+        producer.write_chunk(Bytes::from_static(b"ab")).unwrap();
+        producer.write_chunk(Bytes::from_static(b"cd")).unwrap();
+        let mut out = Vec::new();
+        assert!(consumer.read_chunks(&mut out).await.unwrap());
+        assert_eq!(out, [&b"ab"[..], &b"cd"[..]]);
+        // Nothing new yet: it waits, then takes the next chunk alone.
+        let pending = tokio::time::timeout(
+            std::time::Duration::from_millis(20),
+            consumer.read_chunks(&mut out),
+        )
+        .await;
+        assert!(pending.is_err(), "returned without a new chunk");
+        producer.write_chunk(Bytes::from_static(b"ef")).unwrap();
+        out.clear();
+        assert!(consumer.read_chunks(&mut out).await.unwrap());
+        assert_eq!(out, [&b"ef"[..]]);
+        producer.finish().unwrap();
+        assert!(!consumer.read_chunks(&mut out).await.unwrap());
+        // A consumer that read nothing yet gets all three at once, then the end.
+        out.clear();
+        assert!(late.read_chunks(&mut out).await.unwrap());
+        assert_eq!(out.len(), 3);
+        assert!(!late.read_chunks(&mut out).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn read_chunks_reports_an_abort() {
+        let (mut producer, mut consumer) = FrameProducer::new(Frame {
+            timestamp: 0,
+            size: 6,
+        });
+        producer.write_chunk(Bytes::from_static(b"ab")).unwrap();
+        producer.abort(Error::Cancel);
+        let mut out = Vec::new();
+        assert!(consumer.read_chunks(&mut out).await.unwrap());
+        assert_eq!(consumer.read_chunks(&mut out).await, Err(Error::Cancel));
+    }
 
     #[tokio::test]
     async fn chunks_stream_before_the_frame_is_complete() {

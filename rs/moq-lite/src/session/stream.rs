@@ -186,16 +186,19 @@ impl Writer {
             .map_err(write_error)
     }
 
-    /// Write payload bytes without copying, after anything queued.
-    pub async fn write(&mut self, chunk: Bytes) -> Result<(), Error> {
-        if self.pending.is_empty() {
-            return self.stream.write_chunk(chunk).await.map_err(write_error);
+    /// Write several payload chunks without copying, after anything queued: one write (one lock
+    /// of the connection) for all of them. Empties `chunks`.
+    pub async fn write_chunks(&mut self, chunks: &mut Vec<Bytes>) -> Result<(), Error> {
+        if !self.pending.is_empty() {
+            chunks.insert(0, self.pending.split().freeze());
         }
-        let mut chunks = [self.pending.split().freeze(), chunk];
-        self.stream
-            .write_all_chunks(&mut chunks)
+        let result = self
+            .stream
+            .write_all_chunks(chunks)
             .await
-            .map_err(write_error)
+            .map_err(write_error);
+        chunks.clear();
+        result
     }
 
     /// Set the QUIC send priority (higher is sent first).
