@@ -4,6 +4,7 @@
 //! subscribe (mirror the peer's broadcasts into an [`OriginProducer`]). [`Client`] and [`Server`]
 //! only differ in who speaks first during the handshake.
 
+mod gate;
 mod priority;
 mod publisher;
 mod setup;

@@ -6,12 +6,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use tokio::sync::oneshot;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 use web_transport_quinn::Session as Transport;
 
+use super::gate::Gate;
 use super::priority;
 use super::stream::{session_error, Reader, Writer};
 use crate::coding::{
@@ -331,16 +332,25 @@ impl Publisher {
             consumer.start_at(start);
         }
 
-        // SUBSCRIBE_UPDATEs come from a stream polled only when its own waker fires: a plain
-        // `reader.decode_maybe()` branch in the select below would poll the QUIC stream (a
-        // connection lock) again on every new group, which is measurable at 1000 one-frame
-        // groups a second.
-        let mut updates =
-            futures::stream::select_all([futures::stream::unfold(reader, |reader| async move {
-                Some((reader.decode_maybe::<SubscribeUpdate>().await, reader))
-            })
-            .boxed()]);
-        let mut groups: JoinSet<()> = JoinSet::new();
+        // Group streams are served inside this task, not spawned: a task per group per
+        // subscriber cost a third of the relay's CPU at 1000 × chat. This task then wakes for
+        // every frame it forwards, so the two rare events, a SUBSCRIBE_UPDATE and the next group,
+        // are waited for behind a [`Gate`]: their waits stay registered and are not polled again
+        // (a QUIC stream read, a track-state lock) until they fire.
+        let handle = consumer.clone();
+        let max_latency = Arc::new(AtomicU64::new(nanos(prefs.latency(&handle))));
+        let mut updates = Gate::new(futures::stream::unfold(reader, |reader| async move {
+            Some((reader.decode_maybe::<SubscribeUpdate>().await, reader))
+        }));
+        let mut next_groups = Gate::new(futures::stream::unfold(
+            (consumer, max_latency.clone()),
+            |(mut consumer, max_latency)| async move {
+                consumer.set_max_latency(Duration::from_nanos(max_latency.load(Ordering::Relaxed)));
+                let next = consumer.next_group().await;
+                Some((next, (consumer, max_latency)))
+            },
+        ));
+        let mut groups = FuturesUnordered::new();
         let mut inflight: VecDeque<(u64, Instant, oneshot::Sender<Error>)> = VecDeque::new();
         let mut first: Option<u64> = None;
         let mut last: Option<u64> = None;
@@ -360,14 +370,15 @@ impl Publisher {
                             max_latency: Duration::from_millis(update.max_latency_ms),
                             end: update.end_group,
                         };
-                        consumer.set_max_latency(prefs.latency(&consumer));
+                        // From the next group on (a wait in progress keeps the old value).
+                        max_latency.store(nanos(prefs.latency(&handle)), Ordering::Relaxed);
                         // A relay passes a raised priority on to its upstream subscription.
-                        consumer.request_priority(prefs.priority);
+                        handle.request_priority(prefs.priority);
                     }
                     // The subscriber finished its side: the subscription is cancelled (spec §3.3).
                     None => return Ok(()),
                 },
-                group = consumer.next_group(), if !track_done => match group? {
+                Some(group) = next_groups.next(), if !track_done => match group? {
                     Some(group) => {
                         let sequence = group.info().sequence;
                         if prefs.end.is_some_and(|end| sequence > end) {
@@ -380,20 +391,18 @@ impl Publisher {
                         }
                         let base = *first.get_or_insert(sequence);
                         last = Some(last.map_or(sequence, |l| l.max(sequence)));
-                        self.expire(&mut inflight, prefs.latency(&consumer));
+                        self.expire(&mut inflight, prefs.latency(&handle));
                         let (cancel_tx, cancel_rx) = oneshot::channel();
                         inflight.push_back((sequence, Instant::now(), cancel_tx));
                         let send_order = priority::send_order(prefs.priority, prefs.ordered, sequence.wrapping_sub(base));
-                        let this = self.clone();
-                        let id = subscribe.id;
-                        groups.spawn(async move { this.serve_group(id, group, send_order, cancel_rx).await });
+                        groups.push(self.serve_group(subscribe.id, group, send_order, cancel_rx));
                     }
                     None => {
                         track_done = true;
                         self.write_end(writer, last).await?;
                     }
                 },
-                Some(_) = groups.join_next(), if !groups.is_empty() => {
+                Some(()) = groups.next(), if !groups.is_empty() => {
                     inflight.retain(|(_, _, tx)| !tx.is_closed());
                 }
             }
@@ -542,4 +551,9 @@ async fn write_frames(
         }
     }
     Ok(())
+}
+
+/// A duration in nanoseconds for an atomic, saturating.
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
