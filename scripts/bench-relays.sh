@@ -189,3 +189,6 @@ for workload in $workloads; do
     done
   done
 done
+
+# Medians of everything in $out (docs/performance.md quotes these).
+python3 scripts/bench-summary.py "$out"

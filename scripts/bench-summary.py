@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Medians per relay and workload from a scripts/bench-relays.sh output directory (the numbers in
+docs/performance.md): scripts/bench-summary.py [DIR, default target/bench-relays]."""
+import glob, json, os, re, statistics, sys
+
+out = sys.argv[1] if len(sys.argv) > 1 else "target/bench-relays"
+relays = ["ours", "ref-0.10.25", "ref-0.17.10"]
+
+def load(pattern):
+    runs = []
+    for path in sorted(glob.glob(os.path.join(out, pattern))):
+        try:
+            runs.append(json.load(open(path)))
+        except Exception:
+            pass
+    return runs
+
+def med(runs, key):
+    vals = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+def fmt(v, n=1):
+    return "-" if v is None else f"{v:.{n}f}"
+
+rows = []
+for workload, keys in [
+    ("sd500", [("delivered_mbps", 0), ("loss_pct", 3), ("relay_cpu_pct", 1), ("delivered_gbps_per_relay_core", 2),
+               ("relay_rss_mb", 1), ("relay_rss_per_subscriber_kb", 0), ("latency_p50_ms", 1), ("latency_p99_ms", 1),
+               ("setup_p50_ms", 1), ("bench_cpu_pct", 0)]),
+    ("chat1000", [("loss_pct", 3), ("relay_cpu_pct", 1), ("messages_per_relay_cpu_second", 0), ("relay_rss_mb", 1),
+                  ("latency_p50_ms", 1), ("latency_p99_ms", 1), ("bench_cpu_pct", 0)]),
+    ("idle500", [("relay_rss_mb", 1), ("relay_rss_per_subscriber_kb", 0), ("relay_cpu_pct", 1)]),
+]:
+    print(f"\n{workload} (medians; per-run loss in brackets)")
+    for key, n in keys:
+        cells = []
+        for relay in relays:
+            runs = [r for r in load(f"{relay}-{workload}-[0-9].json")]
+            cells.append(fmt(med(runs, key), n) + (f" [{', '.join(fmt(r.get('loss_pct'), 3) for r in runs)}]" if key == "loss_pct" else ""))
+        print(f"  {key:32} " + " | ".join(f"{c:>22}" for c in cells))
+
+print("\nprobe500 (probe subscribers' latency, medians over rounds)")
+for key in ["latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_max_ms", "loss_pct"]:
+    cells = [fmt(med(load(f"{relay}-probe500-[0-9].json"), key), 2) for relay in relays]
+    print(f"  {key:32} " + " | ".join(f"{c:>22}" for c in cells))
+for key in ["loss_pct", "relay_cpu_pct"]:
+    cells = [fmt(med(load(f"{relay}-probe500-[0-9]-load.json"), key), 2) for relay in relays]
+    print(f"  load {key:27} " + " | ".join(f"{c:>22}" for c in cells))
+
+print("\ncapacity (max SD subscribers at < 0.1 % loss, relay held to a fraction of a core)")
+for relay in relays:
+    vals = []
+    for path in sorted(glob.glob(os.path.join(out, f"{relay}-capacity-[0-9].txt"))):
+        m = re.search(r"(\d+)\s*$", open(path).read().strip())
+        if m:
+            vals.append(int(m.group(1)))
+    print(f"  {relay:12} rounds {vals} median {statistics.median(vals) if vals else '-'}")
