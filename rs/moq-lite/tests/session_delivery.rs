@@ -284,3 +284,57 @@ async fn frames_are_forwarded_before_they_are_complete() {
         .unwrap();
     assert_eq!(second, "done");
 }
+
+/// A subscriber that stops reading, then cancels its subscription: the group the relay was still
+/// writing (held back by QUIC flow control) is reset and no longer counted or held.
+#[tokio::test]
+async fn a_cancelled_subscription_leaves_nothing_queued() {
+    use moq_lite::coding::{BiStreamType, SubscribeResponse};
+
+    let relay = relay(&[]);
+    let broadcast = publish(&relay, "live");
+    let info = TrackInfo {
+        max_latency: Duration::from_secs(30),
+        ..Default::default()
+    };
+    let track = broadcast.create_track(Track::new("video"), info);
+    write_group(&track, 1, 10);
+
+    let peer = raw_peer(&relay).await;
+    let (mut send, mut wire) = open(
+        &peer,
+        BiStreamType::Subscribe,
+        &subscribe(1, "live", "video"),
+    )
+    .await;
+    assert_eq!(
+        wire.next::<SubscribeResponse>().await,
+        SubscribeResponse::Start { group: 0 }
+    );
+    // 4 MB in one frame: more than a stream's flow-control window, and the peer reads nothing.
+    write_group(&track, 1, 4_000_000);
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while relay.queued_bytes() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing was ever queued"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let held = relay.queued_bytes();
+    assert!(
+        held > 1_000_000,
+        "only {held} bytes queued behind flow control"
+    );
+
+    // FIN on the SUBSCRIBE stream cancels the subscription (spec §3.3).
+    send.finish().unwrap();
+    while relay.queued_bytes() != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} bytes still queued after the subscription was cancelled ({held} before)",
+            relay.queued_bytes()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

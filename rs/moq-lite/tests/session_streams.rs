@@ -15,19 +15,6 @@ use moq_lite::coding::{
 };
 use moq_lite::{BroadcastProducer, Track, TrackInfo, Version};
 
-fn subscribe(id: u64, broadcast: &str, track: &str) -> Subscribe {
-    Subscribe {
-        id,
-        broadcast: path(broadcast),
-        track: track.into(),
-        priority: 0,
-        ordered: false,
-        max_latency_ms: 0,
-        start_group: None,
-        end_group: None,
-    }
-}
-
 #[tokio::test]
 async fn announce_ok_snapshot_hops_restart_and_end() {
     let relay = relay(&[]);

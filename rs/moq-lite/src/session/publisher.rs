@@ -37,7 +37,7 @@ pub(crate) struct Publisher {
     subscribe_ids: Mutex<HashSet<u64>>,
     pub stats: Arc<Stats>,
     /// Group streams being written: the group and how many payload bytes went out so far.
-    inflight: Mutex<HashMap<u64, (GroupConsumer, Arc<AtomicU64>)>>,
+    inflight: Inflight,
     next_inflight: AtomicU64,
 }
 
@@ -457,16 +457,19 @@ impl Publisher {
         let written = Arc::new(AtomicU64::new(0));
         let key = self.next_inflight.fetch_add(1, Ordering::Relaxed);
         lock(&self.inflight).insert(key, (group.clone(), written.clone()));
+        // Removed however this ends, also when the subscription is cancelled and this future is
+        // dropped mid-write (else the group's bytes stay counted, and held, for the session).
+        let _queued = Queued {
+            map: &self.inflight,
+            key,
+        };
         let stream = tokio::select! {
             stream = self.transport.open_uni() => stream.map_err(session_error),
             Ok(err) = &mut cancel => Err(err),
         };
         let mut writer = match stream {
             Ok(stream) => Writer::new(stream, self.version),
-            Err(err) => {
-                lock(&self.inflight).remove(&key);
-                return tracing::debug!(sequence, %err, "group stream not opened");
-            }
+            Err(err) => return tracing::debug!(sequence, %err, "group stream not opened"),
         };
         writer.set_priority(send_order);
         self.stats.add(Metric::GroupsOut, 1);
@@ -479,7 +482,6 @@ impl Publisher {
             } => res,
             Ok(err) = cancel => Err(err),
         };
-        lock(&self.inflight).remove(&key);
         match result {
             Ok(()) => writer.finish(),
             Err(err) => {
@@ -487,6 +489,21 @@ impl Publisher {
                 writer.reset(&err);
             }
         }
+    }
+}
+
+/// The groups a session has scheduled and not finished writing, with the bytes written of each.
+type Inflight = Mutex<HashMap<u64, (GroupConsumer, Arc<AtomicU64>)>>;
+
+/// Takes one group out of [`Inflight`] when dropped.
+struct Queued<'a> {
+    map: &'a Inflight,
+    key: u64,
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        lock(self.map).remove(&self.key);
     }
 }
 

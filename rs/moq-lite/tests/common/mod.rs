@@ -33,6 +33,7 @@ pub struct Relay {
     pub stats: std::sync::Arc<moq_lite::Stats>,
     pub fingerprint: String,
     pub port: u16,
+    sessions: std::sync::Arc<std::sync::Mutex<Vec<Session>>>,
     task: JoinHandle<()>,
 }
 
@@ -68,8 +69,9 @@ pub fn relay(protocols: &[&str]) -> Relay {
     let shared = origin.clone();
     let stats = moq_lite::Stats::new();
     let relay_stats = stats.clone();
+    let sessions = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Session>::new()));
+    let accepted = sessions.clone();
     let task = tokio::spawn(async move {
-        let mut sessions: Vec<Session> = Vec::new();
         while let Some(request) = server.accept().await {
             let Ok(transport) = request.ok().await else {
                 continue;
@@ -80,7 +82,7 @@ pub fn relay(protocols: &[&str]) -> Relay {
                 .with_origin_id(1000)
                 .with_stats(relay_stats.clone());
             match server.accept(transport).await {
-                Ok(session) => sessions.push(session),
+                Ok(session) => accepted.lock().unwrap().push(session),
                 Err(err) => tracing::warn!(%err, "test relay: session failed"),
             }
         }
@@ -90,11 +92,22 @@ pub fn relay(protocols: &[&str]) -> Relay {
         stats,
         fingerprint,
         port,
+        sessions,
         task,
     }
 }
 
 impl Relay {
+    /// Payload bytes the relay's sessions hold and have not handed to QUIC yet.
+    pub fn queued_bytes(&self) -> u64 {
+        self.sessions
+            .lock()
+            .unwrap()
+            .iter()
+            .map(Session::queued_bytes)
+            .sum()
+    }
+
     /// Connect a client offering `protocols`.
     pub async fn connect(&self, via: Via, protocols: &[&str], client: Client) -> Session {
         let url = match via {
@@ -246,6 +259,20 @@ impl Wire {
             .unwrap()
             .unwrap();
         assert!(end.is_none(), "expected FIN, got more bytes");
+    }
+}
+
+/// A SUBSCRIBE with default preferences.
+pub fn subscribe(id: u64, broadcast: &str, track: &str) -> moq_lite::coding::Subscribe {
+    moq_lite::coding::Subscribe {
+        id,
+        broadcast: path(broadcast),
+        track: track.into(),
+        priority: 0,
+        ordered: false,
+        max_latency_ms: 0,
+        start_group: None,
+        end_group: None,
     }
 }
 
