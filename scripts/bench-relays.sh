@@ -68,6 +68,7 @@ path, name, workload, rnd = sys.argv[1:]
 try:
     d = json.load(open(path))
 except Exception:
+    # No JSON: the relay or moq-bench failed to start or crashed; say so and go on with the next run.
     print(f"{workload:9} {name:12} round {rnd}: no result"); sys.exit()
 f = lambda k, p=2: "-" if d.get(k) is None else f"{d[k]:.{p}f}"
 print(f"{workload:9} {name:12} round {rnd}: {f('delivered_mbps',1)} Mbps loss {f('loss_pct',3)}% "
@@ -124,6 +125,7 @@ probe, load, name, rnd = sys.argv[1:]
 try:
     p = json.load(open(probe)); l = json.load(open(load))
 except Exception:
+    # No JSON from the probes or the load: that run failed; say so and go on with the next one.
     print(f"probe500  {name:12} round {rnd}: no result"); sys.exit()
 f = lambda d, k, n=1: "-" if d.get(k) is None else f"{d[k]:.{n}f}"
 print(f"probe500  {name:12} round {rnd}: probe p50/p90/p99/max {f(p,'latency_p50_ms')}/{f(p,'latency_p90_ms')}/{f(p,'latency_p99_ms')}/{f(p,'latency_max_ms')} ms "
@@ -149,6 +151,7 @@ import json, sys
 try:
     d = json.load(open(sys.argv[1]))
 except Exception:
+    # No JSON: the run failed outright, which ends the search like a lossy run does.
     print("fail no-result"); sys.exit()
 ok = d.get("loss_pct") is not None and d["loss_pct"] < 0.1 and d.get("delivered_mbps", 0) > 0
 print(("pass" if ok else "fail"), f"loss {d.get('loss_pct', 0):.3f}% relay cpu {d.get('relay_cpu_pct') or 0:.1f}% "

@@ -131,15 +131,20 @@ fn write(c: &mut Criterion) {
     g.finish();
 }
 
+/// One burst of frames delivered to each of `n` consumers.
+fn deliveries(n: usize) -> Throughput {
+    let deliveries = (FRAMES * n) as u64;
+    Throughput::ElementsAndBytes {
+        elements: deliveries,
+        bytes: deliveries * FRAME_SIZE as u64,
+    }
+}
+
 fn drained(c: &mut Criterion) {
     let payloads = payloads();
     let mut g = c.benchmark_group("fanout/drained");
     for n in CONSUMERS {
-        let deliveries = (FRAMES * n) as u64;
-        g.throughput(Throughput::ElementsAndBytes {
-            elements: deliveries,
-            bytes: deliveries * FRAME_SIZE as u64,
-        });
+        g.throughput(deliveries(n));
         g.bench_function(BenchmarkId::from_parameter(n), |b| {
             b.iter_batched_ref(
                 || track_with_consumers(n),
@@ -213,11 +218,7 @@ fn live(c: &mut Criterion) {
     let payloads = payloads();
     let mut g = c.benchmark_group("fanout/live");
     for n in CONSUMERS {
-        let deliveries = (FRAMES * n) as u64;
-        g.throughput(Throughput::ElementsAndBytes {
-            elements: deliveries,
-            bytes: deliveries * FRAME_SIZE as u64,
-        });
+        g.throughput(deliveries(n));
         g.bench_function(BenchmarkId::from_parameter(n), |b| {
             b.iter_custom(|iters| live_run(n, iters, &payloads))
         });

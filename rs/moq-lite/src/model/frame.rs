@@ -125,28 +125,27 @@ impl FrameConsumer {
 
     /// The next chunk, `None` once the whole frame has been read. Cancel-safe.
     pub async fn read_chunk(&mut self) -> Result<Option<Bytes>, Error> {
-        let index = self.index;
-        let state = self
-            .state
-            .wait_for(|s| s.chunks.len() > index || s.closed.is_some())
-            .await
-            .map_err(|_| Error::Dropped)?;
-        if let Some(chunk) = state.chunks.get(index) {
-            let chunk = chunk.clone();
-            drop(state);
-            self.index += 1;
-            return Ok(Some(chunk));
-        }
-        match state.closed.clone() {
-            Some(Ok(())) => Ok(None),
-            Some(Err(err)) => Err(err),
-            None => Ok(None),
-        }
+        self.take_new(|new| (1, new[0].clone())).await
     }
 
     /// Wait for at least one new chunk, then append every chunk that has arrived to `out`, so a
     /// relay forwards them in one write. `Ok(false)` once the whole frame has been read. Cancel-safe.
     pub async fn read_chunks(&mut self, out: &mut Vec<Bytes>) -> Result<bool, Error> {
+        let taken = self
+            .take_new(|new| {
+                out.extend(new.iter().cloned());
+                (new.len(), ())
+            })
+            .await?;
+        Ok(taken.is_some())
+    }
+
+    /// Wait until there is a chunk not read yet or the frame ended; `take` gets the unread chunks
+    /// (never empty) and says how many it consumed. `None` at the end; the frame's error if aborted.
+    async fn take_new<R>(
+        &mut self,
+        take: impl FnOnce(&[Bytes]) -> (usize, R),
+    ) -> Result<Option<R>, Error> {
         let index = self.index;
         let state = self
             .state
@@ -154,13 +153,14 @@ impl FrameConsumer {
             .await
             .map_err(|_| Error::Dropped)?;
         if let Some(new) = state.chunks.get(index..).filter(|new| !new.is_empty()) {
-            out.extend(new.iter().cloned());
-            self.index = state.chunks.len();
-            return Ok(true);
+            let (used, out) = take(new);
+            drop(state);
+            self.index += used;
+            return Ok(Some(out));
         }
         match state.closed.clone() {
-            Some(Ok(())) | None => Ok(false),
             Some(Err(err)) => Err(err),
+            Some(Ok(())) | None => Ok(None),
         }
     }
 
