@@ -20,9 +20,25 @@ ensure_dev_null() {
   fi
 }
 
+# Incremental compilation caches roughly double the size of target/ and buy nothing on a clean
+# checkout; the workspace's own crates rebuild in seconds without them.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
+# Free disk where target/ lives, at the start, the end, and on a failure (a full disk shows up as
+# odd compiler or linker errors).
+disk_report() {
+  local dir; dir="$(cargo metadata --format-version 1 --no-deps 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+  [ -n "$dir" ] || dir=.
+  mkdir -p "$dir"
+  printf 'disk: %s free where %s is; target/ uses %s\n' \
+    "$(df -h --output=avail "$dir" | tail -1 | tr -d ' ')" "$dir" "$(du -sh "$dir" 2>/dev/null | cut -f1)"
+}
+
 step "toolchain"
 cargo --version
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+disk_report
+trap 'rc=$?; [ "$rc" = 0 ] || disk_report >&2' EXIT
 
 step "system packages"
 if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then
@@ -47,7 +63,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+trap 'rc=$?; rm -f "$log"; [ "$rc" = 0 ] || disk_report >&2' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
 
 step "TypeScript: tsc, biome, unit tests"
@@ -63,6 +79,8 @@ if [ -x scripts/fuzz.sh ]; then
   step "short fuzz run"
   scripts/fuzz.sh
 fi
+
+disk_report
 
 # One closing line for CI: the totals of every cargo test binary and node --test run above.
 awk '/^test result:/ { p += $4; f += $6; i += $8 }
