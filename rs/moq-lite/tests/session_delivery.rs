@@ -338,3 +338,68 @@ async fn a_cancelled_subscription_leaves_nothing_queued() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// A frame whose bytes have all arrived is relayed as one chunk, not one per QUIC packet: the relay
+/// joins what has arrived once, so its subscribers' streams carry one buffer per frame.
+#[tokio::test]
+async fn an_arrived_frame_is_relayed_as_one_chunk() {
+    let relay = relay(&[]);
+    let (pub_origin, _broadcast, track) = broadcast("live", "t");
+    let _publisher = relay
+        .connect(
+            Via::WebTransport,
+            &[],
+            Client::new().publish(pub_origin.consume()),
+        )
+        .await;
+    let origin = OriginProducer::new();
+    let _subscriber = relay
+        .connect(Via::Quic, &[], Client::new().subscribe(origin.clone()))
+        .await;
+    let remote = tokio::time::timeout(TIMEOUT, origin.consume().wait_for_broadcast(&path("live")))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut consumer = remote.subscribe_track(&Track::new("t"));
+
+    // 10 KB written as ten 1 KB chunks: at least 8 QUIC packets on every hop.
+    let payload: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    let mut group = track.append_group().unwrap();
+    let mut frame = group
+        .create_frame(moq_lite::Frame {
+            timestamp: 0,
+            size: payload.len() as u64,
+        })
+        .unwrap();
+    for part in payload.chunks(1000) {
+        frame
+            .write_chunk(bytes::Bytes::copy_from_slice(part))
+            .unwrap();
+    }
+    frame.finish().unwrap();
+    group.finish();
+
+    let mut remote_group = tokio::time::timeout(TIMEOUT, consumer.next_group())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let mut remote_frame = tokio::time::timeout(TIMEOUT, remote_group.next_frame())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let mut received = Vec::new();
+    let mut chunks = 0;
+    while let Some(chunk) = tokio::time::timeout(TIMEOUT, remote_frame.read_chunk())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        chunks += 1;
+        received.extend_from_slice(&chunk);
+    }
+    assert_eq!(received, payload, "the frame's bytes, in order");
+    // Without joining, every packet's STREAM frame stays a chunk of its own (8 or more here).
+    assert!(chunks <= 4, "relayed in {chunks} chunks");
+}

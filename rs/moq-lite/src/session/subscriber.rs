@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::{Bytes, BytesMut};
+use futures::FutureExt;
 use tokio::time::Instant;
 use web_transport_quinn::Session as Transport;
 
@@ -364,6 +366,38 @@ pub(crate) async fn fetch_into(
     Ok(())
 }
 
+/// `first` joined with the rest of its frame's payload that has already arrived (read without
+/// waiting; at most `remaining` bytes in all). A 12.5 KB frame arrives as ~9 packet-sized chunks:
+/// forwarded as they are, every subscriber's QUIC stream would hold, packetise and acknowledge 9
+/// buffer segments per frame. One copy here, shared by every subscriber, makes them one. Bytes that
+/// have not arrived yet are not waited for (cut-through forwarding stays).
+fn gather(reader: &mut Reader, first: Bytes, remaining: u64) -> Result<Bytes, Error> {
+    let mut left = remaining.saturating_sub(first.len() as u64);
+    let mut more: Vec<Bytes> = Vec::new();
+    while left > 0 {
+        let max = left.min(MAX_CHUNK as u64) as usize;
+        match reader.read_chunk(max).now_or_never() {
+            Some(Ok(Some(chunk))) => {
+                left -= chunk.len() as u64;
+                more.push(chunk);
+            }
+            // Finished early (the caller's next read reports it) or nothing more yet.
+            Some(Ok(None)) | None => break,
+            Some(Err(err)) => return Err(err),
+        }
+    }
+    if more.is_empty() {
+        return Ok(first);
+    }
+    let len = first.len() + more.iter().map(Bytes::len).sum::<usize>();
+    let mut joined = BytesMut::with_capacity(len);
+    joined.extend_from_slice(&first);
+    for chunk in &more {
+        joined.extend_from_slice(chunk);
+    }
+    Ok(joined.freeze())
+}
+
 /// Read FRAMEs (header, then the payload streamed in chunks) into `group` until the stream ends.
 /// lite-05 timestamps are deltas from the previous frame (the first from 0). Older versions carry
 /// none, so frames get the local receive time in ms since `started`.
@@ -393,6 +427,7 @@ pub(crate) async fn read_frames(
         while remaining > 0 {
             let max = remaining.min(MAX_CHUNK as u64) as usize;
             let chunk = reader.read_chunk(max).await?.ok_or(Error::WrongSize)?;
+            let chunk = gather(reader, chunk, remaining)?;
             remaining -= chunk.len() as u64;
             if let Some(stats) = stats {
                 stats.add(Metric::BytesIn, chunk.len() as u64);
