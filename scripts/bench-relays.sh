@@ -7,6 +7,7 @@
 #   scripts/bench-relays.sh                  # all workloads, 3 rounds
 #   ROUNDS=5 WORKLOADS="sd500" scripts/bench-relays.sh
 #   RELAYS="ours ref-0.10.25" WORKLOADS=capacity CAPACITY_QUOTA=0.25 scripts/bench-relays.sh
+#   RELAYS="ours ref-0.10.25 ref-0.10.25-lto" scripts/bench-relays.sh   # after PEERS_LTO=1 install-peers.sh
 #
 # Workloads: sd500, chat1000, idle500 (one moq-bench process with every session), probe500
 # (latency added by the relay: publisher and 5 probe subscribers at real-time priority beside 500
@@ -29,6 +30,8 @@ bin="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directo
 declare -A relay=(
   [ours]="$bin/moq-relay --listen 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port} --log-level warn"
   [ref-0.10.25]="$peers/relay-0.10.25/bin/moq-relay --server-bind 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port}"
+  # Optional (PEERS_LTO=1 scripts/install-peers.sh): 0.10.25 built with our release profile.
+  [ref-0.10.25-lto]="$peers/relay-lto-0.10.25/bin/moq-relay --server-bind 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port}"
   [ref-0.17.10]="$peers/relay-0.17.10/bin/moq-relay --listen 127.0.0.1:{port} --listen-tls-generate localhost --auth-public '**' --web-http-listen 127.0.0.1:{port}"
 )
 

@@ -4,7 +4,12 @@ docs/performance.md): scripts/bench-summary.py [DIR, default target/bench-relays
 import glob, json, os, re, statistics, sys
 
 out = sys.argv[1] if len(sys.argv) > 1 else "target/bench-relays"
-relays = ["ours", "ref-0.10.25", "ref-0.17.10"]
+# Every relay with results in the directory, the usual ones first.
+known = ["ours", "ref-0.10.25", "ref-0.10.25-lto", "ref-0.17.10"]
+found = {re.sub(r"-(sd500|chat1000|idle500|probe500|capacity)\b.*$", "", os.path.basename(p))
+         for p in glob.glob(os.path.join(out, "*.json")) if os.path.basename(p) != "presets.json"}
+relays = [r for r in known if r in found] + sorted(found - set(known))
+relays = relays or ["ours", "ref-0.10.25", "ref-0.17.10"]
 
 def load(pattern):
     runs = []
@@ -22,6 +27,7 @@ def med(runs, key):
 def fmt(v, n=1):
     return "-" if v is None else f"{v:.{n}f}"
 
+print("columns: " + " | ".join(relays))
 rows = []
 for workload, keys in [
     ("sd500", [("delivered_mbps", 0), ("loss_pct", 3), ("relay_cpu_pct", 1), ("delivered_gbps_per_relay_core", 2),

@@ -6,6 +6,9 @@
 #
 #   scripts/install-peers.sh            # install every peer that is missing
 #   MOQ_PEERS_DIR=/some/dir scripts/install-peers.sh
+#   PEERS_LTO=1 scripts/install-peers.sh  # also relay-lto-0.10.25: 0.10.25 built with our release
+#                                         # profile (fat LTO, one codegen unit), for
+#                                         # docs/performance.md's like-for-like column (~12 min)
 #
 # Layout: ${MOQ_PEERS_DIR:-$HOME/.cache/moq-interop}/<name>-<version>/bin/<binary> (e.g.
 # relay-0.17.10/bin/moq-relay), one install log per peer next to it
@@ -30,6 +33,10 @@ PEERS=(
 	"clock moq-clock 0.10.21 moq-clock --locked"
 	"cli moq-cli 0.14.10 moq --no-default-features --features noq"
 )
+
+if [[ ${PEERS_LTO:-} == 1 ]]; then
+	PEERS+=("relay-lto moq-relay 0.10.25 moq-relay --locked")
+fi
 
 command -v cargo >/dev/null 2>&1 || {
 	echo "install-peers: cargo not found on PATH" >&2
@@ -60,8 +67,13 @@ install_peer() {
 
 	echo "install-peers: installing $crate $version (several minutes), log: $log" >&2
 	local start=$SECONDS rc
+	local profile=()
+	if [[ $name == *-lto ]]; then
+		# Our release profile (Cargo.toml's [profile.release]) applied to the peer.
+		profile=(CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1)
+	fi
 	# shellcheck disable=SC2086 # $flags is a deliberate word list.
-	nice -n 10 cargo install $flags --root "$root" "$crate@$version" >"$log" 2>&1
+	env "${profile[@]}" nice -n 10 cargo install $flags --root "$root" "$crate@$version" >"$log" 2>&1
 	rc=$?
 	echo "rc=$rc" >>"$log"
 	exec {lock}>&-
