@@ -11,7 +11,7 @@
 #
 # Workloads: sd500, chat1000, idle500 (one moq-bench process with every session), probe500
 # (latency added by the relay: publisher and 5 probe subscribers at real-time priority beside 500
-# ordinary SD subscribers), capacity (most SD subscribers at < 0.1 % loss with the relay held to
+# ordinary SD subscribers), probechat1000 (the same beside 1000 chat subscribers), capacity (most SD subscribers at < 0.1 % loss with the relay held to
 # CAPACITY_QUOTA of a core by a cgroup, so the load generator is never the limit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -100,19 +100,24 @@ stop_relay() {
   wait "$pid" 2>/dev/null || true
 }
 
-# probe NAME ROUND: latency added by the relay at 500 × SD. The load generator's own core is busy
-# (~80 %), which would otherwise be most of the latency measured; here the publisher and 5 probe
-# subscribers (joining after the 500 others) run at real-time priority (chrt -f) on that core, so
-# they read and write the moment the kernel has something for them.
+# probe NAME WORKLOAD ROUND: latency added by the relay, probe500 at 500 × SD, probechat1000 at
+# 1000 × chat. The load generator's own core is busy (~70-80 %), which would otherwise be most of
+# the latency measured; here the publisher and 5 probe subscribers (joining after the others) run
+# at real-time priority (chrt -f) on that core, so they read and write the moment the kernel has
+# something for them.
 probe() {
-  local name="$1" round="$2" base="$out/$name-probe500-$round"
+  local name="$1" workload="$2" round="$3" base="$out/$1-$2-$3" preset n
+  case "$workload" in
+    probe500) preset=sd n=500 ;;
+    probechat1000) preset=chat n=1000 ;;
+  esac
   start_relay "$name" "" "$base.log"
-  local url="http://127.0.0.1:$port/anon" common=(--preset sd --version moq-lite-02 --broadcast probe)
+  local url="http://127.0.0.1:$port/anon" common=(--preset "$preset" --version moq-lite-02 --broadcast probe)
   RUST_LOG=error chrt -f 20 taskset -c 1 "$bin/moq-bench" --url "$url" --role publish "${common[@]}" \
     --duration 40 --json >/dev/null 2>&1 &
   local publisher=$!
   sleep 1
-  RUST_LOG=error taskset -c 1 "$bin/moq-bench" --url "$url" --role subscribe "${common[@]}" --subscribers 500 \
+  RUST_LOG=error taskset -c 1 "$bin/moq-bench" --url "$url" --role subscribe "${common[@]}" --subscribers "$n" \
     --duration 25 --relay-pid "$pid" --json 2>/dev/null | tail -1 >"$base-load.json" &
   local load=$!
   sleep 8
@@ -122,17 +127,17 @@ probe() {
   kill "$publisher" 2>/dev/null || true
   wait "$publisher" 2>/dev/null || true
   stop_relay
-  python3 - "$base.json" "$base-load.json" "$name" "$round" <<'PY'
+  python3 - "$base.json" "$base-load.json" "$name" "$round" "$workload" <<'PY'
 import json, sys
-probe, load, name, rnd = sys.argv[1:]
+probe, load, name, rnd, workload = sys.argv[1:]
 try:
     p = json.load(open(probe)); l = json.load(open(load))
 except Exception:
     # No JSON from the probes or the load: that run failed; say so and go on with the next one.
-    print(f"probe500  {name:12} round {rnd}: no result"); sys.exit()
+    print(f"{workload:9} {name:12} round {rnd}: no result"); sys.exit()
 f = lambda d, k, n=1: "-" if d.get(k) is None else f"{d[k]:.{n}f}"
-print(f"probe500  {name:12} round {rnd}: probe p50/p90/p99/max {f(p,'latency_p50_ms')}/{f(p,'latency_p90_ms')}/{f(p,'latency_p99_ms')}/{f(p,'latency_max_ms')} ms "
-      f"loss {f(p,'loss_pct',3)}% | 500 others: loss {f(l,'loss_pct',3)}% relay cpu {f(l,'relay_cpu_pct')}%")
+print(f"{workload:9} {name:12} round {rnd}: probe p50/p90/p99/max {f(p,'latency_p50_ms')}/{f(p,'latency_p90_ms')}/{f(p,'latency_p99_ms')}/{f(p,'latency_max_ms')} ms "
+      f"loss {f(p,'loss_pct',3)}% | the others: loss {f(l,'loss_pct',3)}% relay cpu {f(l,'relay_cpu_pct')}%")
 PY
 }
 
@@ -188,7 +193,7 @@ for workload in $workloads; do
   for round in $(seq 1 "$rounds"); do
     for name in $relays; do
       case "$workload" in
-        probe500) probe "$name" "$round" ;;
+        probe500 | probechat1000) probe "$name" "$workload" "$round" ;;
         capacity) capacity "$name" "$round" ;;
         *) run "$name" "$workload" "$round" ;;
       esac

@@ -6,7 +6,7 @@ import glob, json, os, re, statistics, sys
 out = sys.argv[1] if len(sys.argv) > 1 else "target/bench-relays"
 # Every relay with results in the directory, the usual ones first.
 known = ["ours", "ref-0.10.25", "ref-0.10.25-lto", "ref-0.17.10"]
-found = {re.sub(r"-(sd500|chat1000|idle500|probe500|capacity)\b.*$", "", os.path.basename(p))
+found = {re.sub(r"-(sd500|chat1000|idle500|probe500|probechat1000|capacity)\b.*$", "", os.path.basename(p))
          for p in glob.glob(os.path.join(out, "*.json")) if os.path.basename(p) != "presets.json"}
 relays = [r for r in known if r in found] + sorted(found - set(known))
 relays = relays or ["ours", "ref-0.10.25", "ref-0.17.10"]
@@ -45,13 +45,16 @@ for workload, keys in [
             cells.append(fmt(med(runs, key), n) + (f" [{', '.join(fmt(r.get('loss_pct'), 3) for r in runs)}]" if key == "loss_pct" else ""))
         print(f"  {key:32} " + " | ".join(f"{c:>22}" for c in cells))
 
-print("\nprobe500 (probe subscribers' latency, medians over rounds)")
-for key in ["latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_max_ms", "loss_pct"]:
-    cells = [fmt(med(load(f"{relay}-probe500-[0-9].json"), key), 2) for relay in relays]
-    print(f"  {key:32} " + " | ".join(f"{c:>22}" for c in cells))
-for key in ["loss_pct", "relay_cpu_pct"]:
-    cells = [fmt(med(load(f"{relay}-probe500-[0-9]-load.json"), key), 2) for relay in relays]
-    print(f"  load {key:27} " + " | ".join(f"{c:>22}" for c in cells))
+for workload in ["probe500", "probechat1000"]:
+    if not glob.glob(os.path.join(out, f"*-{workload}-[0-9].json")):
+        continue
+    print(f"\n{workload} (probe subscribers' latency, medians over rounds)")
+    for key in ["latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_max_ms", "loss_pct"]:
+        cells = [fmt(med(load(f"{relay}-{workload}-[0-9].json"), key), 2) for relay in relays]
+        print(f"  {key:32} " + " | ".join(f"{c:>22}" for c in cells))
+    for key in ["loss_pct", "relay_cpu_pct"]:
+        cells = [fmt(med(load(f"{relay}-{workload}-[0-9]-load.json"), key), 2) for relay in relays]
+        print(f"  load {key:27} " + " | ".join(f"{c:>22}" for c in cells))
 
 print("\ncapacity (max SD subscribers at < 0.1 % loss, relay held to a fraction of a core)")
 for relay in relays:
