@@ -161,7 +161,10 @@ impl Proc {
             .current_dir(std::env::temp_dir())
             // Plain logs we can grep; no inherited configuration (the relays read MOQ_* too).
             .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG");
+            .env_remove("RUST_LOG")
+            // An error a child returns from main is printed with its message, not buried under a
+            // captured backtrace longer than the log tail we print (panics keep theirs).
+            .env("RUST_LIB_BACKTRACE", "0");
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("MOQ_") {
                 cmd.env_remove(key);

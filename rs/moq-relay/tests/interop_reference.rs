@@ -84,7 +84,12 @@ impl Procs {
     fn spawn(&mut self, name: &str, cmd: &mut Command) -> &mut Child {
         let log = self.scratch.path(&format!("{name}.log"));
         let file = std::fs::File::create(&log).unwrap();
-        cmd.stderr(file).env_remove("RUST_LOG").env("NO_COLOR", "1");
+        // RUST_LIB_BACKTRACE=0: an error returned from main prints its message, not a backtrace
+        // longer than the log tail we print (panics keep theirs).
+        cmd.stderr(file)
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .env("RUST_LIB_BACKTRACE", "0");
         for (key, _) in std::env::vars() {
             if key.starts_with("MOQ_") && key != "MOQ_PEERS_DIR" {
                 cmd.env_remove(key);
