@@ -597,8 +597,10 @@ impl Sub {
         .await
         .with_context(|| format!("broadcast {} not announced", self.path))??;
         let mut track = broadcast.subscribe_track(&Track::new(TRACK));
-        // Read every group, even one overtaken by a newer one (one-frame groups overlap).
+        // Read every group, even one whose stream lost the race to a newer one's (one-frame
+        // groups overlap): skipping it would count a late message as lost.
         track.set_max_latency(Duration::from_secs(2));
+        track.set_late_groups(true);
         // Frames sent before now (the start of the current group, cached by the relay, when
         // joining a running publisher) are counted but not timed: their age is not latency.
         let since = now_us();

@@ -6,9 +6,10 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use common::proxy::Proxy;
 use common::*;
-use moq_lite::{BroadcastProducer, Client, OriginProducer, Track, TrackInfo};
+use moq_lite::{BroadcastProducer, Client, Group, OriginProducer, Track, TrackInfo};
 
 /// Publish a broadcast straight into the relay's origin.
 fn publish(relay: &Relay, name: &str) -> BroadcastProducer {
@@ -60,6 +61,52 @@ async fn late_join_starts_at_latest_group_from_its_first_frame() {
         .unwrap()
         .unwrap();
     assert_eq!(group.info().sequence, 6);
+}
+
+/// Group streams race: a group that reaches a publisher (a relay's upstream side) after a newer
+/// one was already served is still forwarded, and reaches a subscriber that asks for late groups.
+#[tokio::test]
+async fn a_group_that_loses_the_race_upstream_is_still_delivered() {
+    let relay = relay(&[]);
+    let broadcast = publish(&relay, "chat");
+    let track = broadcast.create_track(Track::new("messages"), TrackInfo::default());
+    let message = |sequence: u64| {
+        let mut group = track.create_group(Group { sequence }).unwrap();
+        group
+            .write_frame(sequence, Bytes::from(vec![sequence as u8; 10]))
+            .unwrap();
+        group.finish();
+    };
+    message(0);
+
+    let origin = OriginProducer::new();
+    let _session = relay
+        .connect(Via::Quic, &[], Client::new().subscribe(origin.clone()))
+        .await;
+    let remote = tokio::time::timeout(TIMEOUT, origin.consume().wait_for_broadcast(&path("chat")))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut consumer = remote.subscribe_track(&Track::new("messages"));
+    consumer.set_max_latency(Duration::from_secs(10));
+    consumer.set_late_groups(true);
+    let mut next = async || {
+        let mut group = tokio::time::timeout(TIMEOUT, consumer.next_group())
+            .await
+            .expect("a group in time")
+            .unwrap()
+            .unwrap();
+        let (_, payload) = group.read_frame().await.unwrap().unwrap();
+        (group.info().sequence, payload[0])
+    };
+    assert_eq!(next().await, (0, 0));
+    message(2);
+    assert_eq!(next().await, (2, 2));
+    // Group 1 arrives after group 2 was served.
+    message(1);
+    assert_eq!(next().await, (1, 1), "the late group is forwarded");
+    message(3);
+    assert_eq!(next().await, (3, 3));
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! consumers, checking the fan-out contract. Shared by `fuzz/fuzz_targets/track.rs` and the
 //! corpus replay test.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,7 +22,8 @@ pub fn track_ops(data: &[u8]) {
             ..Default::default()
         },
     );
-    let mut consumers: Vec<(TrackConsumer, Option<u64>)> = Vec::new();
+    // Each consumer, the highest sequence it returned, every sequence it returned.
+    let mut consumers: Vec<(TrackConsumer, Option<u64>, HashSet<u64>)> = Vec::new();
     let mut largest_group = 0u64;
 
     for op in data.chunks(3).skip(1) {
@@ -46,18 +48,25 @@ pub fn track_ops(data: &[u8]) {
                     sequence: a as u64 * 3 + b as u64 % 3,
                 });
             }
-            2 if consumers.len() < 16 => consumers.push((producer.consume(), None)),
+            2 if consumers.len() < 16 => {
+                let mut consumer = producer.consume();
+                // Odd `a`: this consumer also takes groups that lost the race to a newer one.
+                consumer.set_late_groups(a % 2 == 1);
+                consumers.push((consumer, None, HashSet::new()));
+            }
             3 => {
                 let n = consumers.len();
-                if let Some((consumer, last)) = consumers.get_mut(a as usize % n.max(1)) {
+                if let Some((consumer, last, seen)) = consumers.get_mut(a as usize % n.max(1)) {
                     if let Some(Ok(Some(group))) = consumer.next_group().now_or_never() {
                         let seq = group.info().sequence;
-                        // A consumer never goes backwards or repeats a group.
+                        // A consumer never repeats a group, and without late groups it never goes
+                        // backwards either.
+                        assert!(seen.insert(seq), "sequence {seq} returned twice");
                         assert!(
-                            last.is_none_or(|l| seq > l),
+                            consumer.takes_late_groups() || last.is_none_or(|l| seq > l),
                             "sequence {seq} after {last:?}"
                         );
-                        *last = Some(seq);
+                        *last = Some(last.map_or(seq, |l| l.max(seq)));
                     }
                 }
             }
@@ -69,7 +78,7 @@ pub fn track_ops(data: &[u8]) {
             6 => producer.abort(crate::Error::Cancel),
             7 => {
                 let n = consumers.len();
-                if let Some((consumer, _)) = consumers.get_mut(a as usize % n.max(1)) {
+                if let Some((consumer, _, _)) = consumers.get_mut(a as usize % n.max(1)) {
                     consumer.set_max_latency(Duration::from_millis(b as u64));
                 }
             }

@@ -6,6 +6,10 @@
 //! - A consumer that lags skips groups: when it asks for the next group and a newer group arrived
 //!   more than its max latency after the one it would get, it jumps ahead; [`TrackConsumer::skipped`]
 //!   says how many sequence numbers it passed over. It never blocks the producer or other consumers.
+//! - Group streams race, so a group can arrive after a newer one was already taken. By default a
+//!   consumer reads in sequence order and never sees it; one that opts in with
+//!   [`TrackConsumer::set_late_groups`] gets it next, in arrival order, if it arrives within the
+//!   consumer's max latency of being passed over (a relay serves groups this way, spec §7.3).
 //! - The producer keeps the latest group always, and older groups only while they are younger than
 //!   the track's max latency and within [`MAX_CACHE_GROUPS`] / [`MAX_CACHE_BYTES`]; so however slow
 //!   a consumer is, the track's memory stays bounded (a consumer still reading an evicted group keeps
@@ -25,6 +29,8 @@ use tokio::time::Instant;
 use super::{Group, GroupConsumer, GroupProducer};
 use crate::Error;
 
+/// Most passed-over sequence numbers a consumer waits for (see [`TrackConsumer::set_late_groups`]).
+pub const MAX_LATE_GROUPS: usize = 64;
 /// Most groups a track keeps besides the latest.
 pub const MAX_CACHE_GROUPS: usize = 1024;
 /// Most payload bytes a track keeps in groups other than the latest.
@@ -387,6 +393,13 @@ pub struct TrackConsumer {
     next: Option<u64>,
     max_latency: Duration,
     skipped: u64,
+    /// Whether groups arriving after a newer one was taken are still returned.
+    late: bool,
+    /// Sequences passed over before they arrived, with when: returned if they arrive within
+    /// `max_latency` of that (only when `late`). Oldest first, at most [`MAX_LATE_GROUPS`].
+    holes: VecDeque<(u64, Instant)>,
+    /// Whether a group was returned yet (holes are only below a returned group's successor).
+    returned: bool,
 }
 
 impl TrackConsumer {
@@ -398,6 +411,9 @@ impl TrackConsumer {
             next: None,
             max_latency: Duration::ZERO,
             skipped: 0,
+            late: false,
+            holes: VecDeque::new(),
+            returned: false,
         }
     }
 
@@ -448,6 +464,22 @@ impl TrackConsumer {
         self.max_latency = max_latency;
     }
 
+    /// Also return a group that arrives after a newer one was returned (its stream lost the race),
+    /// if it arrives within the max latency of being passed over; it comes next, out of sequence
+    /// order. Off by default: a consumer then sees strictly increasing sequences. A relay turns it
+    /// on, so one-frame groups (chat, events) that race are all forwarded.
+    pub fn set_late_groups(&mut self, late: bool) {
+        self.late = late;
+        if !late {
+            self.holes.clear();
+        }
+    }
+
+    /// Whether [`Self::set_late_groups`] is on.
+    pub fn takes_late_groups(&self) -> bool {
+        self.late
+    }
+
     /// Start at group `sequence` (or the oldest cached after it) instead of the latest.
     pub fn start_at(&mut self, sequence: u64) {
         self.next = Some(sequence);
@@ -477,16 +509,44 @@ impl TrackConsumer {
     pub async fn next_group(&mut self) -> Result<Option<GroupConsumer>, Error> {
         loop {
             let next = self.next;
+            self.expire_holes(Instant::now());
+            let holes = &self.holes;
+            let is_hole = |sequence: u64| holes.iter().any(|(h, _)| *h == sequence);
             let state = self
                 .state
                 .wait_for(|s| {
                     s.closed.is_some()
-                        || s.groups
-                            .iter()
-                            .any(|c| next.is_none_or(|n| c.group.info().sequence >= n))
+                        || s.groups.iter().any(|c| {
+                            let sequence = c.group.info().sequence;
+                            next.is_none_or(|n| sequence >= n) || is_hole(sequence)
+                        })
                 })
                 .await
                 .map_err(|_| Error::Dropped)?;
+
+            // A late group first: it is the oldest wanted, and it has waited.
+            let late = match holes.is_empty() {
+                true => None,
+                false => state
+                    .groups
+                    .iter()
+                    .find(|c| is_hole(c.group.info().sequence)),
+            };
+            if let Some(late) = late {
+                let group = late.group.clone();
+                let sequence = group.info().sequence;
+                drop(state);
+                let now = Instant::now();
+                let in_time = self.holes.iter().any(|(h, passed)| {
+                    *h == sequence && now.saturating_duration_since(*passed) <= self.max_latency
+                });
+                self.holes.retain(|(h, _)| *h != sequence);
+                if !in_time {
+                    continue;
+                }
+                self.skipped = self.skipped.saturating_sub(1);
+                return Ok(Some(group));
+            }
 
             let candidates = state
                 .groups
@@ -519,7 +579,31 @@ impl TrackConsumer {
                 let sequence = group.info().sequence;
                 if let Some(n) = next {
                     self.skipped += sequence.saturating_sub(n);
+                    // Passed over without having arrived: may still come (after a group already
+                    // returned, so never below the first one returned).
+                    if self.late && self.returned {
+                        let floor = state.floor;
+                        let missing = (n.max(floor)..sequence)
+                            .rev()
+                            .take(MAX_LATE_GROUPS)
+                            .filter(|m| {
+                                state
+                                    .groups
+                                    .binary_search_by_key(m, |c| c.group.info().sequence)
+                                    .is_err()
+                            })
+                            .collect::<Vec<_>>();
+                        let now = Instant::now();
+                        drop(state);
+                        for m in missing.into_iter().rev() {
+                            if self.holes.len() == MAX_LATE_GROUPS {
+                                self.holes.pop_front();
+                            }
+                            self.holes.push_back((m, now));
+                        }
+                    }
                 }
+                self.returned = true;
                 self.next = Some(sequence + 1);
                 return Ok(Some(group));
             }
@@ -529,6 +613,16 @@ impl TrackConsumer {
                 Some(Err(err)) => return Err(err),
                 None => continue,
             }
+        }
+    }
+
+    /// Forget passed-over sequences waited for longer than the max latency.
+    fn expire_holes(&mut self, now: Instant) {
+        while let Some((_, passed)) = self.holes.front() {
+            if now.saturating_duration_since(*passed) <= self.max_latency {
+                break;
+            }
+            self.holes.pop_front();
         }
     }
 
@@ -710,6 +804,135 @@ mod tests {
                 .sequence,
             2
         );
+    }
+
+    /// The sequence of the next group `consumer` returns.
+    async fn next_sequence(consumer: &mut TrackConsumer) -> u64 {
+        consumer
+            .next_group()
+            .await
+            .unwrap()
+            .unwrap()
+            .info()
+            .sequence
+    }
+
+    /// A group that loses the race to a newer one: (returned late, skipped after).
+    async fn race(late: bool) -> (Option<u64>, u64) {
+        let producer = track();
+        let mut consumer = producer.consume();
+        consumer.set_max_latency(Duration::from_secs(10));
+        consumer.set_late_groups(late);
+        producer
+            .create_group(Group { sequence: 0 })
+            .unwrap()
+            .finish();
+        assert_eq!(next_sequence(&mut consumer).await, 0);
+        producer
+            .create_group(Group { sequence: 2 })
+            .unwrap()
+            .finish();
+        assert_eq!(next_sequence(&mut consumer).await, 2);
+        assert_eq!(consumer.skipped(), 1);
+        // Group 1's stream arrives after group 2 was taken.
+        producer
+            .create_group(Group { sequence: 1 })
+            .unwrap()
+            .finish();
+        producer
+            .create_group(Group { sequence: 3 })
+            .unwrap()
+            .finish();
+        let first = next_sequence(&mut consumer).await;
+        let returned = match first {
+            1 => {
+                assert_eq!(next_sequence(&mut consumer).await, 3);
+                Some(1)
+            }
+            other => {
+                assert_eq!(other, 3);
+                None
+            }
+        };
+        (returned, consumer.skipped())
+    }
+
+    #[tokio::test]
+    async fn a_group_that_loses_the_race_is_returned_late_when_asked() {
+        assert_eq!(race(true).await, (Some(1), 0));
+    }
+
+    #[tokio::test]
+    async fn a_group_that_loses_the_race_is_skipped_by_default() {
+        assert_eq!(race(false).await, (None, 1));
+    }
+
+    #[tokio::test]
+    async fn a_late_group_past_the_max_latency_is_not_returned() {
+        tokio::time::pause();
+        let producer = track();
+        let mut consumer = producer.consume();
+        consumer.set_max_latency(Duration::from_millis(100));
+        consumer.set_late_groups(true);
+        producer
+            .create_group(Group { sequence: 0 })
+            .unwrap()
+            .finish();
+        assert_eq!(next_sequence(&mut consumer).await, 0);
+        producer
+            .create_group(Group { sequence: 2 })
+            .unwrap()
+            .finish();
+        assert_eq!(next_sequence(&mut consumer).await, 2);
+        tokio::time::advance(Duration::from_millis(150)).await;
+        producer
+            .create_group(Group { sequence: 1 })
+            .unwrap()
+            .finish();
+        producer
+            .create_group(Group { sequence: 3 })
+            .unwrap()
+            .finish();
+        assert_eq!(next_sequence(&mut consumer).await, 3);
+        assert_eq!(consumer.skipped(), 1);
+    }
+
+    #[tokio::test]
+    async fn late_groups_waited_for_are_bounded() {
+        let producer = track();
+        let mut consumer = producer.consume();
+        consumer.set_max_latency(Duration::from_secs(10));
+        consumer.set_late_groups(true);
+        producer
+            .create_group(Group { sequence: 0 })
+            .unwrap()
+            .finish();
+        assert_eq!(next_sequence(&mut consumer).await, 0);
+        // 10 000 sequences never arrived: only the newest MAX_LATE_GROUPS are waited for.
+        producer
+            .create_group(Group { sequence: 10_001 })
+            .unwrap()
+            .finish();
+        assert_eq!(next_sequence(&mut consumer).await, 10_001);
+        assert_eq!(consumer.holes.len(), MAX_LATE_GROUPS);
+        producer
+            .create_group(Group { sequence: 5 })
+            .unwrap()
+            .finish();
+        let newest_hole = 10_000;
+        producer
+            .create_group(Group {
+                sequence: newest_hole,
+            })
+            .unwrap()
+            .finish();
+        producer
+            .create_group(Group { sequence: 10_002 })
+            .unwrap()
+            .finish();
+        assert_eq!(next_sequence(&mut consumer).await, newest_hole);
+        assert_eq!(next_sequence(&mut consumer).await, 10_002);
+        assert_eq!(consumer.skipped(), 9_999);
     }
 
     #[tokio::test]

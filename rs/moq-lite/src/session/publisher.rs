@@ -328,6 +328,9 @@ impl Publisher {
             end: subscribe.end_group,
         };
         consumer.set_max_latency(prefs.latency(&consumer));
+        // Groups are served in arrival order (spec §7.3): one whose stream reached us after a
+        // newer one's is still sent, within the max latency.
+        consumer.set_late_groups(true);
         if let Some(start) = subscribe.start_group {
             consumer.start_at(start);
         }
