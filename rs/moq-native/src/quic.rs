@@ -118,7 +118,13 @@ pub const DEFAULT_MAX_STREAMS_UNI: u32 = 100;
 
 /// Default [`QuicConfig::max_streams_bidi`]: subscriptions, announce and track requests a peer
 /// may have open towards us at once.
-pub const DEFAULT_MAX_STREAMS_BIDI: u32 = 128;
+///
+/// With the uni default this keeps quinn's per-connection stream tables at their smaller size:
+/// it keeps one hash map entry per allowed peer stream (receive side: uni + bidi, ours included;
+/// send side: peer bidi + ours), and 100 + 128 entries needed 512 buckets where 100 + 100 fit in
+/// 256. Measured: 500 idle viewers, relay RSS per viewer 83 → 74 KB (100 / 128 → 100 / 100,
+/// relay without huge pages: `MIMALLOC_ALLOW_THP=0`).
+pub const DEFAULT_MAX_STREAMS_BIDI: u32 = 100;
 
 impl QuicConfig {
     /// Build the quinn transport config.

@@ -14,6 +14,15 @@ use crate::auth::Auth;
 use crate::config::{Cli, Config};
 use crate::relay::Relay;
 
+/// mimalloc, which asks Linux for transparent huge pages for its arenas (when THP is `madvise` or
+/// `always`): the fan-out walks the state of every viewer's connection for every frame, and with
+/// 2 MiB pages that walk misses the TLB far less. Measured (docs/performance.md): relay CPU per
+/// message −15 to −20 % at 1000 × chat, −10 to −13 % per Gbps at 500 × SD, for ~20 MB more RSS.
+/// `MIMALLOC_ALLOW_THP=0` in the environment turns the huge pages off (most of the gain goes
+/// with them: it is the pages, not the allocator).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::load(Cli::parse())?;
