@@ -817,84 +817,56 @@ mod tests {
             .sequence
     }
 
-    /// A group that loses the race to a newer one: (returned late, skipped after).
-    async fn race(late: bool) -> (Option<u64>, u64) {
+    /// Start group `sequence` and finish it at once.
+    fn add(producer: &TrackProducer, sequence: u64) {
+        producer.create_group(Group { sequence }).unwrap().finish();
+    }
+
+    /// Group 1 loses the race to group 2 and arrives `delay` after group 2 was taken, by a consumer
+    /// with `max_latency`: (group 1 if it was returned, sequences skipped in the end).
+    async fn race(late: bool, max_latency: Duration, delay: Duration) -> (Option<u64>, u64) {
+        tokio::time::pause();
         let producer = track();
         let mut consumer = producer.consume();
-        consumer.set_max_latency(Duration::from_secs(10));
+        consumer.set_max_latency(max_latency);
         consumer.set_late_groups(late);
-        producer
-            .create_group(Group { sequence: 0 })
-            .unwrap()
-            .finish();
+        add(&producer, 0);
         assert_eq!(next_sequence(&mut consumer).await, 0);
-        producer
-            .create_group(Group { sequence: 2 })
-            .unwrap()
-            .finish();
+        add(&producer, 2);
         assert_eq!(next_sequence(&mut consumer).await, 2);
         assert_eq!(consumer.skipped(), 1);
-        // Group 1's stream arrives after group 2 was taken.
-        producer
-            .create_group(Group { sequence: 1 })
-            .unwrap()
-            .finish();
-        producer
-            .create_group(Group { sequence: 3 })
-            .unwrap()
-            .finish();
-        let first = next_sequence(&mut consumer).await;
-        let returned = match first {
-            1 => {
-                assert_eq!(next_sequence(&mut consumer).await, 3);
-                Some(1)
-            }
+        tokio::time::advance(delay).await;
+        add(&producer, 1);
+        add(&producer, 3);
+        let returned = match next_sequence(&mut consumer).await {
+            1 => Some(1),
             other => {
                 assert_eq!(other, 3);
                 None
             }
         };
+        if returned.is_some() {
+            assert_eq!(next_sequence(&mut consumer).await, 3);
+        }
         (returned, consumer.skipped())
     }
 
     #[tokio::test]
     async fn a_group_that_loses_the_race_is_returned_late_when_asked() {
-        assert_eq!(race(true).await, (Some(1), 0));
+        let within = race(true, Duration::from_secs(10), Duration::from_millis(10)).await;
+        assert_eq!(within, (Some(1), 0));
     }
 
     #[tokio::test]
     async fn a_group_that_loses_the_race_is_skipped_by_default() {
-        assert_eq!(race(false).await, (None, 1));
+        let strict = race(false, Duration::from_secs(10), Duration::from_millis(10)).await;
+        assert_eq!(strict, (None, 1));
     }
 
     #[tokio::test]
     async fn a_late_group_past_the_max_latency_is_not_returned() {
-        tokio::time::pause();
-        let producer = track();
-        let mut consumer = producer.consume();
-        consumer.set_max_latency(Duration::from_millis(100));
-        consumer.set_late_groups(true);
-        producer
-            .create_group(Group { sequence: 0 })
-            .unwrap()
-            .finish();
-        assert_eq!(next_sequence(&mut consumer).await, 0);
-        producer
-            .create_group(Group { sequence: 2 })
-            .unwrap()
-            .finish();
-        assert_eq!(next_sequence(&mut consumer).await, 2);
-        tokio::time::advance(Duration::from_millis(150)).await;
-        producer
-            .create_group(Group { sequence: 1 })
-            .unwrap()
-            .finish();
-        producer
-            .create_group(Group { sequence: 3 })
-            .unwrap()
-            .finish();
-        assert_eq!(next_sequence(&mut consumer).await, 3);
-        assert_eq!(consumer.skipped(), 1);
+        let too_late = race(true, Duration::from_millis(100), Duration::from_millis(150)).await;
+        assert_eq!(too_late, (None, 1));
     }
 
     #[tokio::test]
@@ -903,33 +875,16 @@ mod tests {
         let mut consumer = producer.consume();
         consumer.set_max_latency(Duration::from_secs(10));
         consumer.set_late_groups(true);
-        producer
-            .create_group(Group { sequence: 0 })
-            .unwrap()
-            .finish();
+        add(&producer, 0);
         assert_eq!(next_sequence(&mut consumer).await, 0);
         // 10 000 sequences never arrived: only the newest MAX_LATE_GROUPS are waited for.
-        producer
-            .create_group(Group { sequence: 10_001 })
-            .unwrap()
-            .finish();
+        add(&producer, 10_001);
         assert_eq!(next_sequence(&mut consumer).await, 10_001);
         assert_eq!(consumer.holes.len(), MAX_LATE_GROUPS);
-        producer
-            .create_group(Group { sequence: 5 })
-            .unwrap()
-            .finish();
+        add(&producer, 5);
         let newest_hole = 10_000;
-        producer
-            .create_group(Group {
-                sequence: newest_hole,
-            })
-            .unwrap()
-            .finish();
-        producer
-            .create_group(Group { sequence: 10_002 })
-            .unwrap()
-            .finish();
+        add(&producer, newest_hole);
+        add(&producer, 10_002);
         assert_eq!(next_sequence(&mut consumer).await, newest_hole);
         assert_eq!(next_sequence(&mut consumer).await, 10_002);
         assert_eq!(consumer.skipped(), 9_999);
