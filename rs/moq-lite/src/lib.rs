@@ -74,5 +74,7 @@ pub use coding::Version;
 pub use error::Error;
 pub use model::*;
 pub use path::{Path, PathError, MAX_PATH_LEN, MAX_PATH_SEGMENTS};
-pub use session::{Client, Handshake, ProbeReports, Server, Session, MAX_INFLIGHT_GROUPS};
+pub use session::{
+    Client, Handshake, ProbeReports, Server, Session, StreamWindow, MAX_INFLIGHT_GROUPS,
+};
 pub use stats::{Metric, Stats};

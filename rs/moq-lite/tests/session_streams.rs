@@ -443,3 +443,50 @@ async fn compat_setup_negotiates_lite01() {
     assert_eq!(group.bytes(4).await, [0x03, 0, 0, 0]);
     group.finished().await;
 }
+
+/// A peer stream allowance that starts small grows as the peer uses it: 40 subscriptions held
+/// open at once on a connection that allowed 4 bidirectional streams at first (the relay's
+/// `--quic-initial-streams`), each served. Without the growth the 5th `open_bi` would wait for
+/// credit that never comes.
+#[tokio::test]
+async fn a_small_initial_stream_allowance_grows_with_use() {
+    let quic = moq_native::QuicConfig {
+        initial_streams: 4,
+        ..Default::default()
+    };
+    let window = moq_lite::StreamWindow {
+        initial: 4,
+        max_uni: 64,
+        max_bidi: 64,
+    };
+    let relay = relay_with(&[], quic, Some(window));
+    let broadcast = BroadcastProducer::new();
+    let track = broadcast.create_track(Track::new("video"), TrackInfo::default());
+    relay
+        .origin
+        .publish_broadcast(&path("live"), broadcast.consume())
+        .unwrap();
+    write_group(&track, 1, 4);
+    let peer = raw_peer(&relay).await;
+
+    let mut open_subscriptions = Vec::new();
+    for id in 0..40 {
+        let opened = tokio::time::timeout(
+            TIMEOUT,
+            open(
+                &peer,
+                BiStreamType::Subscribe,
+                &subscribe(id, "live", "video"),
+            ),
+        )
+        .await;
+        let (send, mut wire) =
+            opened.unwrap_or_else(|_| panic!("no stream credit for subscription {id}"));
+        assert_eq!(
+            wire.next::<SubscribeResponse>().await,
+            SubscribeResponse::Start { group: 0 }
+        );
+        open_subscriptions.push((send, wire));
+    }
+    assert_eq!(open_subscriptions.len(), 40);
+}

@@ -87,6 +87,16 @@ pub struct QuicConfig {
     /// towards us at once (~90 bytes of state each, allocated up front).
     #[arg(long = "quic-max-streams-bidi", default_value_t = DEFAULT_MAX_STREAMS_BIDI, env = "MOQ_QUIC_MAX_STREAMS_BIDI")]
     pub max_streams_bidi: u32,
+
+    /// Streams of each direction a peer may open at first, when the moq-lite session raises the
+    /// allowance with use up to the maxima (`moq_lite::StreamWindow`); 0 = the maxima from the
+    /// start. Saves quinn's up-front per-stream state on connections that use few streams.
+    #[arg(
+        long = "quic-initial-streams",
+        default_value_t = 0,
+        env = "MOQ_QUIC_INITIAL_STREAMS"
+    )]
+    pub initial_streams: u32,
 }
 
 /// Default [`QuicConfig::ack_threshold`].
@@ -108,6 +118,7 @@ impl Default for QuicConfig {
             ack_threshold: DEFAULT_ACK_THRESHOLD,
             max_streams_uni: DEFAULT_MAX_STREAMS_UNI,
             max_streams_bidi: DEFAULT_MAX_STREAMS_BIDI,
+            initial_streams: 0,
         }
     }
 }
@@ -151,8 +162,12 @@ impl QuicConfig {
             ack.ack_eliciting_threshold(quinn::VarInt::from_u32(self.ack_threshold - 1));
             transport.ack_frequency_config(Some(ack));
         }
-        transport.max_concurrent_uni_streams(self.max_streams_uni.into());
-        transport.max_concurrent_bidi_streams(self.max_streams_bidi.into());
+        let initial = |max: u32| match self.initial_streams {
+            0 => max,
+            n => n.min(max),
+        };
+        transport.max_concurrent_uni_streams(initial(self.max_streams_uni).into());
+        transport.max_concurrent_bidi_streams(initial(self.max_streams_bidi).into());
 
         let factory: Arc<dyn congestion::ControllerFactory + Send + Sync> = match self.congestion {
             Congestion::Cubic => Arc::new(congestion::CubicConfig::default()),

@@ -98,15 +98,22 @@ pub struct Cli {
     #[arg(long = "quic-socket-buffer", env = "MOQ_QUIC_SOCKET_BUFFER")]
     pub quic_socket_buffer: Option<usize>,
 
-    /// Unidirectional (group) streams a peer may have open towards the relay at once; state for
-    /// each is allocated per connection up front (~45 bytes). [default: 100]
+    /// Most unidirectional (group) streams a peer may have open towards the relay at once.
+    /// [default: 100]
     #[arg(long = "quic-max-streams-uni", env = "MOQ_QUIC_MAX_STREAMS_UNI")]
     pub quic_max_streams_uni: Option<u32>,
 
-    /// Bidirectional streams (subscriptions, announce/track requests) a peer may have open
-    /// towards the relay at once (~90 bytes each, allocated up front). [default: 128]
+    /// Most bidirectional streams (subscriptions, announce/track requests) a peer may have open
+    /// towards the relay at once. [default: 100]
     #[arg(long = "quic-max-streams-bidi", env = "MOQ_QUIC_MAX_STREAMS_BIDI")]
     pub quic_max_streams_bidi: Option<u32>,
+
+    /// Streams of each direction a peer may open at first; the allowance doubles whenever the
+    /// peer has half of it open, up to --quic-max-streams-*. quinn allocates state for every
+    /// allowed stream up front, so this is memory per connection: most viewers use a handful.
+    /// 0 = the maxima from the start. [default: 16]
+    #[arg(long = "quic-initial-streams", env = "MOQ_QUIC_INITIAL_STREAMS")]
+    pub quic_initial_streams: Option<u32>,
 
     /// Log level: error, warn, info, debug, trace (RUST_LOG overrides). [default: info]
     #[arg(long = "log-level", env = "MOQ_LOG_LEVEL")]
@@ -159,6 +166,7 @@ struct FileServer {
     quic_socket_buffer: Option<usize>,
     quic_max_streams_uni: Option<u32>,
     quic_max_streams_bidi: Option<u32>,
+    quic_initial_streams: Option<u32>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -232,6 +240,11 @@ struct FileLimits {
 /// (docs/performance.md).
 const RELAY_ACK_THRESHOLD: u32 = 10;
 
+/// Default --quic-initial-streams: room for a viewer's requests (WebTransport's CONNECT and HTTP/3
+/// control streams count too) before the first raise; 16 + 16 keeps quinn's per-connection stream
+/// tables at a quarter of their size at 100 + 100.
+const RELAY_INITIAL_STREAMS: u32 = 16;
+
 /// The merged configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -269,6 +282,8 @@ pub struct Config {
     pub quic_max_streams_uni: u32,
     /// Concurrent bidirectional streams a peer may open.
     pub quic_max_streams_bidi: u32,
+    /// Streams of each direction a peer may open at first (0 = the maxima).
+    pub quic_initial_streams: u32,
     /// Log level.
     pub log_level: tracing::Level,
 }
@@ -344,6 +359,10 @@ impl Config {
                 .quic_max_streams_bidi
                 .or(file.server.quic_max_streams_bidi)
                 .unwrap_or(moq_native::DEFAULT_MAX_STREAMS_BIDI),
+            quic_initial_streams: cli
+                .quic_initial_streams
+                .or(file.server.quic_initial_streams)
+                .unwrap_or(RELAY_INITIAL_STREAMS),
             log_level,
         })
     }
@@ -421,6 +440,7 @@ mod tests {
             moq_native::DEFAULT_MAX_STREAMS_BIDI
         );
         assert_eq!(config.quic_socket_buffer, moq_native::DEFAULT_SOCKET_BUFFER);
+        assert_eq!(config.quic_initial_streams, RELAY_INITIAL_STREAMS);
         let cli = Cli::try_parse_from([
             "moq-relay",
             path,
@@ -428,11 +448,14 @@ mod tests {
             "512",
             "--quic-max-streams-bidi",
             "256",
+            "--quic-initial-streams",
+            "0",
         ])
         .unwrap();
         let config = Config::load(cli).unwrap();
         assert_eq!(config.quic_max_streams_uni, 512);
         assert_eq!(config.quic_max_streams_bidi, 256);
+        assert_eq!(config.quic_initial_streams, 0);
     }
 
     #[test]

@@ -19,7 +19,9 @@ use crate::relay::Relay;
 /// 2 MiB pages that walk misses the TLB far less. Measured (docs/performance.md): relay CPU per
 /// message −15 to −20 % at 1000 × chat; 500 × SD within the run-to-run spread; ~15-20 MB more RSS.
 /// `MIMALLOC_ALLOW_THP=0` in the environment turns the huge pages off (most of the gain goes
-/// with them: it is the pages, not the allocator).
+/// with them: it is the pages, not the allocator). Built without the `mimalloc` feature, the relay
+/// uses the system allocator (for heap profilers).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -39,7 +41,12 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
     let auth = Auth::new(key, config.auth_public.as_deref())?;
-    let relay = Arc::new(Relay::new(auth, config.max_sessions));
+    let streams = (config.quic_initial_streams > 0).then_some(moq_lite::StreamWindow {
+        initial: config.quic_initial_streams,
+        max_uni: config.quic_max_streams_uni,
+        max_bidi: config.quic_max_streams_bidi,
+    });
+    let relay = Arc::new(Relay::new(auth, config.max_sessions).with_stream_window(streams));
 
     let mut server = moq_native::Server::new(moq_native::ServerConfig {
         bind: config.bind,
@@ -55,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
             socket_buffer: config.quic_socket_buffer,
             max_streams_uni: config.quic_max_streams_uni,
             max_streams_bidi: config.quic_max_streams_bidi,
+            initial_streams: config.quic_initial_streams,
             ..Default::default()
         },
     })?;

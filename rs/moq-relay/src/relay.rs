@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use moq_lite::{Error, Handshake, OriginProducer, Path, Session, Stats};
+use moq_lite::{Error, Handshake, OriginProducer, Path, Session, Stats, StreamWindow};
 use moq_native::{Request, Transport};
 use tokio::sync::watch;
 
@@ -36,6 +36,8 @@ pub struct Relay {
     next_id: AtomicU64,
     /// Flips to true when shutting down.
     pub shutdown: watch::Sender<bool>,
+    /// Peer stream allowances that start small and grow with use (`--quic-initial-streams`).
+    streams: Option<StreamWindow>,
 }
 
 impl Relay {
@@ -50,7 +52,15 @@ impl Relay {
             sessions: Mutex::default(),
             next_id: AtomicU64::new(0),
             shutdown: watch::channel(false).0,
+            streams: None,
         }
+    }
+
+    /// Grow each session's peer stream allowance from the connection's initial one (see
+    /// [`StreamWindow`]); `None` leaves the connections' limits as they are.
+    pub fn with_stream_window(mut self, streams: Option<StreamWindow>) -> Self {
+        self.streams = streams;
+        self
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Live>>> {
@@ -61,11 +71,26 @@ impl Relay {
     /// Serve one incoming connection until its session ends.
     pub async fn handle(self: Arc<Self>, request: Request) {
         let remote = request.remote_addr();
+        // The set-up (WebTransport CONNECT, SETUP exchange, auth) is a large future that is done
+        // after a few round trips; boxed, it is freed then instead of staying inline in this
+        // task for the session's whole life (~2 KB less per connected viewer).
+        let Some((handshake, scope)) = Box::pin(self.accept(request)).await else {
+            return;
+        };
+        if let Err(err) = self.run(handshake, scope, remote).await {
+            tracing::debug!(%remote, %err, "session ended");
+        }
+    }
+
+    /// Authorise a connection and run the moq-lite handshake; `None` if it was refused or failed.
+    async fn accept(&self, request: Request) -> Option<(Handshake, Scope)> {
+        let remote = request.remote_addr();
         if self.sessions().len() >= self.max_sessions {
             tracing::warn!(%remote, max = self.max_sessions, "refusing session: too many sessions");
-            return request.reject(503).await;
+            request.reject(503).await;
+            return None;
         }
-        let (handshake, scope) = match request.transport() {
+        Some(match request.transport() {
             Transport::WebTransport => {
                 let url = request.url().clone();
                 let token = url
@@ -76,26 +101,39 @@ impl Relay {
                     Ok(scope) => scope,
                     Err(err) => {
                         tracing::warn!(%remote, path = url.path(), %err, "refusing WebTransport session: 401");
-                        return request.reject(401).await;
+                        request.reject(401).await;
+                        return None;
                     }
                 };
                 let transport = match request.ok().await {
                     Ok(t) => t,
-                    Err(err) => return tracing::debug!(%remote, %err, "WebTransport accept failed"),
+                    Err(err) => {
+                        tracing::debug!(%remote, %err, "WebTransport accept failed");
+                        return None;
+                    }
                 };
                 match Handshake::accept(transport).await {
                     Ok(h) => (h, scope),
-                    Err(err) => return tracing::debug!(%remote, %err, "handshake failed"),
+                    Err(err) => {
+                        tracing::debug!(%remote, %err, "handshake failed");
+                        return None;
+                    }
                 }
             }
             Transport::Quic => {
                 let transport = match request.ok().await {
                     Ok(t) => t,
-                    Err(err) => return tracing::debug!(%remote, %err, "QUIC accept failed"),
+                    Err(err) => {
+                        tracing::debug!(%remote, %err, "QUIC accept failed");
+                        return None;
+                    }
                 };
                 let handshake = match Handshake::accept(transport).await {
                     Ok(h) => h,
-                    Err(err) => return tracing::debug!(%remote, %err, "handshake failed"),
+                    Err(err) => {
+                        tracing::debug!(%remote, %err, "handshake failed");
+                        return None;
+                    }
                 };
                 // Raw QUIC has no URL: lite-05 carries it in SETUP; older versions get the root.
                 let (path, token) = split_path_and_token(handshake.setup_path().unwrap_or("/"));
@@ -103,14 +141,12 @@ impl Relay {
                     Ok(scope) => (handshake, scope),
                     Err(err) => {
                         tracing::warn!(%remote, %path, %err, "refusing QUIC session: unauthorized");
-                        return handshake.reject(Error::Unauthorized);
+                        handshake.reject(Error::Unauthorized);
+                        return None;
                     }
                 }
             }
-        };
-        if let Err(err) = self.run(handshake, scope, remote).await {
-            tracing::debug!(%remote, %err, "session ended");
-        }
+        })
     }
 
     async fn run(
@@ -124,6 +160,9 @@ impl Relay {
         let mut server = moq_lite::Server::new()
             .with_origin_id(self.origin_id)
             .with_stats(self.stats.clone());
+        if let Some(window) = self.streams {
+            server = server.with_stream_window(window);
+        }
         if !scope.subscribe.is_empty() {
             server = server.publish(root.consume().consume_only(&scope.subscribe)?);
         }

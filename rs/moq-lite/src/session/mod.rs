@@ -11,6 +11,7 @@ mod setup;
 mod stream;
 mod subscriber;
 
+use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
 use tokio::task::JoinSet;
@@ -34,6 +35,64 @@ struct Config {
     subscribe: Option<OriginProducer>,
     origin_id: u64,
     stats: Option<Arc<Stats>>,
+    streams: Option<StreamWindow>,
+}
+
+/// How many streams the peer may open towards us, when that starts small and grows with use.
+///
+/// quinn keeps state for every stream a peer is allowed to open, allocated up front (a hash-map
+/// entry per stream, ~8.6 KB per connection at 100 + 100), and most peers (a viewer: a handful of
+/// subscriptions, no group streams) never use more than a few. So the QUIC connection is set up
+/// with `initial` streams of each direction (e.g. `moq_native::QuicConfig::initial_streams`), and
+/// the session doubles a direction's allowance, up to its maximum, whenever the peer has half of
+/// it open: a MAX_STREAMS frame goes out well before the peer could run into the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamWindow {
+    /// The allowance the connection started with, per direction (its QUIC transport parameters).
+    pub initial: u32,
+    /// Most unidirectional (group) streams the peer may have open at once.
+    pub max_uni: u32,
+    /// Most bidirectional (request) streams the peer may have open at once.
+    pub max_bidi: u32,
+}
+
+/// One direction's allowance: streams the peer has open now (counted by the tasks serving them)
+/// and what it was last granted.
+struct Allowance {
+    open: Arc<AtomicU32>,
+    granted: u32,
+    max: u32,
+}
+
+impl Allowance {
+    fn new(initial: u32, max: u32) -> Self {
+        Self {
+            open: Arc::default(),
+            granted: initial.min(max),
+            max,
+        }
+    }
+
+    /// Count a newly accepted stream until the returned guard drops; `Some(n)` when the peer
+    /// should now be allowed `n` streams at once.
+    fn opened(&mut self) -> (OpenStream, Option<u32>) {
+        let open = self.open.fetch_add(1, AtomicOrdering::Relaxed) + 1;
+        let guard = OpenStream(self.open.clone());
+        if open.saturating_mul(2) < self.granted || self.granted >= self.max {
+            return (guard, None);
+        }
+        self.granted = self.granted.saturating_mul(2).max(1).min(self.max);
+        (guard, Some(self.granted))
+    }
+}
+
+/// A peer stream being served; counted in its [`Allowance`] until dropped.
+struct OpenStream(Arc<AtomicU32>);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, AtomicOrdering::Relaxed);
+    }
 }
 
 macro_rules! config_setters {
@@ -47,6 +106,13 @@ macro_rules! config_setters {
         /// Insert the peer's announced broadcasts into `origin`.
         pub fn subscribe(mut self, origin: OriginProducer) -> Self {
             self.config.subscribe = Some(origin);
+            self
+        }
+
+        /// Let the peer's stream allowance start at `window.initial` and grow with use (see
+        /// [`StreamWindow`]); without this the connection's limits are left as they are.
+        pub fn with_stream_window(mut self, window: StreamWindow) -> Self {
+            self.config.streams = Some(window);
             self
         }
 
@@ -185,7 +251,7 @@ impl Handshake {
 /// A running session. Dropping it closes the connection.
 #[must_use = "the session closes when dropped"]
 pub struct Session {
-    transport: Transport,
+    transport: Arc<Transport>,
     version: Version,
     driver: tokio::task::JoinHandle<()>,
     stats: Arc<Stats>,
@@ -195,6 +261,9 @@ pub struct Session {
 
 impl Session {
     fn start(transport: Transport, negotiated: Negotiated, config: Config) -> Self {
+        // One connection handle for the session, its driver, publisher and subscriber: a
+        // `web_transport_quinn::Session` is ~800 bytes, and each clone copies its CONNECT request.
+        let transport = Arc::new(transport);
         let version = negotiated.version;
         let stats = config.stats.as_ref().map_or_else(Stats::new, Stats::child);
         let sessions = stats.gauge(Metric::Sessions);
@@ -223,6 +292,12 @@ impl Session {
             peer_setup_seen: negotiated.peer_setup.is_some(),
             server_setup: negotiated.peer_setup.is_some(),
             origin_id,
+            streams: config.streams.map(|w| {
+                (
+                    Allowance::new(w.initial, w.max_bidi),
+                    Allowance::new(w.initial, w.max_uni),
+                )
+            }),
         };
         let driver = tokio::spawn(driver.run(negotiated.compat));
         Self {
@@ -344,7 +419,7 @@ impl std::fmt::Debug for Session {
 
 /// Owns every task of a session; aborting it (on [`Session`] drop) ends them all.
 struct Driver {
-    transport: Transport,
+    transport: Arc<Transport>,
     version: Version,
     publisher: Arc<Publisher>,
     subscriber: Option<Arc<Subscriber>>,
@@ -353,6 +428,8 @@ struct Driver {
     /// We are the server side of a lite-05 session and still owe our SETUP.
     server_setup: bool,
     origin_id: u64,
+    /// Peer stream allowances that grow with use (bidi, uni), if configured.
+    streams: Option<(Allowance, Allowance)>,
 }
 
 impl Driver {
@@ -365,7 +442,9 @@ impl Driver {
     async fn serve(&mut self, compat: Option<(Writer, Reader)>) -> Error {
         if self.server_setup && self.version == Version::Lite05 {
             let setup = setup::our_setup(None, None, self.origin_id);
-            if let Err(err) = self.send_setup(setup).await {
+            // Boxed, like every await in here that is done once or rarely: this future lives as
+            // long as the session, and an inline await would add its state to every session.
+            if let Err(err) = Box::pin(self.send_setup(setup)).await {
                 return err;
             }
         }
@@ -400,7 +479,11 @@ impl Driver {
                     Ok((send, recv)) => {
                         let publisher = self.publisher.clone();
                         let version = self.version;
-                        tasks.spawn(async move { handle_bi(publisher, version, send, recv).await });
+                        let open = self.opened_bi();
+                        tasks.spawn(async move {
+                            handle_bi(publisher, version, send, recv).await;
+                            drop(open);
+                        });
                     }
                     Err(err) => return session_error(err),
                 },
@@ -408,7 +491,7 @@ impl Driver {
                     Ok(recv) => {
                         let mut reader = Reader::new(recv, self.version);
                         // Read the type here so a second SETUP can end the session.
-                        let kind = match tokio::time::timeout(std::time::Duration::from_secs(10), reader.decode::<StreamId>()).await {
+                        let kind = match Box::pin(tokio::time::timeout(std::time::Duration::from_secs(10), reader.decode::<StreamId>())).await {
                             Ok(Ok(StreamId(kind))) => kind,
                             Ok(Err(err)) => { tracing::debug!(%err, "bad uni stream"); continue }
                             Err(_) => { reader.stop(&Error::Timeout); continue }
@@ -419,7 +502,9 @@ impl Driver {
                                     reader.stop(&Error::UnexpectedStream(kind));
                                     continue;
                                 };
+                                let open = self.opened_uni();
                                 tasks.spawn(async move {
+                                    let _open = open;
                                     if let Err(err) = subscriber.run_group(&mut reader).await {
                                         tracing::debug!(%err, "group stream failed");
                                         reader.stop(&err);
@@ -432,7 +517,7 @@ impl Driver {
                                     return Error::ProtocolViolation("second SETUP stream");
                                 }
                                 self.peer_setup_seen = true;
-                                match reader.decode::<Setup>().await {
+                                match Box::pin(reader.decode::<Setup>()).await {
                                     Ok(setup) => tracing::debug!(?setup, "peer SETUP"),
                                     Err(err) => return err,
                                 }
@@ -446,6 +531,34 @@ impl Driver {
                 err = &mut compat_closed => return err,
             }
         }
+    }
+
+    /// Count a peer bidi stream being served, and raise the peer's allowance if it has half open.
+    fn opened_bi(&mut self) -> Option<OpenStream> {
+        let (bidi, _) = self.streams.as_mut()?;
+        let (open, grant) = bidi.opened();
+        if let Some(n) = grant {
+            tracing::debug!(
+                streams = n,
+                "raising the peer's bidirectional stream allowance"
+            );
+            self.transport.set_max_concurrent_bi_streams(n.into());
+        }
+        Some(open)
+    }
+
+    /// Count a peer group stream being served, and raise the peer's allowance if it has half open.
+    fn opened_uni(&mut self) -> Option<OpenStream> {
+        let (_, uni) = self.streams.as_mut()?;
+        let (open, grant) = uni.opened();
+        if let Some(n) = grant {
+            tracing::debug!(
+                streams = n,
+                "raising the peer's unidirectional stream allowance"
+            );
+            self.transport.set_max_concurrent_uni_streams(n.into());
+        }
+        Some(open)
     }
 
     async fn send_setup(&self, setup: Setup) -> Result<(), Error> {
@@ -488,5 +601,65 @@ async fn handle_bi(
             reader.stop(&err);
             writer.reset(&err);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future an async function returns, without calling it.
+    fn future_size<A, F: std::future::Future>(_: impl FnOnce(A) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// A session driver and a request stream's task live as long as the session and the
+    /// request: every connected viewer holds one of each, so what is awaited once (SETUP, a
+    /// stream's type) is boxed rather than kept inline. Bounds for this (debug) build, with room.
+    #[test]
+    fn long_lived_futures_stay_small() {
+        let driver = future_size(|d: Driver| d.run(None));
+        let request = future_size(
+            |(p, v, s, r): (
+                Arc<Publisher>,
+                Version,
+                web_transport_quinn::SendStream,
+                web_transport_quinn::RecvStream,
+            )| { handle_bi(p, v, s, r) },
+        );
+        // Before the connection handle was shared and SETUP boxed: driver 3304, request 1600.
+        assert!(driver <= 2048, "session driver future: {driver} bytes");
+        assert!(request <= 2048, "request stream future: {request} bytes");
+    }
+
+    #[test]
+    fn stream_allowance_doubles_at_half_open_up_to_the_max() {
+        let mut window = Allowance::new(16, 100);
+        let mut open = Vec::new();
+        let mut grants = Vec::new();
+        for _ in 0..100 {
+            let (guard, grant) = window.opened();
+            open.push(guard);
+            grants.extend(grant);
+        }
+        // Raised at 8 open (16 -> 32), 16 (-> 64), 32 (-> 100), never past the max.
+        assert_eq!(grants, vec![32, 64, 100]);
+        assert_eq!(window.open.load(AtomicOrdering::Relaxed), 100);
+        open.clear();
+        assert_eq!(window.open.load(AtomicOrdering::Relaxed), 0);
+        // Closed streams free their count; the allowance is not taken back.
+        let (_guard, grant) = window.opened();
+        assert_eq!((grant, window.granted), (None, 100));
+    }
+
+    #[test]
+    fn stream_allowance_never_exceeds_a_small_max() {
+        let mut window = Allowance::new(16, 4);
+        assert_eq!(window.granted, 4);
+        let grants: Vec<_> = (0..10)
+            .map(|_| window.opened())
+            .filter_map(|(_, g)| g)
+            .collect();
+        assert!(grants.is_empty(), "{grants:?}");
     }
 }

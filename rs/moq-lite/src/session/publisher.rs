@@ -10,7 +10,8 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-use web_transport_quinn::Session as Transport;
+/// Shared by every part of a session (the connection handle is ~800 bytes: one copy, not one per part).
+type Transport = Arc<web_transport_quinn::Session>;
 
 use super::gate::Gate;
 use super::priority;

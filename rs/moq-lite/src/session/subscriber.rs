@@ -9,7 +9,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
 use tokio::time::Instant;
-use web_transport_quinn::Session as Transport;
+/// Shared by every part of a session (the connection handle is ~800 bytes: one copy, not one per part).
+type Transport = Arc<web_transport_quinn::Session>;
 
 use super::stream::{session_error, Reader, Writer};
 use crate::coding::{

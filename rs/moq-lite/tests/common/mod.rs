@@ -52,6 +52,15 @@ pub fn init_log() {
 
 /// Start a relay-like server accepting `protocols` (empty = all defaults).
 pub fn relay(protocols: &[&str]) -> Relay {
+    relay_with(protocols, moq_native::QuicConfig::default(), None)
+}
+
+/// [`relay`] with its own QUIC settings and, optionally, peer stream allowances that grow.
+pub fn relay_with(
+    protocols: &[&str],
+    quic: moq_native::QuicConfig,
+    streams: Option<moq_lite::StreamWindow>,
+) -> Relay {
     init_log();
     let mut server = moq_native::Server::new(ServerConfig {
         bind: "[::]:0".parse().unwrap(),
@@ -60,7 +69,7 @@ pub fn relay(protocols: &[&str]) -> Relay {
             ..Default::default()
         },
         protocols: protocols.iter().map(|p| p.to_string()).collect(),
-        ..Default::default()
+        quic,
     })
     .unwrap();
     let port = server.local_addr().unwrap().port();
@@ -76,11 +85,14 @@ pub fn relay(protocols: &[&str]) -> Relay {
             let Ok(transport) = request.ok().await else {
                 continue;
             };
-            let server = Server::new()
+            let mut server = Server::new()
                 .publish(shared.consume())
                 .subscribe(shared.clone())
                 .with_origin_id(1000)
                 .with_stats(relay_stats.clone());
+            if let Some(window) = streams {
+                server = server.with_stream_window(window);
+            }
             match server.accept(transport).await {
                 Ok(session) => accepted.lock().unwrap().push(session),
                 Err(err) => tracing::warn!(%err, "test relay: session failed"),
