@@ -399,7 +399,10 @@ impl Publisher {
                         let (cancel_tx, cancel_rx) = oneshot::channel();
                         inflight.push_back((sequence, Instant::now(), cancel_tx));
                         let send_order = priority::send_order(prefs.priority, prefs.ordered, sequence.wrapping_sub(base));
-                        groups.push(self.serve_group(subscribe.id, group, send_order, cancel_rx));
+                        // Boxed: a FuturesUnordered allocates a stub task holding an (empty)
+                        // future of its element type for its whole life, ~1 KB per subscription
+                        // if that were this future itself.
+                        groups.push(Box::pin(self.serve_group(subscribe.id, group, send_order, cancel_rx)));
                     }
                     None => {
                         track_done = true;
