@@ -390,3 +390,51 @@ async fn publisher_ending_its_broadcast_ends_viewers_and_can_publish_it_again() 
     assert_new_data(&mut viewers, &track, "again").await;
     drop(publisher);
 }
+
+/// A viewer watching 40 tracks at once over WebTransport, each group held open until the viewer
+/// has its frame: the relay's default stream allowances start at 16 (`--quic-initial-streams`) and
+/// must grow, for the viewer's subscriptions (bidi) and for the publisher's group streams (uni).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_tracks_at_once_grow_the_stream_allowances() {
+    const TRACKS: usize = 40;
+    let relay = Relay::open().await;
+    let (origin, broadcast) = origin_with("cam");
+    let tracks: Vec<_> = (0..TRACKS)
+        .map(|i| broadcast.create_track(Track::new(format!("t{i}")), TrackInfo::default()))
+        .collect();
+    let _publisher = relay.publisher(Via::Quic, "/live", &origin).await;
+    let (_viewer, viewer_origin) = relay.subscriber(Via::WebTransport, "/live").await;
+    let watched = wait_broadcast(&viewer_origin, "cam").await;
+    let mut consumers: Vec<_> = (0..TRACKS)
+        .map(|i| {
+            let mut consumer = watched.subscribe_track(&Track::new(format!("t{i}")));
+            consumer.set_max_latency(Duration::from_secs(60));
+            consumer
+        })
+        .collect();
+    relay
+        .wait_metrics("40 subscriptions", |m| {
+            m.get("moq_relay_viewers", &[("broadcast", "live/cam")]) == Some(TRACKS as f64)
+        })
+        .await;
+
+    // One group per track, left open: 40 group streams in flight at once on each hop.
+    let mut open_groups = Vec::new();
+    for (i, track) in tracks.iter().enumerate() {
+        let mut group = track.append_group().unwrap();
+        group
+            .write_frame(0, payload(&format!("t{i}"), 0, 0, 100))
+            .unwrap();
+        open_groups.push(group);
+    }
+    for (i, consumer) in consumers.iter_mut().enumerate() {
+        let mut group = next_group(consumer).await;
+        let frame = tokio::time::timeout(TIMEOUT, group.read_frame())
+            .await
+            .unwrap_or_else(|_| panic!("track t{i}: no frame in time"))
+            .unwrap()
+            .expect("a frame");
+        assert_eq!(frame.1, payload(&format!("t{i}"), 0, 0, 100), "track t{i}");
+    }
+    drop(open_groups);
+}
