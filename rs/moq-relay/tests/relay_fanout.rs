@@ -13,7 +13,8 @@ const FRAMES: usize = 5;
 const VIEWERS: usize = 50;
 
 /// 1 publisher → 50 viewers (25 over WebTransport, 25 over raw QUIC): every viewer gets every frame
-/// of every group, in order, and the relay holds exactly one upstream subscription meanwhile.
+/// of every group (groups in any order, frames in order), and the relay holds exactly one upstream
+/// subscription meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_publisher_fans_out_to_fifty_viewers_through_one_upstream_subscription() {
     let relay = Relay::open().await;
@@ -41,6 +42,9 @@ async fn one_publisher_fans_out_to_fifty_viewers_through_one_upstream_subscripti
                 .await
                 .subscribe_track(&Track::new("video"));
             consumer.set_max_latency(Duration::from_secs(60));
+            // Group streams may reach a viewer out of order (a newer group's stream overtakes an
+            // older one's when the machine is loaded); every group must still arrive.
+            consumer.set_late_groups(true);
             (session, consumer)
         }
     });
@@ -71,6 +75,7 @@ async fn one_publisher_fans_out_to_fifty_viewers_through_one_upstream_subscripti
                     .unwrap_or_else(|e| panic!("viewer {i}: group {sequence} failed: {e}"));
                 got.push((sequence, frames));
             }
+            got.sort_by_key(|(sequence, _)| *sequence);
             (got, consumer.skipped())
         }));
     }
@@ -95,10 +100,7 @@ async fn one_publisher_fans_out_to_fifty_viewers_through_one_upstream_subscripti
             .unwrap();
         assert_eq!(skipped, 0, "viewer {i} skipped groups");
         for (g, (sequence, frames)) in got.iter().enumerate() {
-            assert_eq!(
-                *sequence, g as u64,
-                "viewer {i}: groups out of order or missing"
-            );
+            assert_eq!(*sequence, g as u64, "viewer {i}: a group missing or twice");
             let want: Vec<_> = (0..FRAMES)
                 .map(|f| payload("fanout", g as u64, f, 200))
                 .collect();

@@ -2,7 +2,8 @@
 //!
 //! # Fan-out contract
 //! - A new consumer starts at the **latest** group, from its first frame (late join lands on a
-//!   group boundary, which for media is a keyframe).
+//!   group boundary, which for media is a keyframe); one created before the track had any group
+//!   starts at the first group that arrives.
 //! - A consumer that lags skips groups: when it asks for the next group and a newer group arrived
 //!   more than its max latency after the one it would get, it jumps ahead; [`TrackConsumer::skipped`]
 //!   says how many sequence numbers it passed over. It never blocks the producer or other consumers.
@@ -400,10 +401,15 @@ pub struct TrackConsumer {
     holes: VecDeque<(u64, Instant)>,
     /// Whether a group was returned yet (holes are only below a returned group's successor).
     returned: bool,
+    /// Created before the track had any group: the first read starts at the first group that
+    /// arrived since, not at the latest one then (a subscriber that was there before group 0 gets
+    /// group 0, however late its task first asks).
+    from_first: bool,
 }
 
 impl TrackConsumer {
     fn new(track: Track, state: watch::Receiver<State>, priority: Arc<watch::Sender<u8>>) -> Self {
+        let from_first = state.borrow().latest.is_none();
         Self {
             track,
             state,
@@ -414,6 +420,7 @@ impl TrackConsumer {
             late: false,
             holes: VecDeque::new(),
             returned: false,
+            from_first,
         }
     }
 
@@ -548,6 +555,12 @@ impl TrackConsumer {
                 return Ok(Some(group));
             }
 
+            // Subscribed before the first group: read from the oldest group there is (all of them
+            // arrived since), under the usual max-latency rule, as if it had been asked for.
+            let next = match next {
+                None if self.from_first => state.groups.front().map(|c| c.group.info().sequence),
+                next => next,
+            };
             let candidates = state
                 .groups
                 .iter()
@@ -654,6 +667,28 @@ mod tests {
         TrackProducer::new(Track::new("t"), TrackInfo::default())
     }
 
+    /// A consumer made before the track's first group gets that group even if it first asks after
+    /// newer ones arrived (a loaded relay polls a new subscription late), and skips nothing.
+    #[tokio::test]
+    async fn a_consumer_from_before_the_first_group_starts_at_the_first() {
+        let producer = track();
+        let mut early = producer.consume();
+        early.set_max_latency(Duration::from_secs(60));
+        for i in 0..3u8 {
+            let mut g = producer.append_group().unwrap();
+            g.write_frame(i as u64, Bytes::from(vec![i])).unwrap();
+            g.finish();
+        }
+        let mut late = producer.consume();
+        for want in 0..3 {
+            let group = early.next_group().await.unwrap().unwrap();
+            assert_eq!(group.info().sequence, want);
+        }
+        assert_eq!(early.skipped(), 0);
+        // One made after groups exist still joins at the latest.
+        assert_eq!(late.next_group().await.unwrap().unwrap().info().sequence, 2);
+    }
+
     #[tokio::test]
     async fn late_join_starts_at_latest_group() {
         let producer = track();
@@ -736,12 +771,12 @@ mod tests {
     #[tokio::test]
     async fn consumer_within_latency_gets_every_group_in_order() {
         let producer = track();
-        let mut consumer = producer.consume();
-        consumer.set_max_latency(Duration::from_secs(10));
         for i in 0..5 {
             producer.write_frame(i, Bytes::from_static(b"x")).unwrap();
         }
-        // Joined at the latest group (4) since nothing was read before.
+        let mut consumer = producer.consume();
+        consumer.set_max_latency(Duration::from_secs(10));
+        // Joined at the latest group (4): made after the first groups.
         assert_eq!(
             consumer
                 .next_group()
