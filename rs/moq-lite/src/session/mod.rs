@@ -479,7 +479,7 @@ impl Driver {
                     Ok((send, recv)) => {
                         let publisher = self.publisher.clone();
                         let version = self.version;
-                        let open = self.opened_bi();
+                        let open = self.opened(true);
                         tasks.spawn(async move {
                             handle_bi(publisher, version, send, recv).await;
                             drop(open);
@@ -502,7 +502,7 @@ impl Driver {
                                     reader.stop(&Error::UnexpectedStream(kind));
                                     continue;
                                 };
-                                let open = self.opened_uni();
+                                let open = self.opened(false);
                                 tasks.spawn(async move {
                                     let _open = open;
                                     if let Err(err) = subscriber.run_group(&mut reader).await {
@@ -533,30 +533,17 @@ impl Driver {
         }
     }
 
-    /// Count a peer bidi stream being served, and raise the peer's allowance if it has half open.
-    fn opened_bi(&mut self) -> Option<OpenStream> {
-        let (bidi, _) = self.streams.as_mut()?;
-        let (open, grant) = bidi.opened();
+    /// Count a peer stream being served (bidirectional or not), and raise the peer's allowance
+    /// for that direction if it has half of it open.
+    fn opened(&mut self, bidi: bool) -> Option<OpenStream> {
+        let (bi, uni) = self.streams.as_mut()?;
+        let (open, grant) = if bidi { bi.opened() } else { uni.opened() };
         if let Some(n) = grant {
-            tracing::debug!(
-                streams = n,
-                "raising the peer's bidirectional stream allowance"
-            );
-            self.transport.set_max_concurrent_bi_streams(n.into());
-        }
-        Some(open)
-    }
-
-    /// Count a peer group stream being served, and raise the peer's allowance if it has half open.
-    fn opened_uni(&mut self) -> Option<OpenStream> {
-        let (_, uni) = self.streams.as_mut()?;
-        let (open, grant) = uni.opened();
-        if let Some(n) = grant {
-            tracing::debug!(
-                streams = n,
-                "raising the peer's unidirectional stream allowance"
-            );
-            self.transport.set_max_concurrent_uni_streams(n.into());
+            tracing::debug!(streams = n, bidi, "raising the peer's stream allowance");
+            match bidi {
+                true => self.transport.set_max_concurrent_bi_streams(n.into()),
+                false => self.transport.set_max_concurrent_uni_streams(n.into()),
+            }
         }
         Some(open)
     }
