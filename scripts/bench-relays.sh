@@ -8,6 +8,7 @@
 #   ROUNDS=5 WORKLOADS="sd500" scripts/bench-relays.sh
 #   RELAYS="ours ref-0.10.25" WORKLOADS=capacity CAPACITY_QUOTA=0.25 scripts/bench-relays.sh
 #   RELAYS="ours ref-0.10.25 ref-0.10.25-lto" scripts/bench-relays.sh   # after PEERS_LTO=1 install-peers.sh
+#   RELAYS="ours-pgo ours ref-0.10.25" scripts/bench-relays.sh          # after scripts/build-pgo.sh
 #
 # Workloads: sd500, chat1000, idle500 (one moq-bench process with every session), probe500
 # (latency added by the relay: publisher and 5 probe subscribers at real-time priority beside 500
@@ -25,12 +26,19 @@ out="${OUT:-target/bench-relays}"
 mkdir -p "$out"
 
 cargo build --release --locked -p moq-relay -p moq-bench
-bin="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release"
+target="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+bin="$target/release"
+pgo_bin="$target/pgo/use/$(rustc -vV | sed -n 's/^host: //p')/release/moq-relay"
+case " $relays " in
+  *" ours-pgo "*) [ -x "$pgo_bin" ] || { echo "no $pgo_bin: run scripts/build-pgo.sh first" >&2; exit 1; } ;;
+esac
 
 declare -A relay=(
   [ours]="$bin/moq-relay --listen 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port} --log-level warn"
   # Ours without transparent huge pages for its heap (mimalloc's arenas): less RSS, more CPU.
   [ours-nothp]="env MIMALLOC_ALLOW_THP=0 $bin/moq-relay --listen 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port} --log-level warn"
+  # Ours built with profile-guided optimisation (scripts/build-pgo.sh).
+  [ours-pgo]="$pgo_bin --listen 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port} --log-level warn"
   [ref-0.10.25]="$peers/relay-0.10.25/bin/moq-relay --server-bind 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port}"
   # Optional (PEERS_LTO=1 scripts/install-peers.sh): 0.10.25 built with our release profile.
   [ref-0.10.25-lto]="$peers/relay-lto-0.10.25/bin/moq-relay --server-bind 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port}"
