@@ -450,3 +450,57 @@ async fn an_arrived_frame_is_relayed_as_one_chunk() {
     // Without joining, every packet's STREAM frame stays a chunk of its own (8 or more here).
     assert!(chunks <= 4, "relayed in {chunks} chunks");
 }
+
+/// Groups published in a burst open their streams in sequence order, so a subscriber that drops a
+/// group arriving after a newer one (the default) still gets every group of the burst.
+#[tokio::test]
+async fn a_burst_of_groups_arrives_in_order() {
+    let relay = relay(&[]);
+    let broadcast = publish(&relay, "live");
+    let track = broadcast.create_track(
+        Track::new("video"),
+        TrackInfo {
+            max_latency: Duration::from_secs(30),
+            ..Default::default()
+        },
+    );
+    write_group(&track, 1, 10);
+
+    let origin = OriginProducer::new();
+    let _session = relay
+        .connect(
+            Via::WebTransport,
+            &[],
+            Client::new().subscribe(origin.clone()),
+        )
+        .await;
+    let remote = tokio::time::timeout(TIMEOUT, origin.consume().wait_for_broadcast(&path("live")))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut consumer = remote.subscribe_track(&Track::new("video"));
+    consumer.set_max_latency(Duration::from_secs(30));
+    let first = tokio::time::timeout(TIMEOUT, consumer.next_group())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+        .info()
+        .sequence;
+
+    // No await between the groups: the relay's subscription task finds many new groups at once.
+    for _ in 0..40 {
+        write_group(&track, 1, 100);
+    }
+    let mut sequences = Vec::new();
+    while sequences.len() < 40 {
+        let group = tokio::time::timeout(TIMEOUT, consumer.next_group())
+            .await
+            .unwrap_or_else(|_| panic!("only {sequences:?} arrived"))
+            .unwrap()
+            .unwrap();
+        sequences.push(group.info().sequence);
+    }
+    assert_eq!(sequences, (first + 1..=first + 40).collect::<Vec<_>>());
+    assert_eq!(consumer.skipped(), 0);
+}
