@@ -9,6 +9,7 @@
 #   RELAYS="ours ref-0.10.25" WORKLOADS=capacity CAPACITY_QUOTA=0.25 scripts/bench-relays.sh
 #   RELAYS="ours ref-0.10.25 ref-0.10.25-lto" scripts/bench-relays.sh   # after PEERS_LTO=1 install-peers.sh
 #   RELAYS="ours-pgo ours ref-0.10.25" scripts/bench-relays.sh          # after scripts/build-pgo.sh
+#   RELAYS="ours-pgo ref-0.10.25-pgo" scripts/bench-relays.sh   # after build-pgo.sh and build-pgo.sh --reference 0.10.25
 #
 # Workloads: sd500, chat1000, idle500 (one moq-bench process with every session), probe500
 # (latency added by the relay: publisher and 5 probe subscribers at real-time priority beside 500
@@ -32,6 +33,10 @@ pgo_bin="$target/pgo/use/$(rustc -vV | sed -n 's/^host: //p')/release/moq-relay"
 case " $relays " in
   *" ours-pgo "*) [ -x "$pgo_bin" ] || { echo "no $pgo_bin: run scripts/build-pgo.sh first" >&2; exit 1; } ;;
 esac
+case " $relays " in
+  *" ref-0.10.25-pgo "*) [ -x "$target/pgo/ref-0.10.25/use/bin/moq-relay" ] ||
+    { echo "no 0.10.25 PGO build: run scripts/build-pgo.sh --reference 0.10.25 first" >&2; exit 1; } ;;
+esac
 
 declare -A relay=(
   [ours]="$bin/moq-relay --listen 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port} --log-level warn"
@@ -40,6 +45,8 @@ declare -A relay=(
   # Ours built with profile-guided optimisation (scripts/build-pgo.sh).
   [ours-pgo]="$pgo_bin --listen 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port} --log-level warn"
   [ref-0.10.25]="$peers/relay-0.10.25/bin/moq-relay --server-bind 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port}"
+  # Optional (scripts/build-pgo.sh --reference 0.10.25): 0.10.25 with PGO, trained like ours.
+  [ref-0.10.25-pgo]="$target/pgo/ref-0.10.25/use/bin/moq-relay --server-bind 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port}"
   # Optional (PEERS_LTO=1 scripts/install-peers.sh): 0.10.25 built with our release profile.
   [ref-0.10.25-lto]="$peers/relay-lto-0.10.25/bin/moq-relay --server-bind 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port}"
   [ref-0.17.10]="$peers/relay-0.17.10/bin/moq-relay --listen 127.0.0.1:{port} --listen-tls-generate localhost --auth-public '**' --web-http-listen 127.0.0.1:{port}"

@@ -5,7 +5,7 @@ import glob, json, os, re, statistics, sys
 
 out = sys.argv[1] if len(sys.argv) > 1 else "target/bench-relays"
 # Every relay with results in the directory, the usual ones first.
-known = ["ours", "ref-0.10.25", "ref-0.10.25-lto", "ref-0.17.10"]
+known = ["ours", "ours-pgo", "ref-0.10.25", "ref-0.10.25-pgo", "ref-0.10.25-lto", "ref-0.17.10"]
 found = {re.sub(r"-(sd500|chat1000|idle500|probe500|probechat1000|capacity)\b.*$", "", os.path.basename(p))
          for p in glob.glob(os.path.join(out, "*.json")) if os.path.basename(p) != "presets.json"}
 relays = [r for r in known if r in found] + sorted(found - set(known))
