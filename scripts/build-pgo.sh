@@ -100,6 +100,8 @@ load() {
 import json, sys
 d = json.loads(sys.argv[2])
 print(f"build-pgo:   {sys.argv[1]:34} {d['delivered_mbps']:8.1f} Mbps  loss {d['loss_pct']:.3f} %", file=sys.stderr)
+# A lossy run stops the build: a profile of a relay falling behind trains the drop paths, not the
+# fan-out, and a lossy check means the optimised binary is not fit to ship.
 if d["loss_pct"] > 0.1:
     sys.exit(f"build-pgo: {sys.argv[1]}: {d['loss_pct']} % loss")
 PY

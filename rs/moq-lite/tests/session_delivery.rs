@@ -30,18 +30,7 @@ async fn late_join_starts_at_latest_group_from_its_first_frame() {
         write_group(&track, 3, 100);
     }
 
-    let origin = OriginProducer::new();
-    let _session = relay
-        .connect(
-            Via::WebTransport,
-            &[],
-            Client::new().subscribe(origin.clone()),
-        )
-        .await;
-    let remote = tokio::time::timeout(TIMEOUT, origin.consume().wait_for_broadcast(&path("live")))
-        .await
-        .unwrap()
-        .unwrap();
+    let (_session, remote) = relay.watch(Via::WebTransport, "live").await;
     let mut consumer = remote.subscribe_track(&Track::new("video"));
     consumer.set_max_latency(Duration::from_secs(10));
 
@@ -79,14 +68,7 @@ async fn a_group_that_loses_the_race_upstream_is_still_delivered() {
     };
     message(0);
 
-    let origin = OriginProducer::new();
-    let _session = relay
-        .connect(Via::Quic, &[], Client::new().subscribe(origin.clone()))
-        .await;
-    let remote = tokio::time::timeout(TIMEOUT, origin.consume().wait_for_broadcast(&path("chat")))
-        .await
-        .unwrap()
-        .unwrap();
+    let (_session, remote) = relay.watch(Via::Quic, "chat").await;
     let mut consumer = remote.subscribe_track(&Track::new("messages"));
     consumer.set_max_latency(Duration::from_secs(10));
     consumer.set_late_groups(true);
@@ -278,14 +260,7 @@ async fn frames_are_forwarded_before_they_are_complete() {
             Client::new().publish(pub_origin.consume()),
         )
         .await;
-    let origin = OriginProducer::new();
-    let _subscriber = relay
-        .connect(Via::Quic, &[], Client::new().subscribe(origin.clone()))
-        .await;
-    let remote = tokio::time::timeout(TIMEOUT, origin.consume().wait_for_broadcast(&path("live")))
-        .await
-        .unwrap()
-        .unwrap();
+    let (_subscriber, remote) = relay.watch(Via::Quic, "live").await;
     let mut consumer = remote.subscribe_track(&Track::new("t"));
 
     // Keep a group open with a frame half written, until the subscriber has its first half.
@@ -399,14 +374,7 @@ async fn an_arrived_frame_is_relayed_as_one_chunk() {
             Client::new().publish(pub_origin.consume()),
         )
         .await;
-    let origin = OriginProducer::new();
-    let _subscriber = relay
-        .connect(Via::Quic, &[], Client::new().subscribe(origin.clone()))
-        .await;
-    let remote = tokio::time::timeout(TIMEOUT, origin.consume().wait_for_broadcast(&path("live")))
-        .await
-        .unwrap()
-        .unwrap();
+    let (_subscriber, remote) = relay.watch(Via::Quic, "live").await;
     let mut consumer = remote.subscribe_track(&Track::new("t"));
 
     // 10 KB written as ten 1 KB chunks: at least 8 QUIC packets on every hop.
@@ -466,18 +434,7 @@ async fn a_burst_of_groups_arrives_in_order() {
     );
     write_group(&track, 1, 10);
 
-    let origin = OriginProducer::new();
-    let _session = relay
-        .connect(
-            Via::WebTransport,
-            &[],
-            Client::new().subscribe(origin.clone()),
-        )
-        .await;
-    let remote = tokio::time::timeout(TIMEOUT, origin.consume().wait_for_broadcast(&path("live")))
-        .await
-        .unwrap()
-        .unwrap();
+    let (_session, remote) = relay.watch(Via::WebTransport, "live").await;
     let mut consumer = remote.subscribe_track(&Track::new("video"));
     consumer.set_max_latency(Duration::from_secs(30));
     let first = tokio::time::timeout(TIMEOUT, consumer.next_group())

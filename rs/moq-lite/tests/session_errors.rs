@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use moq_lite::{Client, Error, OriginProducer, Track, TrackInfo};
+use moq_lite::{Error, Track, TrackInfo};
 use moq_native::web_transport_quinn::{ReadError, Session as Transport};
 
 /// Open a bidi stream, write `bytes`, and return the reset code the relay answers with.
@@ -65,18 +65,7 @@ async fn bad_streams_are_reset_and_the_session_survives() {
     assert_eq!(buf, [0x00, 0x01, 0x00], "SUBSCRIBE_OK(start group 0)");
 
     // And so is everyone else.
-    let origin = OriginProducer::new();
-    let _good = relay
-        .connect(
-            Via::WebTransport,
-            &[],
-            Client::new().subscribe(origin.clone()),
-        )
-        .await;
-    let remote = tokio::time::timeout(TIMEOUT, origin.consume().wait_for_broadcast(&path("live")))
-        .await
-        .unwrap()
-        .unwrap();
+    let (_good, remote) = relay.watch(Via::WebTransport, "live").await;
     let mut consumer = remote.subscribe_track(&Track::new("t"));
     let group = tokio::time::timeout(TIMEOUT, consumer.next_group())
         .await
@@ -119,18 +108,7 @@ async fn a_frame_cut_short_aborts_only_that_group() {
         .await
         .unwrap();
     // The relay has no viewer yet; a viewer appears and the relay subscribes upstream (to us).
-    let origin = OriginProducer::new();
-    let _viewer = relay
-        .connect(
-            Via::WebTransport,
-            &[],
-            Client::new().subscribe(origin.clone()),
-        )
-        .await;
-    let remote = tokio::time::timeout(TIMEOUT, origin.consume().wait_for_broadcast(&path("bad")))
-        .await
-        .unwrap()
-        .unwrap();
+    let (_viewer, remote) = relay.watch(Via::WebTransport, "bad").await;
     let mut consumer = remote.subscribe_track(&Track::new("t"));
     // TRACK request → answer TRACK_INFO.
     let (mut tsend, mut trecv) = tokio::time::timeout(TIMEOUT, bad.accept_bi())

@@ -129,6 +129,21 @@ impl Relay {
         self.connect_url(&url, protocols, client).await
     }
 
+    /// Connect a subscribing client and wait for broadcast `name` to be announced to it; keep the
+    /// session alive as long as the broadcast is used.
+    pub async fn watch(&self, via: Via, name: &str) -> (Session, moq_lite::BroadcastConsumer) {
+        let origin = moq_lite::OriginProducer::new();
+        let session = self
+            .connect(via, &[], Client::new().subscribe(origin.clone()))
+            .await;
+        let broadcast =
+            tokio::time::timeout(TIMEOUT, origin.consume().wait_for_broadcast(&path(name)))
+                .await
+                .unwrap()
+                .unwrap();
+        (session, broadcast)
+    }
+
     /// Connect a client to `url` (e.g. through a proxy) pinning this relay's certificate.
     pub async fn connect_url(&self, url: &str, protocols: &[&str], client: Client) -> Session {
         let native = moq_native::Client::new(ClientConfig {
