@@ -72,11 +72,13 @@ class Proc {
 		return this.child.exitCode === null && this.child.signalCode === null;
 	}
 
+	/** Send `signal`, then SIGKILL if it has not exited 5 s later (noted in the log). */
 	async kill(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
 		if (!this.running()) return;
 		this.child.kill(signal);
 		const done = await Promise.race([this.exited.then(() => true), sleep(5000).then(() => false)]);
 		if (!done) {
+			this.log += `\n[harness] no exit 5 s after ${signal}: SIGKILL\n`;
 			this.child.kill("SIGKILL");
 			await this.exited;
 		}
@@ -172,9 +174,10 @@ export class Stack {
 
 	/** Stop the test-pattern publisher `name`, waiting until the relay no longer lists it. */
 	async unpublish(name: string): Promise<void> {
-		await this.publishers.get(name)?.kill();
+		const publisher = this.publishers.get(name);
+		await publisher?.kill();
 		this.publishers.delete(name);
-		await this.waitAnnounced(`anon/${name}`, false, () => "");
+		await this.waitAnnounced(`anon/${name}`, false, () => `--- ${publisher?.name} ---\n${publisher?.log ?? ""}`);
 	}
 
 	/** Poll the relay's /announced until `path` is (or is no longer) listed. */

@@ -267,14 +267,16 @@ fn serde_summary(broadcast: &hang::BroadcastProducer) -> String {
     format!("video[{}] audio[{}]", video.join(","), audio.join(","))
 }
 
-async fn connect(connect: &Connect) -> anyhow::Result<(moq_native::Connection, Path)> {
+async fn connect(
+    connect: &Connect,
+) -> anyhow::Result<(moq_native::Client, moq_native::Connection, Path)> {
     let path = Path::new(&connect.name).context("invalid --name")?;
     let client = moq_native::Client::new(connect.client.clone())?;
     let connection = client
         .connect(connect.url.clone())
         .await
         .with_context(|| format!("cannot connect to {}", connect.url))?;
-    Ok((connection, path))
+    Ok((client, connection, path))
 }
 
 /// Follow the first legacy video rendition's timestamps and keep the end-to-end latency (ms) of
@@ -344,7 +346,7 @@ async fn report(session: &Session, direction: &str, latency_ms: Option<Arc<Atomi
 }
 
 async fn publish(connect_args: Connect, input: Input) -> anyhow::Result<()> {
-    let (connection, path) = connect(&connect_args).await?;
+    let (client, connection, path) = connect(&connect_args).await?;
     let origin = OriginProducer::new();
     let session = moq_lite::Client::new()
         .with_setup_path(connection.setup_path)
@@ -358,13 +360,13 @@ async fn publish(connect_args: Connect, input: Input) -> anyhow::Result<()> {
         _ = report(&session, "out", None) => unreachable!("report never ends"),
         _ = interrupted() => {
             tracing::info!("interrupted: closing the session");
-            hang_up(&session).await;
+            hang_up(&client, &session).await;
             return Ok(());
         }
     };
     // Let what is in flight reach the relay before hanging up.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    hang_up(&session).await;
+    hang_up(&client, &session).await;
     result
 }
 
@@ -385,11 +387,20 @@ async fn interrupted() {
 }
 
 /// Close the session cleanly so the relay ends our broadcasts at once (a vanished peer is only
-/// noticed at the QUIC idle timeout), and give the CONNECTION_CLOSE a moment to leave.
-async fn hang_up(session: &Session) {
+/// noticed at the QUIC idle timeout), and wait until the CONNECTION_CLOSE has left: exiting
+/// straight after `close` can lose it when the machine is busy.
+async fn hang_up(client: &moq_native::Client, session: &Session) {
     session.close(moq_lite::Error::Cancel);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    if tokio::time::timeout(HANG_UP_TIMEOUT, client.wait_idle())
+        .await
+        .is_err()
+    {
+        tracing::warn!(timeout = ?HANG_UP_TIMEOUT, "the connection did not finish closing");
+    }
 }
+
+/// How long [`hang_up`] waits for the connection to finish closing.
+const HANG_UP_TIMEOUT: Duration = Duration::from_secs(2);
 
 async fn subscribe(
     connect_args: Connect,
@@ -397,7 +408,7 @@ async fn subscribe(
     fragment: FragmentArg,
     latency: u64,
 ) -> anyhow::Result<()> {
-    let (connection, path) = connect(&connect_args).await?;
+    let (client, connection, path) = connect(&connect_args).await?;
     let origin = OriginProducer::new();
     let session = moq_lite::Client::new()
         .with_setup_path(connection.setup_path)
@@ -453,7 +464,7 @@ async fn subscribe(
             Ok(())
         }
     };
-    hang_up(&session).await;
+    hang_up(&client, &session).await;
     result
 }
 
