@@ -77,11 +77,13 @@ async fn main() -> anyhow::Result<()> {
                 .connect(connection.session)
                 .await?;
             tracing::info!(version = %session.version(), broadcast = %path, "publishing");
-            tokio::select! {
+            let result = tokio::select! {
                 res = publish(track) => res,
                 err = session.closed() => Err(anyhow::anyhow!("session closed: {err}")),
                 _ = tokio::signal::ctrl_c() => Ok(()),
-            }
+            };
+            hang_up(&native, &session).await;
+            result
         }
         Command::Subscribe => {
             let origin = OriginProducer::new();
@@ -90,13 +92,22 @@ async fn main() -> anyhow::Result<()> {
                 .connect(connection.session)
                 .await?;
             tracing::info!(version = %session.version(), broadcast = %path, "waiting for the broadcast");
-            tokio::select! {
+            let result = tokio::select! {
                 res = subscribe(origin, path, cli.track) => res,
                 err = session.closed() => Err(anyhow::anyhow!("session closed: {err}")),
                 _ = tokio::signal::ctrl_c() => Ok(()),
-            }
+            };
+            hang_up(&native, &session).await;
+            result
         }
     }
+}
+
+/// Close the session and wait (bounded) until the CONNECTION_CLOSE has left, so the relay ends
+/// our broadcast at once rather than at its idle timeout.
+async fn hang_up(native: &moq_native::Client, session: &moq_lite::Session) {
+    session.close(moq_lite::Error::Cancel);
+    let _ = tokio::time::timeout(Duration::from_secs(2), native.wait_idle()).await;
 }
 
 /// Write a group per minute and a frame per second, forever.
