@@ -19,6 +19,47 @@ pub struct Live {
     pub root: Path,
 }
 
+/// QUIC counters summed over sessions (see [`Relay::quic_totals`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct QuicTotals {
+    /// UDP datagrams sent (QUIC packets, coalesced ones counted once).
+    pub udp_datagrams_sent: u64,
+    /// UDP send calls: with GSO one call carries several datagrams.
+    pub udp_sends: u64,
+    /// UDP payload bytes sent.
+    pub udp_bytes_sent: u64,
+    /// UDP datagrams received.
+    pub udp_datagrams_received: u64,
+    /// UDP payload bytes received.
+    pub udp_bytes_received: u64,
+    /// QUIC packets sent.
+    pub packets_sent: u64,
+    /// QUIC packets declared lost (and retransmitted if they carried data still wanted).
+    pub packets_lost: u64,
+    /// Bytes in the packets declared lost.
+    pub bytes_lost: u64,
+    /// Congestion events (the congestion window shrank).
+    pub congestion_events: u64,
+    /// ACK frames received from peers.
+    pub acks_received: u64,
+}
+
+impl QuicTotals {
+    /// Add one connection's counters.
+    pub fn add(&mut self, stats: &quinn::ConnectionStats) {
+        self.udp_datagrams_sent += stats.udp_tx.datagrams;
+        self.udp_sends += stats.udp_tx.ios;
+        self.udp_bytes_sent += stats.udp_tx.bytes;
+        self.udp_datagrams_received += stats.udp_rx.datagrams;
+        self.udp_bytes_received += stats.udp_rx.bytes;
+        self.packets_sent += stats.path.sent_packets;
+        self.packets_lost += stats.path.lost_packets;
+        self.bytes_lost += stats.path.lost_bytes;
+        self.congestion_events += stats.path.congestion_events;
+        self.acks_received += stats.frame_rx.acks;
+    }
+}
+
 /// Everything the connection tasks share.
 pub struct Relay {
     /// Every broadcast, by absolute path.
@@ -38,6 +79,8 @@ pub struct Relay {
     pub shutdown: watch::Sender<bool>,
     /// Peer stream allowances that start small and grow with use (`--quic-initial-streams`).
     streams: Option<StreamWindow>,
+    /// QUIC counters of the sessions that have ended (locked after `sessions`).
+    closed_quic: Mutex<QuicTotals>,
 }
 
 impl Relay {
@@ -53,6 +96,7 @@ impl Relay {
             next_id: AtomicU64::new(0),
             shutdown: watch::channel(false).0,
             streams: None,
+            closed_quic: Mutex::default(),
         }
     }
 
@@ -64,8 +108,7 @@ impl Relay {
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Live>>> {
-        // The map is valid after any panic point.
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.sessions)
     }
 
     /// Serve one incoming connection until its session ends.
@@ -197,8 +240,22 @@ impl Relay {
                 Err(live.session.closed().await)
             }
         };
-        self.sessions().remove(&id);
-        tracing::info!(id, %remote, "session closed");
+        let quic = live.session.quic_stats();
+        {
+            // Under the sessions lock, so a metrics scrape sees it either live or closed.
+            let mut sessions = self.sessions();
+            sessions.remove(&id);
+            lock(&self.closed_quic).add(&quic);
+        }
+        tracing::info!(
+            id,
+            %remote,
+            rtt_ms = quic.path.rtt.as_secs_f64() * 1e3,
+            packets_sent = quic.path.sent_packets,
+            packets_lost = quic.path.lost_packets,
+            congestion_events = quic.path.congestion_events,
+            "session closed"
+        );
         result
     }
 
@@ -219,6 +276,16 @@ impl Relay {
         let _ = tokio::time::timeout(Duration::from_secs(1), closed).await;
     }
 
+    /// QUIC counters over every session since start, ended ones included.
+    pub fn quic_totals(&self) -> QuicTotals {
+        let sessions = self.sessions();
+        let mut totals = *lock(&self.closed_quic);
+        for live in sessions.values() {
+            totals.add(&live.session.quic_stats());
+        }
+        totals
+    }
+
     /// Live sessions (for metrics).
     pub fn live(&self) -> Vec<(u64, Arc<Live>)> {
         self.sessions()
@@ -226,6 +293,11 @@ impl Relay {
             .map(|(id, l)| (*id, l.clone()))
             .collect()
     }
+}
+
+/// Lock a mutex whose data stays valid after any panic point (plain maps and counters).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 async fn sleep_or_forever(duration: Option<Duration>) {

@@ -282,9 +282,69 @@ async fn metrics(State(web): State<Web>) -> impl IntoResponse {
             escape(&broadcast)
         );
     }
+    let quic = relay.quic_totals();
+    for (name, help, value) in [
+        (
+            "udp_datagrams_sent",
+            "UDP datagrams sent",
+            quic.udp_datagrams_sent,
+        ),
+        (
+            "udp_sends",
+            "UDP send calls (one GSO call carries several datagrams)",
+            quic.udp_sends,
+        ),
+        (
+            "udp_bytes_sent",
+            "UDP payload bytes sent",
+            quic.udp_bytes_sent,
+        ),
+        (
+            "udp_datagrams_received",
+            "UDP datagrams received",
+            quic.udp_datagrams_received,
+        ),
+        (
+            "udp_bytes_received",
+            "UDP payload bytes received",
+            quic.udp_bytes_received,
+        ),
+        ("packets_sent", "QUIC packets sent", quic.packets_sent),
+        (
+            "packets_lost",
+            "QUIC packets declared lost",
+            quic.packets_lost,
+        ),
+        (
+            "bytes_lost",
+            "bytes in QUIC packets declared lost",
+            quic.bytes_lost,
+        ),
+        (
+            "congestion_events",
+            "congestion window reductions",
+            quic.congestion_events,
+        ),
+        ("acks_received", "ACK frames received", quic.acks_received),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP moq_relay_quic_{name}_total {help}, all sessions since start\n# TYPE moq_relay_quic_{name}_total counter\nmoq_relay_quic_{name}_total {value}"
+        );
+    }
+    let live = relay.live();
+    let _ = writeln!(out, "# TYPE moq_relay_session_rtt_seconds gauge");
+    for (id, live) in &live {
+        let _ = writeln!(
+            out,
+            "moq_relay_session_rtt_seconds{{session=\"{id}\",root=\"{}\"}} {}",
+            escape(live.root.as_str()),
+            live.session.quic_stats().path.rtt.as_secs_f64()
+        );
+    }
     let _ = writeln!(out, "# TYPE moq_relay_session_queued_bytes gauge");
     let _ = writeln!(out, "# TYPE moq_relay_session_bytes_out_total counter");
-    for (id, live) in relay.live() {
+    for (id, live) in live {
         let _ = writeln!(
             out,
             "moq_relay_session_queued_bytes{{session=\"{id}\",root=\"{}\"}} {}",

@@ -440,3 +440,75 @@ async fn forty_tracks_at_once_grow_the_stream_allowances() {
     }
     drop(open_groups);
 }
+
+/// `/metrics` carries the QUIC transport's counters, summed over sessions: they count what was
+/// sent (packets, UDP sends, bytes) and received (ACKs), never go down when a session ends, and
+/// each live session has its RTT.
+#[tokio::test]
+async fn quic_counters_in_metrics_cover_ended_sessions() {
+    let relay = Relay::open().await;
+    let (origin, broadcast) = origin_with("cam");
+    let track = broadcast.create_track(Track::new("video"), TrackInfo::default());
+    let _publisher = relay.publisher(Via::Quic, "/", &origin).await;
+    let (viewer, viewer_origin) = relay.subscriber(Via::WebTransport, "/").await;
+    let mut consumer = wait_broadcast(&viewer_origin, "cam")
+        .await
+        .subscribe_track(&Track::new("video"));
+    relay
+        .wait_metrics("the subscription", |m| {
+            m.value("moq_relay_subscriptions_upstream") == 1.0
+        })
+        .await;
+    // 20 KB per group: several full packets each, to the viewer and from the publisher.
+    for g in 0..5 {
+        let mut group = track.append_group().unwrap();
+        group.write_frame(g, payload("quic", g, 0, 20_000)).unwrap();
+        group.finish();
+        let got = read_group(next_group(&mut consumer).await).await.unwrap();
+        assert_eq!(got, vec![payload("quic", g, 0, 20_000)]);
+    }
+
+    let live = relay.metrics().await;
+    let sent = live.value("moq_relay_quic_udp_bytes_sent_total");
+    let received = live.value("moq_relay_quic_udp_bytes_received_total");
+    assert!(sent >= 100_000.0, "5 × 20 KB went out\n{}", live.text);
+    assert!(received >= 100_000.0, "5 × 20 KB came in\n{}", live.text);
+    let datagrams = live.value("moq_relay_quic_udp_datagrams_sent_total");
+    let sends = live.value("moq_relay_quic_udp_sends_total");
+    assert!(sends >= 1.0 && sends <= datagrams, "{}", live.text);
+    assert!(
+        live.value("moq_relay_quic_packets_sent_total") >= datagrams,
+        "{}",
+        live.text
+    );
+    assert!(
+        live.value("moq_relay_quic_acks_received_total") >= 1.0,
+        "{}",
+        live.text
+    );
+    let rtts: Vec<f64> = live
+        .all("moq_relay_session_rtt_seconds")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(rtts.len(), 2, "one RTT per live session\n{}", live.text);
+    assert!(rtts.iter().all(|r| *r > 0.0 && *r < 1.0), "{rtts:?}");
+
+    // The viewer leaves: its counters stay in the totals.
+    viewer.close(moq_lite::Error::Cancel);
+    let ended = relay
+        .wait_metrics("the viewer gone", |m| m.sessions().len() == 1)
+        .await;
+    for name in [
+        "moq_relay_quic_udp_bytes_sent_total",
+        "moq_relay_quic_udp_datagrams_sent_total",
+        "moq_relay_quic_packets_sent_total",
+        "moq_relay_quic_acks_received_total",
+    ] {
+        assert!(
+            ended.value(name) >= live.value(name),
+            "{name} went down when a session ended\n{}",
+            ended.text
+        );
+    }
+    assert!(ended.value("moq_relay_quic_udp_bytes_sent_total") >= sent);
+}

@@ -315,6 +315,12 @@ impl Session {
         &self.stats
     }
 
+    /// The QUIC connection's counters: packets and UDP sends, losses, congestion events, RTT,
+    /// congestion window, path MTU.
+    pub fn quic_stats(&self) -> quinn::ConnectionStats {
+        quinn::Connection::stats(&self.transport)
+    }
+
     /// Payload bytes held for this peer and not yet handed to QUIC (see the crate docs on what a
     /// slow subscriber costs).
     pub fn queued_bytes(&self) -> u64 {
