@@ -131,7 +131,7 @@ impl Client {
         let h3 = quic_config(&verifier, &[ALPN_H3.to_string()], &transport)?;
         let raw = quic_config(&verifier, &protocols, &transport)?;
 
-        let endpoint = crate::quic::endpoint(config.bind, config.quic.socket_buffer, None)
+        let endpoint = crate::quic::endpoint(config.bind, &config.quic, None)
             .with_context(|| format!("failed to bind QUIC client on {}", config.bind))?;
 
         Ok(Self {

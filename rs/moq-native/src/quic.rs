@@ -19,7 +19,8 @@ pub enum Congestion {
 
 /// QUIC transport settings, applied to both client and server connections.
 ///
-/// Flags: `--quic-idle-timeout`, `--quic-keep-alive`, `--quic-mtu-discovery`, `--quic-gso`,
+/// Flags: `--quic-idle-timeout`, `--quic-keep-alive`, `--quic-mtu-discovery`, `--quic-max-mtu`,
+/// `--quic-gso`,
 /// `--quic-congestion`, `--quic-socket-buffer`, `--quic-ack-threshold`, `--quic-max-streams-uni`,
 /// `--quic-max-streams-bidi`.
 ///
@@ -49,6 +50,18 @@ pub struct QuicConfig {
     /// Probe for a path MTU larger than 1200 bytes (PLPMTUD).
     #[arg(long = "quic-mtu-discovery", default_value_t = true, action = clap::ArgAction::Set, env = "MOQ_QUIC_MTU_DISCOVERY")]
     pub mtu_discovery: bool,
+
+    /// Largest UDP payload MTU discovery may try, and the largest we accept from peers (bytes,
+    /// 1200–65527). The default suits Ethernet paths; links with jumbo frames (relays in one data
+    /// centre) can use ~8950: fewer, larger packets cost the relay less CPU per byte. A path that
+    /// does not carry the size only costs a few lost probes.
+    #[arg(
+        long = "quic-max-mtu",
+        default_value_t = DEFAULT_MAX_MTU,
+        value_parser = clap::value_parser!(u16).range(1200..=65527),
+        env = "MOQ_QUIC_MAX_MTU"
+    )]
+    pub max_mtu: u16,
 
     /// Use UDP generic segmentation offload when the OS supports it.
     #[arg(long = "quic-gso", default_value_t = true, action = clap::ArgAction::Set, env = "MOQ_QUIC_GSO")]
@@ -99,6 +112,10 @@ pub struct QuicConfig {
     pub initial_streams: u32,
 }
 
+/// Default [`QuicConfig::max_mtu`]: an Ethernet MTU (1500) less IPv6 and UDP headers, quinn's
+/// own default upper bound.
+pub const DEFAULT_MAX_MTU: u16 = 1452;
+
 /// Default [`QuicConfig::ack_threshold`].
 pub const DEFAULT_ACK_THRESHOLD: u32 = 0;
 
@@ -112,6 +129,7 @@ impl Default for QuicConfig {
             idle_timeout_ms: 10_000,
             keep_alive_ms: 4_000,
             mtu_discovery: true,
+            max_mtu: DEFAULT_MAX_MTU,
             gso: true,
             congestion: Congestion::Cubic,
             socket_buffer: DEFAULT_SOCKET_BUFFER,
@@ -154,7 +172,11 @@ impl QuicConfig {
         };
         transport.keep_alive_interval(keep_alive);
 
-        transport.mtu_discovery_config(self.mtu_discovery.then(quinn::MtuDiscoveryConfig::default));
+        transport.mtu_discovery_config(self.mtu_discovery.then(|| {
+            let mut mtu = quinn::MtuDiscoveryConfig::default();
+            mtu.upper_bound(self.max_mtu);
+            mtu
+        }));
         transport.enable_segmentation_offload(self.gso);
         if self.ack_threshold > 1 {
             let mut ack = quinn::AckFrequencyConfig::default();
@@ -210,16 +232,22 @@ pub(crate) fn bind_udp(
     Ok(socket.into())
 }
 
-/// A quinn endpoint over [`bind_udp`]'s socket.
+/// A quinn endpoint over [`bind_udp`]'s socket, accepting datagrams up to `quic.max_mtu`
+/// (never less than quinn's default, an Ethernet frame's worth).
 pub(crate) fn endpoint(
     addr: SocketAddr,
-    socket_buffer: usize,
+    quic: &QuicConfig,
     server: Option<quinn::ServerConfig>,
 ) -> std::io::Result<quinn::Endpoint> {
-    let socket = bind_udp(addr, socket_buffer)?;
+    let socket = bind_udp(addr, quic.socket_buffer)?;
     let runtime = quinn::default_runtime()
         .ok_or_else(|| std::io::Error::other("no async runtime (needs Tokio)"))?;
-    quinn::Endpoint::new(quinn::EndpointConfig::default(), server, socket, runtime)
+    let mut config = quinn::EndpointConfig::default();
+    let accept = quic.max_mtu.max(config.get_max_udp_payload_size() as u16);
+    config
+        .max_udp_payload_size(accept)
+        .map_err(|e| std::io::Error::other(format!("--quic-max-mtu {accept}: {e}")))?;
+    quinn::Endpoint::new(config, server, socket, runtime)
 }
 
 #[cfg(test)]

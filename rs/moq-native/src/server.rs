@@ -111,9 +111,8 @@ impl Server {
         server_config.transport_config(config.quic.transport()?);
 
         warn_if_not_dual_stack(config.bind);
-        let endpoint =
-            crate::quic::endpoint(config.bind, config.quic.socket_buffer, Some(server_config))
-                .with_context(|| format!("failed to bind QUIC on {}", config.bind))?;
+        let endpoint = crate::quic::endpoint(config.bind, &config.quic, Some(server_config))
+            .with_context(|| format!("failed to bind QUIC on {}", config.bind))?;
         tracing::info!(addr = ?endpoint.local_addr().ok(), ?alpns, "listening");
 
         Ok(Self {

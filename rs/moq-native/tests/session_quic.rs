@@ -3,6 +3,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::{client, next, roundtrip, serve, server, TEST_TIMEOUT};
 use moq_native::{web_transport_quinn::WebTransportError, Transport};
@@ -228,4 +229,73 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
             .signature_verification_algorithms
             .supported_schemes()
     }
+}
+
+/// `--quic-max-mtu` raises MTU discovery's ceiling and what the endpoint accepts: on loopback
+/// (MTU 64 KiB) a connection between two endpoints configured for 9000 bytes grows its packets
+/// past the Ethernet-sized default, while one with the defaults stays at or under 1452.
+#[tokio::test]
+async fn max_mtu_lets_a_path_that_carries_jumbo_packets_use_them() {
+    use moq_native::web_transport_quinn::quinn;
+
+    timeout(TEST_TIMEOUT, async {
+        let quic = moq_native::QuicConfig {
+            max_mtu: 9000,
+            ..Default::default()
+        };
+        let jumbo_server = moq_native::Server::new(moq_native::ServerConfig {
+            bind: "[::]:0".parse().unwrap(),
+            quic: quic.clone(),
+            tls: moq_native::ServerTlsConfig {
+                generate: vec!["localhost".into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .unwrap();
+        let jumbo_client = moq_native::Client::new(moq_native::ClientConfig {
+            fingerprints: vec![jumbo_server.fingerprints()[0].clone()],
+            quic,
+            ..Default::default()
+        })
+        .unwrap();
+        let plain_server = server(&[]);
+        let plain_client = client(&plain_server, &[]);
+
+        let mut conns = Vec::new();
+        let mut serving = Vec::new();
+        for (server, client) in [(jumbo_server, jumbo_client), (plain_server, plain_client)] {
+            let port = server.local_addr().unwrap().port();
+            serving.push(serve(server, 1));
+            let url: Url = format!("moql://localhost:{port}").parse().unwrap();
+            conns.push(client.connect(url).await.unwrap());
+        }
+        let mtu = |i: usize| quinn::Connection::stats(&conns[i].session).path.current_mtu;
+
+        // PLPMTUD probes on its own, data or not.
+        while mtu(0) <= 1452 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(mtu(0) > 1452 && mtu(0) <= 9000, "jumbo MTU {}", mtu(0));
+        // Data flows in the large packets (the server's echo comes back in them too).
+        let big = vec![7u8; 60_000];
+        let sent = quinn::Connection::stats(&conns[0].session).udp_tx;
+        assert_eq!(roundtrip(&conns[0].session, &big).await, big);
+        let after = quinn::Connection::stats(&conns[0].session).udp_tx;
+        let datagrams = after.datagrams - sent.datagrams;
+        assert!(
+            datagrams < 60_000 / 1452,
+            "60 KB took {datagrams} datagrams at MTU {}",
+            mtu(0)
+        );
+        assert_eq!(roundtrip(&conns[1].session, &big).await, big);
+        assert!(mtu(1) <= 1452, "default MTU {}", mtu(1));
+
+        for (conn, serving) in conns.iter().zip(serving) {
+            conn.session.close(0, b"done");
+            serving.await.unwrap();
+        }
+    })
+    .await
+    .unwrap();
 }
