@@ -74,7 +74,7 @@ pub use client::{Client, ClientConfig, Connection};
 pub use fingerprint::{fetch_fingerprint, serve_fingerprint, FINGERPRINT_PATH};
 pub use log::Log;
 pub use quic::{
-    Congestion, QuicConfig, DEFAULT_ACK_THRESHOLD, DEFAULT_MAX_STREAMS_BIDI,
+    Congestion, QuicConfig, DEFAULT_ACK_THRESHOLD, DEFAULT_MAX_MTU, DEFAULT_MAX_STREAMS_BIDI,
     DEFAULT_MAX_STREAMS_UNI, DEFAULT_SOCKET_BUFFER,
 };
 pub use server::{Request, Server, ServerConfig, Transport};

@@ -63,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
             max_streams_uni: config.quic_max_streams_uni,
             max_streams_bidi: config.quic_max_streams_bidi,
             initial_streams: config.quic_initial_streams,
+            max_mtu: config.quic_max_mtu,
             ..Default::default()
         },
     })?;
