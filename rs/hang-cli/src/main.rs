@@ -99,6 +99,8 @@ struct Connect {
     name: String,
     #[command(flatten)]
     client: moq_native::ClientConfig,
+    #[command(flatten)]
+    quic: moq_native::QuicConfig,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -271,7 +273,9 @@ async fn connect(
     connect: &Connect,
 ) -> anyhow::Result<(moq_native::Client, moq_native::Connection, Path)> {
     let path = Path::new(&connect.name).context("invalid --name")?;
-    let client = moq_native::Client::new(connect.client.clone())?;
+    let mut config = connect.client.clone();
+    config.quic = connect.quic.clone();
+    let client = moq_native::Client::new(config)?;
     let connection = client
         .connect(connect.url.clone())
         .await

@@ -1,6 +1,6 @@
 //! End to end through our relay: ffmpeg fMP4 → `hang publish` → `moq-relay` → `hang subscribe` →
 //! fMP4 that ffprobe reads with the same codec, size, frame count and timestamps; and the built-in
-//! `--test-pattern` source through the relay.
+//! `--test-pattern` source through the relay; a publisher stopped by a signal leaves at once.
 //!
 //! The relay binary comes from the same target directory (`cargo test --workspace` builds it).
 
@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{start_relay, Run};
+use common::{announced, start_relay, Run};
 
 /// `ffprobe` facts about the video stream: codec, width, height, and every frame's pts (seconds).
 fn probe(file: &std::path::Path) -> (String, u32, u32, Vec<f64>) {
@@ -278,4 +278,50 @@ fn test_pattern_through_the_relay() {
         latencies.iter().all(|l| (-50..2000).contains(l)),
         "implausible latencies {latencies:?}"
     );
+}
+
+/// SIGTERM to `hang publish`: it closes the session and waits for the close to reach the relay
+/// before exiting, so the relay drops the broadcast at once, not at its 10 s idle timeout (a
+/// publisher that exited with the close still unsent left it listed that long).
+#[test]
+fn a_publisher_stopped_by_sigterm_leaves_the_relay_at_once() {
+    let mut run = Run::new("sigterm");
+    let url = start_relay(&mut run);
+    for round in 0..3 {
+        run.spawn(
+            &format!("publish{round}"),
+            Command::new(env!("CARGO_BIN_EXE_hang")).args([
+                "publish",
+                "--url",
+                &url,
+                "--name",
+                "stop.hang",
+                "--test-pattern",
+            ]),
+        );
+        let listed = || announced(&url).contains(&"anon/stop.hang".to_string());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !listed() {
+            assert!(Instant::now() < deadline, "never announced\n{}", run.logs());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+
+        let publisher = run.child(&format!("publish{round}"));
+        let stopped = Instant::now();
+        let _ = Command::new("kill")
+            .args(["-TERM", &publisher.id().to_string()])
+            .status();
+        let status = publisher.wait().unwrap();
+        assert!(status.success(), "round {round}: {status}\n{}", run.logs());
+        while listed() {
+            assert!(
+                stopped.elapsed() < Duration::from_secs(3),
+                "round {round}: still announced {:?} after SIGTERM\n{}",
+                stopped.elapsed(),
+                run.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }

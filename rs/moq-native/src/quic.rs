@@ -20,9 +20,8 @@ pub enum Congestion {
 /// QUIC transport settings, applied to both client and server connections.
 ///
 /// Flags: `--quic-idle-timeout`, `--quic-keep-alive`, `--quic-mtu-discovery`, `--quic-max-mtu`,
-/// `--quic-gso`,
-/// `--quic-congestion`, `--quic-socket-buffer`, `--quic-ack-threshold`, `--quic-max-streams-uni`,
-/// `--quic-max-streams-bidi`.
+/// `--quic-gso`, `--quic-congestion`, `--quic-socket-buffer`, `--quic-ack-threshold`,
+/// `--quic-max-streams-uni`, `--quic-max-streams-bidi`.
 ///
 /// [`ServerConfig`](crate::ServerConfig) flattens these flags;
 /// [`ClientConfig`](crate::ClientConfig) does not (clap rejects the same flag twice in one
@@ -52,8 +51,8 @@ pub struct QuicConfig {
     pub mtu_discovery: bool,
 
     /// Largest UDP payload MTU discovery may try, and the largest we accept from peers (bytes,
-    /// 1200–65527). The default suits Ethernet paths; links with jumbo frames (relays in one data
-    /// centre) can use ~8950: fewer, larger packets cost the relay less CPU per byte. A path that
+    /// 1200–65527). The default suits Ethernet paths; where both ends sit on a jumbo-frame network
+    /// (a publisher and a relay in one data centre) ~8950 works: fewer, larger packets cost the relay less CPU per byte. A path that
     /// does not carry the size only costs a few lost probes.
     #[arg(
         long = "quic-max-mtu",

@@ -116,8 +116,8 @@ pub struct Cli {
     pub quic_initial_streams: Option<u32>,
 
     /// Largest UDP payload MTU discovery may try, and the largest accepted (1200–65527). Raise
-    /// it (~8950) where every link carries jumbo frames, e.g. relays clustered in one data
-    /// centre, with the same setting on both ends; elsewhere it costs a few lost probes.
+    /// it (~8950) for peers on a jumbo-frame network (e.g. publishers in the same data centre),
+    /// which must set it too; other peers only cost a few lost probes.
     /// [default: 1452]
     #[arg(long = "quic-max-mtu", env = "MOQ_QUIC_MAX_MTU", value_parser = clap::value_parser!(u16).range(1200..=65527))]
     pub quic_max_mtu: Option<u16>,
