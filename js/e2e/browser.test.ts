@@ -2,8 +2,9 @@
  * Browser end-to-end: the demo site served by the real relay, headless Chromium, the `hang` CLI's
  * test pattern as the source. (a) watch plays it: >60 frames within 5 s, canvas not blank,
  * publish-to-render latency reported; (b) the publish page's fake camera → relay → another page
- * watches it; (c) audio decodes; (d) the watch page recovers when the publisher restarts; and the
- * room page's chat reaches another member.
+ * watches it; (c) audio decodes; (d) the watch page recovers when the publisher restarts; (e) a
+ * page navigated away from or closed ends its sessions at the relay at once; and the room page's
+ * chat reaches another member.
  */
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
@@ -161,6 +162,36 @@ test("(d) the watch page recovers when the publisher restarts", async () => {
 			return s && s.framesDecoded > before + 30 ? true : undefined;
 		});
 		process.stdout.write(`# recovered ${Date.now() - restarted} ms after the publisher restarted\n`);
+	} catch (err) {
+		fail(console, err);
+	} finally {
+		await context.close();
+	}
+});
+
+test("(e) leaving or closing the watch page ends its sessions at the relay at once", async () => {
+	const { context, console } = await stack.context();
+	try {
+		for (const leave of ["navigate", "close"] as const) {
+			const page = await context.newPage();
+			const accepted = stack.relay.log.split("session accepted").length;
+			const closed = stack.relay.log.split("session closed").length;
+			await page.goto(`${stack.site}/?path=pattern.hang`);
+			await waitFor("frames", 10000, async () => {
+				const s = await stats(page);
+				return s && s.framesDecoded > 10 ? true : undefined;
+			});
+			const opened = stack.relay.log.split("session accepted").length - accepted;
+			assert.ok(opened >= 1, "no session accepted");
+			const left = Date.now();
+			if (leave === "navigate") await page.goto("about:blank");
+			else await page.close();
+			await waitFor(`${opened} session(s) closed after ${leave}`, 3000, async () =>
+				stack.relay.log.split("session closed").length - closed >= opened ? true : undefined,
+			);
+			process.stdout.write(`# ${leave}: ${opened} session(s) closed ${Date.now() - left} ms after\n`);
+			if (leave === "navigate") await page.close();
+		}
 	} catch (err) {
 		fail(console, err);
 	} finally {
