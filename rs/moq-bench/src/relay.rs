@@ -74,3 +74,134 @@ impl Probe {
         })
     }
 }
+
+/// The relay's QUIC counters, scraped from its Prometheus `/metrics` (our relay's
+/// `moq_relay_quic_*_total`; another relay has none, and every rate is then absent).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QuicCounters(std::collections::BTreeMap<String, f64>);
+
+/// The counters [`QuicCounters::rates`] reports, as `(metric suffix, JSON key)`.
+const QUIC_RATES: [(&str, &str); 8] = [
+    ("udp_datagrams_sent", "relay_udp_datagrams_sent_per_s"),
+    ("udp_sends", "relay_udp_sends_per_s"),
+    ("udp_bytes_sent", "relay_udp_bytes_sent_per_s"),
+    (
+        "udp_datagrams_received",
+        "relay_udp_datagrams_received_per_s",
+    ),
+    ("packets_lost", "relay_packets_lost_per_s"),
+    ("congestion_events", "relay_congestion_events_per_s"),
+    ("acks_received", "relay_acks_received_per_s"),
+    ("packets_sent", "relay_packets_sent_per_s"),
+];
+
+impl QuicCounters {
+    /// The unlabelled `moq_relay_quic_<name>_total` samples of a Prometheus text body.
+    pub fn parse(text: &str) -> Self {
+        let map = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (name, value) = l.split_once(' ')?;
+                let name = name
+                    .strip_prefix("moq_relay_quic_")?
+                    .strip_suffix("_total")?;
+                Some((name.to_string(), value.trim().parse().ok()?))
+            })
+            .collect();
+        Self(map)
+    }
+
+    /// Fetch and parse `url` (plain `http://host:port/path`: the relay's internal listener).
+    pub async fn scrape(url: &url::Url) -> anyhow::Result<Self> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        anyhow::ensure!(
+            url.scheme() == "http",
+            "--relay-metrics needs an http:// URL"
+        );
+        let host = url.host_str().context("no host in --relay-metrics")?;
+        let port = url.port_or_known_default().unwrap_or(80);
+        let fetch = async {
+            let mut stream = tokio::net::TcpStream::connect((host, port)).await?;
+            let request = format!(
+                "GET {} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n",
+                url.path()
+            );
+            stream.write_all(request.as_bytes()).await?;
+            let mut response = Vec::new();
+            stream.read_to_end(&mut response).await?;
+            anyhow::Ok(response)
+        };
+        let response = tokio::time::timeout(std::time::Duration::from_secs(5), fetch)
+            .await
+            .context("timed out")?
+            .with_context(|| format!("cannot fetch {url}"))?;
+        let response = String::from_utf8_lossy(&response);
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .with_context(|| format!("no HTTP response from {url}"))?;
+        anyhow::ensure!(
+            head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+            "{url}: {}",
+            head.lines().next().unwrap_or("")
+        );
+        Ok(Self::parse(body))
+    }
+
+    /// Per-second rates from `self` (start) to `end` over `seconds`, as JSON keys, plus the
+    /// mean datagrams per UDP send (the GSO batch) and bytes per datagram; empty when the
+    /// relay exposes no QUIC counters.
+    pub fn rates(&self, end: &Self, seconds: f64) -> Vec<(&'static str, f64)> {
+        let delta = |name: &str| Some(end.0.get(name)? - self.0.get(name)?);
+        let mut out: Vec<(&'static str, f64)> = QUIC_RATES
+            .iter()
+            .filter_map(|(name, key)| Some((*key, delta(name)? / seconds)))
+            .collect();
+        if let (Some(datagrams), Some(sends), Some(bytes)) = (
+            delta("udp_datagrams_sent"),
+            delta("udp_sends"),
+            delta("udp_bytes_sent"),
+        ) {
+            if sends > 0.0 && datagrams > 0.0 {
+                out.push(("relay_datagrams_per_send", datagrams / sends));
+                out.push(("relay_bytes_per_datagram", bytes / datagrams));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quic_counters_parse_and_rate() {
+        let start = QuicCounters::parse(
+            "# HELP moq_relay_quic_udp_sends_total UDP send calls\n\
+             # TYPE moq_relay_quic_udp_sends_total counter\n\
+             moq_relay_quic_udp_sends_total 100\n\
+             moq_relay_quic_udp_datagrams_sent_total 800\n\
+             moq_relay_quic_udp_bytes_sent_total 1000000\n\
+             moq_relay_frames_out_total 5\n\
+             moq_relay_session_rtt_seconds{session=\"1\",root=\"\"} 0.001\n",
+        );
+        let end = QuicCounters::parse(
+            "moq_relay_quic_udp_sends_total 300\n\
+             moq_relay_quic_udp_datagrams_sent_total 2400\n\
+             moq_relay_quic_udp_bytes_sent_total 3400000\n",
+        );
+        let rates: std::collections::BTreeMap<_, _> = start.rates(&end, 2.0).into_iter().collect();
+        assert_eq!(rates["relay_udp_sends_per_s"], 100.0);
+        assert_eq!(rates["relay_udp_datagrams_sent_per_s"], 800.0);
+        assert_eq!(rates["relay_datagrams_per_send"], 8.0);
+        assert_eq!(rates["relay_bytes_per_datagram"], 1500.0);
+        assert!(
+            !rates.contains_key("relay_packets_lost_per_s"),
+            "absent counters stay absent"
+        );
+        assert!(QuicCounters::parse("moq_relay_frames_out_total 5\n")
+            .rates(&QuicCounters::default(), 1.0)
+            .is_empty());
+    }
+}

@@ -110,6 +110,12 @@ pub struct Load {
     #[arg(long)]
     pub relay_pid: Option<u32>,
 
+    /// Our relay's Prometheus endpoint (`http://HOST:PORT/metrics` on its `--internal-listen`):
+    /// its QUIC counters over the measured period go into the summary (UDP datagrams and send
+    /// calls per second and per send, packets lost, congestion events, ACKs received).
+    #[arg(long)]
+    pub relay_metrics: Option<Url>,
+
     /// JSON lines on stdout: one `{"type":"tick",…}` object per second, then the
     /// `{"type":"summary",…}` object as the last line (delivered_mbps, loss_pct, latency_p50_ms,
     /// latency_p99_ms, relay_cpu_seconds, relay_rss_mb, …; null where not measured).
@@ -384,6 +390,10 @@ pub async fn run(load: &Load, preset: &Preset, ticks: bool) -> anyhow::Result<Va
     // Measure for --duration, reporting every second.
     let start = Instant::now();
     let relay_start = probe.as_ref().map(|p| p.sample()).transpose()?;
+    let quic_start = match &load.relay_metrics {
+        Some(url) => Some(relay::QuicCounters::scrape(url).await?),
+        None => None,
+    };
     // Our own CPU: when the load generator saturates its core, latency measures it, not the relay.
     let own = relay::Probe::new(std::process::id())?;
     let own_start = own.sample()?;
@@ -446,6 +456,10 @@ pub async fn run(load: &Load, preset: &Preset, ticks: bool) -> anyhow::Result<Va
     };
     let duration = start.elapsed().as_secs_f64();
     let relay_end = probe.as_ref().map(|p| p.sample()).transpose()?;
+    let quic = match (&load.relay_metrics, quic_start) {
+        (Some(url), Some(start)) => start.rates(&relay::QuicCounters::scrape(url).await?, duration),
+        _ => Vec::new(),
+    };
     let own_cpu = own.sample()?.cpu_seconds - own_start.cpu_seconds;
     // From here on, count only what was sent during the measured period.
     let cutoff = match publishing {
@@ -477,6 +491,7 @@ pub async fn run(load: &Load, preset: &Preset, ticks: bool) -> anyhow::Result<Va
         baseline_rss: baseline.map(|b| b.rss_mb),
         rss_max: report.rss_max,
         own_cpu,
+        quic,
     });
     print_summary(&summary);
     Ok(summary)
@@ -829,6 +844,8 @@ struct SummaryInput<'a> {
     baseline_rss: Option<f64>,
     rss_max: Option<f64>,
     own_cpu: f64,
+    /// The relay's QUIC rates (`--relay-metrics`), as summary keys.
+    quic: Vec<(&'static str, f64)>,
 }
 
 /// The end-of-run results as one JSON object.
@@ -887,6 +904,10 @@ fn summary(i: SummaryInput<'_>) -> Value {
         "messages_per_relay_cpu_second": per_cpu(t.frames as f64).filter(|_| measuring),
         "bench_cpu_pct": i.own_cpu / i.duration * 100.0,
     });
+    let obj = json.as_object_mut().expect("an object");
+    for (key, value) in &i.quic {
+        obj.insert((*key).into(), json!(value));
+    }
     if churn {
         // The same counts under their churn names: frames are announcements here, latency is
         // announce latency (start of the broadcast to its ANNOUNCE at a subscriber).
@@ -972,6 +993,19 @@ pub fn print_summary(j: &Value) {
         f("delivered_gbps_per_relay_core"),
         g("messages_per_relay_cpu_second"),
     );
+    if j.get("relay_udp_sends_per_s").is_some() {
+        eprintln!(
+            "relay QUIC /s  {} datagrams in {} sends ({} per send, {} bytes each) · {} received ({} ACKs) · {} lost · {} congestion events",
+            f("relay_udp_datagrams_sent_per_s"),
+            f("relay_udp_sends_per_s"),
+            f("relay_datagrams_per_send"),
+            f("relay_bytes_per_datagram"),
+            f("relay_udp_datagrams_received_per_s"),
+            f("relay_acks_received_per_s"),
+            f("relay_packets_lost_per_s"),
+            f("relay_congestion_events_per_s"),
+        );
+    }
     eprintln!(
         "moq-bench      {} % of a core (near 100 × cores: latency measures this process)",
         f("bench_cpu_pct")

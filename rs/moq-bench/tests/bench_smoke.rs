@@ -74,11 +74,17 @@ fn relay_args(addr: &str) -> Vec<String> {
 /// Our relay on a free port, once it accepts TCP (its HTTP listener); and its address. A relay
 /// that exits right away (its port was taken meanwhile) is retried on another port.
 fn start_relay() -> (Killed, String) {
+    start_relay_with(&[])
+}
+
+/// [`start_relay`] with more arguments.
+fn start_relay_with(extra: &[&str]) -> (Killed, String) {
     for _ in 0..3 {
         let addr = format!("127.0.0.1:{}", free_port());
         let mut relay = Killed(
             Command::new(relay_bin())
                 .args(relay_args(&addr))
+                .args(extra)
                 .env_remove("RUST_LOG")
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -236,6 +242,51 @@ fn sd_preset_json_lines() {
     assert_eq!(json["version"], "moq-lite-05", "{json}");
     // The human table goes to stderr.
     assert!(stderr.contains("moq-bench summary"), "{stderr}");
+    drop(relay);
+}
+
+/// `--relay-metrics`: our relay's QUIC counters over the measured period land in the summary,
+/// consistent with what was delivered.
+#[test]
+fn relay_quic_counters_in_the_summary() {
+    let internal = format!("127.0.0.1:{}", free_port());
+    let (relay, addr) = start_relay_with(&["--internal-listen", &internal]);
+    let url = format!("http://{addr}/bench");
+    let metrics = format!("http://{internal}/metrics");
+    let (stdout, stderr) = bench(&[
+        "--url",
+        &url,
+        "--preset",
+        "sd",
+        "--subscribers",
+        "10",
+        "--duration",
+        "3",
+        "--relay-metrics",
+        &metrics,
+        "--json",
+    ]);
+    let json = last_json(&stdout, &stderr);
+    // 10 × 3 Mbps of 12.5 KB frames: many full-size datagrams, a few per send.
+    let datagrams = num(&json, "relay_udp_datagrams_sent_per_s");
+    let sends = num(&json, "relay_udp_sends_per_s");
+    assert!(datagrams > 1000.0, "{json}");
+    assert!(sends > 0.0 && sends <= datagrams, "{json}");
+    assert!(
+        (num(&json, "relay_datagrams_per_send") - datagrams / sends).abs() < 1e-6,
+        "{json}"
+    );
+    let per_datagram = num(&json, "relay_bytes_per_datagram");
+    assert!((1000.0..=1452.0).contains(&per_datagram), "{json}");
+    let sent_mbps = num(&json, "relay_udp_bytes_sent_per_s") * 8.0 / 1e6;
+    let delivered = num(&json, "delivered_mbps");
+    assert!(
+        sent_mbps >= delivered * 0.9 && sent_mbps <= delivered * 1.5,
+        "relay sent {sent_mbps} Mbps for {delivered} delivered: {json}"
+    );
+    assert!(num(&json, "relay_acks_received_per_s") > 0.0, "{json}");
+    assert_eq!(num(&json, "relay_packets_lost_per_s"), 0.0, "{json}");
+    assert!(stderr.contains("relay QUIC /s"), "{stderr}");
     drop(relay);
 }
 
