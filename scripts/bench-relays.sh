@@ -39,11 +39,11 @@ case " $relays " in
 esac
 
 declare -A relay=(
-  [ours]="$bin/moq-relay --listen 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port} --log-level warn"
+  [ours]="$bin/moq-relay --listen 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port} --internal-listen 127.0.0.1:{mport} --log-level warn"
   # Ours without transparent huge pages for its heap (mimalloc's arenas): less RSS, more CPU.
-  [ours-nothp]="env MIMALLOC_ALLOW_THP=0 $bin/moq-relay --listen 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port} --log-level warn"
+  [ours-nothp]="env MIMALLOC_ALLOW_THP=0 $bin/moq-relay --listen 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port} --internal-listen 127.0.0.1:{mport} --log-level warn"
   # Ours built with profile-guided optimisation (scripts/build-pgo.sh).
-  [ours-pgo]="$pgo_bin --listen 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port} --log-level warn"
+  [ours-pgo]="$pgo_bin --listen 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port} --internal-listen 127.0.0.1:{mport} --log-level warn"
   [ref-0.10.25]="$peers/relay-0.10.25/bin/moq-relay --server-bind 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port}"
   # Optional (scripts/build-pgo.sh --reference 0.10.25): 0.10.25 with PGO, trained like ours.
   [ref-0.10.25-pgo]="$target/pgo/ref-0.10.25/use/bin/moq-relay --server-bind 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port}"
@@ -73,12 +73,16 @@ run() {
   esac
   # 0.17.10 speaks lite-05 too; at lite-02 and lite-05 alike it fell over at 500 SD viewers here.
   local port=$((20000 + RANDOM % 20000))
+  local mport=$((port + 1)) metrics=()
   local cmd="${relay[$name]//\{port\}/$port}"
+  cmd="${cmd//\{mport\}/$mport}"
+  # Our relays expose their QUIC counters (datagrams per send, losses...) for the summary.
+  case "$name" in ours*) metrics=(--relay-metrics "http://127.0.0.1:$mport/metrics") ;; esac
   bash -c "exec taskset -c 0 $cmd" >"$out/$name-$workload-$round.log" 2>&1 &
   local pid=$!
   sleep 1.5
   RUST_LOG=error taskset -c 1 "$bin/moq-bench" --url "http://127.0.0.1:$port/anon" --preset "$preset" \
-    --preset-file "$presets" --subscribers "$n" --duration 10 --relay-pid "$pid" --version "$version" --json \
+    --preset-file "$presets" --subscribers "$n" --duration 10 --relay-pid "$pid" --version "$version" "${metrics[@]}" --json \
     2>/dev/null | tail -1 >"$out/$name-$workload-$round.json" || true
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
@@ -94,7 +98,10 @@ f = lambda k, p=2: "-" if d.get(k) is None else f"{d[k]:.{p}f}"
 print(f"{workload:9} {name:12} round {rnd}: {f('delivered_mbps',1)} Mbps loss {f('loss_pct',3)}% "
       f"cpu {f('relay_cpu_pct',1)}% Gbps/core {f('delivered_gbps_per_relay_core')} msg/cpu-s {f('messages_per_relay_cpu_second',0)} "
       f"rss {f('relay_rss_mb',1)} MB ({f('relay_rss_per_subscriber_kb',0)} KB/sub) p50/p99 {f('latency_p50_ms',1)}/{f('latency_p99_ms',1)} ms "
-      f"bench cpu {f('bench_cpu_pct',0)}%")
+      f"bench cpu {f('bench_cpu_pct',0)}%"
+      + ("" if d.get("relay_udp_sends_per_s") is None else
+         f" | relay {f('relay_udp_datagrams_sent_per_s',0)} dgram/s, {f('relay_datagrams_per_send')} per send, "
+         f"{f('relay_packets_lost_per_s',0)} lost/s"))
 PY
 }
 
@@ -103,6 +110,7 @@ start_relay() {
   local name="$1" cgroup="${2:-}" log="$3"
   port=$((20000 + RANDOM % 20000))
   local cmd="${relay[$name]//\{port\}/$port}"
+  cmd="${cmd//\{mport\}/$((port + 1))}"
   if [ -n "$cgroup" ]; then
     bash -c "echo \$\$ > '$cgroup/cgroup.procs' && exec taskset -c 0 $cmd" >"$log" 2>&1 &
   else
