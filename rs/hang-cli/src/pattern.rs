@@ -123,6 +123,7 @@ impl Source {
     /// Produce frames as the clock reaches them until `stop` is set or a write fails.
     fn run(mut self, stop: &AtomicBool) -> anyhow::Result<()> {
         let (mut next_video, mut next_audio) = (1, 0);
+        let mut skips = Skips::default();
         while !stop.load(Ordering::Relaxed) {
             let video_at = video_time(next_video);
             let audio_at = audio_time(next_audio);
@@ -137,16 +138,53 @@ impl Source {
                 next_audio = slot + 1;
             } else {
                 let slot = catch_up(next_video, now, video_time, 1);
-                if let Some(frame) = self.video.encode(slot)? {
-                    self.video_track.write(frame)?;
+                skips.add(slot - next_video);
+                match self.video.encode(slot)? {
+                    Some(frame) => self.video_track.write(frame)?,
+                    None => skips.add(1),
                 }
                 next_video = slot + 1;
             }
+            skips.report();
         }
         self.video_track.finish();
         self.audio.track.finish();
         self.broadcast.finish();
         Ok(())
+    }
+}
+
+/// Video frames the source did not produce (behind real time, or dropped by the encoder), logged
+/// at most once a second but never held back longer: a subscriber's gaps in the timestamps are
+/// these, not losses on the way.
+#[derive(Default)]
+struct Skips {
+    total: u64,
+    unlogged: u64,
+    logged_at: Option<Instant>,
+}
+
+impl Skips {
+    fn add(&mut self, frames: u64) {
+        self.total += frames;
+        self.unlogged += frames;
+    }
+
+    fn report(&mut self) {
+        if self.unlogged == 0
+            || self
+                .logged_at
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        tracing::warn!(
+            skipped = self.unlogged,
+            total = self.total,
+            "test pattern: video frames skipped (this machine is too busy to keep up with 30 fps)"
+        );
+        self.unlogged = 0;
+        self.logged_at = Some(Instant::now());
     }
 }
 
