@@ -276,7 +276,8 @@ impl Relay {
         let _ = tokio::time::timeout(Duration::from_secs(1), closed).await;
     }
 
-    /// QUIC counters over every session since start, ended ones included.
+    /// QUIC counters over every accepted session since start, ended ones included (connections
+    /// refused or failing their set-up are not counted).
     pub fn quic_totals(&self) -> QuicTotals {
         let sessions = self.sessions();
         let mut totals = *lock(&self.closed_quic);

@@ -329,7 +329,7 @@ async fn metrics(State(web): State<Web>) -> impl IntoResponse {
     ] {
         let _ = writeln!(
             out,
-            "# HELP moq_relay_quic_{name}_total {help}, all sessions since start\n# TYPE moq_relay_quic_{name}_total counter\nmoq_relay_quic_{name}_total {value}"
+            "# HELP moq_relay_quic_{name}_total {help}, all accepted sessions since start\n# TYPE moq_relay_quic_{name}_total counter\nmoq_relay_quic_{name}_total {value}"
         );
     }
     let live = relay.live();
