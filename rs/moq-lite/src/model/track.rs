@@ -396,9 +396,11 @@ pub struct TrackConsumer {
     skipped: u64,
     /// Whether groups arriving after a newer one was taken are still returned.
     late: bool,
-    /// Sequences passed over before they arrived, with when: returned if they arrive within
-    /// `max_latency` of that (only when `late`). Oldest first, at most [`MAX_LATE_GROUPS`].
-    holes: VecDeque<(u64, Instant)>,
+    /// Sequences passed over before they arrived, with when and whether they count in
+    /// `skipped`: returned if they arrive within `max_latency` of that (only when `late`).
+    /// Oldest first, at most [`MAX_LATE_GROUPS`]. Those below the first group a consumer
+    /// subscribed before any group sees are not counted: they may never exist.
+    holes: VecDeque<(u64, Instant, bool)>,
     /// Whether a group was returned yet (holes are only below a returned group's successor).
     returned: bool,
     /// Created before the track had any group: the first read starts at the first group that
@@ -518,7 +520,7 @@ impl TrackConsumer {
             let next = self.next;
             self.expire_holes(Instant::now());
             let holes = &self.holes;
-            let is_hole = |sequence: u64| holes.iter().any(|(h, _)| *h == sequence);
+            let is_hole = |sequence: u64| holes.iter().any(|(h, _, _)| *h == sequence);
             let state = self
                 .state
                 .wait_for(|s| {
@@ -544,19 +546,24 @@ impl TrackConsumer {
                 let sequence = group.info().sequence;
                 drop(state);
                 let now = Instant::now();
-                let in_time = self.holes.iter().any(|(h, passed)| {
-                    *h == sequence && now.saturating_duration_since(*passed) <= self.max_latency
+                let hole = self.holes.iter().find(|(h, _, _)| *h == sequence);
+                let in_time = hole.is_some_and(|(_, passed, _)| {
+                    now.saturating_duration_since(*passed) <= self.max_latency
                 });
-                self.holes.retain(|(h, _)| *h != sequence);
+                let counted = hole.is_some_and(|(_, _, counted)| *counted);
+                self.holes.retain(|(h, _, _)| *h != sequence);
                 if !in_time {
                     continue;
                 }
-                self.skipped = self.skipped.saturating_sub(1);
+                if counted {
+                    self.skipped = self.skipped.saturating_sub(1);
+                }
                 return Ok(Some(group));
             }
 
             // Subscribed before the first group: read from the oldest group there is (all of them
             // arrived since), under the usual max-latency rule, as if it had been asked for.
+            let first_of_all = next.is_none() && self.from_first && !self.returned;
             let next = match next {
                 None if self.from_first => state.groups.front().map(|c| c.group.info().sequence),
                 next => next,
@@ -590,7 +597,29 @@ impl TrackConsumer {
             if let Some(chosen) = chosen {
                 let group = chosen.group.clone();
                 let sequence = group.info().sequence;
-                if let Some(n) = next {
+                if first_of_all && self.late {
+                    // The first group to arrive since we subscribed: older ones may still come
+                    // (their streams raced this one's), and they are as much ours. Wait for them
+                    // like passed-over groups, not counted as skipped: they may never exist.
+                    let missing = (state.floor..sequence)
+                        .rev()
+                        .take(MAX_LATE_GROUPS)
+                        .filter(|m| {
+                            state
+                                .groups
+                                .binary_search_by_key(m, |c| c.group.info().sequence)
+                                .is_err()
+                        })
+                        .collect::<Vec<_>>();
+                    let now = Instant::now();
+                    drop(state);
+                    for m in missing.into_iter().rev() {
+                        if self.holes.len() == MAX_LATE_GROUPS {
+                            self.holes.pop_front();
+                        }
+                        self.holes.push_back((m, now, false));
+                    }
+                } else if let Some(n) = next {
                     self.skipped += sequence.saturating_sub(n);
                     // Passed over without having arrived: may still come (after a group already
                     // returned, so never below the first one returned).
@@ -612,7 +641,7 @@ impl TrackConsumer {
                             if self.holes.len() == MAX_LATE_GROUPS {
                                 self.holes.pop_front();
                             }
-                            self.holes.push_back((m, now));
+                            self.holes.push_back((m, now, true));
                         }
                     }
                 }
@@ -631,7 +660,7 @@ impl TrackConsumer {
 
     /// Forget passed-over sequences waited for longer than the max latency.
     fn expire_holes(&mut self, now: Instant) {
-        while let Some((_, passed)) = self.holes.front() {
+        while let Some((_, passed, _)) = self.holes.front() {
             if now.saturating_duration_since(*passed) <= self.max_latency {
                 break;
             }
@@ -902,6 +931,47 @@ mod tests {
     async fn a_late_group_past_the_max_latency_is_not_returned() {
         let too_late = race(true, Duration::from_millis(100), Duration::from_millis(150)).await;
         assert_eq!(too_late, (None, 1));
+    }
+
+    /// A consumer subscribed before any group: group 1's stream overtakes group 0's. With late
+    /// groups on, group 0 still comes (it is as much this subscriber's), and nothing counts as
+    /// skipped; with them off it is passed over, as any late group is.
+    #[tokio::test]
+    async fn the_first_groups_racing_each_other_are_all_returned_when_late_groups_are_on() {
+        for late in [true, false] {
+            let producer = track();
+            let mut consumer = producer.consume();
+            consumer.set_max_latency(Duration::from_secs(10));
+            consumer.set_late_groups(late);
+            add(&producer, 1);
+            assert_eq!(next_sequence(&mut consumer).await, 1);
+            add(&producer, 0);
+            add(&producer, 2);
+            let next = next_sequence(&mut consumer).await;
+            if late {
+                assert_eq!(next, 0, "the group that lost the race");
+                assert_eq!(next_sequence(&mut consumer).await, 2);
+            } else {
+                assert_eq!(next, 2);
+            }
+            assert_eq!(consumer.skipped(), 0, "late {late}");
+        }
+    }
+
+    /// A consumer that joined a track already running does not wait for groups below the one
+    /// it joined at.
+    #[tokio::test]
+    async fn a_late_joiner_does_not_wait_for_older_groups() {
+        let producer = track();
+        add(&producer, 4);
+        let mut consumer = producer.consume();
+        consumer.set_max_latency(Duration::from_secs(10));
+        consumer.set_late_groups(true);
+        assert_eq!(next_sequence(&mut consumer).await, 4);
+        add(&producer, 3);
+        add(&producer, 5);
+        assert_eq!(next_sequence(&mut consumer).await, 5);
+        assert!(consumer.holes.is_empty());
     }
 
     #[tokio::test]
