@@ -80,6 +80,9 @@ impl Probe {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct QuicCounters(std::collections::BTreeMap<String, f64>);
 
+/// The most of a `/metrics` response read (the QUIC totals come before the per-session lines).
+const MAX_METRICS_BYTES: u64 = 64 << 20;
+
 /// The counters [`QuicCounters::rates`] reports, as `(metric suffix, JSON key)`.
 const QUIC_RATES: [(&str, &str); 8] = [
     ("udp_datagrams_sent", "relay_udp_datagrams_sent_per_s"),
@@ -128,8 +131,12 @@ impl QuicCounters {
                 url.path()
             );
             stream.write_all(request.as_bytes()).await?;
+            // A relay with very many sessions lists each: generous, but bounded.
             let mut response = Vec::new();
-            stream.read_to_end(&mut response).await?;
+            stream
+                .take(MAX_METRICS_BYTES)
+                .read_to_end(&mut response)
+                .await?;
             anyhow::Ok(response)
         };
         let response = tokio::time::timeout(std::time::Duration::from_secs(5), fetch)

@@ -597,11 +597,23 @@ impl TrackConsumer {
             if let Some(chosen) = chosen {
                 let group = chosen.group.clone();
                 let sequence = group.info().sequence;
-                if first_of_all && self.late {
+                // Sequences below this one that may still arrive, from where, and whether they
+                // count as skipped.
+                let waited = if first_of_all && self.late {
                     // The first group to arrive since we subscribed: older ones may still come
-                    // (their streams raced this one's), and they are as much ours. Wait for them
-                    // like passed-over groups, not counted as skipped: they may never exist.
-                    let missing = (state.floor..sequence)
+                    // (their streams raced this one's), and they are as much ours; not counted
+                    // as skipped, as they may never exist.
+                    Some((state.floor, false))
+                } else if let Some(n) = next {
+                    self.skipped += sequence.saturating_sub(n);
+                    // Passed over without having arrived: may still come (after a group already
+                    // returned, so never below the first one returned).
+                    (self.late && self.returned).then(|| (n.max(state.floor), true))
+                } else {
+                    None
+                };
+                if let Some((from, counted)) = waited {
+                    let missing = (from..sequence)
                         .rev()
                         .take(MAX_LATE_GROUPS)
                         .filter(|m| {
@@ -617,32 +629,7 @@ impl TrackConsumer {
                         if self.holes.len() == MAX_LATE_GROUPS {
                             self.holes.pop_front();
                         }
-                        self.holes.push_back((m, now, false));
-                    }
-                } else if let Some(n) = next {
-                    self.skipped += sequence.saturating_sub(n);
-                    // Passed over without having arrived: may still come (after a group already
-                    // returned, so never below the first one returned).
-                    if self.late && self.returned {
-                        let floor = state.floor;
-                        let missing = (n.max(floor)..sequence)
-                            .rev()
-                            .take(MAX_LATE_GROUPS)
-                            .filter(|m| {
-                                state
-                                    .groups
-                                    .binary_search_by_key(m, |c| c.group.info().sequence)
-                                    .is_err()
-                            })
-                            .collect::<Vec<_>>();
-                        let now = Instant::now();
-                        drop(state);
-                        for m in missing.into_iter().rev() {
-                            if self.holes.len() == MAX_LATE_GROUPS {
-                                self.holes.pop_front();
-                            }
-                            self.holes.push_back((m, now, true));
-                        }
+                        self.holes.push_back((m, now, counted));
                     }
                 }
                 self.returned = true;
