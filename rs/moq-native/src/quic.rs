@@ -203,10 +203,12 @@ impl QuicConfig {
 
 /// Bind a UDP socket for a QUIC endpoint: dual-stack when bound to `[::]`, with
 /// `socket_buffer`-byte receive and send buffers (best effort: the kernel may cap them, which is
-/// logged with the sysctl to raise).
+/// logged with the sysctl to raise). With `reuse_port`, `SO_REUSEPORT` is set first, so several
+/// sockets can share the port and Linux spreads peers over them by address (server workers).
 pub(crate) fn bind_udp(
     addr: SocketAddr,
     socket_buffer: usize,
+    reuse_port: bool,
 ) -> std::io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
@@ -227,6 +229,9 @@ pub(crate) fn bind_udp(
             );
         }
     }
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     socket.bind(&addr.into())?;
     Ok(socket.into())
 }
@@ -238,7 +243,16 @@ pub(crate) fn endpoint(
     quic: &QuicConfig,
     server: Option<quinn::ServerConfig>,
 ) -> std::io::Result<quinn::Endpoint> {
-    let socket = bind_udp(addr, quic.socket_buffer)?;
+    endpoint_on(bind_udp(addr, quic.socket_buffer, false)?, quic, server)
+}
+
+/// A quinn endpoint over a socket from [`bind_udp`], driven by the current Tokio runtime (its
+/// connections' drivers are spawned where they are accepted).
+pub(crate) fn endpoint_on(
+    socket: std::net::UdpSocket,
+    quic: &QuicConfig,
+    server: Option<quinn::ServerConfig>,
+) -> std::io::Result<quinn::Endpoint> {
     let runtime = quinn::default_runtime()
         .ok_or_else(|| std::io::Error::other("no async runtime (needs Tokio)"))?;
     let mut config = quinn::EndpointConfig::default();
@@ -263,7 +277,7 @@ mod tests {
     #[test]
     fn bind_udp_is_dual_stack_and_sizes_its_buffers() {
         let wanted = 1 << 20;
-        let socket = bind_udp("[::]:0".parse().unwrap(), wanted).unwrap();
+        let socket = bind_udp("[::]:0".parse().unwrap(), wanted, false).unwrap();
         let port = socket.local_addr().unwrap().port();
         let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         sender.send_to(b"v4", ("127.0.0.1", port)).unwrap();

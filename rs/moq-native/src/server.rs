@@ -3,6 +3,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use url::Url;
 use web_transport_quinn::{http::StatusCode, proto::ConnectResponse, Session};
@@ -49,6 +50,21 @@ pub struct ServerConfig {
     )]
     pub protocols: Vec<String>,
 
+    /// QUIC endpoints sharing the port: with N > 1, N sockets bound with `SO_REUSEPORT`, each
+    /// driven by its own single-threaded Tokio runtime on its own thread, which also runs the
+    /// sessions it accepts (Linux spreads peers over the sockets by address). 0 = one per CPU.
+    /// 1 = one endpoint on the application's runtime. A peer whose address changes (NAT
+    /// rebinding) may land on another worker, which does not know its connection: with N > 1
+    /// such a connection times out instead of migrating.
+    #[arg(
+        id = "server-workers",
+        long = "server-workers",
+        alias = "workers",
+        default_value_t = 1,
+        env = "MOQ_SERVER_WORKERS"
+    )]
+    pub workers: usize,
+
     /// QUIC transport tuning.
     #[command(flatten)]
     pub quic: QuicConfig,
@@ -61,6 +77,7 @@ impl Default for ServerConfig {
             bind: "[::]:443".parse().expect("valid literal"),
             tls: ServerTlsConfig::default(),
             protocols: Vec::new(),
+            workers: 1,
             quic: QuicConfig::default(),
         }
     }
@@ -81,12 +98,23 @@ pub enum Transport {
 /// server, so a slow client never delays others; [`Server::accept`] yields them as they
 /// complete. Dropping the server aborts pending handshakes; sessions already handed out
 /// live on until [`Server::close`] or their own end.
+///
+/// With [`ServerConfig::workers`] > 1 the port is served by that many endpoints, each on its own
+/// thread and single-threaded runtime; run each accepted session on its worker's runtime
+/// ([`Request::runtime`]), so a connection's driver and its session's tasks share a thread.
 pub struct Server {
-    endpoint: quinn::Endpoint,
+    endpoints: Vec<quinn::Endpoint>,
     fingerprints: Vec<String>,
-    handshakes: JoinSet<Option<Request>>,
-    protocols: Arc<Vec<String>>,
+    requests: mpsc::Receiver<Request>,
+    /// Accept loops on the application's runtime (one worker), aborted on drop.
+    accept_loops: Vec<tokio::task::AbortHandle>,
+    /// Dropped with the server: each worker thread then waits for its connections to end and exits.
+    _stop_workers: Vec<oneshot::Sender<()>>,
 }
+
+/// Completed handshakes waiting for [`Server::accept`], per server: beyond this the accept loops
+/// wait (and new handshakes queue in quinn).
+const ACCEPT_QUEUE: usize = 64;
 
 impl Server {
     /// Bind the endpoint and load or generate the certificates. Needs a Tokio runtime.
@@ -111,21 +139,61 @@ impl Server {
         server_config.transport_config(config.quic.transport()?);
 
         warn_if_not_dual_stack(config.bind);
-        let endpoint = crate::quic::endpoint(config.bind, &config.quic, Some(server_config))
-            .with_context(|| format!("failed to bind QUIC on {}", config.bind))?;
-        tracing::info!(addr = ?endpoint.local_addr().ok(), ?alpns, "listening");
-
-        Ok(Self {
-            endpoint,
+        let protocols = Arc::new(protocols);
+        let (tx, requests) = mpsc::channel(ACCEPT_QUEUE);
+        let workers = match config.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let mut server = Self {
+            endpoints: Vec::new(),
             fingerprints,
-            handshakes: JoinSet::new(),
-            protocols: Arc::new(protocols),
-        })
+            requests,
+            accept_loops: Vec::new(),
+            _stop_workers: Vec::new(),
+        };
+        if workers == 1 {
+            let endpoint = crate::quic::endpoint(config.bind, &config.quic, Some(server_config))
+                .with_context(|| format!("failed to bind QUIC on {}", config.bind))?;
+            let accept = tokio::spawn(accept_loop(endpoint.clone(), protocols, tx, 0));
+            server.accept_loops.push(accept.abort_handle());
+            server.endpoints.push(endpoint);
+        } else {
+            // A port in use must fail here as it does with one worker: SO_REUSEPORT alone would
+            // let this server join another process's sockets and take a share of its clients.
+            // So bind it once without the option (which also picks the port when asked for 0),
+            // then at once the workers' sockets with it.
+            let mut bind = crate::quic::bind_udp(config.bind, 0, false)
+                .and_then(|probe| probe.local_addr())
+                .with_context(|| format!("failed to bind QUIC on {}", config.bind))?;
+            for index in 0..workers {
+                let socket = crate::quic::bind_udp(bind, config.quic.socket_buffer, true)
+                    .with_context(|| format!("failed to bind QUIC on {bind} (SO_REUSEPORT)"))?;
+                bind = socket.local_addr()?;
+                let worker = Worker {
+                    index,
+                    quic: config.quic.clone(),
+                    server_config: server_config.clone(),
+                    protocols: protocols.clone(),
+                    requests: tx.clone(),
+                };
+                let (endpoint, stop) = worker.start(socket)?;
+                server.endpoints.push(endpoint);
+                server._stop_workers.push(stop);
+            }
+        }
+        tracing::info!(addr = ?server.local_addr().ok(), ?alpns, workers, "listening");
+        Ok(server)
     }
 
     /// The bound UDP address (with the real port when bound to port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.endpoint.local_addr()
+        self.endpoints[0].local_addr()
+    }
+
+    /// How many endpoints (workers) serve the port.
+    pub fn workers(&self) -> usize {
+        self.endpoints.len()
     }
 
     /// Hex lowercase SHA-256 of each certificate's DER (first = the one served when the
@@ -138,34 +206,130 @@ impl Server {
     ///
     /// Cancel-safe: a handshake finishing while this future is dropped is kept for the next call.
     pub async fn accept(&mut self) -> Option<Request> {
-        loop {
-            tokio::select! {
-                incoming = self.endpoint.accept() => {
-                    let incoming = incoming?;
-                    let protocols = self.protocols.clone();
-                    self.handshakes.spawn(handshake(incoming, protocols));
-                }
-                Some(done) = self.handshakes.join_next() => match done {
-                    Ok(Some(request)) => return Some(request),
-                    Ok(None) => {}
-                    Err(err) if err.is_panic() => tracing::error!(%err, "handshake task panicked"),
-                    Err(_) => {}
-                },
-            }
-        }
+        self.requests.recv().await
     }
 
-    /// Close the endpoint and every connection on it; [`Server::accept`] then returns `None`.
+    /// Close the endpoints and every connection on them; [`Server::accept`] then returns `None`.
     pub fn close(&self) {
-        self.endpoint
-            .close(quinn::VarInt::from_u32(0), b"server closed");
+        for endpoint in &self.endpoints {
+            endpoint.close(quinn::VarInt::from_u32(0), b"server closed");
+        }
     }
 
     /// Wait until every connection has finished closing, so the close frames reach the peers;
     /// call it after [`Server::close`] before the process exits (and bound it: a vanished peer
     /// takes a few probe timeouts to give up on).
     pub async fn wait_idle(&self) {
-        self.endpoint.wait_idle().await
+        // The endpoints close in parallel on their own; waiting for them in turn takes as long.
+        for endpoint in &self.endpoints {
+            endpoint.wait_idle().await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        for accept in &self.accept_loops {
+            accept.abort();
+        }
+    }
+}
+
+/// One endpoint of a multi-worker server, before its thread starts.
+struct Worker {
+    index: usize,
+    quic: QuicConfig,
+    server_config: quinn::ServerConfig,
+    protocols: Arc<Vec<String>>,
+    requests: mpsc::Sender<Request>,
+}
+
+impl Worker {
+    /// Start the worker's thread and runtime with an endpoint on `socket`; returns the endpoint
+    /// and the sender whose drop tells the worker to finish (once its connections have ended).
+    fn start(
+        self,
+        socket: std::net::UdpSocket,
+    ) -> anyhow::Result<(quinn::Endpoint, oneshot::Sender<()>)> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let index = self.index;
+        std::thread::Builder::new()
+            .name(format!("moq-worker-{index}"))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(err) => {
+                        let _ = ready_tx.send(Err(anyhow::Error::from(err)));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let endpoint = match crate::quic::endpoint_on(
+                        socket,
+                        &self.quic,
+                        Some(self.server_config),
+                    ) {
+                        Ok(endpoint) => endpoint,
+                        Err(err) => {
+                            let _ = ready_tx.send(Err(err.into()));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(endpoint.clone()));
+                    let accept = tokio::spawn(accept_loop(
+                        endpoint.clone(),
+                        self.protocols,
+                        self.requests,
+                        index,
+                    ));
+                    // The server is gone: no new sessions, but the ones running here go on
+                    // until their connections end.
+                    let _ = stop_rx.await;
+                    accept.abort();
+                    endpoint.wait_idle().await;
+                });
+            })
+            .context("cannot start a server worker thread")?;
+        let endpoint = ready_rx
+            .recv()
+            .context("server worker thread ended during start")??;
+        Ok((endpoint, stop_tx))
+    }
+}
+
+/// Accept connections on `endpoint` and run their handshakes (each in its own task, on the
+/// current runtime), handing completed ones to the server. Ends when the endpoint is closed or
+/// the server dropped.
+async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    protocols: Arc<Vec<String>>,
+    requests: mpsc::Sender<Request>,
+    worker: usize,
+) {
+    let mut handshakes = JoinSet::new();
+    loop {
+        tokio::select! {
+            incoming = endpoint.accept() => match incoming {
+                Some(incoming) => {
+                    handshakes.spawn(handshake(incoming, protocols.clone(), worker));
+                }
+                None => break,
+            },
+            Some(done) = handshakes.join_next() => match done {
+                Ok(Some(request)) => {
+                    if requests.send(request).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => {}
+                Err(err) if err.is_panic() => tracing::error!(%err, "handshake task panicked"),
+                Err(_) => {}
+            },
+        }
     }
 }
 
@@ -183,10 +347,17 @@ fn warn_if_not_dual_stack(bind: SocketAddr) {
 }
 
 /// Run one connection's handshake to a [`Request`]; failures are logged and yield `None`.
-async fn handshake(incoming: quinn::Incoming, protocols: Arc<Vec<String>>) -> Option<Request> {
+async fn handshake(
+    incoming: quinn::Incoming,
+    protocols: Arc<Vec<String>>,
+    worker: usize,
+) -> Option<Request> {
     let remote = canonical(incoming.remote_address());
     match handshake_inner(incoming, remote, &protocols).await {
-        Ok(request) => Some(request),
+        Ok(mut request) => {
+            request.worker = worker;
+            Some(request)
+        }
         Err(err) => {
             tracing::warn!(%remote, "handshake failed: {err:#}");
             None
@@ -246,6 +417,8 @@ async fn handshake_inner(
             protocol,
             remote,
             kind: Kind::WebTransport(Box::new(request)),
+            worker: 0,
+            runtime: tokio::runtime::Handle::current(),
         });
     }
 
@@ -257,6 +430,8 @@ async fn handshake_inner(
         protocol: Some(alpn),
         remote,
         kind: Kind::Quic(conn),
+        worker: 0,
+        runtime: tokio::runtime::Handle::current(),
     })
 }
 
@@ -272,6 +447,7 @@ impl std::fmt::Debug for Request {
             .field("transport", &self.transport())
             .field("protocol", &self.protocol)
             .field("remote", &self.remote)
+            .field("worker", &self.worker)
             .finish()
     }
 }
@@ -283,6 +459,8 @@ pub struct Request {
     protocol: Option<String>,
     remote: SocketAddr,
     kind: Kind,
+    worker: usize,
+    runtime: tokio::runtime::Handle,
 }
 
 enum Kind {
@@ -316,6 +494,18 @@ impl Request {
     /// The client's address (IPv4-mapped IPv6 addresses are reported as IPv4).
     pub fn remote_addr(&self) -> SocketAddr {
         self.remote
+    }
+
+    /// Which of the server's workers (endpoints) accepted it: 0 to [`Server::workers`] − 1.
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+
+    /// The runtime that drives this connection: spawn the session's task here
+    /// (`request.runtime().spawn(...)`), so it runs on the same thread as its connection. With
+    /// one worker this is the runtime the server was created on.
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime
     }
 
     /// The HTTP headers of the WebTransport CONNECT (without pseudo-headers and

@@ -122,6 +122,18 @@ pub struct Cli {
     #[arg(long = "quic-max-mtu", env = "MOQ_QUIC_MAX_MTU", value_parser = clap::value_parser!(u16).range(1200..=65527))]
     pub quic_max_mtu: Option<u16>,
 
+    /// QUIC endpoints serving the port, each on its own thread with its own single-threaded
+    /// runtime, which also runs the sessions it accepted (SO_REUSEPORT: Linux spreads clients
+    /// over them by address). 0 = one per CPU. With more than one, a client whose address
+    /// changes mid-session (NAT rebinding) may reach another worker and time out instead of
+    /// migrating. [default: 1: one endpoint on a runtime with a thread per CPU]
+    #[arg(
+        long = "server-workers",
+        visible_alias = "workers",
+        env = "MOQ_SERVER_WORKERS"
+    )]
+    pub workers: Option<usize>,
+
     /// Log level: error, warn, info, debug, trace (RUST_LOG overrides). [default: info]
     #[arg(long = "log-level", env = "MOQ_LOG_LEVEL")]
     pub log_level: Option<tracing::Level>,
@@ -175,6 +187,7 @@ struct FileServer {
     quic_max_streams_bidi: Option<u32>,
     quic_initial_streams: Option<u32>,
     quic_max_mtu: Option<u16>,
+    workers: Option<usize>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -294,6 +307,8 @@ pub struct Config {
     pub quic_initial_streams: u32,
     /// PLPMTUD ceiling and largest datagram accepted.
     pub quic_max_mtu: u16,
+    /// QUIC endpoints (worker threads) on the port; 0 = one per CPU.
+    pub workers: usize,
     /// Log level.
     pub log_level: tracing::Level,
 }
@@ -379,6 +394,7 @@ impl Config {
                 }
                 mtu => mtu.unwrap_or(moq_native::DEFAULT_MAX_MTU),
             },
+            workers: cli.workers.or(file.server.workers).unwrap_or(1),
             log_level,
         })
     }
@@ -490,6 +506,20 @@ mod tests {
             Config::load(Cli::try_parse_from(["moq-relay", bad.0.to_str().unwrap()]).unwrap())
                 .unwrap_err();
         assert!(err.to_string().contains("quic_max_mtu"), "{err}");
+    }
+
+    #[test]
+    fn workers_from_file_flag_alias_or_default() {
+        let none = Config::load(Cli::try_parse_from(["moq-relay"]).unwrap()).unwrap();
+        assert_eq!(none.workers, 1);
+        let f = file("[server]\nworkers = 4\n");
+        let path = f.0.to_str().unwrap();
+        let config = Config::load(Cli::try_parse_from(["moq-relay", path]).unwrap()).unwrap();
+        assert_eq!(config.workers, 4);
+        for flag in ["--server-workers", "--workers"] {
+            let cli = Cli::try_parse_from(["moq-relay", path, flag, "0"]).unwrap();
+            assert_eq!(Config::load(cli).unwrap().workers, 0, "{flag}");
+        }
     }
 
     #[test]

@@ -46,7 +46,6 @@ async fn main() -> anyhow::Result<()> {
         max_uni: config.quic_max_streams_uni,
         max_bidi: config.quic_max_streams_bidi,
     });
-    let relay = Arc::new(Relay::new(auth, config.max_sessions).with_stream_window(streams));
 
     let mut server = moq_native::Server::new(moq_native::ServerConfig {
         bind: config.bind,
@@ -56,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
             generate: config.tls_generate.clone(),
         },
         protocols: config.protocols.clone(),
+        workers: config.workers,
         quic: moq_native::QuicConfig {
             idle_timeout_ms: config.quic_idle_timeout,
             ack_threshold: config.quic_ack_threshold,
@@ -67,9 +67,14 @@ async fn main() -> anyhow::Result<()> {
             ..Default::default()
         },
     })?;
+    let relay = Arc::new(
+        Relay::new(auth, config.max_sessions)
+            .with_stream_window(streams)
+            .with_workers(server.workers()),
+    );
     let addr = server.local_addr()?;
     let fingerprint = server.fingerprints().first().cloned().unwrap_or_default();
-    tracing::info!(%addr, origin_id = relay.origin_id, %fingerprint, "listening for QUIC (WebTransport and raw)");
+    tracing::info!(%addr, origin_id = relay.origin_id, %fingerprint, workers = server.workers(), "listening for QUIC (WebTransport and raw)");
 
     if let Some(listen) = config.web_http_listen {
         let listener = tokio::net::TcpListener::bind(listen)
@@ -95,7 +100,8 @@ async fn main() -> anyhow::Result<()> {
     loop {
         tokio::select! {
             request = server.accept() => match request {
-                Some(request) => { tokio::spawn(relay.clone().handle(request)); }
+                // On the worker that accepted it: the session's tasks share its connection's thread.
+                Some(request) => { request.runtime().clone().spawn(relay.clone().handle(request)); }
                 None => break,
             },
             _ = tokio::signal::ctrl_c() => break,

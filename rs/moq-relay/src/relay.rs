@@ -17,6 +17,8 @@ pub struct Live {
     pub session: Session,
     /// Its root.
     pub root: Path,
+    /// The server worker (QUIC endpoint and thread) it runs on.
+    pub worker: usize,
 }
 
 /// QUIC counters summed over sessions (see [`Relay::quic_totals`]).
@@ -72,6 +74,8 @@ pub struct Relay {
     pub origin_id: u64,
     /// Session limit.
     pub max_sessions: usize,
+    /// Server workers (QUIC endpoints) sessions arrive on, for metrics.
+    pub workers: usize,
     /// Live sessions by ID.
     pub sessions: Mutex<HashMap<u64, Arc<Live>>>,
     next_id: AtomicU64,
@@ -92,12 +96,19 @@ impl Relay {
             auth,
             origin_id: random_origin_id(),
             max_sessions,
+            workers: 1,
             sessions: Mutex::default(),
             next_id: AtomicU64::new(0),
             shutdown: watch::channel(false).0,
             streams: None,
             closed_quic: Mutex::default(),
         }
+    }
+
+    /// Sessions arrive on `workers` server workers (for the per-worker session gauge).
+    pub fn with_workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
     }
 
     /// Grow each session's peer stream allowance from the connection's initial one (see
@@ -114,13 +125,14 @@ impl Relay {
     /// Serve one incoming connection until its session ends.
     pub async fn handle(self: Arc<Self>, request: Request) {
         let remote = request.remote_addr();
+        let worker = request.worker();
         // The set-up (WebTransport CONNECT, SETUP exchange, auth) is a large future that is done
         // after a few round trips; boxed, it is freed then instead of staying inline in this
         // task for the session's whole life (~2 KB less per connected viewer).
         let Some((handshake, scope)) = Box::pin(self.accept(request)).await else {
             return;
         };
-        if let Err(err) = self.run(handshake, scope, remote).await {
+        if let Err(err) = self.run(handshake, scope, remote, worker).await {
             tracing::debug!(%remote, %err, "session ended");
         }
     }
@@ -197,6 +209,7 @@ impl Relay {
         handshake: Handshake,
         scope: Scope,
         remote: std::net::SocketAddr,
+        worker: usize,
     ) -> Result<(), Error> {
         let version = handshake.version();
         let root = self.origin.with_root(&scope.root)?;
@@ -214,10 +227,11 @@ impl Relay {
         }
         let session = handshake.start(server)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(id, %remote, %version, root = %scope.root, publish = ?scope.publish, subscribe = ?scope.subscribe, "session accepted");
+        tracing::info!(id, %remote, %version, root = %scope.root, publish = ?scope.publish, subscribe = ?scope.subscribe, worker, "session accepted");
         let live = Arc::new(Live {
             session,
             root: scope.root.clone(),
+            worker,
         });
         self.sessions().insert(id, live.clone());
 

@@ -282,6 +282,22 @@ async fn metrics(State(web): State<Web>) -> impl IntoResponse {
             escape(&broadcast)
         );
     }
+    let mut per_worker = vec![0usize; relay.workers.max(1)];
+    for (_, live) in relay.live() {
+        if let Some(count) = per_worker.get_mut(live.worker) {
+            *count += 1;
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP moq_relay_worker_sessions live sessions on each server worker (--server-workers)\n# TYPE moq_relay_worker_sessions gauge"
+    );
+    for (worker, count) in per_worker.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "moq_relay_worker_sessions{{worker=\"{worker}\"}} {count}"
+        );
+    }
     let quic = relay.quic_totals();
     for (name, help, value) in [
         (
