@@ -94,6 +94,7 @@ impl Default for ClientConfig {
 #[derive(Clone)]
 pub struct Client {
     endpoint: quinn::Endpoint,
+    socket_buffer: usize,
     verifier: Arc<Verifier>,
     transport: Arc<quinn::TransportConfig>,
     protocols: Vec<String>,
@@ -136,6 +137,7 @@ impl Client {
 
         Ok(Self {
             endpoint,
+            socket_buffer: config.quic.socket_buffer,
             verifier,
             transport,
             protocols,
@@ -211,6 +213,17 @@ impl Client {
             protocol,
             setup_path: None,
         })
+    }
+
+    /// Move every connection of this client to a new UDP socket bound to `bind` (a network
+    /// change: the peers see the client's address change and migrate the connections, QUIC
+    /// connection migration). The old socket is closed.
+    pub fn rebind(&self, bind: SocketAddr) -> anyhow::Result<()> {
+        let socket = crate::quic::bind_udp(bind, self.socket_buffer, false)
+            .with_context(|| format!("failed to bind QUIC client on {bind}"))?;
+        self.endpoint
+            .rebind(socket)
+            .context("failed to move the client to the new socket")
     }
 
     /// Wait until every connection made by this client has finished closing (its

@@ -243,23 +243,42 @@ pub(crate) fn endpoint(
     quic: &QuicConfig,
     server: Option<quinn::ServerConfig>,
 ) -> std::io::Result<quinn::Endpoint> {
-    endpoint_on(bind_udp(addr, quic.socket_buffer, false)?, quic, server)
+    endpoint_on(
+        bind_udp(addr, quic.socket_buffer, false)?,
+        endpoint_config(quic)?,
+        server,
+    )
+}
+
+/// The endpoint settings for `quic`, with new random keys for stateless resets and for the
+/// check value in our connection IDs (quinn's defaults, made once here so they can be shared).
+/// Endpoints sharing a port (server workers) use one config: a packet reaching a worker that does
+/// not know its connection then has a connection ID that worker accepts as one of ours and draws
+/// a reset the client accepts, so the client learns at once that the connection is gone instead
+/// of at its idle timeout.
+pub(crate) fn endpoint_config(quic: &QuicConfig) -> std::io::Result<quinn::EndpointConfig> {
+    use rand_core::RngCore;
+    let mut config = quinn::EndpointConfig::default();
+    let cid_key = rand_core::OsRng.next_u64();
+    config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+    });
+    let accept = quic.max_mtu.max(config.get_max_udp_payload_size() as u16);
+    config
+        .max_udp_payload_size(accept)
+        .map_err(|e| std::io::Error::other(format!("--quic-max-mtu {accept}: {e}")))?;
+    Ok(config)
 }
 
 /// A quinn endpoint over a socket from [`bind_udp`], driven by the current Tokio runtime (its
 /// connections' drivers are spawned where they are accepted).
 pub(crate) fn endpoint_on(
     socket: std::net::UdpSocket,
-    quic: &QuicConfig,
+    config: quinn::EndpointConfig,
     server: Option<quinn::ServerConfig>,
 ) -> std::io::Result<quinn::Endpoint> {
     let runtime = quinn::default_runtime()
         .ok_or_else(|| std::io::Error::other("no async runtime (needs Tokio)"))?;
-    let mut config = quinn::EndpointConfig::default();
-    let accept = quic.max_mtu.max(config.get_max_udp_payload_size() as u16);
-    config
-        .max_udp_payload_size(accept)
-        .map_err(|e| std::io::Error::other(format!("--quic-max-mtu {accept}: {e}")))?;
     quinn::Endpoint::new(config, server, socket, runtime)
 }
 

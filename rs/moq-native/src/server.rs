@@ -55,7 +55,8 @@ pub struct ServerConfig {
     /// sessions it accepts (Linux spreads peers over the sockets by address). 0 = one per CPU.
     /// 1 = one endpoint on the application's runtime. A peer whose address changes (NAT
     /// rebinding) may land on another worker, which does not know its connection: with N > 1
-    /// such a connection times out instead of migrating.
+    /// that worker ends it with a stateless reset (the workers share the key) and the peer
+    /// reconnects, where one endpoint would migrate it.
     #[arg(
         id = "server-workers",
         long = "server-workers",
@@ -166,13 +167,14 @@ impl Server {
             let mut bind = crate::quic::bind_udp(config.bind, 0, false)
                 .and_then(|probe| probe.local_addr())
                 .with_context(|| format!("failed to bind QUIC on {}", config.bind))?;
+            let endpoint_config = crate::quic::endpoint_config(&config.quic)?;
             for index in 0..workers {
                 let socket = crate::quic::bind_udp(bind, config.quic.socket_buffer, true)
                     .with_context(|| format!("failed to bind QUIC on {bind} (SO_REUSEPORT)"))?;
                 bind = socket.local_addr()?;
                 let worker = Worker {
                     index,
-                    quic: config.quic.clone(),
+                    endpoint_config: endpoint_config.clone(),
                     server_config: server_config.clone(),
                     protocols: protocols.clone(),
                     requests: tx.clone(),
@@ -238,7 +240,8 @@ impl Drop for Server {
 /// One endpoint of a multi-worker server, before its thread starts.
 struct Worker {
     index: usize,
-    quic: QuicConfig,
+    /// Shared by the workers (one stateless-reset key, see [`crate::quic::endpoint_config`]).
+    endpoint_config: quinn::EndpointConfig,
     server_config: quinn::ServerConfig,
     protocols: Arc<Vec<String>>,
     requests: mpsc::Sender<Request>,
@@ -270,7 +273,7 @@ impl Worker {
                 runtime.block_on(async move {
                     let endpoint = match crate::quic::endpoint_on(
                         socket,
-                        &self.quic,
+                        self.endpoint_config,
                         Some(self.server_config),
                     ) {
                         Ok(endpoint) => endpoint,

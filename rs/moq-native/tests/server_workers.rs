@@ -115,3 +115,70 @@ async fn another_server_on_the_same_port_is_refused() {
         assert!(format!("{err:#}").contains("bind"), "{err:#}");
     }
 }
+
+/// A client whose address changes (here: `Client::rebind` to a new socket) either stays on its
+/// worker, where the connection migrates and keeps working, or lands on another worker, which
+/// knows the workers' shared reset key: the client gets a stateless reset and learns at once
+/// that the connection is gone, instead of waiting out its idle timeout.
+#[tokio::test]
+async fn a_client_moving_to_another_worker_is_reset_at_once() {
+    let mut server = server_with_workers(2);
+    let port = server.local_addr().unwrap().port();
+    let client = client(&server, &[]);
+    let url: url::Url = format!("https://127.0.0.1:{port}/move").parse().unwrap();
+    let connect = {
+        let client = client.clone();
+        tokio::spawn(async move { client.connect(url).await.unwrap().session })
+    };
+    let request = next(&mut server).await;
+    request.runtime().clone().spawn(async move {
+        let session = request.ok().await.unwrap();
+        // Echo every stream until the session ends.
+        while let Ok((mut send, mut recv)) = session.accept_bi().await {
+            tokio::spawn(async move {
+                let data = recv.read_to_end(1024).await.unwrap_or_default();
+                let _ = send.write_all(&data).await;
+                let _ = send.finish();
+            });
+        }
+    });
+    let session = connect.await.unwrap();
+    assert_eq!(roundtrip(&session, b"before").await, b"before");
+
+    // Each new socket has a new port, hashed to either worker: 24 moves all staying put is a
+    // 2^-24 event.
+    for moves in 1..=24 {
+        client.rebind("[::]:0".parse().unwrap()).unwrap();
+        let echo = tokio::time::timeout(
+            std::time::Duration::from_secs(3),
+            roundtrip_or_error(&session, b"after"),
+        )
+        .await;
+        match echo {
+            Ok(Ok(data)) => assert_eq!(data, b"after", "migrated on its own worker"),
+            outcome => {
+                // On another worker: the reset must already have closed the session (well
+                // within the 10 s idle timeout the client would otherwise wait for).
+                // (quinn logs "got stateless reset"; the session reports a closed connection).
+                tokio::time::timeout(std::time::Duration::from_secs(2), session.closed())
+                    .await
+                    .unwrap_or_else(|_| {
+                        panic!("move {moves}: no echo ({outcome:?}) and the session still open")
+                    });
+                return;
+            }
+        }
+    }
+    panic!("24 moves never reached the other worker");
+}
+
+/// Like `roundtrip`, but an error instead of a panic when the session is gone.
+async fn roundtrip_or_error(
+    session: &moq_native::web_transport_quinn::Session,
+    data: &[u8],
+) -> anyhow::Result<Vec<u8>> {
+    let (mut send, mut recv) = session.open_bi().await?;
+    send.write_all(data).await?;
+    send.finish()?;
+    Ok(recv.read_to_end(64 * 1024).await?)
+}

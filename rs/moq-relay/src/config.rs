@@ -125,8 +125,9 @@ pub struct Cli {
     /// QUIC endpoints serving the port, each on its own thread with its own single-threaded
     /// runtime, which also runs the sessions it accepted (SO_REUSEPORT: Linux spreads clients
     /// over them by address). 0 = one per CPU. With more than one, a client whose address
-    /// changes mid-session (NAT rebinding) may reach another worker and time out instead of
-    /// migrating. [default: 1: one endpoint on a runtime with a thread per CPU]
+    /// changes mid-session (NAT rebinding) may reach another worker, which ends the connection
+    /// at once (stateless reset) so the client reconnects; one worker migrates it instead.
+    /// [default: 1: one endpoint on a runtime with a thread per CPU]
     #[arg(
         long = "server-workers",
         visible_alias = "workers",
