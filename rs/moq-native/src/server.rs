@@ -113,6 +113,9 @@ pub struct Server {
     _stop_workers: Vec<oneshot::Sender<()>>,
 }
 
+/// Most server workers (threads, each with a socket and a runtime).
+pub const MAX_WORKERS: usize = 1024;
+
 /// Completed handshakes waiting for [`Server::accept`], per server: beyond this the accept loops
 /// wait (and new handshakes queue in quinn).
 const ACCEPT_QUEUE: usize = 64;
@@ -146,6 +149,10 @@ impl Server {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        anyhow::ensure!(
+            workers <= MAX_WORKERS,
+            "{workers} server workers: at most {MAX_WORKERS} (one per CPU is the point)"
+        );
         let mut server = Self {
             endpoints: Vec::new(),
             fingerprints,

@@ -182,3 +182,20 @@ async fn roundtrip_or_error(
     send.finish()?;
     Ok(recv.read_to_end(64 * 1024).await?)
 }
+
+/// A worker count no machine needs is refused with the limit, not a thousand threads later.
+#[tokio::test]
+async fn too_many_workers_are_refused() {
+    let err = Server::new(ServerConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        tls: ServerTlsConfig {
+            generate: vec!["localhost".into()],
+            ..Default::default()
+        },
+        workers: moq_native::MAX_WORKERS + 1,
+        ..Default::default()
+    })
+    .err()
+    .expect("refused");
+    assert!(format!("{err:#}").contains("at most"), "{err:#}");
+}
