@@ -10,6 +10,7 @@
 #   RELAYS="ours ref-0.10.25 ref-0.10.25-lto" scripts/bench-relays.sh   # after PEERS_LTO=1 install-peers.sh
 #   RELAYS="ours-pgo ours ref-0.10.25" scripts/bench-relays.sh          # after scripts/build-pgo.sh
 #   RELAYS="ours-pgo ref-0.10.25-pgo" scripts/bench-relays.sh   # after build-pgo.sh and build-pgo.sh --reference 0.10.25
+#   RELAY_CPUS=0,1 RELAYS="ours ours-w2" WORKLOADS=probe500 scripts/bench-relays.sh   # relays on both cores, 1 vs 2 workers
 #
 # Workloads: sd500, chat1000, idle500 (one moq-bench process with every session), probe500
 # (latency added by the relay: publisher and 5 probe subscribers at real-time priority beside 500
@@ -20,6 +21,8 @@ cd "$(dirname "$0")/.."
 rounds="${ROUNDS:-3}"
 workloads="${WORKLOADS:-sd500 chat1000 idle500 probe500 capacity}"
 relays="${RELAYS:-ours ref-0.10.25 ref-0.17.10}"
+# CPUs the relay may run on (taskset list); the load generator stays on CPU 1.
+relay_cpus="${RELAY_CPUS:-0}"
 peers="${MOQ_PEERS_DIR:-$HOME/.cache/moq-interop}"
 # capacity's cgroups go when the script does, however it ends.
 trap 'rmdir /sys/fs/cgroup/moq-bench-$$ /sys/fs/cgroup/cpu/moq-bench-$$ 2>/dev/null || true' EXIT
@@ -41,6 +44,9 @@ esac
 declare -A relay=(
   [ours]="$bin/moq-relay --listen 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port} --internal-listen 127.0.0.1:{mport} --log-level warn"
   # Ours without transparent huge pages for its heap (mimalloc's arenas): less RSS, more CPU.
+  # Ours with two server workers (--server-workers: two endpoints on the port, SO_REUSEPORT, a
+  # thread and runtime each); only differs from "ours" when RELAY_CPUS gives it two cores.
+  [ours-w2]="$bin/moq-relay --listen 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port} --internal-listen 127.0.0.1:{mport} --log-level warn --server-workers 2"
   [ours-nothp]="env MIMALLOC_ALLOW_THP=0 $bin/moq-relay --listen 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port} --internal-listen 127.0.0.1:{mport} --log-level warn"
   # Ours built with profile-guided optimisation (scripts/build-pgo.sh).
   [ours-pgo]="$pgo_bin --listen 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port} --internal-listen 127.0.0.1:{mport} --log-level warn"
@@ -78,7 +84,7 @@ run() {
   cmd="${cmd//\{mport\}/$mport}"
   # Our relays expose their QUIC counters (datagrams per send, losses...) for the summary.
   case "$name" in ours*) metrics=(--relay-metrics "http://127.0.0.1:$mport/metrics") ;; esac
-  bash -c "exec taskset -c 0 $cmd" >"$out/$name-$workload-$round.log" 2>&1 &
+  bash -c "exec taskset -c $relay_cpus $cmd" >"$out/$name-$workload-$round.log" 2>&1 &
   local pid=$!
   sleep 1.5
   RUST_LOG=error taskset -c 1 "$bin/moq-bench" --url "http://127.0.0.1:$port/anon" --preset "$preset" \
@@ -112,9 +118,9 @@ start_relay() {
   local cmd="${relay[$name]//\{port\}/$port}"
   cmd="${cmd//\{mport\}/$((port + 1))}"
   if [ -n "$cgroup" ]; then
-    bash -c "echo \$\$ > '$cgroup/cgroup.procs' && exec taskset -c 0 $cmd" >"$log" 2>&1 &
+    bash -c "echo \$\$ > '$cgroup/cgroup.procs' && exec taskset -c $relay_cpus $cmd" >"$log" 2>&1 &
   else
-    bash -c "exec taskset -c 0 $cmd" >"$log" 2>&1 &
+    bash -c "exec taskset -c $relay_cpus $cmd" >"$log" 2>&1 &
   fi
   pid=$!
   sleep 1.5
