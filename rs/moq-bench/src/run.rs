@@ -494,6 +494,15 @@ pub async fn run(load: &Load, preset: &Preset, ticks: bool) -> anyhow::Result<Va
         quic,
     });
     print_summary(&summary);
+    // Let the CONNECTION_CLOSE frames out before the process exits: otherwise the relay keeps
+    // the sessions (and counts them as viewers) until its idle timeout, and the next run on the
+    // same relay starts with them still there.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        for client in &clients {
+            client.wait_idle().await;
+        }
+    })
+    .await;
     Ok(summary)
 }
 

@@ -287,7 +287,58 @@ fn relay_quic_counters_in_the_summary() {
     assert!(num(&json, "relay_acks_received_per_s") > 0.0, "{json}");
     assert_eq!(num(&json, "relay_packets_lost_per_s"), 0.0, "{json}");
     assert!(stderr.contains("relay QUIC /s"), "{stderr}");
+
     drop(relay);
+}
+
+/// moq-bench closes its sessions on the way out and waits for the closes to leave, so the relay
+/// has none left a moment later (not at its 10 s idle timeout: without the wait, tens of 150
+/// sessions stayed on).
+#[test]
+fn sessions_end_on_the_relay_when_moq_bench_exits() {
+    let internal = format!("127.0.0.1:{}", free_port());
+    let (relay, addr) = start_relay_with(&["--internal-listen", &internal]);
+    let metrics = format!("http://{internal}/metrics");
+    let url = format!("http://{addr}/bench");
+    bench(&[
+        "--url",
+        &url,
+        "--preset",
+        "chat",
+        "--subscribers",
+        "150",
+        "--duration",
+        "2",
+        "--json",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let sessions = live_sessions(&metrics);
+        if sessions == 0.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{sessions} sessions still on the relay 3 s after moq-bench exited"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(relay);
+}
+
+/// `moq_relay_sessions` from a relay's `/metrics` (plain HTTP/1.0 over a TCP stream).
+fn live_sessions(metrics: &str) -> f64 {
+    use std::io::Write;
+    let rest = metrics.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = TcpStream::connect(host).expect("connect to /metrics");
+    write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).unwrap();
+    body.lines()
+        .find_map(|line| line.strip_prefix("moq_relay_sessions "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no moq_relay_sessions in {body}"))
 }
 
 #[test]
