@@ -41,6 +41,9 @@ async fn viewers_on_another_worker_get_the_publishers_frames_and_shutdown_drains
         "",
         "--server-workers",
         "2",
+        // These viewers do not leave on GOAWAY: close them after a second, not the default 5.
+        "--shutdown-timeout",
+        "1s",
     ]))
     .await;
     assert!(
