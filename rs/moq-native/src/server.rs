@@ -121,7 +121,9 @@ pub const MAX_WORKERS: usize = 1024;
 const ACCEPT_QUEUE: usize = 64;
 
 impl Server {
-    /// Bind the endpoint and load or generate the certificates. Needs a Tokio runtime.
+    /// Bind the endpoint (or start the workers, each with its own) and load or generate the
+    /// certificates. Needs a Tokio runtime: with one worker the endpoint and its accept loop run
+    /// on it.
     pub fn new(config: ServerConfig) -> anyhow::Result<Self> {
         crate::install_crypto_provider();
 
