@@ -88,7 +88,7 @@ run() {
   local pid=$!
   sleep 1.5
   RUST_LOG=error taskset -c 1 "$bin/moq-bench" --url "http://127.0.0.1:$port/anon" --preset "$preset" \
-    --preset-file "$presets" --subscribers "$n" --duration 10 --relay-pid "$pid" --version "$version" "${metrics[@]}" --json \
+    --preset-file "$presets" --subscribers "$n" --duration 10 --relay-pid "$pid" --version "$version" "${metrics[@]}" --memory-probe --json \
     2>/dev/null | tail -1 >"$out/$name-$workload-$round.json" || true
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
@@ -104,7 +104,7 @@ f = lambda k, p=2: "-" if d.get(k) is None else f"{d[k]:.{p}f}"
 print(f"{workload:9} {name:12} round {rnd}: {f('delivered_mbps',1)} Mbps loss {f('loss_pct',3)}% "
       f"cpu {f('relay_cpu_pct',1)}% Gbps/core {f('delivered_gbps_per_relay_core')} msg/cpu-s {f('messages_per_relay_cpu_second',0)} "
       f"rss {f('relay_rss_mb',1)} MB ({f('relay_rss_per_subscriber_kb',0)} KB/sub) p50/p99 {f('latency_p50_ms',1)}/{f('latency_p99_ms',1)} ms "
-      f"bench cpu {f('bench_cpu_pct',0)}%"
+      f"bench cpu {f('bench_cpu_pct',0)}% mem {f('machine_mem_latency_ns',0)} ns"
       + ("" if d.get("relay_udp_sends_per_s") is None else
          f" | relay {f('relay_udp_datagrams_sent_per_s',0)} dgram/s, {f('relay_datagrams_per_send')} per send, "
          f"{f('relay_packets_lost_per_s',0)} lost/s"))

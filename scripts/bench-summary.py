@@ -32,9 +32,9 @@ rows = []
 for workload, keys in [
     ("sd500", [("delivered_mbps", 0), ("loss_pct", 3), ("relay_cpu_pct", 1), ("delivered_gbps_per_relay_core", 2),
                ("relay_rss_mb", 1), ("relay_rss_per_subscriber_kb", 0), ("latency_p50_ms", 1), ("latency_p99_ms", 1),
-               ("setup_p50_ms", 1), ("bench_cpu_pct", 0)]),
+               ("setup_p50_ms", 1), ("bench_cpu_pct", 0), ("machine_mem_latency_ns", 0)]),
     ("chat1000", [("loss_pct", 3), ("relay_cpu_pct", 1), ("messages_per_relay_cpu_second", 0), ("relay_rss_mb", 1),
-                  ("latency_p50_ms", 1), ("latency_p99_ms", 1), ("bench_cpu_pct", 0)]),
+                  ("latency_p50_ms", 1), ("latency_p99_ms", 1), ("bench_cpu_pct", 0), ("machine_mem_latency_ns", 0)]),
     ("idle500", [("relay_rss_mb", 1), ("relay_rss_per_subscriber_kb", 0), ("relay_cpu_pct", 1)]),
 ]:
     print(f"\n{workload} (medians; per-run loss in brackets)")

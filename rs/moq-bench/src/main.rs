@@ -21,6 +21,7 @@
 //! SETUP (the reference moq-relay 0.10.x).
 
 mod compare;
+mod machine;
 mod preset;
 mod relay;
 mod run;

@@ -116,6 +116,12 @@ pub struct Load {
     #[arg(long)]
     pub relay_metrics: Option<Url>,
 
+    /// Before connecting, time dependent memory loads over 8 MiB (~0.5 s) and report it as
+    /// `machine_mem_latency_ns`: on a shared host the cache left to this VM moves with the
+    /// neighbours' load, and a fan-out relay's CPU per byte moves with it (docs/performance.md).
+    #[arg(long)]
+    pub memory_probe: bool,
+
     /// JSON lines on stdout: one `{"type":"tick",…}` object per second, then the
     /// `{"type":"summary",…}` object as the last line (delivered_mbps, loss_pct, latency_p50_ms,
     /// latency_p99_ms, relay_cpu_seconds, relay_rss_mb, …; null where not measured).
@@ -287,6 +293,11 @@ pub async fn run(load: &Load, preset: &Preset, ticks: bool) -> anyhow::Result<Va
         "--duration must be > 0 and --drain >= 0"
     );
     let url = load.url.clone().context("--url is required")?;
+    // Before any session exists, so the probe times the machine, not this process's own load.
+    let memory_latency = match load.memory_probe {
+        true => Some(tokio::task::spawn_blocking(crate::machine::probe).await?),
+        false => None,
+    };
     let broadcast_name = load
         .broadcast
         .clone()
@@ -480,7 +491,7 @@ pub async fn run(load: &Load, preset: &Preset, ticks: bool) -> anyhow::Result<Va
     .await;
     tasks.abort_all();
 
-    let summary = summary(SummaryInput {
+    let mut summary = summary(SummaryInput {
         shared: &shared,
         preset,
         load,
@@ -493,6 +504,9 @@ pub async fn run(load: &Load, preset: &Preset, ticks: bool) -> anyhow::Result<Va
         own_cpu,
         quic,
     });
+    if let Some(ns) = memory_latency {
+        summary["machine_mem_latency_ns"] = json!(ns);
+    }
     print_summary(&summary);
     // Let the CONNECTION_CLOSE frames out before the process exits: otherwise the relay keeps
     // the sessions (and counts them as viewers) until its idle timeout, and the next run on the
@@ -1019,6 +1033,12 @@ pub fn print_summary(j: &Value) {
         "moq-bench      {} % of a core (near 100 × cores: latency measures this process)",
         f("bench_cpu_pct")
     );
+    if j.get("machine_mem_latency_ns").is_some() {
+        eprintln!(
+            "machine        {} ns per dependent memory load over 8 MiB (--memory-probe)",
+            f("machine_mem_latency_ns")
+        );
+    }
 }
 
 #[cfg(test)]

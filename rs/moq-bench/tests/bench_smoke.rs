@@ -240,6 +240,10 @@ fn sd_preset_json_lines() {
     );
     assert!(json.get("relay_rss_per_subscriber_kb").is_some(), "{json}");
     assert_eq!(json["version"], "moq-lite-05", "{json}");
+    assert!(
+        json.get("machine_mem_latency_ns").is_none(),
+        "the memory probe runs only when asked: {json}"
+    );
     // The human table goes to stderr.
     assert!(stderr.contains("moq-bench summary"), "{stderr}");
     drop(relay);
@@ -264,9 +268,14 @@ fn relay_quic_counters_in_the_summary() {
         "3",
         "--relay-metrics",
         &metrics,
+        "--memory-probe",
         "--json",
     ]);
     let json = last_json(&stdout, &stderr);
+    // --memory-probe: a dependent load over 8 MiB takes between a cache hit and a page walk.
+    let mem = num(&json, "machine_mem_latency_ns");
+    assert!((0.5..10_000.0).contains(&mem), "{json}");
+    assert!(stderr.contains("per dependent memory load"), "{stderr}");
     // 10 × 3 Mbps of 12.5 KB frames: many full-size datagrams, a few per send.
     let datagrams = num(&json, "relay_udp_datagrams_sent_per_s");
     let sends = num(&json, "relay_udp_sends_per_s");
