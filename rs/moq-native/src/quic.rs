@@ -230,7 +230,13 @@ pub(crate) fn bind_udp(
         }
     }
     if reuse_port {
+        #[cfg(unix)]
         socket.set_reuse_port(true)?;
+        #[cfg(not(unix))]
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "several server workers need SO_REUSEPORT (Linux and other Unix systems)",
+        ));
     }
     socket.bind(&addr.into())?;
     Ok(socket.into())
