@@ -104,6 +104,18 @@ fn start_relay_with(extra: &[&str]) -> (Killed, String) {
     panic!("the relay exited at start three times");
 }
 
+/// [`start_relay`] with its internal listener on: the relay, a bench URL on it, and its
+/// `/metrics` URL.
+fn start_relay_with_metrics() -> (Killed, String, String) {
+    let internal = format!("127.0.0.1:{}", free_port());
+    let (relay, addr) = start_relay_with(&["--internal-listen", &internal]);
+    (
+        relay,
+        format!("http://{addr}/bench"),
+        format!("http://{internal}/metrics"),
+    )
+}
+
 fn spawn_bench(args: &[&str]) -> Killed {
     Killed(
         Command::new(bench_bin())
@@ -253,10 +265,7 @@ fn sd_preset_json_lines() {
 /// consistent with what was delivered.
 #[test]
 fn relay_quic_counters_in_the_summary() {
-    let internal = format!("127.0.0.1:{}", free_port());
-    let (relay, addr) = start_relay_with(&["--internal-listen", &internal]);
-    let url = format!("http://{addr}/bench");
-    let metrics = format!("http://{internal}/metrics");
+    let (relay, url, metrics) = start_relay_with_metrics();
     let (stdout, stderr) = bench(&[
         "--url",
         &url,
@@ -305,10 +314,7 @@ fn relay_quic_counters_in_the_summary() {
 /// sessions stayed on).
 #[test]
 fn sessions_end_on_the_relay_when_moq_bench_exits() {
-    let internal = format!("127.0.0.1:{}", free_port());
-    let (relay, addr) = start_relay_with(&["--internal-listen", &internal]);
-    let metrics = format!("http://{internal}/metrics");
-    let url = format!("http://{addr}/bench");
+    let (relay, url, metrics) = start_relay_with_metrics();
     bench(&[
         "--url",
         &url,

@@ -51,9 +51,10 @@ pub struct QuicConfig {
     pub mtu_discovery: bool,
 
     /// Largest UDP payload MTU discovery may try, and the largest we accept from peers (bytes,
-    /// 1200–65527). The default suits Ethernet paths; where both ends sit on a jumbo-frame network
-    /// (a publisher and a relay in one data centre) ~8950 works: fewer, larger packets cost the relay less CPU per byte. A path that
-    /// does not carry the size only costs a few lost probes.
+    /// 1200–65527). The default suits Ethernet paths; where both ends sit on a jumbo-frame
+    /// network (a publisher and a relay in one data centre) ~8950 works: fewer, larger packets
+    /// cost the relay less CPU per byte. A path that does not carry the size only costs a few
+    /// lost probes.
     #[arg(
         long = "quic-max-mtu",
         default_value_t = DEFAULT_MAX_MTU,

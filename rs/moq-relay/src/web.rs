@@ -282,9 +282,10 @@ async fn metrics(State(web): State<Web>) -> impl IntoResponse {
             escape(&broadcast)
         );
     }
+    let live = relay.live();
     let mut per_worker = vec![0usize; relay.workers.max(1)];
-    for (_, live) in relay.live() {
-        if let Some(count) = per_worker.get_mut(live.worker) {
+    for (_, session) in &live {
+        if let Some(count) = per_worker.get_mut(session.worker) {
             *count += 1;
         }
     }
@@ -348,7 +349,6 @@ async fn metrics(State(web): State<Web>) -> impl IntoResponse {
             "# HELP moq_relay_quic_{name}_total {help}, all accepted sessions since start\n# TYPE moq_relay_quic_{name}_total counter\nmoq_relay_quic_{name}_total {value}"
         );
     }
-    let live = relay.live();
     let _ = writeln!(out, "# TYPE moq_relay_session_rtt_seconds gauge");
     for (id, live) in &live {
         let _ = writeln!(

@@ -151,6 +151,8 @@ async fn viewers_on_another_worker_get_the_publishers_frames_and_shutdown_drains
 
     // SIGTERM: GOAWAY to the sessions of both workers, then a clean exit.
     signal(relay.pid(), "TERM");
+    // It needs ~1 s (the drain above, then the closes); 15 s leaves room for a loaded CI machine
+    // while still failing a relay that never exits.
     let status = relay
         .wait_exit(Duration::from_secs(15))
         .await
