@@ -1,4 +1,5 @@
-//! `moq-bench compare`: start relay A, load it, stop it; the same for B; repeat; ratios.
+//! `moq-bench compare`: start relay A, load it, stop it; the same for B; repeat; ratios. With
+//! `--at-once`, both relays run and are loaded at the same time in each round.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -46,6 +47,17 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 1.0)]
     pub pause: f64,
 
+    /// Run A and B at the same time in each round, each under its own copy of the load (one
+    /// publisher and N subscribers each), instead of one after the other. Pin both relays to the
+    /// same core (`taskset -c 0 …` in both commands) and the load to another: the two relays then
+    /// share that core's time and caches, so whatever else the host does to the machine (a
+    /// neighbour taking the shared cache, frequency changes) costs both the same, and the ratio of
+    /// their CPU per delivered byte holds from run to run where alternate runs scatter. Each relay
+    /// gets at most about half a core and the load generator carries twice the load: choose N so
+    /// that neither saturates (no loss).
+    #[arg(long)]
+    pub at_once: bool,
+
     /// Directory for the relays' stdout/stderr (`<round>-<a|b>.log`) [default: discarded].
     #[arg(long, value_name = "DIR")]
     pub relay_log: Option<PathBuf>,
@@ -83,6 +95,17 @@ pub async fn compare(args: &CompareArgs, preset: &Preset) -> anyhow::Result<()> 
     }
     let mut runs: [Vec<Value>; 2] = [Vec::new(), Vec::new()];
     for round in 1..=args.rounds {
+        if args.at_once {
+            eprintln!(
+                "══ round {round}/{} · A and B at once ══\n  A: {}\n  B: {}",
+                args.rounds, args.a, args.b
+            );
+            let [a, b] = run_both(args, preset, round).await?;
+            runs[0].push(a);
+            runs[1].push(b);
+            tokio::time::sleep(Duration::from_secs_f64(args.pause.max(0.0))).await;
+            continue;
+        }
         for (side, cmd) in [(0, &args.a), (1, &args.b)] {
             let label = ["a", "b"][side];
             eprintln!(
@@ -110,13 +133,66 @@ pub async fn compare(args: &CompareArgs, preset: &Preset) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Start the relay, load it, stop it.
-async fn run_one(
+/// Start both relays, load both at the same time (each with its own publisher and subscribers),
+/// stop both.
+async fn run_both(args: &CompareArgs, preset: &Preset, round: usize) -> anyhow::Result<[Value; 2]> {
+    let mut started = Vec::new();
+    for (label, cmd) in [("a", &args.a), ("b", &args.b)] {
+        let log = args
+            .relay_log
+            .as_ref()
+            .map(|dir| dir.join(format!("{round}-{label}.log")));
+        started.push(start(args, cmd, log.as_deref()).await?);
+    }
+    let loads: Vec<Load> = started
+        .iter()
+        .enumerate()
+        .map(|(side, (relay, url, port))| {
+            let mut load = args.load.clone();
+            load.url = Some(url.clone());
+            load.relay_pid = Some(relay.relay_pid());
+            // Distinct broadcast names, in case both commands are one relay cluster.
+            load.broadcast = Some(format!(
+                "{}-{}",
+                args.load
+                    .broadcast
+                    .clone()
+                    .unwrap_or_else(|| format!("bench-{}", std::process::id())),
+                ["a", "b"][side]
+            ));
+            eprintln!(
+                "{}: relay pid {} on port {port}, load {url}",
+                ["A", "B"][side],
+                relay.relay_pid()
+            );
+            load
+        })
+        .collect();
+    let (a, b) = tokio::join!(
+        run::run(&loads[0], preset, false),
+        run::run(&loads[1], preset, false)
+    );
+    let mut out = Vec::new();
+    for ((mut relay, _, port), (result, cmd)) in
+        started.into_iter().zip([(a, &args.a), (b, &args.b)])
+    {
+        relay.stop();
+        let mut summary = result.with_context(|| format!("running the load against `{cmd}`"))?;
+        summary["relay_command"] = json!(cmd.replace("{port}", &port.to_string()));
+        summary["at_once"] = json!(true);
+        out.push(summary);
+    }
+    let [a, b]: [Value; 2] = out.try_into().expect("two runs");
+    Ok([a, b])
+}
+
+/// Start a relay on a free port and wait until it accepts sessions: the relay, the load's URL
+/// and the port.
+async fn start(
     args: &CompareArgs,
-    preset: &Preset,
     cmd: &str,
     log: Option<&Path>,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<(RelayProcess, Url, u16)> {
     // A relay that exits right after starting lost its port to another process meanwhile:
     // try another port.
     for attempt in 1..=3 {
@@ -134,18 +210,29 @@ async fn run_one(
             tracing::warn!(%status, port, attempt, "the relay exited at start; another port");
             continue;
         }
-        let pid = relay.relay_pid();
-        let mut load = args.load.clone();
-        load.url = Some(url.clone());
-        load.relay_pid = Some(pid);
-        eprintln!("relay pid {pid} on port {port}, load {url}");
-        let result = run::run(&load, preset, false).await;
-        relay.stop();
-        let mut summary = result.with_context(|| format!("running the load against `{cmd}`"))?;
-        summary["relay_command"] = json!(cmd.replace("{port}", &port.to_string()));
-        return Ok(summary);
+        return Ok((relay, url, port));
     }
     anyhow::bail!("`{cmd}` exited at start three times")
+}
+
+/// Start the relay, load it, stop it.
+async fn run_one(
+    args: &CompareArgs,
+    preset: &Preset,
+    cmd: &str,
+    log: Option<&Path>,
+) -> anyhow::Result<Value> {
+    let (mut relay, url, port) = start(args, cmd, log).await?;
+    let pid = relay.relay_pid();
+    let mut load = args.load.clone();
+    load.url = Some(url.clone());
+    load.relay_pid = Some(pid);
+    eprintln!("relay pid {pid} on port {port}, load {url}");
+    let result = run::run(&load, preset, false).await;
+    relay.stop();
+    let mut summary = result.with_context(|| format!("running the load against `{cmd}`"))?;
+    summary["relay_command"] = json!(cmd.replace("{port}", &port.to_string()));
+    Ok(summary)
 }
 
 /// A relay started by `sh -c`, in its own process group.
@@ -326,6 +413,7 @@ fn report(args: &CompareArgs, preset: &Preset, runs: &[Vec<Value>; 2]) -> Value 
         "a": args.a,
         "b": args.b,
         "rounds": args.rounds,
+        "at_once": args.at_once,
         "preset": preset.name,
         "subscribers": args.load.subscribers,
         "duration_s": args.load.duration,
@@ -344,10 +432,14 @@ fn table(result: &Value) -> String {
         Some(v) => format!("{v:.2}"),
     };
     let mut out = format!(
-        "compare · preset {} · {} subscribers · {} s · {rounds} round(s)\n  A: {}\n  B: {}\n",
+        "compare · preset {} · {} subscribers · {} s · {rounds} round(s){}\n  A: {}\n  B: {}\n",
         result["preset"].as_str().unwrap_or("?"),
         result["subscribers"],
         result["duration_s"],
+        match result["at_once"].as_bool() {
+            Some(true) => " · A and B at once",
+            _ => "",
+        },
         result["a"].as_str().unwrap_or("?"),
         result["b"].as_str().unwrap_or("?"),
     );

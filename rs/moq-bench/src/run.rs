@@ -400,6 +400,7 @@ pub async fn run(load: &Load, preset: &Preset, ticks: bool) -> anyhow::Result<Va
 
     // Measure for --duration, reporting every second.
     let start = Instant::now();
+    let measured_from = unix_ms();
     let relay_start = probe.as_ref().map(|p| p.sample()).transpose()?;
     let quic_start = match &load.relay_metrics {
         Some(url) => Some(relay::QuicCounters::scrape(url).await?),
@@ -467,6 +468,7 @@ pub async fn run(load: &Load, preset: &Preset, ticks: bool) -> anyhow::Result<Va
     };
     let duration = start.elapsed().as_secs_f64();
     let relay_end = probe.as_ref().map(|p| p.sample()).transpose()?;
+    let measured_to = unix_ms();
     let quic = match (&load.relay_metrics, quic_start) {
         (Some(url), Some(start)) => start.rates(&relay::QuicCounters::scrape(url).await?, duration),
         _ => Vec::new(),
@@ -507,6 +509,9 @@ pub async fn run(load: &Load, preset: &Preset, ticks: bool) -> anyhow::Result<Va
     if let Some(ns) = memory_latency {
         summary["machine_mem_latency_ns"] = json!(ns);
     }
+    // The measured period in wall-clock time, so runs can be lined up (`compare --at-once`).
+    summary["measured_from_unix_ms"] = json!(measured_from);
+    summary["measured_to_unix_ms"] = json!(measured_to);
     print_summary(&summary);
     // Let the CONNECTION_CLOSE frames out before the process exits: otherwise the relay keeps
     // the sessions (and counts them as viewers) until its idle timeout, and the next run on the
@@ -872,6 +877,14 @@ struct SummaryInput<'a> {
 }
 
 /// The end-of-run results as one JSON object.
+/// Milliseconds since the Unix epoch, now.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 fn summary(i: SummaryInput<'_>) -> Value {
     let shared = i.shared;
     let t = shared.totals();

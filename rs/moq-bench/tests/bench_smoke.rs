@@ -483,6 +483,62 @@ fn publisher_and_subscribers_in_separate_processes() {
 }
 
 #[test]
+fn compare_at_once_loads_both_relays_in_the_same_seconds() {
+    let relay = relay_bin();
+    let mut cmd = format!("exec '{}'", relay.display());
+    for arg in relay_args("127.0.0.1:{port}") {
+        cmd += &format!(" '{arg}'");
+    }
+    let (stdout, stderr) = bench(&[
+        "compare",
+        "--at-once",
+        "--a",
+        &cmd,
+        "--b",
+        &cmd,
+        "--rounds",
+        "2",
+        "--preset",
+        "sd",
+        "--subscribers",
+        "3",
+        "--duration",
+        "2",
+        "--pause",
+        "0",
+        "--json",
+    ]);
+    let json = last_json(&stdout, &stderr);
+    assert_eq!(json["type"], "compare", "{json}");
+    assert_eq!(json["at_once"], true, "{json}");
+    let (a, b) = (
+        json["runs"]["a"].as_array().expect("runs"),
+        json["runs"]["b"].as_array().expect("runs"),
+    );
+    assert_eq!((a.len(), b.len()), (2, 2), "{json}");
+    for (a, b) in a.iter().zip(b) {
+        // Two relays (two PIDs, two ports), each delivering its own load in full...
+        assert_ne!(a["relay_command"], b["relay_command"], "{json}");
+        for run in [a, b] {
+            assert_eq!(num(run, "loss_pct"), 0.0, "{run}");
+            assert_eq!(num(run, "subscribers"), 3.0, "{run}");
+            assert!(num(run, "relay_cpu_seconds") > 0.0, "{run}");
+            assert!(num(run, "frames_received") >= 3.0 * 30.0, "{run}");
+        }
+        // ...measured over the same seconds: the two 2-second windows overlap by most of
+        // their length (one after the other, they would not overlap at all).
+        let from = num(a, "measured_from_unix_ms").max(num(b, "measured_from_unix_ms"));
+        let to = num(a, "measured_to_unix_ms").min(num(b, "measured_to_unix_ms"));
+        assert!(
+            to - from > 1500.0,
+            "windows overlap {} ms: {a} {b}",
+            to - from
+        );
+    }
+    assert!(stderr.contains("A and B at once"), "{stderr}");
+}
+
+#[test]
 fn compare_our_relay_with_itself() {
     let relay = relay_bin();
     let mut cmd = format!("exec '{}'", relay.display());
