@@ -11,11 +11,16 @@
 #   RELAYS="ours-pgo ours ref-0.10.25" scripts/bench-relays.sh          # after scripts/build-pgo.sh
 #   RELAYS="ours-pgo ref-0.10.25-pgo" scripts/bench-relays.sh   # after build-pgo.sh and build-pgo.sh --reference 0.10.25
 #   RELAY_CPUS=0,1 RELAYS="ours ours-w2" WORKLOADS=probe500 scripts/bench-relays.sh   # relays on both cores, 1 vs 2 workers
+#   RELAYS="ours ref-0.10.25" WORKLOADS="sd150x2 chat500x2" ROUNDS=5 scripts/bench-relays.sh   # at once
 #
 # Workloads: sd500, chat1000, idle500 (one moq-bench process with every session), probe500
 # (latency added by the relay: publisher and 5 probe subscribers at real-time priority beside 500
 # ordinary SD subscribers), probechat1000 (the same beside 1000 chat subscribers), capacity (most SD subscribers at < 0.1 % loss with the relay held to
 # CAPACITY_QUOTA of a core by a cgroup, so the load generator is never the limit).
+# At once: sd150x2 (150 SD viewers each) and chat500x2 (500 chat sessions each) run the first two
+# of RELAYS at the same time, both on CPU 0, each under its own load (`moq-bench compare
+# --at-once`): the host's phases then cost both alike, and the round-by-round ratio holds where
+# alternate runs scatter (docs/performance.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${ROUNDS:-3}"
@@ -108,6 +113,40 @@ print(f"{workload:9} {name:12} round {rnd}: {f('delivered_mbps',1)} Mbps loss {f
       + ("" if d.get("relay_udp_sends_per_s") is None else
          f" | relay {f('relay_udp_datagrams_sent_per_s',0)} dgram/s, {f('relay_datagrams_per_send')} per send, "
          f"{f('relay_packets_lost_per_s',0)} lost/s"))
+PY
+}
+
+# at_once WORKLOAD: the first two of $relays at the same time, ROUNDS rounds, one compare JSON.
+at_once() {
+  local workload="$1" n preset names a b
+  case "$workload" in
+    sd150x2) n=150 preset=sd ;;
+    chat500x2) n=500 preset=chat ;;
+    *) echo "unknown workload $workload" >&2; return 1 ;;
+  esac
+  read -r -a names <<<"$relays"
+  [ "${#names[@]}" -ge 2 ] || { echo "$workload needs two relays in RELAYS" >&2; return 1; }
+  # compare gives each relay a {port}; our metrics listener takes any free one.
+  a="exec taskset -c $relay_cpus ${relay[${names[0]}]//\{mport\}/0}"
+  b="exec taskset -c $relay_cpus ${relay[${names[1]}]//\{mport\}/0}"
+  RUST_LOG=error taskset -c 1 "$bin/moq-bench" compare --at-once --a "$a" --b "$b" --rounds "$rounds" \
+    --preset "$preset" --preset-file "$presets" --subscribers "$n" --duration 10 --version moq-lite-02 \
+    --relay-log "$out/atonce-$workload" --json 2>"$out/atonce-$workload.log" >"$out/atonce-$workload.json" || true
+  python3 - "$out/atonce-$workload.json" "$workload" "${names[0]}" "${names[1]}" <<'PY'
+import json, sys
+path, workload, a, b = sys.argv[1:]
+try:
+    m = json.load(open(path))["metrics"]
+except Exception:
+    print(f"{workload:9} {a} and {b} at once: no result (see {path[:-5]}.log)"); sys.exit()
+f = lambda v, p=2: "-" if v is None else f"{v:.{p}f}"
+for key, label in [("delivered_gbps_per_relay_core", "Gbps/core"), ("messages_per_relay_cpu_second", "msg/cpu-s"),
+                   ("relay_cpu_pct", "cpu %"), ("loss_pct", "loss %"), ("relay_rss_mb", "rss MB")]:
+    x = m[key]
+    rounds = " ".join(f(r) for r in x["b_over_a_rounds"])
+    print(f"{workload:9} {label:10} {a}: {' '.join(f(v) for v in x['a'])} | {b}: {' '.join(f(v) for v in x['b'])}"
+          f" | {a}/{b} by round: {' '.join(f(1 / r) if r else '-' for r in x['b_over_a_rounds'])}"
+          f" (median {f(1 / x['b_over_a_rounds_median'] if x['b_over_a_rounds_median'] else None)})")
 PY
 }
 
@@ -221,6 +260,7 @@ make_cgroup() {
 }
 
 for workload in $workloads; do
+  case "$workload" in *x2) at_once "$workload"; continue ;; esac
   for round in $(seq 1 "$rounds"); do
     for name in $relays; do
       case "$workload" in

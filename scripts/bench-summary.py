@@ -7,7 +7,8 @@ out = sys.argv[1] if len(sys.argv) > 1 else "target/bench-relays"
 # Every relay with results in the directory, the usual ones first.
 known = ["ours", "ours-pgo", "ref-0.10.25", "ref-0.10.25-pgo", "ref-0.10.25-lto", "ref-0.17.10"]
 found = {re.sub(r"-(sd500|chat1000|idle500|probe500|probechat1000|capacity)\b.*$", "", os.path.basename(p))
-         for p in glob.glob(os.path.join(out, "*.json")) if os.path.basename(p) != "presets.json"}
+         for p in glob.glob(os.path.join(out, "*.json"))
+         if os.path.basename(p) != "presets.json" and not os.path.basename(p).startswith("atonce-")}
 relays = [r for r in known if r in found] + sorted(found - set(known))
 relays = relays or ["ours", "ref-0.10.25", "ref-0.17.10"]
 
@@ -64,3 +65,19 @@ for relay in relays:
         if m:
             vals.append(int(m.group(1)))
     print(f"  {relay:12} rounds {vals} median {statistics.median(vals) if vals else '-'}")
+
+# At once (sd150x2, chat500x2): A and B in the same seconds; the round-by-round ratio is the figure.
+for path in sorted(glob.glob(os.path.join(out, "atonce-*.json"))):
+    try:
+        d = json.load(open(path))
+    except Exception:
+        continue
+    workload = os.path.basename(path)[len("atonce-"):-len(".json")]
+    a, b = (re.sub(r"^exec taskset -c \S+ ", "", d[s]).split()[0] for s in ("a", "b"))
+    print(f"\n{workload}, at once ({d['rounds']} rounds, {d['subscribers']} sessions each): A {a}, B {b}")
+    for key in ["delivered_gbps_per_relay_core", "messages_per_relay_cpu_second", "relay_cpu_pct", "relay_rss_mb", "loss_pct"]:
+        m = d["metrics"][key]
+        pairs = [1 / r if r else None for r in m["b_over_a_rounds"]]
+        known = [p for p in pairs if p]
+        print(f"  {key:32} A {fmt(m['a_median'], 2):>10} B {fmt(m['b_median'], 2):>10}"
+              f"  A/B by round {' '.join(fmt(p, 2) for p in pairs)} (median {fmt(statistics.median(known) if known else None, 2)})")

@@ -395,6 +395,9 @@ fn report(args: &CompareArgs, preset: &Preset, runs: &[Vec<Value>; 2]) -> Value 
         let (a, b) = (values(0), values(1));
         let flat = |v: &[Option<f64>]| v.iter().flatten().copied().collect::<Vec<_>>();
         let (am, bm) = (median(&flat(&a)), median(&flat(&b)));
+        // Round by round: with --at-once the two runs of a round share the machine's state, so
+        // the median of these is the steadier ratio.
+        let pairs: Vec<Option<f64>> = a.iter().zip(&b).map(|(a, b)| ratio(*b, *a)).collect();
         metrics.insert(
             key.to_string(),
             json!({
@@ -404,6 +407,8 @@ fn report(args: &CompareArgs, preset: &Preset, runs: &[Vec<Value>; 2]) -> Value 
                 "b_median": bm,
                 "b_over_a": ratio(bm, am),
                 "a_over_b": ratio(am, bm),
+                "b_over_a_rounds": pairs,
+                "b_over_a_rounds_median": median(&flat(&pairs)),
                 "higher_is_better": higher_better,
             }),
         );
@@ -444,8 +449,16 @@ fn table(result: &Value) -> String {
         result["b"].as_str().unwrap_or("?"),
     );
     out += &format!(
-        "{:<38} {:>24} {:>24} {:>10} {:>10} {:>10} {:>8} {:>6}\n",
-        "metric", "A rounds", "B rounds", "A median", "B median", "B/A", "A/B", "better"
+        "{:<38} {:>24} {:>24} {:>10} {:>10} {:>10} {:>8} {:>6} {:>24}\n",
+        "metric",
+        "A rounds",
+        "B rounds",
+        "A median",
+        "B median",
+        "B/A",
+        "A/B",
+        "better",
+        "B/A by round (median)"
     );
     let Some(metrics) = result["metrics"].as_object() else {
         return out;
@@ -466,7 +479,7 @@ fn table(result: &Value) -> String {
             (None, _) => "-",
         };
         out += &format!(
-            "{:<38} {:>24} {:>24} {:>10} {:>10} {:>10} {:>8} {:>6}\n",
+            "{:<38} {:>24} {:>24} {:>10} {:>10} {:>10} {:>8} {:>6} {:>24}\n",
             key,
             list("a"),
             list("b"),
@@ -474,7 +487,12 @@ fn table(result: &Value) -> String {
             fmt(&m["b_median"]),
             fmt(&m["b_over_a"]),
             fmt(&m["a_over_b"]),
-            better
+            better,
+            format!(
+                "{} ({})",
+                list("b_over_a_rounds"),
+                fmt(&m["b_over_a_rounds_median"])
+            )
         );
     }
     out
@@ -492,5 +510,38 @@ mod tests {
         assert_eq!(ratio(Some(2.0), Some(4.0)), Some(0.5));
         assert_eq!(ratio(Some(2.0), Some(0.0)), None);
         assert_eq!(ratio(None, Some(1.0)), None);
+    }
+
+    #[test]
+    fn round_by_round_ratios() {
+        let run = |v: f64| json!({ "relay_cpu_pct": v });
+        let runs = [
+            vec![run(20.0), run(30.0), run(25.0)],
+            vec![run(40.0), run(57.0), run(55.0)],
+        ];
+        let args = CompareArgs {
+            a: "a".into(),
+            b: "b".into(),
+            rounds: 3,
+            url_template: String::new(),
+            start_timeout: 1.0,
+            pause: 0.0,
+            at_once: true,
+            relay_log: None,
+            load: <Load as clap::FromArgMatches>::from_arg_matches(
+                &<Load as clap::Args>::augment_args(clap::Command::new("t"))
+                    .get_matches_from(["t"]),
+            )
+            .unwrap(),
+            log: Default::default(),
+        };
+        let preset = crate::preset::load(None).unwrap().remove(0);
+        let report = report(&args, &preset, &runs);
+        let cpu = &report["metrics"]["relay_cpu_pct"];
+        assert_eq!(cpu["b_over_a_rounds"], json!([2.0, 1.9, 2.2]));
+        assert_eq!(cpu["b_over_a_rounds_median"], json!(2.0));
+        // The ratio of the medians differs (55 / 25): the two are not the same statistic.
+        assert_eq!(cpu["b_over_a"], json!(2.2));
+        assert!(table(&report).contains("2.00 1.90 2.20 (2.00)"));
     }
 }
