@@ -73,7 +73,8 @@ for path in sorted(glob.glob(os.path.join(out, "atonce-*.json"))):
     except Exception:
         continue
     workload = os.path.basename(path)[len("atonce-"):-len(".json")]
-    a, b = (re.sub(r"^exec taskset -c \S+ ", "", d[s]).split()[0] for s in ("a", "b"))
+    a, b = (re.sub(r"^exec taskset -c \S+ (env (\S+=\S* )+)?", "", d[s]).split()[0] + (" (env)" if " env " in d[s] else "")
+            for s in ("a", "b"))
     print(f"\n{workload}, at once ({d['rounds']} rounds, {d['subscribers']} sessions each): A {a}, B {b}")
     for key in ["delivered_gbps_per_relay_core", "messages_per_relay_cpu_second", "relay_cpu_pct", "relay_rss_mb", "loss_pct"]:
         m = d["metrics"][key]

@@ -516,7 +516,10 @@ fn compare_at_once_loads_both_relays_in_the_same_seconds() {
         json["runs"]["b"].as_array().expect("runs"),
     );
     assert_eq!((a.len(), b.len()), (2, 2), "{json}");
-    for (a, b) in a.iter().zip(b) {
+    for (round, (a, b)) in a.iter().zip(b).enumerate() {
+        // A goes first in the first round, B in the second.
+        assert_eq!(a["at_once_first"], round == 0, "{a}");
+        assert_eq!(b["at_once_first"], round == 1, "{b}");
         // Two relays (two PIDs, two ports), each delivering its own load in full...
         assert_ne!(a["relay_command"], b["relay_command"], "{json}");
         for run in [a, b] {
