@@ -503,7 +503,7 @@ fn compare_at_once_loads_both_relays_in_the_same_seconds() {
         "--subscribers",
         "3",
         "--duration",
-        "2",
+        "3",
         "--pause",
         "0",
         "--json",
@@ -526,10 +526,11 @@ fn compare_at_once_loads_both_relays_in_the_same_seconds() {
             assert_eq!(num(run, "loss_pct"), 0.0, "{run}");
             assert_eq!(num(run, "subscribers"), 3.0, "{run}");
             assert!(num(run, "relay_cpu_seconds") > 0.0, "{run}");
-            assert!(num(run, "frames_received") >= 3.0 * 30.0, "{run}");
+            assert!(num(run, "frames_received") >= 3.0 * 60.0, "{run}");
         }
-        // ...measured over the same seconds: the two 2-second windows overlap by most of
-        // their length (one after the other, they would not overlap at all).
+        // ...measured over the same seconds: the two 3-second windows overlap by at least half
+        // their length, whatever the two set-ups took on a busy machine (one after the other,
+        // they would not overlap at all).
         let from = num(a, "measured_from_unix_ms").max(num(b, "measured_from_unix_ms"));
         let to = num(a, "measured_to_unix_ms").min(num(b, "measured_to_unix_ms"));
         assert!(
