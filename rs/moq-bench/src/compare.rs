@@ -54,8 +54,8 @@ pub struct CompareArgs {
     /// neighbour taking the shared cache, frequency changes) costs both the same, and the ratio of
     /// their CPU per delivered byte holds from run to run where alternate runs scatter. Each relay
     /// gets at most about half a core and the load generator carries twice the load: choose N so
-    /// that neither saturates (no loss). Odd rounds start A first, even rounds B (going first
-    /// is worth a few per cent): use an even number of rounds.
+    /// that neither saturates (no loss). Odd rounds start A first, even rounds B, so that an
+    /// order effect cannot favour one side: use an even number of rounds.
     #[arg(long)]
     pub at_once: bool,
 
@@ -135,9 +135,10 @@ pub async fn compare(args: &CompareArgs, preset: &Preset) -> anyhow::Result<()> 
 }
 
 /// Start both relays, load both at the same time (each with its own publisher and subscribers),
-/// stop both. Odd rounds start A first, even rounds B: whichever goes first (its relay started,
-/// its load's sessions and publisher set up and polled first) measured ~5 % cheaper with the same
-/// relay on both sides, so an even number of rounds cancels that out.
+/// stop both. Odd rounds start A first, even rounds B (its relay started, its load's sessions and
+/// publisher set up and polled first): one run of 5 rounds with A always first measured the same
+/// relay 3–6 % cheaper as A in every round; alternating keeps such an order effect out of an
+/// even number of rounds.
 async fn run_both(args: &CompareArgs, preset: &Preset, round: usize) -> anyhow::Result<[Value; 2]> {
     let cmds = [&args.a, &args.b];
     let order = match round % 2 {
