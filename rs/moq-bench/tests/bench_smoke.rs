@@ -543,6 +543,63 @@ fn compare_at_once_loads_both_relays_in_the_same_seconds() {
 }
 
 #[test]
+fn compare_at_once_stops_the_first_relay_when_the_second_fails() {
+    let relay = relay_bin();
+    // A marker in relay A's environment, to find it among this machine's processes afterwards.
+    let mark = format!("MOQ_BENCH_TEST_MARK={}-{}", std::process::id(), line!());
+    let mut cmd = format!("exec env {mark} '{}'", relay.display());
+    for arg in relay_args("127.0.0.1:{port}") {
+        cmd += &format!(" '{arg}'");
+    }
+    let logs = std::env::temp_dir().join(format!("moq-bench-at-once-{}", std::process::id()));
+    let (status, _, stderr) = finish(
+        spawn_bench(&[
+            "compare",
+            "--at-once",
+            "--relay-log",
+            logs.to_str().expect("utf-8 temp dir"),
+            "--a",
+            &cmd,
+            "--b",
+            "exit 3",
+            "--rounds",
+            "2",
+            "--preset",
+            "sd",
+            "--subscribers",
+            "2",
+            "--duration",
+            "2",
+        ]),
+        Duration::from_secs(60),
+    );
+    assert!(
+        !status.success(),
+        "compare succeeded without relay B: {stderr}"
+    );
+    assert!(
+        stderr.contains("exited before accepting sessions"),
+        "no clear error: {stderr}"
+    );
+    // Relay A was started (first, in round 1: its log exists) and is gone with the comparison.
+    let started_a = logs.join("1-a.log").exists();
+    let _ = std::fs::remove_dir_all(&logs);
+    assert!(started_a, "relay A was never started: {stderr}");
+    let survivors: Vec<String> = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter(|e| {
+            std::fs::read(e.path().join("environ"))
+                .map(|env| env.split(|b| *b == 0).any(|var| var == mark.as_bytes()))
+                .unwrap_or(false)
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(survivors.is_empty(), "relay A left running: {survivors:?}");
+}
+
+#[test]
 fn compare_our_relay_with_itself() {
     let relay = relay_bin();
     let mut cmd = format!("exec '{}'", relay.display());
