@@ -165,6 +165,7 @@ async fn run_both(args: &CompareArgs, preset: &Preset, round: usize) -> anyhow::
             let mut load = args.load.clone();
             load.url = Some(url.clone());
             load.relay_pid = Some(relay.relay_pid());
+            load.label = Some(["A", "B"][side].to_string());
             // Distinct broadcast names, in case both commands are one relay cluster.
             load.broadcast = Some(format!(
                 "{}-{}",

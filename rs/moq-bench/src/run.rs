@@ -75,6 +75,11 @@ impl LiteVersion {
 /// The load: what to run against a relay, shared by a plain run and `compare`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Load {
+    /// A name for this load in the lines it prints on stderr (`compare --at-once` runs two at a
+    /// time and names them A and B); also the summary's `label`. Not a flag.
+    #[arg(skip)]
+    pub label: Option<String>,
+
     /// Relay URL: `https://host:port/path` (WebTransport), `http://…` (pin the certificate
     /// fingerprint served over HTTP at the same port first, for local relays), or
     /// `moql://host:port/path` (raw QUIC). Required except for `compare` (see --url-template).
@@ -388,7 +393,8 @@ pub async fn run(load: &Load, preset: &Preset, ticks: bool) -> anyhow::Result<Va
     let setups = shared.setup_ms();
     if subscribers > 0 {
         eprintln!(
-            "{} subscribers set up in {:.1} s ({failed} failed), session set-up p50 {} p99 {} ms",
+            "{}{} subscribers set up in {:.1} s ({failed} failed), session set-up p50 {} p99 {} ms",
+            tag(load),
             subscribers - failed,
             set_up.elapsed().as_secs_f64(),
             fmt_opt(quantile(&setups, 0.5)),
@@ -432,7 +438,7 @@ pub async fn run(load: &Load, preset: &Preset, ticks: bool) -> anyhow::Result<Va
         ),
         None => (None, None),
     };
-    let mut report = Report::new(probe.clone(), churn);
+    let mut report = Report::new(probe.clone(), churn, tag(load));
     let mut ticker = tokio::time::interval_at(
         tokio::time::Instant::now() + Duration::from_secs(1),
         Duration::from_secs(1),
@@ -508,6 +514,9 @@ pub async fn run(load: &Load, preset: &Preset, ticks: bool) -> anyhow::Result<Va
     });
     if let Some(ns) = memory_latency {
         summary["machine_mem_latency_ns"] = json!(ns);
+    }
+    if let Some(label) = &load.label {
+        summary["label"] = json!(label);
     }
     // The measured period in wall-clock time, so runs can be lined up (`compare --at-once`).
     summary["measured_from_unix_ms"] = json!(measured_from);
@@ -785,6 +794,8 @@ fn fmt_opt(v: Option<f64>) -> String {
 struct Report {
     probe: Option<relay::Probe>,
     churn: bool,
+    /// Put before each line (see [`Load::label`]).
+    tag: String,
     last: Instant,
     last_totals: Totals,
     last_cpu: Option<f64>,
@@ -792,7 +803,7 @@ struct Report {
 }
 
 impl Report {
-    fn new(probe: Option<relay::Probe>, churn: bool) -> Self {
+    fn new(probe: Option<relay::Probe>, churn: bool, tag: String) -> Self {
         let last_cpu = probe
             .as_ref()
             .and_then(|p| p.sample().ok())
@@ -800,6 +811,7 @@ impl Report {
         Self {
             probe,
             churn,
+            tag,
             last: Instant::now(),
             last_totals: Totals::default(),
             last_cpu,
@@ -829,7 +841,8 @@ impl Report {
         let what = if self.churn { "announces" } else { "frames" };
         let elapsed = now.duration_since(start).as_secs_f64();
         eprintln!(
-            "t={elapsed:>4.1}s {mbps:>8.1} Mbps | {what} +{} (missing {}) groups +{} (missing {}) | latency p50 {} p90 {} p99 {} max {} ms{relay}",
+            "{}t={elapsed:>4.1}s {mbps:>8.1} Mbps | {what} +{} (missing {}) groups +{} (missing {}) | latency p50 {} p90 {} p99 {} max {} ms{relay}",
+            self.tag,
             t.frames - last.frames,
             t.lost_frames,
             t.groups - last.groups,
@@ -877,6 +890,14 @@ struct SummaryInput<'a> {
 }
 
 /// The end-of-run results as one JSON object.
+/// The prefix of this load's stderr lines: `[label] `, or nothing.
+fn tag(load: &Load) -> String {
+    load.label
+        .as_ref()
+        .map(|label| format!("[{label}] "))
+        .unwrap_or_default()
+}
+
 /// Milliseconds since the Unix epoch, now.
 fn unix_ms() -> u64 {
     std::time::SystemTime::now()
@@ -964,7 +985,10 @@ pub fn print_summary(j: &Value) {
     let f = |k: &str| j[k].as_f64().map_or("-".into(), |v| format!("{v:.2}"));
     let g = |k: &str| j[k].as_f64().map_or("-".into(), |v| format!("{v:.3e}"));
     let churn = j.get("announces_received").is_some();
-    eprintln!("── moq-bench summary ──────────────────────────────");
+    match j["label"].as_str() {
+        Some(label) => eprintln!("── moq-bench summary: {label} ─────────────────────────────"),
+        None => eprintln!("── moq-bench summary ──────────────────────────────"),
+    }
     eprintln!(
         "preset {} · role {} · {} · {} subscribers ({} failed) · {} s",
         j["preset"].as_str().unwrap_or("?"),

@@ -12,7 +12,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// Kills and reaps its child on drop, so a failing assertion leaves no process behind.
 struct Killed(Child);
@@ -518,6 +518,7 @@ fn compare_at_once_loads_both_relays_in_the_same_seconds() {
     assert_eq!((a.len(), b.len()), (2, 2), "{json}");
     for (round, (a, b)) in a.iter().zip(b).enumerate() {
         // A goes first in the first round, B in the second.
+        assert_eq!((&a["label"], &b["label"]), (&json!("A"), &json!("B")));
         assert_eq!(a["at_once_first"], round == 0, "{a}");
         assert_eq!(b["at_once_first"], round == 1, "{b}");
         // Two relays (two PIDs, two ports), each delivering its own load in full...
@@ -540,6 +541,15 @@ fn compare_at_once_loads_both_relays_in_the_same_seconds() {
         );
     }
     assert!(stderr.contains("A and B at once"), "{stderr}");
+    // The two loads' interleaved lines say whose they are.
+    for label in [
+        "[A] t=",
+        "[B] t=",
+        "moq-bench summary: A",
+        "moq-bench summary: B",
+    ] {
+        assert!(stderr.contains(label), "no {label:?} in {stderr}");
+    }
 }
 
 #[test]
