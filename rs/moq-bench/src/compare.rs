@@ -145,19 +145,19 @@ async fn run_both(args: &CompareArgs, preset: &Preset, round: usize) -> anyhow::
         1 => [0, 1],
         _ => [1, 0],
     };
-    let mut started: [Option<(RelayProcess, Url, u16)>; 2] = [None, None];
+    let mut started = Vec::with_capacity(2);
     for side in order {
         let label = ["a", "b"][side];
         let log = args
             .relay_log
             .as_ref()
             .map(|dir| dir.join(format!("{round}-{label}.log")));
-        started[side] = Some(start(args, cmds[side], log.as_deref()).await?);
+        started.push((side, start(args, cmds[side], log.as_deref()).await?));
     }
-    let [Some(a), Some(b)] = started else {
-        unreachable!("both relays started")
-    };
-    let started = [a, b];
+    // A's first, then B's, whichever started first.
+    started.sort_by_key(|(side, _)| *side);
+    let started: Vec<(RelayProcess, Url, u16)> =
+        started.into_iter().map(|(_, relay)| relay).collect();
     let loads: Vec<Load> = started
         .iter()
         .enumerate()
