@@ -11,7 +11,7 @@
 #   RELAYS="ours-pgo ours ref-0.10.25" scripts/bench-relays.sh          # after scripts/build-pgo.sh
 #   RELAYS="ours-pgo ref-0.10.25-pgo" scripts/bench-relays.sh   # after build-pgo.sh and build-pgo.sh --reference 0.10.25
 #   RELAY_CPUS=0,1 RELAYS="ours ours-w2" WORKLOADS=probe500 scripts/bench-relays.sh   # relays on both cores, 1 vs 2 workers
-#   RELAYS="ours ref-0.10.25" WORKLOADS="sd150x2 chat500x2" ROUNDS=5 scripts/bench-relays.sh   # at once
+#   RELAYS="ours ref-0.10.25" WORKLOADS="sd150x2 chat500x2" ROUNDS=6 scripts/bench-relays.sh   # at once (even rounds)
 #
 # Workloads: sd500, chat1000, idle500 (one moq-bench process with every session), probe500
 # (latency added by the relay: publisher and 5 probe subscribers at real-time priority beside 500
@@ -143,7 +143,6 @@ f = lambda v, p=2: "-" if v is None else f"{v:.{p}f}"
 for key, label in [("delivered_gbps_per_relay_core", "Gbps/core"), ("messages_per_relay_cpu_second", "msg/cpu-s"),
                    ("relay_cpu_pct", "cpu %"), ("loss_pct", "loss %"), ("relay_rss_mb", "rss MB")]:
     x = m[key]
-    rounds = " ".join(f(r) for r in x["b_over_a_rounds"])
     print(f"{workload:9} {label:10} {a}: {' '.join(f(v) for v in x['a'])} | {b}: {' '.join(f(v) for v in x['b'])}"
           f" | {a}/{b} by round: {' '.join(f(1 / r) if r else '-' for r in x['b_over_a_rounds'])}"
           f" (median {f(1 / x['b_over_a_rounds_median'] if x['b_over_a_rounds_median'] else None)})")
