@@ -116,9 +116,10 @@ print(f"{workload:9} {name:12} round {rnd}: {f('delivered_mbps',1)} Mbps loss {f
 PY
 }
 
-# at_once WORKLOAD: the first two of $relays at the same time, ROUNDS rounds, one compare JSON.
+# at_once WORKLOAD: the first two of $relays at the same time, ROUNDS rounds (rounded up to an even
+# number: rounds alternate which relay starts first), one compare JSON.
 at_once() {
-  local workload="$1" n preset names a b
+  local workload="$1" n preset names a b even=$((rounds + rounds % 2))
   case "$workload" in
     sd150x2) n=150 preset=sd ;;
     chat500x2) n=500 preset=chat ;;
@@ -129,7 +130,7 @@ at_once() {
   # compare gives each relay a {port}; our metrics listener takes any free one.
   a="exec taskset -c $relay_cpus ${relay[${names[0]}]//\{mport\}/0}"
   b="exec taskset -c $relay_cpus ${relay[${names[1]}]//\{mport\}/0}"
-  RUST_LOG=error taskset -c 1 "$bin/moq-bench" compare --at-once --a "$a" --b "$b" --rounds "$rounds" \
+  RUST_LOG=error taskset -c 1 "$bin/moq-bench" compare --at-once --a "$a" --b "$b" --rounds "$even" \
     --preset "$preset" --preset-file "$presets" --subscribers "$n" --duration 10 --version moq-lite-02 \
     --relay-log "$out/atonce-$workload" --json 2>"$out/atonce-$workload.log" >"$out/atonce-$workload.json" || true
   python3 - "$out/atonce-$workload.json" "$workload" "${names[0]}" "${names[1]}" <<'PY'
