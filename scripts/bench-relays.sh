@@ -139,6 +139,8 @@ path, workload, a, b = sys.argv[1:]
 try:
     m = json.load(open(path))["metrics"]
 except Exception:
+    # No JSON: a relay failed to start or moq-bench failed (its log says which); report it and go
+    # on with the next workload instead of stopping the whole benchmark.
     print(f"{workload:9} {a} and {b} at once: no result (see {path[:-5]}.log)"); sys.exit()
 f = lambda v, p=2: "-" if v is None else f"{v:.{p}f}"
 for key, label in [("delivered_gbps_per_relay_core", "Gbps/core"), ("messages_per_relay_cpu_second", "msg/cpu-s"),

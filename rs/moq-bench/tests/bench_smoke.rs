@@ -165,6 +165,16 @@ fn bench(args: &[&str]) -> (String, String) {
     (stdout, stderr)
 }
 
+/// A `compare` relay command: our relay on `{port}`, started with `exec {prefix}…` (`prefix` may
+/// be empty, or e.g. `env VAR=value `).
+fn relay_command(prefix: &str) -> String {
+    let mut cmd = format!("exec {prefix}'{}'", relay_bin().display());
+    for arg in relay_args("127.0.0.1:{port}") {
+        cmd += &format!(" '{arg}'");
+    }
+    cmd
+}
+
 /// The last stdout line as JSON.
 fn last_json(stdout: &str, stderr: &str) -> Value {
     let last = stdout.trim().lines().last().unwrap_or("");
@@ -484,11 +494,7 @@ fn publisher_and_subscribers_in_separate_processes() {
 
 #[test]
 fn compare_at_once_loads_both_relays_in_the_same_seconds() {
-    let relay = relay_bin();
-    let mut cmd = format!("exec '{}'", relay.display());
-    for arg in relay_args("127.0.0.1:{port}") {
-        cmd += &format!(" '{arg}'");
-    }
+    let cmd = relay_command("");
     let (stdout, stderr) = bench(&[
         "compare",
         "--at-once",
@@ -554,13 +560,9 @@ fn compare_at_once_loads_both_relays_in_the_same_seconds() {
 
 #[test]
 fn compare_at_once_stops_the_first_relay_when_the_second_fails() {
-    let relay = relay_bin();
     // A marker in relay A's environment, to find it among this machine's processes afterwards.
     let mark = format!("MOQ_BENCH_TEST_MARK={}-{}", std::process::id(), line!());
-    let mut cmd = format!("exec env {mark} '{}'", relay.display());
-    for arg in relay_args("127.0.0.1:{port}") {
-        cmd += &format!(" '{arg}'");
-    }
+    let cmd = relay_command(&format!("env {mark} "));
     let logs = std::env::temp_dir().join(format!("moq-bench-at-once-{}", std::process::id()));
     let (status, _, stderr) = finish(
         spawn_bench(&[
@@ -611,11 +613,7 @@ fn compare_at_once_stops_the_first_relay_when_the_second_fails() {
 
 #[test]
 fn compare_our_relay_with_itself() {
-    let relay = relay_bin();
-    let mut cmd = format!("exec '{}'", relay.display());
-    for arg in relay_args("127.0.0.1:{port}") {
-        cmd += &format!(" '{arg}'");
-    }
+    let cmd = relay_command("");
     let (stdout, stderr) = bench(&[
         "compare",
         "--a",

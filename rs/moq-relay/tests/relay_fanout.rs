@@ -19,14 +19,7 @@ const VIEWERS: usize = 50;
 async fn one_publisher_fans_out_to_fifty_viewers_through_one_upstream_subscription() {
     let relay = Relay::open().await;
     let (origin, broadcast) = origin_with("cam");
-    // Groups stay deliverable for a minute: on a starved machine (CI under load) a viewer may
-    // fall seconds behind, and the relay would rightly drop groups older than the default 5 s.
-    // This test is about fan-out completeness, not that policy.
-    let info = TrackInfo {
-        max_latency: Duration::from_secs(60),
-        ..TrackInfo::default()
-    };
-    let track = broadcast.create_track(Track::new("video"), info);
+    let track = patient_video_track(&broadcast);
     let _publisher = relay.publisher(Via::Quic, "/live", &origin).await;
 
     // Every viewer subscribes before the first group is written, so each must get all of them.

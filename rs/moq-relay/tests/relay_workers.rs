@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use moq_lite::{Track, TrackInfo};
+use moq_lite::Track;
 
 const GROUPS: u64 = 10;
 const FRAMES: usize = 3;
@@ -53,11 +53,7 @@ async fn viewers_on_another_worker_get_the_publishers_frames_and_shutdown_drains
     );
 
     let (origin, broadcast) = origin_with("cam");
-    let info = TrackInfo {
-        max_latency: Duration::from_secs(60),
-        ..TrackInfo::default()
-    };
-    let track = broadcast.create_track(Track::new("video"), info);
+    let track = patient_video_track(&broadcast);
     let _publisher = relay.publisher(Via::Quic, "/live", &origin).await;
     let metrics = relay
         .wait_metrics("the publisher's session", |m| {

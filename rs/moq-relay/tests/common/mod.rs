@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use moq_lite::{
-    BroadcastConsumer, BroadcastProducer, Client, OriginProducer, Path, Session, TrackConsumer,
+    BroadcastConsumer, BroadcastProducer, Client, OriginProducer, Path, Session, Track,
+    TrackConsumer, TrackInfo, TrackProducer,
 };
 use moq_native::web_transport_quinn;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -701,6 +702,17 @@ pub fn origin_with(name: &str) -> (OriginProducer, BroadcastProducer) {
         .publish_broadcast(&path(name), broadcast.consume())
         .unwrap();
     (origin, broadcast)
+}
+
+/// A "video" track in `broadcast` whose groups stay deliverable for a minute: on a starved machine
+/// (CI under load) a viewer may fall seconds behind, and the relay would rightly drop groups older
+/// than the default 5 s. For tests about fan-out completeness, not that policy.
+pub fn patient_video_track(broadcast: &BroadcastProducer) -> TrackProducer {
+    let info = TrackInfo {
+        max_latency: Duration::from_secs(60),
+        ..TrackInfo::default()
+    };
+    broadcast.create_track(Track::new("video"), info)
 }
 
 /// A hand-driven lite-05 peer over raw QUIC: the SETUP (with `setup_path`) is sent and the relay's
