@@ -122,6 +122,12 @@ pub struct Cli {
     #[arg(long = "quic-max-mtu", env = "MOQ_QUIC_MAX_MTU", value_parser = clap::value_parser!(u16).range(1200..=65527))]
     pub quic_max_mtu: Option<u16>,
 
+    /// Congestion controller for every connection: cubic (quinn's default, loss-based), bbr
+    /// (model-based, keeps queues short; quinn marks it experimental) or new-reno (RFC 9002's
+    /// baseline). [default: cubic]
+    #[arg(long = "quic-congestion", env = "MOQ_QUIC_CONGESTION", value_enum)]
+    pub quic_congestion: Option<moq_native::Congestion>,
+
     /// QUIC endpoints serving the port, each on its own thread with its own single-threaded
     /// runtime, which also runs the sessions it accepted (SO_REUSEPORT: Linux spreads clients
     /// over them by address). 0 = one per CPU. With more than one, a client whose address
@@ -188,6 +194,7 @@ struct FileServer {
     quic_max_streams_bidi: Option<u32>,
     quic_initial_streams: Option<u32>,
     quic_max_mtu: Option<u16>,
+    quic_congestion: Option<String>,
     workers: Option<usize>,
 }
 
@@ -308,6 +315,8 @@ pub struct Config {
     pub quic_initial_streams: u32,
     /// PLPMTUD ceiling and largest datagram accepted.
     pub quic_max_mtu: u16,
+    /// Congestion controller.
+    pub quic_congestion: moq_native::Congestion,
     /// QUIC endpoints (worker threads) on the port; 0 = one per CPU.
     pub workers: usize,
     /// Log level.
@@ -394,6 +403,16 @@ impl Config {
                     anyhow::bail!("quic_max_mtu {mtu}: must be 1200..=65527")
                 }
                 mtu => mtu.unwrap_or(moq_native::DEFAULT_MAX_MTU),
+            },
+            quic_congestion: match (cli.quic_congestion, &file.server.quic_congestion) {
+                (Some(flag), _) => flag,
+                (None, Some(name)) => <moq_native::Congestion as clap::ValueEnum>::from_str(
+                    name, true,
+                )
+                .map_err(|_| {
+                    anyhow::anyhow!("quic_congestion {name:?}: must be cubic, bbr or new-reno")
+                })?,
+                (None, None) => moq_native::Congestion::default(),
             },
             workers: cli.workers.or(file.server.workers).unwrap_or(1),
             log_level,
@@ -507,6 +526,29 @@ mod tests {
             Config::load(Cli::try_parse_from(["moq-relay", bad.0.to_str().unwrap()]).unwrap())
                 .unwrap_err();
         assert!(err.to_string().contains("quic_max_mtu"), "{err}");
+    }
+
+    #[test]
+    fn quic_congestion_from_file_flag_or_default_and_checked() {
+        use moq_native::Congestion;
+        let none = Config::load(Cli::try_parse_from(["moq-relay"]).unwrap()).unwrap();
+        assert_eq!(none.quic_congestion, Congestion::Cubic);
+        let f = file("[server]\nquic_congestion = \"bbr\"\n");
+        let path = f.0.to_str().unwrap();
+        let config = Config::load(Cli::try_parse_from(["moq-relay", path]).unwrap()).unwrap();
+        assert_eq!(config.quic_congestion, Congestion::Bbr);
+        let cli =
+            Cli::try_parse_from(["moq-relay", path, "--quic-congestion", "new-reno"]).unwrap();
+        assert_eq!(
+            Config::load(cli).unwrap().quic_congestion,
+            Congestion::NewReno
+        );
+        assert!(Cli::try_parse_from(["moq-relay", "--quic-congestion", "vegas"]).is_err());
+        let bad = file("[server]\nquic_congestion = \"vegas\"\n");
+        let err =
+            Config::load(Cli::try_parse_from(["moq-relay", bad.0.to_str().unwrap()]).unwrap())
+                .unwrap_err();
+        assert!(err.to_string().contains("quic_congestion"), "{err}");
     }
 
     #[test]

@@ -64,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
             max_streams_bidi: config.quic_max_streams_bidi,
             initial_streams: config.quic_initial_streams,
             max_mtu: config.quic_max_mtu,
+            congestion: config.quic_congestion,
             ..Default::default()
         },
     })?;
