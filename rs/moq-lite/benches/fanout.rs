@@ -10,6 +10,11 @@
 //!   next frame; the producer writes a frame and waits until every consumer has read it. This adds
 //!   the wake-up and task-poll cost a relay pays per frame and subscriber.
 //!
+//! - `fanout/next_group`: one-frame groups (audio, chat) with the track's cache holding 10, 250
+//!   or 1000 groups (a 5-second cache of 50 groups a second holds 250); per iteration the
+//!   producer appends a group and 100 consumers each take it with `next_group`. Throughput is per
+//!   `next_group` call, which should not grow with the cache.
+//!
 //! `cargo bench -p moq-lite --bench fanout -- --warm-up-time 1 --measurement-time 2`
 //!
 //! Before measuring, it checks that every consumer gets the producer's own payload `Bytes` (same
@@ -226,5 +231,51 @@ fn live(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, write, drained, live);
+/// A consumer's `next_group` against a full cache of one-frame groups.
+fn next_group(c: &mut Criterion) {
+    const TAKERS: usize = 100;
+    let payload = Bytes::from_static(&[0u8; 100]);
+    // A track holding `cached` one-frame groups, and TAKERS consumers that took the newest.
+    let setup = |cached: usize| {
+        let info = TrackInfo {
+            max_latency: Duration::from_secs(3600),
+            ..TrackInfo::default()
+        };
+        let track = TrackProducer::new(Track::new("audio"), info);
+        for _ in 0..cached {
+            let mut group = track.append_group().unwrap();
+            group.write_frame(0, payload.clone()).unwrap();
+            group.finish();
+        }
+        let mut consumers: Vec<TrackConsumer> = (0..TAKERS).map(|_| track.consume()).collect();
+        for consumer in consumers.iter_mut() {
+            consumer.set_max_latency(Duration::from_secs(3600));
+            black_box(consumer.next_group().now_or_never().unwrap().unwrap());
+        }
+        assert_eq!(track.cached_groups(), cached);
+        (track, consumers)
+    };
+    let mut g = c.benchmark_group("fanout/next_group");
+    for cached in [10usize, 250, 1000] {
+        g.throughput(Throughput::Elements(TAKERS as u64));
+        g.bench_function(BenchmarkId::from_parameter(cached), |b| {
+            b.iter_batched_ref(
+                || setup(cached),
+                |(track, consumers)| {
+                    let mut group = track.append_group().unwrap();
+                    group.write_frame(0, payload.clone()).unwrap();
+                    group.finish();
+                    for consumer in consumers.iter_mut() {
+                        let taken = consumer.next_group().now_or_never();
+                        black_box(taken.expect("the group is there").unwrap().unwrap());
+                    }
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, write, drained, live, next_group);
 criterion_main!(benches);

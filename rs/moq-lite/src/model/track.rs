@@ -520,15 +520,27 @@ impl TrackConsumer {
             let next = self.next;
             self.expire_holes(Instant::now());
             let holes = &self.holes;
-            let is_hole = |sequence: u64| holes.iter().any(|(h, _, _)| *h == sequence);
+            // The cache is sorted by sequence, so these look at the newest group and binary-search
+            // for holes instead of walking the cache: at 50 one-frame groups a second (audio) a
+            // 5-second cache holds 250 groups, and every subscriber asks once per group.
+            let late_present = |groups: &VecDeque<Cached>| {
+                holes
+                    .iter()
+                    .filter_map(|(h, _, _)| position(groups, *h))
+                    .min()
+            };
             let state = self
                 .state
                 .wait_for(|s| {
                     s.closed.is_some()
-                        || s.groups.iter().any(|c| {
-                            let sequence = c.group.info().sequence;
-                            next.is_none_or(|n| sequence >= n) || is_hole(sequence)
-                        })
+                        || match next {
+                            None => !s.groups.is_empty(),
+                            Some(n) => s
+                                .groups
+                                .back()
+                                .is_some_and(|c| c.group.info().sequence >= n),
+                        }
+                        || late_present(&s.groups).is_some()
                 })
                 .await
                 .map_err(|_| Error::Dropped)?;
@@ -536,10 +548,7 @@ impl TrackConsumer {
             // A late group first: it is the oldest wanted, and it has waited.
             let late = match holes.is_empty() {
                 true => None,
-                false => state
-                    .groups
-                    .iter()
-                    .find(|c| is_hole(c.group.info().sequence)),
+                false => late_present(&state.groups).and_then(|i| state.groups.get(i)),
             };
             if let Some(late) = late {
                 let group = late.group.clone();
@@ -568,10 +577,12 @@ impl TrackConsumer {
                 None if self.from_first => state.groups.front().map(|c| c.group.info().sequence),
                 next => next,
             };
-            let candidates = state
-                .groups
-                .iter()
-                .filter(|c| next.is_none_or(|n| c.group.info().sequence >= n));
+            let first_candidate = next.map_or(0, |n| {
+                state
+                    .groups
+                    .partition_point(|c| c.group.info().sequence < n)
+            });
+            let candidates = state.groups.range(first_candidate..);
             let newest = state.groups.back();
             let chosen = match next {
                 // Join at the latest group.
@@ -616,12 +627,7 @@ impl TrackConsumer {
                     let missing = (from..sequence)
                         .rev()
                         .take(MAX_LATE_GROUPS)
-                        .filter(|m| {
-                            state
-                                .groups
-                                .binary_search_by_key(m, |c| c.group.info().sequence)
-                                .is_err()
-                        })
+                        .filter(|m| position(&state.groups, *m).is_none())
                         .collect::<Vec<_>>();
                     let now = Instant::now();
                     drop(state);
@@ -673,6 +679,13 @@ impl TrackConsumer {
             self.priority.clone(),
         )
     }
+}
+
+/// Where group `sequence` is in the cache (sorted by sequence), if there.
+fn position(groups: &VecDeque<Cached>, sequence: u64) -> Option<usize> {
+    groups
+        .binary_search_by_key(&sequence, |c| c.group.info().sequence)
+        .ok()
 }
 
 #[cfg(test)]
