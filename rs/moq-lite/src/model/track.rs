@@ -454,11 +454,7 @@ impl TrackConsumer {
     /// A cached group by sequence (for FETCH), if it is still held.
     pub fn get_group(&self, sequence: u64) -> Option<GroupConsumer> {
         let state = self.state.borrow();
-        state
-            .groups
-            .iter()
-            .find(|c| c.group.info().sequence == sequence)
-            .map(|c| c.group.clone())
+        position(&state.groups, sequence).map(|i| state.groups[i].group.clone())
     }
 
     /// Ask for a higher priority: an upstream subscription serving this track is updated
