@@ -692,6 +692,24 @@ mod tests {
         TrackProducer::new(Track::new("t"), TrackInfo::default())
     }
 
+    /// `get_group` (FETCH) finds a cached group by sequence, also one that arrived out of order,
+    /// and nothing for a sequence the cache does not hold.
+    #[test]
+    fn get_group_finds_cached_groups_by_sequence() {
+        let producer = track();
+        for sequence in [0u64, 1, 2, 5, 4, 7] {
+            producer.create_group(Group { sequence }).unwrap().finish();
+        }
+        let consumer = producer.consume();
+        for sequence in [0u64, 1, 2, 4, 5, 7] {
+            let group = consumer.get_group(sequence).expect("cached");
+            assert_eq!(group.info().sequence, sequence);
+        }
+        for sequence in [3u64, 6, 8, u64::MAX] {
+            assert!(consumer.get_group(sequence).is_none(), "{sequence}");
+        }
+    }
+
     /// A consumer made before the track's first group gets that group even if it first asks after
     /// newer ones arrived (a loaded relay polls a new subscription late), and skips nothing.
     #[tokio::test]
