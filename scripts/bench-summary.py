@@ -79,6 +79,6 @@ for path in sorted(glob.glob(os.path.join(out, "atonce-*.json"))):
     for key in ["delivered_gbps_per_relay_core", "messages_per_relay_cpu_second", "relay_cpu_pct", "relay_rss_mb", "loss_pct"]:
         m = d["metrics"][key]
         pairs = [1 / r if r else None for r in m["b_over_a_rounds"]]
-        known = [p for p in pairs if p]
+        measured = [p for p in pairs if p]
         print(f"  {key:32} A {fmt(m['a_median'], 2):>10} B {fmt(m['b_median'], 2):>10}"
-              f"  A/B by round {' '.join(fmt(p, 2) for p in pairs)} (median {fmt(statistics.median(known) if known else None, 2)})")
+              f"  A/B by round {' '.join(fmt(p, 2) for p in pairs)} (median {fmt(statistics.median(measured) if measured else None, 2)})")

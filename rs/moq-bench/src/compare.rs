@@ -191,12 +191,9 @@ async fn run_both(args: &CompareArgs, preset: &Preset, round: usize) -> anyhow::
     results[order[0]] = Some(first);
     results[order[1]] = Some(second);
     let mut out = Vec::new();
-    for (side, (mut relay, _, port)) in started.into_iter().enumerate() {
-        relay.stop();
-        let cmd = cmds[side];
+    for (side, (relay, _, port)) in started.into_iter().enumerate() {
         let result = results[side].take().expect("a result per side");
-        let mut summary = result.with_context(|| format!("running the load against `{cmd}`"))?;
-        summary["relay_command"] = json!(cmd.replace("{port}", &port.to_string()));
+        let mut summary = finish(relay, cmds[side], port, result)?;
         summary["at_once"] = json!(true);
         summary["at_once_first"] = json!(order[0] == side);
         out.push(summary);
@@ -241,13 +238,23 @@ async fn run_one(
     cmd: &str,
     log: Option<&Path>,
 ) -> anyhow::Result<Value> {
-    let (mut relay, url, port) = start(args, cmd, log).await?;
+    let (relay, url, port) = start(args, cmd, log).await?;
     let pid = relay.relay_pid();
     let mut load = args.load.clone();
     load.url = Some(url.clone());
     load.relay_pid = Some(pid);
     eprintln!("relay pid {pid} on port {port}, load {url}");
     let result = run::run(&load, preset, false).await;
+    finish(relay, cmd, port, result)
+}
+
+/// Stop the relay (whatever the load's result) and label the load's summary with its command.
+fn finish(
+    mut relay: RelayProcess,
+    cmd: &str,
+    port: u16,
+    result: anyhow::Result<Value>,
+) -> anyhow::Result<Value> {
     relay.stop();
     let mut summary = result.with_context(|| format!("running the load against `{cmd}`"))?;
     summary["relay_command"] = json!(cmd.replace("{port}", &port.to_string()));

@@ -889,7 +889,6 @@ struct SummaryInput<'a> {
     quic: Vec<(&'static str, f64)>,
 }
 
-/// The end-of-run results as one JSON object.
 /// The prefix of this load's stderr lines: `[label] `, or nothing.
 fn tag(load: &Load) -> String {
     load.label
@@ -906,6 +905,7 @@ fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The end-of-run results as one JSON object.
 fn summary(i: SummaryInput<'_>) -> Value {
     let shared = i.shared;
     let t = shared.totals();

@@ -542,10 +542,7 @@ impl TrackConsumer {
                 .map_err(|_| Error::Dropped)?;
 
             // A late group first: it is the oldest wanted, and it has waited.
-            let late = match holes.is_empty() {
-                true => None,
-                false => late_present(&state.groups).and_then(|i| state.groups.get(i)),
-            };
+            let late = late_present(&state.groups).and_then(|i| state.groups.get(i));
             if let Some(late) = late {
                 let group = late.group.clone();
                 let sequence = group.info().sequence;
