@@ -84,7 +84,7 @@ pub struct QuicCounters(std::collections::BTreeMap<String, f64>);
 const MAX_METRICS_BYTES: u64 = 64 << 20;
 
 /// The counters [`QuicCounters::rates`] reports, as `(metric suffix, JSON key)`.
-const QUIC_RATES: [(&str, &str); 8] = [
+const QUIC_RATES: [(&str, &str); 11] = [
     ("udp_datagrams_sent", "relay_udp_datagrams_sent_per_s"),
     ("udp_sends", "relay_udp_sends_per_s"),
     ("udp_bytes_sent", "relay_udp_bytes_sent_per_s"),
@@ -96,6 +96,12 @@ const QUIC_RATES: [(&str, &str); 8] = [
     ("congestion_events", "relay_congestion_events_per_s"),
     ("acks_received", "relay_acks_received_per_s"),
     ("packets_sent", "relay_packets_sent_per_s"),
+    ("acks_sent", "relay_acks_sent_per_s"),
+    ("stream_frames_sent", "relay_stream_frames_sent_per_s"),
+    (
+        "credit_frames_received",
+        "relay_credit_frames_received_per_s",
+    ),
 ];
 
 impl QuicCounters {

@@ -1055,13 +1055,16 @@ pub fn print_summary(j: &Value) {
     );
     if j.get("relay_udp_sends_per_s").is_some() {
         eprintln!(
-            "relay QUIC /s  {} datagrams in {} sends ({} per send, {} bytes each) · {} received ({} ACKs) · {} lost · {} congestion events",
+            "relay QUIC /s  {} datagrams in {} sends ({} per send, {} bytes each; {} STREAM and {} ACK frames) · {} received ({} ACKs, {} credit frames) · {} lost · {} congestion events",
             f("relay_udp_datagrams_sent_per_s"),
             f("relay_udp_sends_per_s"),
             f("relay_datagrams_per_send"),
             f("relay_bytes_per_datagram"),
+            f("relay_stream_frames_sent_per_s"),
+            f("relay_acks_sent_per_s"),
             f("relay_udp_datagrams_received_per_s"),
             f("relay_acks_received_per_s"),
+            f("relay_credit_frames_received_per_s"),
             f("relay_packets_lost_per_s"),
             f("relay_congestion_events_per_s"),
         );

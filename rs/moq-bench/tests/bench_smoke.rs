@@ -313,6 +313,16 @@ fn relay_quic_counters_in_the_summary() {
         "relay sent {sent_mbps} Mbps for {delivered} delivered: {json}"
     );
     assert!(num(&json, "relay_acks_received_per_s") > 0.0, "{json}");
+    // Every 12.5 KB frame is ~9 STREAM frames; the publisher's data is acknowledged.
+    assert!(
+        num(&json, "relay_stream_frames_sent_per_s") >= datagrams * 0.9,
+        "{json}"
+    );
+    assert!(num(&json, "relay_acks_sent_per_s") > 0.0, "{json}");
+    assert!(
+        num(&json, "relay_credit_frames_received_per_s") >= 0.0,
+        "{json}"
+    );
     assert_eq!(num(&json, "relay_packets_lost_per_s"), 0.0, "{json}");
     assert!(stderr.contains("relay QUIC /s"), "{stderr}");
 

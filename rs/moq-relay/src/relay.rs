@@ -44,6 +44,13 @@ pub struct QuicTotals {
     pub congestion_events: u64,
     /// ACK frames received from peers.
     pub acks_received: u64,
+    /// ACK frames sent to peers (alone in a packet or riding on data).
+    pub acks_sent: u64,
+    /// STREAM frames sent.
+    pub stream_frames_sent: u64,
+    /// Flow-control credit frames received (MAX_DATA, MAX_STREAM_DATA, MAX_STREAMS): each is
+    /// ack-eliciting, so the relay owes the peer an ACK for it.
+    pub credit_frames_received: u64,
 }
 
 impl QuicTotals {
@@ -59,6 +66,11 @@ impl QuicTotals {
         self.bytes_lost += stats.path.lost_bytes;
         self.congestion_events += stats.path.congestion_events;
         self.acks_received += stats.frame_rx.acks;
+        self.acks_sent += stats.frame_tx.acks;
+        self.stream_frames_sent += stats.frame_tx.stream;
+        let rx = &stats.frame_rx;
+        self.credit_frames_received +=
+            rx.max_data + rx.max_stream_data + rx.max_streams_uni + rx.max_streams_bidi;
     }
 }
 

@@ -343,6 +343,17 @@ async fn metrics(State(web): State<Web>) -> impl IntoResponse {
             quic.congestion_events,
         ),
         ("acks_received", "ACK frames received", quic.acks_received),
+        ("acks_sent", "ACK frames sent", quic.acks_sent),
+        (
+            "stream_frames_sent",
+            "STREAM frames sent",
+            quic.stream_frames_sent,
+        ),
+        (
+            "credit_frames_received",
+            "flow-control credit frames received (MAX_DATA, MAX_STREAM_DATA, MAX_STREAMS)",
+            quic.credit_frames_received,
+        ),
     ] {
         let _ = writeln!(
             out,

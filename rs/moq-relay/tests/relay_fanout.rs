@@ -510,6 +510,22 @@ async fn quic_counters_in_metrics_cover_ended_sessions() {
         "{}",
         live.text
     );
+    assert!(
+        live.value("moq_relay_quic_acks_sent_total") >= 1.0,
+        "the publisher's packets were acknowledged\n{}",
+        live.text
+    );
+    assert!(
+        live.value("moq_relay_quic_stream_frames_sent_total") >= 5.0,
+        "one group stream per group at least\n{}",
+        live.text
+    );
+    assert!(
+        live.text
+            .contains("\nmoq_relay_quic_credit_frames_received_total "),
+        "{}",
+        live.text
+    );
     let rtts: Vec<f64> = live
         .all("moq_relay_session_rtt_seconds")
         .map(|(_, v)| v)
@@ -527,6 +543,9 @@ async fn quic_counters_in_metrics_cover_ended_sessions() {
         "moq_relay_quic_udp_datagrams_sent_total",
         "moq_relay_quic_packets_sent_total",
         "moq_relay_quic_acks_received_total",
+        "moq_relay_quic_acks_sent_total",
+        "moq_relay_quic_stream_frames_sent_total",
+        "moq_relay_quic_credit_frames_received_total",
     ] {
         assert!(
             ended.value(name) >= live.value(name),
