@@ -319,8 +319,9 @@ fn relay_quic_counters_in_the_summary() {
         "{json}"
     );
     assert!(num(&json, "relay_acks_sent_per_s") > 0.0, "{json}");
+    // Reported even when the viewers sent no credit (it may be 0 in a short run).
     assert!(
-        num(&json, "relay_credit_frames_received_per_s") >= 0.0,
+        json["relay_credit_frames_received_per_s"].is_number(),
         "{json}"
     );
     assert_eq!(num(&json, "relay_packets_lost_per_s"), 0.0, "{json}");
