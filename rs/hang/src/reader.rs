@@ -156,6 +156,12 @@ impl<D: FrameDecoder> SkippingReader<D> {
                 .back()
                 .filter(|p| p.keyframe.is_none())
                 .map(|p| p.group.clone());
+            // The newest pending group's next frame moves the live edge: re-check then too.
+            let newest = self
+                .pending
+                .back()
+                .filter(|p| p.group.closed().is_none())
+                .map(|p| (p.group.clone(), p.group.frame_count()));
             let ended = self.ended;
             let track = &mut self.track;
             let frame = &mut self.frame;
@@ -191,6 +197,12 @@ impl<D: FrameDecoder> SkippingReader<D> {
                     None => self.ended = true,
                 },
                 _ = first_frame(unpeeked) => {}
+                _ = async {
+                    match &newest {
+                        Some((group, count)) => group.frames_past(*count).await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
             }
         }
     }
@@ -234,38 +246,73 @@ impl<D: FrameDecoder> SkippingReader<D> {
     }
 
     /// Jump ahead when behind the latency target, or when the current group is starved.
+    ///
+    /// How far behind is measured against the newest frame that has arrived in a newer group
+    /// (the live edge as seen here). The jump goes to the oldest newer group whose keyframe is
+    /// within the target of that edge (or the newest keyframe there is): as little is skipped
+    /// as staying within the target allows, and the frames after it are already here.
     fn skip_if_behind(&mut self) {
         let Some(last) = self.last else { return };
         for pending in self.pending.iter_mut().filter(|p| p.keyframe.is_none()) {
             pending.keyframe = peek_timestamp(&self.decoder, &pending.group);
         }
+        let Some(live) = self.live_edge() else { return };
+        let behind = live.saturating_sub(last);
         let media = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        let past = |threshold: u64| {
-            move |p: &Pending| p.keyframe.is_some_and(|timestamp| timestamp >= threshold)
+        let target = media(self.latency);
+        let why = if behind >= target {
+            "behind the latency target: skipping ahead"
+        } else if behind >= target.min(media(STARVED_AFTER))
+            && self.current.is_some()
+            && !self.current_has_data()
+        {
+            // Nothing more of the current group is here while newer groups are well ahead: on a
+            // link slower than the stream, a relay sends the newest group first and the rest of
+            // this one may never come.
+            "group starved by newer ones: moving on"
+        } else {
+            return;
         };
-
-        // Behind the target: the newest keyframe far enough ahead.
-        let target = last.saturating_add(media(self.latency));
-        let mut jump = self.pending.iter().rposition(past(target));
-        let mut why = "behind the latency target: skipping ahead";
-
-        // Starved: nothing more of the current group is here while a newer group is well ahead;
-        // go on with the oldest newer group that has its keyframe.
-        if jump.is_none() && self.current.is_some() && !self.current_has_data() {
-            let starved = last.saturating_add(media(STARVED_AFTER));
-            if self.pending.iter().any(past(starved)) {
-                jump = self.pending.iter().position(|p| p.keyframe.is_some());
-                why = "group starved by newer ones: moving on";
-            }
-        }
-
-        let Some(position) = jump else { return };
-        tracing::debug!(track = %self.track.track().name, groups = position + 1, "{why}");
+        let floor = live.saturating_sub(target);
+        let candidates = || {
+            self.pending
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| p.keyframe.filter(|k| *k > last).map(|k| (i, k)))
+        };
+        let Some(position) = candidates()
+            .find(|(_, keyframe)| *keyframe >= floor)
+            .or_else(|| candidates().next_back())
+            .map(|(i, _)| i)
+        else {
+            return;
+        };
+        tracing::debug!(
+            track = %self.track.track().name,
+            groups = position + 1,
+            behind_ms = behind / 1000,
+            "{why}"
+        );
         let mut skipped = self.pending.drain(..=position).collect::<Vec<_>>();
         self.skipped += skipped.len() as u64 - 1 + u64::from(self.current.is_some());
         if let Some(next) = skipped.pop() {
+            // Reading resumes at its keyframe: judge the next decision from there.
+            self.last = next.keyframe.or(self.last);
             self.start(next.group);
         }
+    }
+
+    /// Media time of the newest whole frame in the newest pending group that has one.
+    fn live_edge(&self) -> Option<u64> {
+        self.pending.iter().rev().find_map(|pending| {
+            let count = pending.group.frame_count();
+            // The last frame may still be arriving: then the one before it.
+            (0..count).rev().take(2).find_map(|index| {
+                let mut frame = pending.group.frame_at(index)?;
+                let payload = frame.read_all().now_or_never()?.ok()?;
+                self.decoder.decode(payload).ok()?.0
+            })
+        })
     }
 
     /// Whether the current group has something to read right now (a chunk, a frame or its end).
@@ -456,8 +503,10 @@ mod tests {
         );
     }
 
+    /// Behind the target, it skips as little as the target allows: to the oldest newer keyframe
+    /// within the target of the newest frame here.
     #[tokio::test]
-    async fn behind_the_latency_target_mid_frame_it_skips_to_the_newest_keyframe() {
+    async fn behind_the_latency_target_mid_frame_it_skips_ahead() {
         let track = track();
         let mut reader = reader(&track, Duration::from_millis(300));
         let mut g0 = group(&track, 0);
@@ -468,6 +517,13 @@ mod tests {
         write(&mut g1, 200 * MS);
         let mut g2 = group(&track, 2);
         write(&mut g2, 400 * MS);
+        // 400 ms behind the newest frame (group 2's keyframe): group 1's keyframe is 200 ms behind.
+        assert_eq!(next(&mut reader).await, (200 * MS, true));
+        assert_eq!(reader.skipped(), 1);
+        // Group 1 stalls as group 3 runs 300 ms past it: the target again, and group 2 is within it.
+        let mut g3 = group(&track, 3);
+        write(&mut g3, 450 * MS);
+        write(&mut g3, 500 * MS);
         assert_eq!(next(&mut reader).await, (400 * MS, true));
         assert_eq!(reader.skipped(), 2);
     }
