@@ -243,12 +243,14 @@ fn viewers_behind_a_slow_link_stay_live() {
     let mut run = Run::new("slow-link");
     let port = free_port();
     let listen = format!("0.0.0.0:{port}");
+    let internal = format!("127.0.0.1:{}", free_port());
     let relay = relay_bin();
     let hang = env!("CARGO_BIN_EXE_hang");
     run.spawn(
         "relay",
         ns.command(&relay)
             .args(["--listen", &listen, "--web-http-listen", &listen])
+            .args(["--internal-listen", &internal])
             .args([
                 "--tls-generate",
                 "localhost,127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4",
@@ -345,6 +347,20 @@ fn viewers_behind_a_slow_link_stay_live() {
     let name = ns.name.clone();
     let library = std::thread::spawn(move || library_reader(&name, url(4)));
     let frames = library.join().expect("library reader");
+    let metrics = ns
+        .command("curl")
+        .args(["-sf", &format!("http://{internal}/metrics")])
+        .output()
+        .expect("curl");
+    let metrics = String::from_utf8_lossy(&metrics.stdout).to_string();
+    eprintln!(
+        "relay: {}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("dropped") || l.starts_with("moq_relay_session_queued_bytes"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
     // The CLI viewers started alongside and watched as long.
     let _ = run.child("subscribe-target").kill();
     let _ = run.child("subscribe-none").kill();
@@ -417,6 +433,18 @@ fn viewers_behind_a_slow_link_stay_live() {
     check(
         worst.is_some_and(|worst| worst <= TARGET_MS + SLACK_MS),
         format!("hang subscribe --latency: {worst:?} ms behind"),
+    );
+
+    // The relay reset the tails of superseded groups the slow viewers with a target would have
+    // got too late (counted), instead of queueing them.
+    let dropped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("moq_relay_groups_dropped_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    check(
+        dropped >= 10,
+        format!("relay: groups_dropped {dropped}: superseded groups were not reset"),
     );
 
     // Both CLI outputs: playable, video never stalls, audio continuous.

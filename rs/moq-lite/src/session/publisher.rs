@@ -537,12 +537,23 @@ impl Publisher {
                 write_frames(&mut writer, group, self.version, Some((&self.stats, &written))).await?;
                 writer.flush().await
             } => res,
-            Ok(err) = cancel => Err(err),
+            Ok(err) = &mut cancel => Err(err),
         };
         match result {
             Ok(()) => writer.finish(),
             Err(err) => {
                 tracing::trace!(sequence, %err, "group stream ended early");
+                writer.reset(&err);
+                return;
+            }
+        }
+        // Written is not sent: QUIC may still hold the tail behind newer groups (a link slower
+        // than the stream). Until the peer has it all, the group stays in flight, so expiry can
+        // reset it and free those buffers instead of sending stale media later.
+        tokio::select! {
+            () = writer.acknowledged() => {}
+            Ok(err) = cancel => {
+                tracing::trace!(sequence, %err, "resetting a group not yet delivered");
                 writer.reset(&err);
             }
         }
