@@ -30,8 +30,8 @@ pub(crate) struct ReadFrame<T> {
     pub output: T,
 }
 
-/// Most newer groups a reader keeps queued behind the one it is reading; past that the oldest
-/// queued group is dropped (counted as skipped), so a reader that stalls costs bounded memory.
+/// Most newer groups a reader takes from the track while it reads an older one; the rest wait
+/// in the track (whose cache is bounded), so a reader that stalls holds bounded memory.
 pub(crate) const MAX_PENDING_GROUPS: usize = 32;
 
 /// How far (media time) a newer group's keyframe must be past the last frame returned before a
@@ -163,6 +163,7 @@ impl<D: FrameDecoder> SkippingReader<D> {
                 .filter(|p| p.group.closed().is_none())
                 .map(|p| (p.group.clone(), p.group.frame_count()));
             let ended = self.ended;
+            let full = self.pending.len() >= MAX_PENDING_GROUPS;
             let track = &mut self.track;
             let frame = &mut self.frame;
             let chunks = &mut self.chunks;
@@ -192,7 +193,7 @@ impl<D: FrameDecoder> SkippingReader<D> {
                         self.end_group();
                     }
                 },
-                group = track.next_group(), if !ended => match group? {
+                group = track.next_group(), if !ended && !full => match group? {
                     Some(group) => self.push_pending(group),
                     None => self.ended = true,
                 },
@@ -209,7 +210,7 @@ impl<D: FrameDecoder> SkippingReader<D> {
 
     /// Queue the groups that have already arrived, without waiting.
     fn poll_groups(&mut self) -> Result<(), Error> {
-        while !self.ended && self.current.is_some() {
+        while !self.ended && self.current.is_some() && self.pending.len() < MAX_PENDING_GROUPS {
             let Some(group) = self.track.next_group().now_or_never() else {
                 break;
             };
@@ -222,10 +223,6 @@ impl<D: FrameDecoder> SkippingReader<D> {
     }
 
     fn push_pending(&mut self, group: GroupConsumer) {
-        if self.pending.len() == MAX_PENDING_GROUPS {
-            self.pending.pop_front();
-            self.skipped += 1;
-        }
         self.pending.push_back(Pending {
             group,
             keyframe: None,
@@ -308,8 +305,8 @@ impl<D: FrameDecoder> SkippingReader<D> {
             let count = pending.group.frame_count();
             // The last frame may still be arriving: then the one before it.
             (0..count).rev().take(2).find_map(|index| {
-                let mut frame = pending.group.frame_at(index)?;
-                let payload = frame.read_all().now_or_never()?.ok()?;
+                let frame = pending.group.frame_at(index)?;
+                let payload = frame.payload_if_complete()?.ok()?;
                 self.decoder.decode(payload).ok()?.0
             })
         })
@@ -317,12 +314,11 @@ impl<D: FrameDecoder> SkippingReader<D> {
 
     /// Whether the current group has something to read right now (a chunk, a frame or its end).
     fn current_has_data(&self) -> bool {
-        if let Some(frame) = &self.frame {
-            return frame.clone().read_chunk().now_or_never().is_some();
+        match (&self.frame, &self.current) {
+            (Some(frame), _) => frame.is_ready(),
+            (None, Some(group)) => group.is_ready(),
+            (None, None) => false,
         }
-        self.current
-            .as_ref()
-            .is_some_and(|group| group.clone().next_frame().now_or_never().is_some())
     }
 }
 
@@ -371,9 +367,7 @@ async fn next_chunks(
 
 /// The first frame's media time if it has fully arrived, without waiting.
 fn peek_timestamp<D: FrameDecoder>(decoder: &D, group: &GroupConsumer) -> Option<u64> {
-    let mut group = group.clone();
-    let mut frame = group.next_frame().now_or_never()?.ok()??;
-    let payload = frame.read_all().now_or_never()?.ok()?;
+    let payload = group.frame_at(0)?.payload_if_complete()?.ok()?;
     decoder.decode(payload).ok()?.0
 }
 
@@ -566,20 +560,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn queued_groups_are_bounded() {
+    async fn queued_groups_are_bounded_and_none_is_lost() {
         let track = track();
         let mut reader = reader(&track, Duration::MAX);
         let mut g0 = group(&track, 0);
         write(&mut g0, 0);
         assert_eq!(next(&mut reader).await, (0, true));
-        // Many newer groups with no keyframe yet (nothing to skip to) while group 0 waits.
-        let newer = (1..=MAX_PENDING_GROUPS as u64 + 10)
-            .map(|s| group(&track, s))
-            .collect::<Vec<_>>();
+        // Many newer groups while group 0 is still open: the reader takes only so many.
+        let count = MAX_PENDING_GROUPS as u64 + 10;
+        for sequence in 1..=count {
+            let mut newer = group(&track, sequence);
+            write(&mut newer, sequence * 10);
+            newer.finish();
+        }
         let waited = tokio::time::timeout(Duration::from_millis(50), reader.read()).await;
-        assert!(waited.is_err());
-        assert!(reader.pending.len() <= MAX_PENDING_GROUPS);
-        assert_eq!(reader.skipped(), 10);
-        drop(newer);
+        assert!(
+            waited.is_err(),
+            "group 0 is not starved: nothing is far enough ahead"
+        );
+        assert_eq!(reader.pending.len(), MAX_PENDING_GROUPS);
+        // Once group 0 ends, every newer group comes in order, none dropped.
+        g0.finish();
+        for sequence in 1..=count {
+            assert_eq!(next(&mut reader).await, (sequence * 10, true));
+        }
+        assert_eq!(reader.skipped(), 0);
     }
 }

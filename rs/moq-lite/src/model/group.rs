@@ -170,6 +170,13 @@ impl GroupConsumer {
         self.state.borrow().frames.len()
     }
 
+    /// Whether [`Self::next_frame`] would return at once (a frame not taken yet, or the end).
+    /// Synchronous: unlike polling it once, not subject to tokio's task budget.
+    pub fn is_ready(&self) -> bool {
+        let state = self.state.borrow();
+        state.frames.len() > self.index || state.closed.is_some()
+    }
+
     /// Frame `index` (0 = first) if it has been written, without waiting or moving this
     /// consumer's position.
     pub fn frame_at(&self, index: usize) -> Option<FrameConsumer> {
