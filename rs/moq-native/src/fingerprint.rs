@@ -204,14 +204,17 @@ async fn fetch(url: &Url, timeout: Duration) -> anyhow::Result<String> {
         }
     };
 
+    let source = format!("http://{authority}{FINGERPRINT_PATH}");
     let body = tokio::time::timeout(timeout, fetch)
         .await
         .map_err(|_| anyhow::anyhow!("timed out after {timeout:?}"))
         .and_then(|result| result)
-        .with_context(|| format!("failed to fetch http://{authority}{FINGERPRINT_PATH}"))?;
+        .with_context(|| format!("failed to fetch {source}"))?;
 
     let text = String::from_utf8_lossy(&body);
-    Ok(crate::tls::hex(&crate::tls::parse_fingerprint(&text)?))
+    let fingerprint = crate::tls::parse_fingerprint(&text)
+        .with_context(|| format!("invalid fingerprint from {source}"))?;
+    Ok(crate::tls::hex(&fingerprint))
 }
 
 /// Parse an HTTP/1.x response to the fingerprint request from the bytes received so far.
