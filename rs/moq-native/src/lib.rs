@@ -24,6 +24,7 @@
 //!   and pinning `/certificate.sha256`), and `moql://` / `moqt://` (raw QUIC) URLs.
 //! * [`serve_fingerprint`]: the plain-HTTP `/certificate.sha256` endpoint for `http://` URLs.
 //! * [`Log`]: the `--log-level` flag and a tracing subscriber writing to stderr.
+//! * [`fuzz`]: the fuzz-target bodies for the hand-written HTTP/1.1 client parser.
 //!
 //! Both [`Server::new`] and [`Client::new`] must run inside a Tokio runtime (quinn binds its
 //! socket to the current one).
@@ -65,6 +66,7 @@
 
 mod client;
 mod fingerprint;
+pub mod fuzz;
 mod log;
 mod quic;
 mod server;
