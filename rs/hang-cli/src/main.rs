@@ -62,7 +62,10 @@ enum Command {
         /// fMP4 fragments: one per frame (lowest latency) or one per group.
         #[arg(long, value_enum, default_value_t = FragmentArg::Frame)]
         fragment: FragmentArg,
-        /// Skip ahead when the output falls this far behind live (ms). 0 = never skip.
+        /// Skip ahead when the output falls this far behind live (ms); also sent to the relay as
+        /// the subscription's max latency, so it drops what would arrive later than that.
+        /// 0 = no target: skip only what the relay dropped or starves (a group whose rest has not
+        /// come while a newer one is 500 ms ahead), so the output never stalls.
         #[arg(long, default_value_t = 0)]
         latency: u64,
     },
