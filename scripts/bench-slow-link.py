@@ -64,7 +64,7 @@ class Netns:
     def __init__(self, rates: list[float]):
         self.name = f"moq-bench-slow-{os.getpid()}"
         self.run("ip", "netns", "add", self.name, outside=True)
-        self.run("ip", "link", "set", "lo", "up")
+        self.run("ip", "link", "set", "lo", "up", "mtu", "1500")  # lo's 64 KB segments would not fit the queues
         self.run("tc", "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "99")
         self.run("tc", "class", "add", "dev", "lo", "parent", "1:", "classid", "1:99", "htb", "rate", "20gbit")
         self.hosts = []
@@ -88,7 +88,9 @@ class Netns:
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
     def popen(self, args, **kw):
-        return subprocess.Popen(["ip", "netns", "exec", self.name, *args], start_new_session=True, **kw)
+        env = {**os.environ, "NO_COLOR": "1"}
+        env.pop("RUST_LOG", None)
+        return subprocess.Popen(["ip", "netns", "exec", self.name, *args], start_new_session=True, env=env, **kw)
 
     def close(self):
         out = subprocess.run(["ip", "netns", "pids", self.name], capture_output=True, text=True).stdout
@@ -121,11 +123,15 @@ def percentile(values, p):
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-def frames(file: Path, select: str) -> int:
-    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", select, "-count_packets",
-                          "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", str(file)],
-                         capture_output=True, text=True).stdout.strip().rstrip(",")
-    return int(out) if out.isdigit() else 0
+def fps(file: Path, select: str) -> float:
+    """Packets per second of media time the output covers."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", select, "-show_entries",
+                          "packet=pts_time", "-of", "csv=p=0", str(file)],
+                         capture_output=True, text=True).stdout
+    pts = sorted(float(x.strip().rstrip(",")) for x in out.split() if x.strip().rstrip(",").replace(".", "", 1).isdigit())
+    if len(pts) < 2:
+        return 0.0
+    return round((len(pts) - 1) / (pts[-1] - pts[0]), 1)
 
 
 def run_relay(name: str, rates: list[float], seconds: int, latency: int, bins: Path, work: Path) -> dict:
@@ -168,8 +174,8 @@ def run_relay(name: str, rates: list[float], seconds: int, latency: int, bins: P
                 "latency_ms_per_second": series,
                 "p50": percentile(judged, 50), "p95": percentile(judged, 95),
                 "max": max(judged) if judged else None,
-                "video_fps": round(frames(out, "v:0") / seconds, 1),
-                "audio_fps": round(frames(out, "a:0") / seconds, 1),
+                "video_fps": fps(out, "v:0"),
+                "audio_fps": fps(out, "a:0"),
             }
             print(f"{name:12} {label:10} latency p50 {results[label]['p50']} p95 {results[label]['p95']} "
                   f"max {results[label]['max']} ms, video {results[label]['video_fps']} fps, "
@@ -202,32 +208,40 @@ def browser_run(name: str, rate: float, seconds: int, bins: Path, work: Path) ->
 
 def svg(results: dict, path: Path, seconds: int):
     """Latency over time per viewer and relay: one small chart per relay."""
-    colors = ["#d62728", "#ff7f0e", "#2ca02c", "#1f77b4", "#9467bd"]
+    colors = ["#d62728", "#ff7f0e", "#2ca02c", "#1f77b4", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
     relays = list(results)
-    w, h, pad = 640, 220, 40
-    top = max([v for r in results.values() for s in r["cli"].values() for v in s["latency_ms_per_second"]] + [1000])
+    w, h, pad = 640, 240, 40
+    def series(relay):
+        out = [(f"CLI {label}", s["latency_ms_per_second"]) for label, s in results[relay]["cli"].items()]
+        for label, s in (results[relay].get("browser") or {}).items():
+            if s:
+                out.append((f"browser {label}", s["latency_ms_per_second"]))
+        return out
+
+    top = max([v or 0 for r in relays for _, pts in series(r) for v in pts] + [1000])
     top = min(top, 5000)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h * len(relays)}" '
              f'font-family="sans-serif" font-size="11">']
     for i, relay in enumerate(relays):
         y0 = i * h
-        parts.append(f'<text x="{pad}" y="{y0 + 14}" font-weight="bold">{relay}: hang subscribe latency '
+        parts.append(f'<text x="{pad}" y="{y0 + 14}" font-weight="bold">{relay}: viewer latency '
                      f'(ms, 1 s samples) over {seconds} s</text>')
         parts.append(f'<rect x="{pad}" y="{y0 + 20}" width="{w - 2 * pad}" height="{h - 50}" fill="none" stroke="#999"/>')
         for tick in range(0, int(top) + 1, 1000 if top > 2500 else 500):
             ty = y0 + 20 + (h - 50) * (1 - tick / top)
             parts.append(f'<text x="2" y="{ty + 4:.0f}">{tick}</text>')
             parts.append(f'<line x1="{pad}" x2="{w - pad}" y1="{ty:.0f}" y2="{ty:.0f}" stroke="#eee"/>')
-        for j, (label, series) in enumerate(results[relay]["cli"].items()):
-            pts = series["latency_ms_per_second"]
-            if not pts:
-                continue
+        for j, (label, pts) in enumerate(series(relay)):
             coords = " ".join(
                 f"{pad + (w - 2 * pad) * k / max(1, seconds):.1f},{y0 + 20 + (h - 50) * (1 - min(v, top) / top):.1f}"
-                for k, v in enumerate(pts))
+                for k, v in enumerate(pts) if v is not None)
+            if not coords:
+                continue
             color = colors[j % len(colors)]
-            parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{coords}"/>')
-            parts.append(f'<text x="{pad + 10 + 110 * j}" y="{y0 + h - 14}" fill="{color}">{label}</text>')
+            dash = ' stroke-dasharray="4 2"' if label.startswith("browser") else ""
+            parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.2"{dash} points="{coords}"/>')
+            row, col = divmod(j, 4)
+            parts.append(f'<text x="{pad + 10 + 140 * col}" y="{y0 + h - 18 + 12 * row}" fill="{color}">{label}</text>')
     parts.append("</svg>")
     path.write_text("\n".join(parts))
 

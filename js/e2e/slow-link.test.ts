@@ -63,7 +63,7 @@ function removeNs(): void {
 
 before(async () => {
 	ip("netns", "add", ns);
-	inNs("ip", "link", "set", "lo", "up");
+	inNs("ip", "link", "set", "lo", "up", "mtu", "1500"); // a real link's MTU: lo's 64 KB segments would not fit the small queues
 	inNs("ip", "addr", "add", "127.0.0.2/8", "dev", "lo");
 	inNs("tc", "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "20");
 	inNs(

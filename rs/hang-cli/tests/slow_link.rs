@@ -48,7 +48,8 @@ impl Netns {
         let name = format!("hang-slow-{}", std::process::id());
         let ns = Self { name };
         ns.ip(&["netns", "add", &ns.name]);
-        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        // A real link's MTU: lo's 64 KB TCP segments would not fit the small queues.
+        ns.exec(&["ip", "link", "set", "lo", "up", "mtu", "1500"]);
         ns.exec(&[
             "tc", "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "99",
         ]);

@@ -34,6 +34,10 @@ pub(crate) struct ReadFrame<T> {
 /// in the track (whose cache is bounded), so a reader that stalls holds bounded memory.
 pub(crate) const MAX_PENDING_GROUPS: usize = 32;
 
+/// How long (media time of newer groups) the reader waits for a group missing in the sequence
+/// before going on without it: groups written together arrive newest first, within moments.
+pub(crate) const REORDER_WINDOW: Duration = Duration::from_millis(100);
+
 /// How far (media time) a newer group's keyframe must be past the last frame returned before a
 /// stalled group is given up, when the reader has no latency target of its own: far enough that
 /// the tail of a group arriving just after the next group's keyframe on a healthy link is never
@@ -70,6 +74,8 @@ pub(crate) struct SkippingReader<D> {
     /// keyframe's media time once that has arrived.
     pending: VecDeque<Pending>,
     ended: bool,
+    /// The sequence after the group last started: the one expected next.
+    next_sequence: Option<u64>,
     latency: Duration,
     /// Media time of the last frame returned.
     last: Option<u64>,
@@ -86,8 +92,11 @@ struct Pending {
 impl<D: FrameDecoder> SkippingReader<D> {
     /// Read `track` (its own max latency is lifted: this reader decides what to skip).
     pub fn new(mut track: moq_lite::TrackConsumer, decoder: D, latency: Duration) -> Self {
-        // Hand every group over; this reader decides what to skip by media time.
+        // Hand every group over, also one whose stream lost the race to a newer one's (a relay
+        // sends the newest first, so groups written together, like the audio frames of one fMP4
+        // fragment, arrive newest first): this reader orders them and decides what to skip.
         track.set_max_latency(Duration::MAX);
+        track.set_late_groups(true);
         // Tell the publisher (and any relay) how stale a group may get for us: it resets older
         // group streams past that instead of spending the link on them.
         track.request_max_latency(latency);
@@ -100,6 +109,7 @@ impl<D: FrameDecoder> SkippingReader<D> {
             chunks: Vec::new(),
             pending: VecDeque::new(),
             ended: false,
+            next_sequence: None,
             latency,
             last: None,
             skipped: 0,
@@ -137,17 +147,17 @@ impl<D: FrameDecoder> SkippingReader<D> {
         loop {
             self.poll_groups()?;
             self.skip_if_behind();
-            let Some(current) = self.current.as_mut() else {
-                if let Some(next) = self.pending.pop_front() {
-                    self.start(next.group);
-                    continue;
+            if self.current.is_none() {
+                if self.next_is_ready() {
+                    if let Some(next) = self.pending.pop_front() {
+                        self.start(next.group);
+                        continue;
+                    }
                 }
-                match self.track.next_group().await? {
-                    Some(group) => self.start(group),
-                    None => return Ok(None),
+                if self.ended && self.pending.is_empty() {
+                    return Ok(None);
                 }
-                continue;
-            };
+            }
 
             // The newest pending group whose keyframe is not known yet: once it lands, re-check
             // whether to skip. (One whose keyframe is known needs no wait.)
@@ -167,11 +177,20 @@ impl<D: FrameDecoder> SkippingReader<D> {
             let track = &mut self.track;
             let frame = &mut self.frame;
             let chunks = &mut self.chunks;
+            let current = &mut self.current;
             tokio::select! {
                 biased;
-                step = next_chunks(current, frame, chunks) => match step {
-                    Ok(Step::More) => {}
-                    Ok(Step::Frame(payload)) => {
+                step = async {
+                    match current.as_mut() {
+                        Some(group) => {
+                            let sequence = group.info().sequence;
+                            (sequence, next_chunks(group, frame, chunks).await)
+                        }
+                        None => std::future::pending().await,
+                    }
+                } => match step {
+                    (_, Ok(Step::More)) => {}
+                    (_, Ok(Step::Frame(payload))) => {
                         let (timestamp, output) = self.decoder.decode(payload)?;
                         let keyframe = self.index == 0;
                         self.index += 1;
@@ -180,12 +199,12 @@ impl<D: FrameDecoder> SkippingReader<D> {
                         }
                         return Ok(Some(ReadFrame { keyframe, output }));
                     }
-                    Ok(Step::GroupEnd) => self.end_group(),
-                    Err(err) => {
+                    (_, Ok(Step::GroupEnd)) => self.end_group(),
+                    (sequence, Err(err)) => {
                         // Reset or expired upstream: this group is over for us, not the track.
                         tracing::debug!(
                             track = %self.track.track().name,
-                            group = current.info().sequence,
+                            group = sequence,
                             %err,
                             "group abandoned: continuing with the next"
                         );
@@ -208,9 +227,37 @@ impl<D: FrameDecoder> SkippingReader<D> {
         }
     }
 
+    /// Whether the oldest pending group may be read now: it is the next in sequence, or the
+    /// groups missing before it are given up (newer groups already [`REORDER_WINDOW`] past its
+    /// keyframe, or the track ended), or it is the first group.
+    fn next_is_ready(&mut self) -> bool {
+        let Some(front) = self.pending.front() else {
+            return false;
+        };
+        let sequence = front.group.info().sequence;
+        let Some(expected) = self.next_sequence else {
+            return true;
+        };
+        if sequence <= expected || self.ended {
+            return true;
+        }
+        for pending in self.pending.iter_mut().filter(|p| p.keyframe.is_none()) {
+            pending.keyframe = peek_timestamp(&self.decoder, &pending.group);
+        }
+        let (Some(keyframe), Some(live)) = (self.pending[0].keyframe, self.live_edge()) else {
+            return false;
+        };
+        let window = u64::try_from(REORDER_WINDOW.as_micros()).unwrap_or(u64::MAX);
+        if live >= keyframe.saturating_add(window) {
+            self.skipped += sequence - expected;
+            return true;
+        }
+        false
+    }
+
     /// Queue the groups that have already arrived, without waiting.
     fn poll_groups(&mut self) -> Result<(), Error> {
-        while !self.ended && self.current.is_some() && self.pending.len() < MAX_PENDING_GROUPS {
+        while !self.ended && self.pending.len() < MAX_PENDING_GROUPS {
             let Some(group) = self.track.next_group().now_or_never() else {
                 break;
             };
@@ -222,14 +269,30 @@ impl<D: FrameDecoder> SkippingReader<D> {
         Ok(())
     }
 
+    /// Queue a group in sequence order; one older than what was already read is dropped.
     fn push_pending(&mut self, group: GroupConsumer) {
-        self.pending.push_back(Pending {
-            group,
-            keyframe: None,
-        });
+        let sequence = group.info().sequence;
+        if self.next_sequence.is_some_and(|next| sequence < next) {
+            tracing::trace!(
+                sequence,
+                "a group older than the one being read arrived: dropped"
+            );
+            return;
+        }
+        let position = self
+            .pending
+            .partition_point(|p| p.group.info().sequence < sequence);
+        self.pending.insert(
+            position,
+            Pending {
+                group,
+                keyframe: None,
+            },
+        );
     }
 
     fn start(&mut self, group: GroupConsumer) {
+        self.next_sequence = Some(group.info().sequence + 1);
         self.current = Some(group);
         self.index = 0;
         self.frame = None;
@@ -473,6 +536,51 @@ mod tests {
             2,
             "group 0 given up, group 1 ended unfinished"
         );
+    }
+
+    /// Groups written together (the audio frames of one fMP4 fragment) reach a viewer newest
+    /// first: the reader still returns every one, in order.
+    #[tokio::test]
+    async fn groups_arriving_newest_first_are_read_in_order() {
+        let track = track();
+        let mut reader = reader(&track, Duration::MAX);
+        let mut g0 = group(&track, 0);
+        write(&mut g0, 0);
+        g0.finish();
+        assert_eq!(next(&mut reader).await, (0, true));
+        // 4 arrives first, then 3, 2, 1.
+        for sequence in [4u64, 3, 2, 1] {
+            let mut g = group(&track, sequence);
+            write(&mut g, sequence * 20 * MS);
+            g.finish();
+            if sequence == 4 {
+                let early = tokio::time::timeout(Duration::from_millis(30), reader.read()).await;
+                assert!(early.is_err(), "read group 4 before the groups before it");
+            }
+        }
+        for sequence in 1..=4u64 {
+            assert_eq!(next(&mut reader).await, (sequence * 20 * MS, true));
+        }
+        assert_eq!(reader.skipped(), 0);
+    }
+
+    /// A group that never arrives is given up once newer ones run the reorder window past it.
+    #[tokio::test]
+    async fn a_missing_group_is_given_up_after_the_reorder_window() {
+        let track = track();
+        let mut reader = reader(&track, Duration::MAX);
+        let mut g0 = group(&track, 0);
+        write(&mut g0, 0);
+        g0.finish();
+        assert_eq!(next(&mut reader).await, (0, true));
+        for sequence in 2..=8u64 {
+            let mut g = group(&track, sequence);
+            write(&mut g, sequence * 20 * MS);
+            g.finish();
+        }
+        // Group 1 never comes: groups 2.. are 120 ms past group 2's keyframe, beyond the window.
+        assert_eq!(next(&mut reader).await, (40 * MS, true));
+        assert_eq!(reader.skipped(), 1);
     }
 
     #[tokio::test]
