@@ -67,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
             congestion: config.quic_congestion,
             ..Default::default()
         },
+        ..Default::default()
     })?;
     let relay = Arc::new(
         Relay::new(auth, config.max_sessions)
