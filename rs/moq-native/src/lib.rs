@@ -79,7 +79,9 @@ pub use quic::{
     Congestion, QuicConfig, DEFAULT_ACK_THRESHOLD, DEFAULT_MAX_MTU, DEFAULT_MAX_STREAMS_BIDI,
     DEFAULT_MAX_STREAMS_UNI, DEFAULT_SOCKET_BUFFER,
 };
-pub use server::{Request, Server, ServerConfig, Transport, MAX_WORKERS};
+pub use server::{
+    Request, Server, ServerConfig, Transport, DEFAULT_HANDSHAKE_TIMEOUT, MAX_WORKERS,
+};
 pub use tls::ServerTlsConfig;
 
 pub use web_transport_quinn;

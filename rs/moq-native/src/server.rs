@@ -3,16 +3,15 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use url::Url;
 use web_transport_quinn::{http::StatusCode, proto::ConnectResponse, Session};
 
 use crate::{protocols_or_default, tls::ServerCerts, QuicConfig, ServerTlsConfig, ALPN_H3};
 
-/// How long a client has, after the QUIC handshake, to send its WebTransport CONNECT.
-/// Keep-alives would otherwise let a silent client hold a handshake slot forever.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default [`ServerConfig::handshake_timeout`].
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long [`Request::reject`] waits for the client to read the rejection and hang up
 /// before closing the connection itself.
@@ -20,6 +19,9 @@ const REJECT_LINGER: Duration = Duration::from_secs(2);
 
 /// HTTP/3's "no error" code, for closing a WebTransport connection ourselves.
 const H3_NO_ERROR: quinn::VarInt = quinn::VarInt::from_u32(0x100);
+
+/// HTTP/3's H3_REQUEST_INCOMPLETE: the close code when no CONNECT arrived in time.
+const H3_REQUEST_INCOMPLETE: quinn::VarInt = quinn::VarInt::from_u32(0x10d);
 
 /// Server configuration (clap flags).
 #[derive(clap::Args, Clone, Debug)]
@@ -69,6 +71,23 @@ pub struct ServerConfig {
     /// QUIC transport tuning.
     #[command(flatten)]
     pub quic: QuicConfig,
+
+    /// Time from a connection's first packet to the end of its set-up: the QUIC handshake, for
+    /// WebTransport the CONNECT, and whatever the application does before [`Request::deadline`]
+    /// (the relay: the moq SETUP). A connection still in its QUIC handshake or without a
+    /// CONNECT then is closed (H3_REQUEST_INCOMPLETE for WebTransport) and logged. Keep-alives
+    /// would otherwise let a silent client hold its slot for ever. Not a flag here: binaries
+    /// declare their own.
+    #[arg(skip = DEFAULT_HANDSHAKE_TIMEOUT)]
+    pub handshake_timeout: Duration,
+
+    /// Slots for connections, counted from a connection's first packet, before its handshake,
+    /// until its [`Request`] is dropped, or the permit taken from it with
+    /// [`Request::take_permit`]. A connection arriving when none is left is refused at once
+    /// (QUIC CONNECTION_REFUSED), without spending a handshake on it. `None`: no limit.
+    /// Shared by every worker; the application keeps the other end to size and watch it.
+    #[arg(skip)]
+    pub connection_limit: Option<Arc<Semaphore>>,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +99,8 @@ impl Default for ServerConfig {
             protocols: Vec::new(),
             workers: 1,
             quic: QuicConfig::default(),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            connection_limit: None,
         }
     }
 }
@@ -145,8 +166,14 @@ impl Server {
         server_config.transport_config(config.quic.transport()?);
 
         warn_if_not_dual_stack(config.bind);
-        let protocols = Arc::new(protocols);
         let (tx, requests) = mpsc::channel(ACCEPT_QUEUE);
+        let accept = Accept {
+            protocols: Arc::new(protocols),
+            requests: tx,
+            worker: 0,
+            timeout: config.handshake_timeout,
+            limit: config.connection_limit.clone(),
+        };
         let workers = match config.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -165,7 +192,7 @@ impl Server {
         if workers == 1 {
             let endpoint = crate::quic::endpoint(config.bind, &config.quic, Some(server_config))
                 .with_context(|| format!("failed to bind QUIC on {}", config.bind))?;
-            let accept = tokio::spawn(accept_loop(endpoint.clone(), protocols, tx, 0));
+            let accept = tokio::spawn(accept_loop(endpoint.clone(), accept));
             server.accept_loops.push(accept.abort_handle());
             server.endpoints.push(endpoint);
         } else {
@@ -185,8 +212,10 @@ impl Server {
                     index,
                     endpoint_config: endpoint_config.clone(),
                     server_config: server_config.clone(),
-                    protocols: protocols.clone(),
-                    requests: tx.clone(),
+                    accept: Accept {
+                        worker: index,
+                        ..accept.clone()
+                    },
                 };
                 let (endpoint, stop) = worker.start(socket)?;
                 server.endpoints.push(endpoint);
@@ -252,8 +281,7 @@ struct Worker {
     /// Shared by the workers (one stateless-reset key, see [`crate::quic::endpoint_config`]).
     endpoint_config: quinn::EndpointConfig,
     server_config: quinn::ServerConfig,
-    protocols: Arc<Vec<String>>,
-    requests: mpsc::Sender<Request>,
+    accept: Accept,
 }
 
 impl Worker {
@@ -292,12 +320,7 @@ impl Worker {
                         }
                     };
                     let _ = ready_tx.send(Ok(endpoint.clone()));
-                    let accept = tokio::spawn(accept_loop(
-                        endpoint.clone(),
-                        self.protocols,
-                        self.requests,
-                        index,
-                    ));
+                    let accept = tokio::spawn(accept_loop(endpoint.clone(), self.accept));
                     // The server is gone: no new sessions, but the ones running here go on
                     // until their connections end.
                     let _ = stop_rx.await;
@@ -313,27 +336,47 @@ impl Worker {
     }
 }
 
-/// Accept connections on `endpoint` and run their handshakes (each in its own task, on the
-/// current runtime), handing completed ones to the server. Ends when the endpoint is closed or
-/// the server dropped.
-async fn accept_loop(
-    endpoint: quinn::Endpoint,
+/// What an accept loop needs: one per endpoint (worker).
+#[derive(Clone)]
+struct Accept {
     protocols: Arc<Vec<String>>,
     requests: mpsc::Sender<Request>,
     worker: usize,
-) {
+    timeout: Duration,
+    limit: Option<Arc<Semaphore>>,
+}
+
+/// Accept connections on `endpoint` and run their handshakes (each in its own task, on the
+/// current runtime), handing completed ones to the server. Ends when the endpoint is closed or
+/// the server dropped.
+async fn accept_loop(endpoint: quinn::Endpoint, accept: Accept) {
     let mut handshakes = JoinSet::new();
     loop {
         tokio::select! {
             incoming = endpoint.accept() => match incoming {
                 Some(incoming) => {
-                    handshakes.spawn(handshake(incoming, protocols.clone(), worker));
+                    // The slot is taken before any work is done for the connection, so half-open
+                    // connections count like established ones.
+                    let permit = match &accept.limit {
+                        None => None,
+                        Some(limit) => match limit.clone().try_acquire_owned() {
+                            Ok(permit) => Some(permit),
+                            Err(_) => {
+                                let remote = canonical(incoming.remote_address());
+                                tracing::warn!(%remote, "refusing connection: at the connection limit");
+                                incoming.refuse();
+                                continue;
+                            }
+                        },
+                    };
+                    let deadline = tokio::time::Instant::now() + accept.timeout;
+                    handshakes.spawn(handshake(incoming, accept.clone(), deadline, permit));
                 }
                 None => break,
             },
             Some(done) = handshakes.join_next() => match done {
                 Ok(Some(request)) => {
-                    if requests.send(request).await.is_err() {
+                    if accept.requests.send(request).await.is_err() {
                         break;
                     }
                 }
@@ -358,16 +401,20 @@ fn warn_if_not_dual_stack(bind: SocketAddr) {
     }
 }
 
-/// Run one connection's handshake to a [`Request`]; failures are logged and yield `None`.
+/// Run one connection's handshake to a [`Request`] by `deadline`; failures are logged and
+/// yield `None`.
 async fn handshake(
     incoming: quinn::Incoming,
-    protocols: Arc<Vec<String>>,
-    worker: usize,
+    accept: Accept,
+    deadline: tokio::time::Instant,
+    permit: Option<OwnedSemaphorePermit>,
 ) -> Option<Request> {
     let remote = canonical(incoming.remote_address());
-    match handshake_inner(incoming, remote, &protocols).await {
+    match handshake_inner(incoming, remote, &accept, deadline).await {
         Ok(mut request) => {
-            request.worker = worker;
+            request.worker = accept.worker;
+            request.deadline = deadline;
+            request.permit = permit;
             Some(request)
         }
         Err(err) => {
@@ -380,12 +427,17 @@ async fn handshake(
 async fn handshake_inner(
     incoming: quinn::Incoming,
     remote: SocketAddr,
-    protocols: &[String],
+    accept: &Accept,
+    deadline: tokio::time::Instant,
 ) -> anyhow::Result<Request> {
-    let conn = incoming
-        .accept()
-        .context("QUIC accept")?
+    let timeout = accept.timeout;
+    let connecting = incoming.accept().context("QUIC accept")?;
+    // Dropping an unfinished handshake abandons the connection (quinn closes it).
+    let conn = tokio::time::timeout_at(deadline, connecting)
         .await
+        .map_err(|_| {
+            anyhow::anyhow!("handshake timeout: QUIC handshake not done within {timeout:?}")
+        })?
         .context("QUIC handshake")?;
 
     let alpn = conn
@@ -405,22 +457,20 @@ async fn handshake_inner(
     tracing::debug!(%remote, %alpn, ?server_name, "QUIC handshake done");
 
     if alpn == ALPN_H3 {
-        let request = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            web_transport_quinn::Request::accept(conn.clone()),
-        )
-        .await
-        .map_err(|_| {
-            conn.close(quinn::VarInt::from_u32(0), b"no CONNECT");
-            anyhow::anyhow!("no WebTransport CONNECT within {CONNECT_TIMEOUT:?}")
-        })?
-        .context("WebTransport CONNECT")?;
+        let request =
+            tokio::time::timeout_at(deadline, web_transport_quinn::Request::accept(conn.clone()))
+                .await
+                .map_err(|_| {
+                    conn.close(H3_REQUEST_INCOMPLETE, b"handshake timeout: no CONNECT");
+                    anyhow::anyhow!("handshake timeout: no WebTransport CONNECT within {timeout:?}")
+                })?
+                .context("WebTransport CONNECT")?;
 
         // spec §1.3: the first of the client's protocols that we support; none = legacy.
         let protocol = request
             .protocols
             .iter()
-            .find(|offered| protocols.contains(offered))
+            .find(|offered| accept.protocols.contains(offered))
             .cloned();
         tracing::debug!(%remote, url = %request.url, offered = ?request.protocols, ?protocol, "WebTransport request");
 
@@ -431,6 +481,8 @@ async fn handshake_inner(
             kind: Kind::WebTransport(Box::new(request)),
             worker: 0,
             runtime: tokio::runtime::Handle::current(),
+            deadline,
+            permit: None,
         });
     }
 
@@ -444,6 +496,8 @@ async fn handshake_inner(
         kind: Kind::Quic(conn),
         worker: 0,
         runtime: tokio::runtime::Handle::current(),
+        deadline,
+        permit: None,
     })
 }
 
@@ -465,7 +519,8 @@ impl std::fmt::Debug for Request {
 }
 
 /// A completed handshake awaiting the application's decision: [`Request::ok`] or
-/// [`Request::reject`]. Dropping it closes the connection.
+/// [`Request::reject`]. Dropping it closes the connection (and frees its connection slot,
+/// unless the permit was taken).
 pub struct Request {
     url: Url,
     protocol: Option<String>,
@@ -473,6 +528,8 @@ pub struct Request {
     kind: Kind,
     worker: usize,
     runtime: tokio::runtime::Handle,
+    deadline: tokio::time::Instant,
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 enum Kind {
@@ -518,6 +575,19 @@ impl Request {
     /// one worker this is the runtime the server was created on.
     pub fn runtime(&self) -> &tokio::runtime::Handle {
         &self.runtime
+    }
+
+    /// When the connection's set-up must be over: its first packet plus
+    /// [`ServerConfig::handshake_timeout`]. The QUIC handshake and CONNECT were done by then;
+    /// the application bounds the rest of its set-up (e.g. the moq SETUP) by it too.
+    pub fn deadline(&self) -> tokio::time::Instant {
+        self.deadline
+    }
+
+    /// The connection's slot in [`ServerConfig::connection_limit`] (`None` without a limit, or
+    /// once taken). Keep it for the session's life: the slot is free again when it is dropped.
+    pub fn take_permit(&mut self) -> Option<OwnedSemaphorePermit> {
+        self.permit.take()
     }
 
     /// The HTTP headers of the WebTransport CONNECT (without pseudo-headers and

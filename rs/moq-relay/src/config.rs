@@ -76,9 +76,17 @@ pub struct Cli {
     #[arg(long = "internal-listen", env = "MOQ_INTERNAL_LISTEN")]
     pub internal_listen: Option<SocketAddr>,
 
-    /// Most concurrent sessions; more are refused (HTTP 503). [default: 10000]
+    /// Most concurrent connections, counted from their first packet: those still in their
+    /// set-up (see --handshake-timeout) count like sessions. More are refused at once (QUIC
+    /// CONNECTION_REFUSED). [default: 10000]
     #[arg(long = "max-sessions", env = "MOQ_MAX_SESSIONS")]
     pub max_sessions: Option<usize>,
+
+    /// Time a connection has from its first packet to finish its set-up: the QUIC handshake, the
+    /// WebTransport CONNECT and the moq SETUP. Then it is closed (`timeout`, code 3, once the
+    /// QUIC handshake is done) and logged. [default: 10s]
+    #[arg(long = "handshake-timeout", env = "MOQ_HANDSHAKE_TIMEOUT", value_parser = parse_duration)]
+    pub handshake_timeout: Option<Duration>,
 
     /// On shutdown (SIGINT/SIGTERM), how long sessions get to leave after GOAWAY. [default: 5s]
     #[arg(long = "shutdown-timeout", env = "MOQ_SHUTDOWN_TIMEOUT", value_parser = parse_duration)]
@@ -154,7 +162,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
         "s" | "" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
+        "m" => n
+            .checked_mul(60)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("duration {s:?} is too long")),
         _ => Err(format!("invalid duration unit in {s:?} (ms, s or m)")),
     }
 }
@@ -263,6 +274,7 @@ struct FileLog {
 #[serde(deny_unknown_fields)]
 struct FileLimits {
     max_sessions: Option<usize>,
+    handshake_timeout: Option<String>,
 }
 
 /// The relay asks its peers to ACK every 10th packet: measured ~8% less relay CPU at 500 viewers
@@ -273,6 +285,9 @@ const RELAY_ACK_THRESHOLD: u32 = 10;
 /// control streams count too) before the first raise; 16 + 16 keeps quinn's per-connection stream
 /// tables at a quarter of their size at 100 + 100.
 const RELAY_INITIAL_STREAMS: u32 = 16;
+
+/// Largest --max-sessions: the most permits a Tokio semaphore holds.
+const MAX_SESSIONS: usize = tokio::sync::Semaphore::MAX_PERMITS;
 
 /// The merged configuration.
 #[derive(Debug, Clone)]
@@ -297,8 +312,10 @@ pub struct Config {
     pub web_root: Option<PathBuf>,
     /// Internal (metrics) listener.
     pub internal_listen: Option<SocketAddr>,
-    /// Session limit.
+    /// Connection limit (sessions and connections still in their set-up).
     pub max_sessions: usize,
+    /// Deadline for a connection's set-up, from its first packet.
+    pub handshake_timeout: Duration,
     /// Drain time on shutdown.
     pub shutdown_timeout: Duration,
     /// QUIC idle timeout (ms).
@@ -355,6 +372,23 @@ impl Config {
             (None, Some(s)) => parse_duration(&s).map_err(anyhow::Error::msg)?,
             (None, None) => Duration::from_secs(5),
         };
+        let handshake_timeout = match (cli.handshake_timeout, file.limits.handshake_timeout) {
+            (Some(d), _) => d,
+            (None, Some(s)) => parse_duration(&s).map_err(anyhow::Error::msg)?,
+            (None, None) => moq_native::DEFAULT_HANDSHAKE_TIMEOUT,
+        };
+        anyhow::ensure!(
+            !handshake_timeout.is_zero(),
+            "handshake_timeout must be more than 0"
+        );
+        let max_sessions = cli
+            .max_sessions
+            .or(file.limits.max_sessions)
+            .unwrap_or(10_000);
+        anyhow::ensure!(
+            (1..=MAX_SESSIONS).contains(&max_sessions),
+            "max_sessions {max_sessions}: must be 1..={MAX_SESSIONS}"
+        );
         Ok(Self {
             bind: cli
                 .bind
@@ -369,10 +403,8 @@ impl Config {
             web_http_listen: cli.web_http_listen.or(file.web.http.listen),
             web_root: cli.web_root.or(file.web.root),
             internal_listen: cli.internal_listen.or(file.internal.listen),
-            max_sessions: cli
-                .max_sessions
-                .or(file.limits.max_sessions)
-                .unwrap_or(10_000),
+            max_sessions,
+            handshake_timeout,
             shutdown_timeout,
             quic_idle_timeout: cli
                 .quic_idle_timeout
@@ -577,5 +609,38 @@ mod tests {
         assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("5h").is_err());
+        assert!(parse_duration(&format!("{}m", u64::MAX)).is_err());
+    }
+
+    #[test]
+    fn handshake_timeout_from_file_flag_variable_or_default() {
+        let none = Config::load(Cli::try_parse_from(["moq-relay"]).unwrap()).unwrap();
+        assert_eq!(none.handshake_timeout, Duration::from_secs(10));
+        let f = file("[limits]\nhandshake_timeout = \"3s\"\n");
+        let path = f.0.to_str().unwrap();
+        let config = Config::load(Cli::try_parse_from(["moq-relay", path]).unwrap()).unwrap();
+        assert_eq!(config.handshake_timeout, Duration::from_secs(3));
+        let cli = Cli::try_parse_from(["moq-relay", path, "--handshake-timeout", "500ms"]).unwrap();
+        assert_eq!(
+            Config::load(cli).unwrap().handshake_timeout,
+            Duration::from_millis(500)
+        );
+        for bad in ["0s", "soon"] {
+            let cli = Cli::try_parse_from(["moq-relay", "--handshake-timeout", bad]);
+            assert!(
+                cli.map_err(|e| e.to_string())
+                    .and_then(|cli| Config::load(cli).map_err(|e| e.to_string()))
+                    .is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn max_sessions_must_fit_a_semaphore() {
+        for bad in ["0", &usize::MAX.to_string()] {
+            let cli = Cli::try_parse_from(["moq-relay", "--max-sessions", bad]).unwrap();
+            assert!(Config::load(cli).is_err(), "{bad}");
+        }
     }
 }

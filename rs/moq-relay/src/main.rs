@@ -47,6 +47,9 @@ async fn main() -> anyhow::Result<()> {
         max_bidi: config.quic_max_streams_bidi,
     });
 
+    let relay = Relay::new(auth, config.max_sessions)
+        .with_stream_window(streams)
+        .with_handshake_timeout(config.handshake_timeout);
     let mut server = moq_native::Server::new(moq_native::ServerConfig {
         bind: config.bind,
         tls: moq_native::ServerTlsConfig {
@@ -67,12 +70,10 @@ async fn main() -> anyhow::Result<()> {
             congestion: config.quic_congestion,
             ..Default::default()
         },
+        handshake_timeout: config.handshake_timeout,
+        connection_limit: Some(relay.connections.clone()),
     })?;
-    let relay = Arc::new(
-        Relay::new(auth, config.max_sessions)
-            .with_stream_window(streams)
-            .with_workers(server.workers()),
-    );
+    let relay = Arc::new(relay.with_workers(server.workers()));
     let addr = server.local_addr()?;
     let fingerprint = server.fingerprints().first().cloned().unwrap_or_default();
     tracing::info!(%addr, origin_id = relay.origin_id, %fingerprint, workers = server.workers(), "listening for QUIC (WebTransport and raw)");

@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use moq_lite::{Error, Handshake, OriginProducer, Path, Session, Stats, StreamWindow};
-use moq_native::{Request, Transport};
-use tokio::sync::watch;
+use moq_native::{web_transport_quinn, Request, Transport};
+use tokio::sync::{watch, Semaphore};
+use tokio::time::Instant;
 
 use crate::auth::{split_path_and_token, Auth, Scope};
 
@@ -84,8 +85,14 @@ pub struct Relay {
     pub auth: Auth,
     /// Our origin (hop) ID.
     pub origin_id: u64,
-    /// Session limit.
+    /// Connection limit (`--max-sessions`): the size of [`Relay::connections`].
     pub max_sessions: usize,
+    /// One permit per connection, from its first packet (before the QUIC handshake) to the end
+    /// of its session, so connections still in their set-up count too. Shared with the server,
+    /// which refuses connections when none is left.
+    pub connections: Arc<Semaphore>,
+    /// The set-up deadline (`--handshake-timeout`), for the log line when it passes.
+    pub handshake_timeout: Duration,
     /// Server workers (QUIC endpoints) sessions arrive on, for metrics.
     pub workers: usize,
     /// Live sessions by ID.
@@ -100,7 +107,8 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// A relay with an empty origin.
+    /// A relay with an empty origin, admitting up to `max_sessions` connections (at most
+    /// [`Semaphore::MAX_PERMITS`]).
     pub fn new(auth: Auth, max_sessions: usize) -> Self {
         Self {
             origin: OriginProducer::new(),
@@ -108,6 +116,8 @@ impl Relay {
             auth,
             origin_id: random_origin_id(),
             max_sessions,
+            connections: Arc::new(Semaphore::new(max_sessions)),
+            handshake_timeout: moq_native::DEFAULT_HANDSHAKE_TIMEOUT,
             workers: 1,
             sessions: Mutex::default(),
             next_id: AtomicU64::new(0),
@@ -115,6 +125,18 @@ impl Relay {
             streams: None,
             closed_quic: Mutex::default(),
         }
+    }
+
+    /// Log `timeout` as the set-up deadline (the server enforces it: [`Request::deadline`]).
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Connections holding a slot of [`Relay::connections`]: in their set-up or in session.
+    pub fn connection_count(&self) -> usize {
+        self.max_sessions
+            .saturating_sub(self.connections.available_permits())
     }
 
     /// Sessions arrive on `workers` server workers (for the per-worker session gauge).
@@ -135,9 +157,12 @@ impl Relay {
     }
 
     /// Serve one incoming connection until its session ends.
-    pub async fn handle(self: Arc<Self>, request: Request) {
+    pub async fn handle(self: Arc<Self>, mut request: Request) {
         let remote = request.remote_addr();
         let worker = request.worker();
+        // The connection's slot, taken by the server at its first packet: held until the
+        // session ends, released on every way out of this function.
+        let _slot = request.take_permit();
         // The set-up (WebTransport CONNECT, SETUP exchange, auth) is a large future that is done
         // after a few round trips; boxed, it is freed then instead of staying inline in this
         // task for the session's whole life (~2 KB less per connected viewer).
@@ -149,14 +174,11 @@ impl Relay {
         }
     }
 
-    /// Authorise a connection and run the moq-lite handshake; `None` if it was refused or failed.
+    /// Authorise a connection and run the moq-lite handshake by the connection's deadline;
+    /// `None` if it was refused, failed or ran out of time.
     async fn accept(&self, request: Request) -> Option<(Handshake, Scope)> {
         let remote = request.remote_addr();
-        if self.sessions().len() >= self.max_sessions {
-            tracing::warn!(%remote, max = self.max_sessions, "refusing session: too many sessions");
-            request.reject(503).await;
-            return None;
-        }
+        let deadline = request.deadline();
         Some(match request.transport() {
             Transport::WebTransport => {
                 let url = request.url().clone();
@@ -172,20 +194,19 @@ impl Relay {
                         return None;
                     }
                 };
-                let transport = match request.ok().await {
-                    Ok(t) => t,
-                    Err(err) => {
+                let transport = match tokio::time::timeout_at(deadline, request.ok()).await {
+                    Ok(Ok(t)) => t,
+                    Ok(Err(err)) => {
                         tracing::debug!(%remote, %err, "WebTransport accept failed");
                         return None;
                     }
-                };
-                match Handshake::accept(transport).await {
-                    Ok(h) => (h, scope),
-                    Err(err) => {
-                        tracing::debug!(%remote, %err, "handshake failed");
+                    Err(_) => {
+                        // The request, dropped with the future, closed the connection.
+                        tracing::warn!(%remote, timeout = ?self.handshake_timeout, "handshake timeout: the CONNECT response was not sent in time");
                         return None;
                     }
-                }
+                };
+                (self.setup(transport, deadline, remote).await?, scope)
             }
             Transport::Quic => {
                 let transport = match request.ok().await {
@@ -195,13 +216,7 @@ impl Relay {
                         return None;
                     }
                 };
-                let handshake = match Handshake::accept(transport).await {
-                    Ok(h) => h,
-                    Err(err) => {
-                        tracing::debug!(%remote, %err, "handshake failed");
-                        return None;
-                    }
-                };
+                let handshake = self.setup(transport, deadline, remote).await?;
                 // Raw QUIC has no URL: lite-05 carries it in SETUP; older versions get the root.
                 let (path, token) = split_path_and_token(handshake.setup_path().unwrap_or("/"));
                 match self.auth.verify(&path, token.as_deref()) {
@@ -214,6 +229,32 @@ impl Relay {
                 }
             }
         })
+    }
+
+    /// The moq-lite SETUP exchange, by `deadline`. Past it the connection is closed with
+    /// [`Error::Timeout`] (code 3) and the reason `handshake timeout: no SETUP`.
+    async fn setup(
+        &self,
+        transport: web_transport_quinn::Session,
+        deadline: Instant,
+        remote: std::net::SocketAddr,
+    ) -> Option<Handshake> {
+        let connection = transport.clone();
+        match tokio::time::timeout_at(deadline, Handshake::accept(transport)).await {
+            Ok(Ok(handshake)) => Some(handshake),
+            Ok(Err(err)) => {
+                tracing::debug!(%remote, %err, "handshake failed");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(%remote, timeout = ?self.handshake_timeout, "handshake timeout: no SETUP in time, closing the connection");
+                connection.close(Error::Timeout.code(), b"handshake timeout: no SETUP");
+                // Over WebTransport the close is a capsule written by a background task: let it
+                // out (bounded: the peer may be gone) before the connection is dropped.
+                let _ = tokio::time::timeout(Duration::from_secs(1), connection.closed()).await;
+                None
+            }
+        }
     }
 
     async fn run(

@@ -299,6 +299,11 @@ async fn metrics(State(web): State<Web>) -> impl IntoResponse {
             "moq_relay_worker_sessions{{worker=\"{worker}\"}} {count}"
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP moq_relay_connections connections holding a --max-sessions slot: in their set-up (QUIC handshake, CONNECT, SETUP) or in session\n# TYPE moq_relay_connections gauge\nmoq_relay_connections {}",
+        relay.connection_count()
+    );
     let quic = relay.quic_totals();
     for (name, help, value) in [
         (

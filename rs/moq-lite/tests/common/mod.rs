@@ -71,6 +71,7 @@ pub fn relay_with(
         protocols: protocols.iter().map(|p| p.to_string()).collect(),
         quic,
         workers: 1,
+        ..Default::default()
     })
     .unwrap();
     let port = server.local_addr().unwrap().port();
