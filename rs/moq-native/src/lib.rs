@@ -24,6 +24,7 @@
 //!   and pinning `/certificate.sha256`), and `moql://` / `moqt://` (raw QUIC) URLs.
 //! * [`serve_fingerprint`]: the plain-HTTP `/certificate.sha256` endpoint for `http://` URLs.
 //! * [`Log`]: the `--log-level` flag and a tracing subscriber writing to stderr.
+//! * [`Backoff`]: jittered exponential delays between a client's reconnection attempts.
 //!
 //! Both [`Server::new`] and [`Client::new`] must run inside a Tokio runtime (quinn binds its
 //! socket to the current one).
@@ -63,6 +64,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod backoff;
 mod client;
 mod fingerprint;
 mod log;
@@ -70,12 +72,13 @@ mod quic;
 mod server;
 mod tls;
 
-pub use client::{Client, ClientConfig, Connection};
+pub use backoff::Backoff;
+pub use client::{Client, ClientConfig, Connection, DEFAULT_CONNECT_TIMEOUT_MS};
 pub use fingerprint::{fetch_fingerprint, serve_fingerprint, FINGERPRINT_PATH};
 pub use log::Log;
 pub use quic::{
-    Congestion, QuicConfig, DEFAULT_ACK_THRESHOLD, DEFAULT_MAX_MTU, DEFAULT_MAX_STREAMS_BIDI,
-    DEFAULT_MAX_STREAMS_UNI, DEFAULT_SOCKET_BUFFER,
+    Congestion, QuicConfig, CLIENT_IDLE_TIMEOUT_MS, CLIENT_KEEP_ALIVE_MS, DEFAULT_ACK_THRESHOLD,
+    DEFAULT_MAX_MTU, DEFAULT_MAX_STREAMS_BIDI, DEFAULT_MAX_STREAMS_UNI, DEFAULT_SOCKET_BUFFER,
 };
 pub use server::{Request, Server, ServerConfig, Transport, MAX_WORKERS};
 pub use tls::ServerTlsConfig;
