@@ -47,6 +47,12 @@ if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; 
   apt-get update -qq && apt-get install -y -qq ffmpeg >/dev/null
 fi
 ffmpeg -version | head -1
+# The slow-link tests (hang-cli slow_link, js e2e slow-link) shape a link in a network namespace.
+if ! command -v tc >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1; then
+  echo "installing iproute2 (network namespaces and tc for the slow-link tests)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null
+fi
 
 step "TypeScript workspace (npm ci from the lock file, Chromium)"
 scripts/js-setup.sh --browser

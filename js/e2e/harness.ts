@@ -18,15 +18,15 @@ import { type Browser, type BrowserContext, chromium } from "playwright-core";
 const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root. */
 export const repo = resolve(here, "../..");
-const bin = process.env.MOQ_BIN_DIR ?? join(repo, "target", "debug");
-const webRoot = join(repo, "js", "demo", "dist");
+export const bin = process.env.MOQ_BIN_DIR ?? join(repo, "target", "debug");
+export const webRoot = join(repo, "js", "demo", "dist");
 /** Where tests write screenshots (git-ignored). */
 export const results = join(repo, "js", "test-results");
 
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+export const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
 /** A port free on both UDP and TCP (the relay serves QUIC and HTTP on the same number). */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
 	for (;;) {
 		const udp = createSocket("udp6");
 		const port = await new Promise<number>((ok, fail) => {
@@ -48,7 +48,7 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** A child process whose output is kept for error messages. */
-class Proc {
+export class Proc {
 	readonly child: ChildProcess;
 	log = "";
 	readonly exited: Promise<number | null>;

@@ -62,7 +62,10 @@ enum Command {
         /// fMP4 fragments: one per frame (lowest latency) or one per group.
         #[arg(long, value_enum, default_value_t = FragmentArg::Frame)]
         fragment: FragmentArg,
-        /// Skip ahead when the output falls this far behind live (ms). 0 = never skip.
+        /// Skip ahead when the output falls this far behind live (ms); also sent to the relay as
+        /// the subscription's max latency, so it drops what would arrive later than that.
+        /// 0 = no target: skip only what the relay dropped or starves (a group whose rest has not
+        /// come while a newer one is 500 ms ahead), so the output never stalls.
         #[arg(long, default_value_t = 0)]
         latency: u64,
     },
@@ -284,10 +287,13 @@ async fn connect(
 }
 
 /// Follow the first legacy video rendition's timestamps and keep the end-to-end latency (ms) of
-/// the newest frame, when the publisher anchored its media time to the wall clock.
+/// the newest frame, when the publisher anchored its media time to the wall clock. It reads with
+/// the output's latency target, so it skips what the output skips (and asks the relay for no
+/// more than the output does).
 async fn measure_latency(
     consumer: hang::BroadcastConsumer,
     latency_ms: Arc<AtomicI64>,
+    target: Duration,
 ) -> anyhow::Result<()> {
     let mut catalogs = consumer.catalog();
     let Some(catalog) = catalogs.next().await? else {
@@ -302,7 +308,7 @@ async fn measure_latency(
     let Some((name, _)) = legacy else {
         return Ok(());
     };
-    let mut track = consumer.subscribe(name, Duration::MAX);
+    let mut track = consumer.subscribe(name, target);
     while let Some(frame) = track.read().await? {
         let shown = wall.saturating_add(frame.timestamp);
         let behind = hang::catalog::wall_now_us() as i64 - shown as i64;
@@ -431,7 +437,7 @@ async fn subscribe(
         let broadcast = origin.consume().wait_for_broadcast(&path).await?;
         tracing::info!(broadcast = %path, "broadcast found");
         let consumer = hang::BroadcastConsumer::new(broadcast);
-        tokio::spawn(measure_latency(consumer.clone(), measured));
+        tokio::spawn(measure_latency(consumer.clone(), measured, latency));
         let stdout = tokio::io::stdout();
         match format {
             Format::Fmp4 => {

@@ -6,9 +6,9 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
-use moq_lite::GroupConsumer;
+use moq_lite::{FrameConsumer, GroupConsumer};
 
 use crate::Error;
 
@@ -30,12 +30,32 @@ pub(crate) struct ReadFrame<T> {
     pub output: T,
 }
 
+/// Most newer groups a reader takes from the track while it reads an older one; the rest wait
+/// in the track (whose cache is bounded), so a reader that stalls holds bounded memory.
+pub(crate) const MAX_PENDING_GROUPS: usize = 32;
+
+/// How far (media time) a newer group's keyframe must be past the last frame returned before a
+/// stalled group is given up, when the reader has no latency target of its own: far enough that
+/// the tail of a group arriving just after the next group's keyframe on a healthy link is never
+/// skipped, short enough that a group the link will not deliver stalls the output only briefly.
+pub(crate) const STARVED_AFTER: Duration = Duration::from_millis(500);
+
 /// Reads a track in order, skipping to a newer group when it falls more than its latency target
-/// behind.
+/// behind, and moving on from a group that will not complete.
 ///
-/// A group is skipped when a newer group's keyframe is at least `latency` (media time) past the
-/// last frame returned; the reader then continues from that keyframe, so a decoder never sees a
-/// broken GoP.
+/// - **Latency target**: a group is skipped when a newer group's keyframe is at least `latency`
+///   (media time) past the last frame returned; the reader then continues from the newest such
+///   keyframe, so a decoder never sees a broken GoP.
+/// - **Abandoned groups**: a group reset by the publisher or a relay (expired, dropped, cut off)
+///   ends for this reader, which continues with the next group; it is counted as skipped, and
+///   only the track ending or failing ends the reader.
+/// - **Starved groups**: a group whose next frame has not arrived while a newer group's keyframe
+///   is [`STARVED_AFTER`] past the last frame returned is given up for the oldest newer group:
+///   on a link slower than the stream, a relay sends the newest group first and the older one's
+///   tail may never come. This holds with no latency target too, so the output never stalls.
+///
+/// Every wait is cancel-safe, including the middle of a frame's payload: a partial frame is kept
+/// and finished by the next call.
 #[derive(Debug)]
 pub(crate) struct SkippingReader<D> {
     track: moq_lite::TrackConsumer,
@@ -43,8 +63,12 @@ pub(crate) struct SkippingReader<D> {
     current: Option<GroupConsumer>,
     /// Frames already taken from `current`.
     index: usize,
-    /// Newer groups that arrived while `current` was being read.
-    pending: VecDeque<GroupConsumer>,
+    /// The frame of `current` being read, and its chunks so far.
+    frame: Option<FrameConsumer>,
+    chunks: Vec<Bytes>,
+    /// Newer groups that arrived while `current` was being read, oldest first, each with its
+    /// keyframe's media time once that has arrived.
+    pending: VecDeque<Pending>,
     ended: bool,
     latency: Duration,
     /// Media time of the last frame returned.
@@ -52,16 +76,28 @@ pub(crate) struct SkippingReader<D> {
     skipped: u64,
 }
 
+#[derive(Debug)]
+struct Pending {
+    group: GroupConsumer,
+    /// Media time of its first frame, once that has fully arrived.
+    keyframe: Option<u64>,
+}
+
 impl<D: FrameDecoder> SkippingReader<D> {
     /// Read `track` (its own max latency is lifted: this reader decides what to skip).
     pub fn new(mut track: moq_lite::TrackConsumer, decoder: D, latency: Duration) -> Self {
         // Hand every group over; this reader decides what to skip by media time.
         track.set_max_latency(Duration::MAX);
+        // Tell the publisher (and any relay) how stale a group may get for us: it resets older
+        // group streams past that instead of spending the link on them.
+        track.request_max_latency(latency);
         Self {
             track,
             decoder,
             current: None,
             index: 0,
+            frame: None,
+            chunks: Vec::new(),
             pending: VecDeque::new(),
             ended: false,
             latency,
@@ -88,21 +124,22 @@ impl<D: FrameDecoder> SkippingReader<D> {
     /// Change the latency target.
     pub fn set_latency(&mut self, latency: Duration) {
         self.latency = latency;
+        self.track.request_max_latency(latency);
     }
 
-    /// Groups skipped because this reader fell behind.
+    /// Groups skipped because this reader fell behind or the group was abandoned.
     pub fn skipped(&self) -> u64 {
         self.skipped
     }
 
-    /// The next frame, or `None` once the track has ended. Cancel-safe between frames.
+    /// The next frame, or `None` once the track has ended. Cancel-safe.
     pub async fn read(&mut self) -> Result<Option<ReadFrame<D::Output>>, Error> {
         loop {
             self.poll_groups()?;
             self.skip_if_behind();
             let Some(current) = self.current.as_mut() else {
-                if let Some(group) = self.pending.pop_front() {
-                    self.start(group);
+                if let Some(next) = self.pending.pop_front() {
+                    self.start(next.group);
                     continue;
                 }
                 match self.track.next_group().await? {
@@ -112,83 +149,225 @@ impl<D: FrameDecoder> SkippingReader<D> {
                 continue;
             };
 
-            // The newest pending group's first frame: once it lands, re-check whether to skip.
-            let newest = self.pending.back().cloned();
+            // The newest pending group whose keyframe is not known yet: once it lands, re-check
+            // whether to skip. (One whose keyframe is known needs no wait.)
+            let unpeeked = self
+                .pending
+                .back()
+                .filter(|p| p.keyframe.is_none())
+                .map(|p| p.group.clone());
+            // The newest pending group's next frame moves the live edge: re-check then too.
+            let newest = self
+                .pending
+                .back()
+                .filter(|p| p.group.closed().is_none())
+                .map(|p| (p.group.clone(), p.group.frame_count()));
             let ended = self.ended;
+            let full = self.pending.len() >= MAX_PENDING_GROUPS;
             let track = &mut self.track;
+            let frame = &mut self.frame;
+            let chunks = &mut self.chunks;
             tokio::select! {
                 biased;
-                frame = current.next_frame() => {
-                    let Some(mut frame) = frame? else {
-                        self.current = None;
-                        continue;
-                    };
-                    let payload = frame.read_all().await?;
-                    let (timestamp, output) = self.decoder.decode(payload)?;
-                    let keyframe = self.index == 0;
-                    self.index += 1;
-                    if let Some(timestamp) = timestamp {
-                        self.last = Some(timestamp);
+                step = next_chunks(current, frame, chunks) => match step {
+                    Ok(Step::More) => {}
+                    Ok(Step::Frame(payload)) => {
+                        let (timestamp, output) = self.decoder.decode(payload)?;
+                        let keyframe = self.index == 0;
+                        self.index += 1;
+                        if let Some(timestamp) = timestamp {
+                            self.last = Some(timestamp);
+                        }
+                        return Ok(Some(ReadFrame { keyframe, output }));
                     }
-                    return Ok(Some(ReadFrame { keyframe, output }));
-                }
-                group = track.next_group(), if !ended => match group? {
-                    Some(group) => self.pending.push_back(group),
+                    Ok(Step::GroupEnd) => self.end_group(),
+                    Err(err) => {
+                        // Reset or expired upstream: this group is over for us, not the track.
+                        tracing::debug!(
+                            track = %self.track.track().name,
+                            group = current.info().sequence,
+                            %err,
+                            "group abandoned: continuing with the next"
+                        );
+                        self.skipped += 1;
+                        self.end_group();
+                    }
+                },
+                group = track.next_group(), if !ended && !full => match group? {
+                    Some(group) => self.push_pending(group),
                     None => self.ended = true,
                 },
-                _ = first_frame(newest), if self.latency != Duration::MAX => {}
+                _ = first_frame(unpeeked) => {}
+                _ = async {
+                    match &newest {
+                        Some((group, count)) => group.frames_past(*count).await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
             }
         }
     }
 
     /// Queue the groups that have already arrived, without waiting.
     fn poll_groups(&mut self) -> Result<(), Error> {
-        while !self.ended && self.current.is_some() {
+        while !self.ended && self.current.is_some() && self.pending.len() < MAX_PENDING_GROUPS {
             let Some(group) = self.track.next_group().now_or_never() else {
                 break;
             };
             match group? {
-                Some(group) => self.pending.push_back(group),
+                Some(group) => self.push_pending(group),
                 None => self.ended = true,
             }
         }
         Ok(())
     }
 
+    fn push_pending(&mut self, group: GroupConsumer) {
+        self.pending.push_back(Pending {
+            group,
+            keyframe: None,
+        });
+    }
+
     fn start(&mut self, group: GroupConsumer) {
         self.current = Some(group);
         self.index = 0;
+        self.frame = None;
+        self.chunks.clear();
     }
 
-    /// Jump to the newest pending group whose keyframe is `latency` past the last frame returned.
+    fn end_group(&mut self) {
+        self.current = None;
+        self.frame = None;
+        self.chunks.clear();
+    }
+
+    /// Jump ahead when behind the latency target, or when the current group is starved.
+    ///
+    /// How far behind is measured against the newest frame that has arrived in a newer group
+    /// (the live edge as seen here). The jump goes to the oldest newer group whose keyframe is
+    /// within the target of that edge (or the newest keyframe there is): as little is skipped
+    /// as staying within the target allows, and the frames after it are already here.
     fn skip_if_behind(&mut self) {
         let Some(last) = self.last else { return };
-        let latency = u64::try_from(self.latency.as_micros()).unwrap_or(u64::MAX);
-        let threshold = last.saturating_add(latency);
-        let decoder = &self.decoder;
-        let Some(position) = self.pending.iter().rposition(|group| {
-            peek_timestamp(decoder, group).is_some_and(|timestamp| timestamp >= threshold)
-        }) else {
+        for pending in self.pending.iter_mut().filter(|p| p.keyframe.is_none()) {
+            pending.keyframe = peek_timestamp(&self.decoder, &pending.group);
+        }
+        let Some(live) = self.live_edge() else { return };
+        let behind = live.saturating_sub(last);
+        let media = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let target = media(self.latency);
+        let why = if behind >= target {
+            "behind the latency target: skipping ahead"
+        } else if behind >= target.min(media(STARVED_AFTER))
+            && self.current.is_some()
+            && !self.current_has_data()
+        {
+            // Nothing more of the current group is here while newer groups are well ahead: on a
+            // link slower than the stream, a relay sends the newest group first and the rest of
+            // this one may never come.
+            "group starved by newer ones: moving on"
+        } else {
+            return;
+        };
+        let floor = live.saturating_sub(target);
+        let candidates = || {
+            self.pending
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| p.keyframe.filter(|k| *k > last).map(|k| (i, k)))
+        };
+        let Some(position) = candidates()
+            .find(|(_, keyframe)| *keyframe >= floor)
+            .or_else(|| candidates().next_back())
+            .map(|(i, _)| i)
+        else {
             return;
         };
         tracing::debug!(
             track = %self.track.track().name,
             groups = position + 1,
-            "behind the latency target: skipping ahead"
+            behind_ms = behind / 1000,
+            "{why}"
         );
-        let skipped = self.pending.drain(..=position).collect::<Vec<_>>();
+        let mut skipped = self.pending.drain(..=position).collect::<Vec<_>>();
         self.skipped += skipped.len() as u64 - 1 + u64::from(self.current.is_some());
-        if let Some(group) = skipped.into_iter().last() {
-            self.start(group);
+        if let Some(next) = skipped.pop() {
+            // Reading resumes at its keyframe: judge the next decision from there.
+            self.last = next.keyframe.or(self.last);
+            self.start(next.group);
+        }
+    }
+
+    /// Media time of the newest whole frame in the newest pending group that has one.
+    fn live_edge(&self) -> Option<u64> {
+        self.pending.iter().rev().find_map(|pending| {
+            let count = pending.group.frame_count();
+            // The last frame may still be arriving: then the one before it.
+            (0..count).rev().take(2).find_map(|index| {
+                let frame = pending.group.frame_at(index)?;
+                let payload = frame.payload_if_complete()?.ok()?;
+                self.decoder.decode(payload).ok()?.0
+            })
+        })
+    }
+
+    /// Whether the current group has something to read right now (a chunk, a frame or its end).
+    fn current_has_data(&self) -> bool {
+        match (&self.frame, &self.current) {
+            (Some(frame), _) => frame.is_ready(),
+            (None, Some(group)) => group.is_ready(),
+            (None, None) => false,
         }
     }
 }
 
+/// What one wait on the current group gave.
+enum Step {
+    /// More of the frame's payload arrived.
+    More,
+    /// A whole frame's payload.
+    Frame(Bytes),
+    /// The group finished.
+    GroupEnd,
+}
+
+/// Wait for the next piece of the current group: its next frame's header, then the frame's
+/// chunks. Cancel-safe: progress is kept in `frame` and `chunks`.
+async fn next_chunks(
+    group: &mut GroupConsumer,
+    frame: &mut Option<FrameConsumer>,
+    chunks: &mut Vec<Bytes>,
+) -> Result<Step, moq_lite::Error> {
+    let reading = match frame {
+        Some(reading) => reading,
+        None => match group.next_frame().await? {
+            Some(next) => frame.insert(next),
+            None => return Ok(Step::GroupEnd),
+        },
+    };
+    if reading.read_chunks(chunks).await? {
+        return Ok(Step::More);
+    }
+    *frame = None;
+    let payload = match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().unwrap_or_default(),
+        _ => {
+            let mut buf = BytesMut::with_capacity(chunks.iter().map(Bytes::len).sum());
+            for chunk in chunks.drain(..) {
+                buf.extend_from_slice(&chunk);
+            }
+            buf.freeze()
+        }
+    };
+    chunks.clear();
+    Ok(Step::Frame(payload))
+}
+
 /// The first frame's media time if it has fully arrived, without waiting.
 fn peek_timestamp<D: FrameDecoder>(decoder: &D, group: &GroupConsumer) -> Option<u64> {
-    let mut group = group.clone();
-    let mut frame = group.next_frame().now_or_never()?.ok()??;
-    let payload = frame.read_all().now_or_never()?.ok()?;
+    let payload = group.frame_at(0)?.payload_if_complete()?.ok()?;
     decoder.decode(payload).ok()?.0
 }
 
@@ -203,4 +382,208 @@ async fn first_frame(group: Option<GroupConsumer>) {
     }
     // An empty or failed group never offers a keyframe to skip to.
     std::future::pending().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use moq_lite::{Frame, Group, GroupProducer, Track, TrackInfo, TrackProducer};
+
+    /// Test frames: the payload is the media time (µs) as 8 big-endian bytes.
+    #[derive(Debug)]
+    struct Stamp;
+
+    impl FrameDecoder for Stamp {
+        type Output = u64;
+
+        fn decode(&self, payload: Bytes) -> Result<(Option<u64>, u64), Error> {
+            let bytes: [u8; 8] = payload[..].try_into().expect("8-byte test frame");
+            let timestamp = u64::from_be_bytes(bytes);
+            Ok((Some(timestamp), timestamp))
+        }
+    }
+
+    const MS: u64 = 1000;
+
+    fn track() -> TrackProducer {
+        TrackProducer::new(Track::new("video"), TrackInfo::default())
+    }
+
+    fn group(track: &TrackProducer, sequence: u64) -> GroupProducer {
+        track.create_group(Group { sequence }).unwrap()
+    }
+
+    fn write(group: &mut GroupProducer, timestamp: u64) {
+        group
+            .write_frame(timestamp, Bytes::copy_from_slice(&timestamp.to_be_bytes()))
+            .unwrap();
+    }
+
+    /// A frame of `group` whose header and first half arrived, and whose rest never comes (its
+    /// stream starved by newer groups); returned so the test can finish it or keep it open.
+    fn half_frame(group: &mut GroupProducer, timestamp: u64) -> moq_lite::FrameProducer {
+        let mut frame = group.create_frame(Frame { timestamp, size: 8 }).unwrap();
+        frame
+            .write_chunk(Bytes::copy_from_slice(&timestamp.to_be_bytes()[..4]))
+            .unwrap();
+        frame
+    }
+
+    fn reader(track: &TrackProducer, latency: Duration) -> SkippingReader<Stamp> {
+        let mut reader = SkippingReader::new(track.consume(), Stamp, latency);
+        reader.start_at_oldest();
+        reader
+    }
+
+    /// The next frame's (media time, keyframe), failing the test instead of waiting forever.
+    async fn next(reader: &mut SkippingReader<Stamp>) -> (u64, bool) {
+        let frame = tokio::time::timeout(Duration::from_secs(5), reader.read())
+            .await
+            .expect("the reader stalled")
+            .unwrap()
+            .expect("the track ended");
+        (frame.output, frame.keyframe)
+    }
+
+    /// The slow-link case: the relay sends the newest group first, so the older group's tail
+    /// (here the second half of a frame) never comes. With no latency target the reader still
+    /// moves on once a newer keyframe is well ahead, instead of waiting inside the frame.
+    #[tokio::test]
+    async fn a_group_starved_mid_frame_is_given_up_without_a_latency_target() {
+        let track = track();
+        let mut reader = reader(&track, Duration::MAX);
+        let mut g0 = group(&track, 0);
+        write(&mut g0, 0);
+        write(&mut g0, 100 * MS);
+        let _stuck = half_frame(&mut g0, 200 * MS);
+        assert_eq!(next(&mut reader).await, (0, true));
+        assert_eq!(next(&mut reader).await, (100 * MS, false));
+        // A newer group only 400 ms ahead: a healthy link could still deliver the tail.
+        let mut g1 = group(&track, 1);
+        write(&mut g1, 500 * MS);
+        let early = tokio::time::timeout(Duration::from_millis(50), reader.read()).await;
+        assert!(early.is_err(), "gave up a group that was not starved");
+        // The next group's keyframe 1 s ahead: group 0 is starved; continue with group 1.
+        let mut g2 = group(&track, 2);
+        write(&mut g2, 1000 * MS);
+        assert_eq!(next(&mut reader).await, (500 * MS, true));
+        assert_eq!(next(&mut reader).await, (1000 * MS, true));
+        assert_eq!(
+            reader.skipped(),
+            2,
+            "group 0 given up, group 1 ended unfinished"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reset_group_ends_for_the_reader_which_goes_on() {
+        let track = track();
+        let mut reader = reader(&track, Duration::MAX);
+        let mut g0 = group(&track, 0);
+        write(&mut g0, 0);
+        let mut g1 = group(&track, 1);
+        write(&mut g1, 33 * MS);
+        assert_eq!(next(&mut reader).await, (0, true));
+        // Reset by a relay (expired): not an error for the reader, just the end of the group.
+        g0.abort(moq_lite::Error::Old);
+        assert_eq!(next(&mut reader).await, (33 * MS, true));
+        assert_eq!(reader.skipped(), 1);
+        g1.finish();
+        track.finish();
+        let end = tokio::time::timeout(Duration::from_secs(5), reader.read()).await;
+        assert!(
+            matches!(end, Ok(Ok(None))),
+            "the track's end ends the reader"
+        );
+    }
+
+    /// Behind the target, it skips as little as the target allows: to the oldest newer keyframe
+    /// within the target of the newest frame here.
+    #[tokio::test]
+    async fn behind_the_latency_target_mid_frame_it_skips_ahead() {
+        let track = track();
+        let mut reader = reader(&track, Duration::from_millis(300));
+        let mut g0 = group(&track, 0);
+        write(&mut g0, 0);
+        let _stuck = half_frame(&mut g0, 33 * MS);
+        assert_eq!(next(&mut reader).await, (0, true));
+        let mut g1 = group(&track, 1);
+        write(&mut g1, 200 * MS);
+        let mut g2 = group(&track, 2);
+        write(&mut g2, 400 * MS);
+        // 400 ms behind the newest frame (group 2's keyframe): group 1's keyframe is 200 ms behind.
+        assert_eq!(next(&mut reader).await, (200 * MS, true));
+        assert_eq!(reader.skipped(), 1);
+        // Group 1 stalls as group 3 runs 300 ms past it: the target again, and group 2 is within it.
+        let mut g3 = group(&track, 3);
+        write(&mut g3, 450 * MS);
+        write(&mut g3, 500 * MS);
+        assert_eq!(next(&mut reader).await, (400 * MS, true));
+        assert_eq!(reader.skipped(), 2);
+    }
+
+    /// On a healthy link the older group's last frame can land just after the next keyframe
+    /// (newest first): nothing is skipped.
+    #[tokio::test]
+    async fn a_tail_arriving_after_the_next_keyframe_is_read() {
+        let track = track();
+        let mut reader = reader(&track, Duration::MAX);
+        let mut g0 = group(&track, 0);
+        write(&mut g0, 0);
+        let mut tail = half_frame(&mut g0, 33 * MS);
+        assert_eq!(next(&mut reader).await, (0, true));
+        let mut g1 = group(&track, 1);
+        write(&mut g1, 66 * MS);
+        tail.write_chunk(Bytes::copy_from_slice(&(33 * MS).to_be_bytes()[4..]))
+            .unwrap();
+        tail.finish().unwrap();
+        g0.finish();
+        assert_eq!(next(&mut reader).await, (33 * MS, false));
+        assert_eq!(next(&mut reader).await, (66 * MS, true));
+        assert_eq!(reader.skipped(), 0);
+    }
+
+    /// Cancelling a read in the middle of a frame loses nothing: the next read finishes it.
+    #[tokio::test]
+    async fn a_read_cancelled_mid_frame_resumes_it() {
+        let track = track();
+        let mut reader = reader(&track, Duration::MAX);
+        let mut g0 = group(&track, 0);
+        let mut frame = half_frame(&mut g0, 7);
+        let cancelled = tokio::time::timeout(Duration::from_millis(20), reader.read()).await;
+        assert!(cancelled.is_err());
+        frame
+            .write_chunk(Bytes::copy_from_slice(&7u64.to_be_bytes()[4..]))
+            .unwrap();
+        frame.finish().unwrap();
+        assert_eq!(next(&mut reader).await, (7, true));
+    }
+
+    #[tokio::test]
+    async fn queued_groups_are_bounded_and_none_is_lost() {
+        let track = track();
+        let mut reader = reader(&track, Duration::MAX);
+        let mut g0 = group(&track, 0);
+        write(&mut g0, 0);
+        assert_eq!(next(&mut reader).await, (0, true));
+        // Many newer groups while group 0 is still open: the reader takes only so many.
+        let count = MAX_PENDING_GROUPS as u64 + 10;
+        for sequence in 1..=count {
+            let mut newer = group(&track, sequence);
+            write(&mut newer, sequence * 10);
+            newer.finish();
+        }
+        let waited = tokio::time::timeout(Duration::from_millis(50), reader.read()).await;
+        assert!(
+            waited.is_err(),
+            "group 0 is not starved: nothing is far enough ahead"
+        );
+        assert_eq!(reader.pending.len(), MAX_PENDING_GROUPS);
+        // Once group 0 ends, every newer group comes in order, none dropped.
+        g0.finish();
+        for sequence in 1..=count {
+            assert_eq!(next(&mut reader).await, (sequence * 10, true));
+        }
+        assert_eq!(reader.skipped(), 0);
+    }
 }

@@ -293,8 +293,8 @@ async fn probe_reports_bitrate_and_rtt_and_goaway_is_accepted() {
     assert!(peer.close_reason().is_none());
 }
 
-/// A relay shares one upstream subscription between viewers and raises its priority with
-/// SUBSCRIBE_UPDATE when a viewer asks for more (the aggregate is the maximum).
+/// A relay shares one upstream subscription between viewers and raises its priority and max
+/// latency with SUBSCRIBE_UPDATE when a viewer asks for more (the aggregate is the maximum).
 #[tokio::test]
 async fn upstream_subscription_is_shared_and_its_priority_raised() {
     use moq_lite::{Client, OriginProducer};
@@ -342,7 +342,14 @@ async fn upstream_subscription_is_shared_and_its_priority_raised() {
                 .await
                 .unwrap()
                 .unwrap();
-        consumers.push(remote.subscribe_track(&Track::new("video").with_priority(priority)));
+        let consumer = remote.subscribe_track(&Track::new("video").with_priority(priority));
+        // Each viewer's max latency: the upstream subscription carries the longest.
+        consumer.request_max_latency(Duration::from_millis(if priority == 10 {
+            300
+        } else {
+            800
+        }));
+        consumers.push(consumer);
         viewers.push(session);
         if priority == 10 {
             // Upstream: TRACK → TRACK_INFO, then SUBSCRIBE with the first viewer's priority.
@@ -372,12 +379,12 @@ async fn upstream_subscription_is_shared_and_its_priority_raised() {
     assert_eq!(swire.bytes(1).await, [BiStreamType::Subscribe.id() as u8]);
     let sub: Subscribe = swire.next().await;
     assert_eq!((sub.broadcast, sub.track.as_str()), (path("cam"), "video"));
-    let mut priority = sub.priority;
-    while priority < 50 {
+    let (mut priority, mut latency) = (sub.priority, sub.max_latency_ms);
+    while priority < 50 || latency < 800 {
         let update: SubscribeUpdate = swire.next().await;
-        priority = update.priority;
+        (priority, latency) = (update.priority, update.max_latency_ms);
     }
-    assert_eq!(priority, 50);
+    assert_eq!((priority, latency), (50, 800));
     // Only one upstream subscription: no second Subscribe stream is opened.
     let extra = tokio::time::timeout(Duration::from_millis(300), publisher.accept_bi()).await;
     assert!(extra.is_err(), "a second upstream stream was opened");

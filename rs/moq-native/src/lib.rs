@@ -25,6 +25,7 @@
 //! * [`serve_fingerprint`]: the plain-HTTP `/certificate.sha256` endpoint for `http://` URLs.
 //! * [`Log`]: the `--log-level` flag and a tracing subscriber writing to stderr.
 //! * [`Backoff`]: jittered exponential delays between a client's reconnection attempts.
+//! * [`fuzz`]: the fuzz-target bodies for the hand-written HTTP/1.1 client parser.
 //!
 //! Both [`Server::new`] and [`Client::new`] must run inside a Tokio runtime (quinn binds its
 //! socket to the current one).
@@ -67,6 +68,7 @@
 mod backoff;
 mod client;
 mod fingerprint;
+pub mod fuzz;
 mod log;
 mod quic;
 mod server;

@@ -40,7 +40,8 @@ pub struct Scope {
     pub publish: Vec<Path>,
     /// Prefixes (relative to the root) the client may discover and subscribe under.
     pub subscribe: Vec<Path>,
-    /// When the token expires; the session is closed then.
+    /// When the token expires; the session is closed then. `None` for anonymous access and for
+    /// tokens without `exp`, or with one beyond what the clock can represent.
     pub expires: Option<SystemTime>,
 }
 
@@ -74,7 +75,11 @@ impl Auth {
                         .map(|p| parse_path(p).map_err(AuthError::Path))
                         .collect::<Result<Vec<_>, _>>()
                 };
-                let expires = claims.expires.map(|s| UNIX_EPOCH + Duration::from_secs(s));
+                // An `exp` past what SystemTime can hold (u64::MAX on every platform) is a time
+                // that never comes: the session is not closed for it.
+                let expires = claims
+                    .expires
+                    .and_then(|s| UNIX_EPOCH.checked_add(Duration::from_secs(s)));
                 (
                     parse_path(&claims.root).map_err(AuthError::Path)?,
                     prefixes(&claims.publish)?,
@@ -200,6 +205,44 @@ mod tests {
                 Err(AuthError::NothingAllowed(_))
             ),
             "anon2 is not anon"
+        );
+    }
+
+    /// `exp` anywhere in u64 gives a verdict: 0 has expired; a time the clock can hold is kept;
+    /// beyond that (u64::MAX) the session never expires. (UNIX_EPOCH + u64::MAX seconds used to
+    /// panic here.)
+    #[test]
+    fn extreme_expiry_times_never_panic() {
+        let key = moq_token::Key::generate(moq_token::Algorithm::HS256, None).unwrap();
+        let token = |exp: u64| {
+            key.sign(&moq_token::Claims {
+                subscribe: vec!["".into()],
+                expires: Some(exp),
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        let auth = Auth::new(Some(key.clone()), None).unwrap();
+        assert!(matches!(
+            auth.verify("/room", Some(&token(0))),
+            Err(AuthError::Token(moq_token::Error::Expired { .. }))
+        ));
+        let far = auth
+            .verify("/room", Some(&token(i64::MAX as u64 / 2)))
+            .unwrap();
+        assert!(far.expires.is_some_and(|at| at > SystemTime::now()));
+        for exp in [1 << 63, u64::MAX - 1, u64::MAX] {
+            let scope = auth.verify("/room", Some(&token(exp))).unwrap();
+            assert!(
+                scope.expires.is_none_or(|at| at > SystemTime::now()),
+                "exp {exp}"
+            );
+        }
+        assert_eq!(
+            auth.verify("/room", Some(&token(u64::MAX)))
+                .unwrap()
+                .expires,
+            None
         );
     }
 

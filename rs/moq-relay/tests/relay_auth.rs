@@ -577,3 +577,59 @@ async fn without_a_token_only_the_public_prefix_is_open() {
     let (status, _) = closed.http_get("/announced").await.unwrap();
     assert_eq!(status, 401);
 }
+
+/// Tokens with `exp` at the edges of u64 (signed by the real key): the relay never panics. A time
+/// the clock can hold or not (i64::MAX, 2^63, u64::MAX seconds) is a token that does not expire
+/// in practice, so the session is served; `exp: 0` expired long ago and is refused. (Adding
+/// u64::MAX seconds to the epoch used to panic the connection's task.)
+#[tokio::test]
+async fn tokens_with_extreme_expiry_times_get_a_verdict_not_a_panic() {
+    let issuer = Issuer::new(Algorithm::ES256);
+    let relay = issuer.relay(None).await;
+    let origin = OriginProducer::new();
+    let _cam = publish(&origin, "cam");
+    let _publisher = relay
+        .publisher(
+            Via::Quic,
+            &format!("/demo?jwt={}", issuer.token("demo", &[""], &[], None)),
+            &origin,
+        )
+        .await;
+
+    let mut sessions = Vec::new();
+    for exp in [i64::MAX as u64, 1 << 63, u64::MAX] {
+        let token = issuer.token("demo", &[], &[""], Some(exp));
+        for via in Via::BOTH {
+            let (session, seen) = relay.subscriber(via, &format!("/demo?jwt={token}")).await;
+            assert_eq!(
+                read_first(&seen, "cam").await,
+                vec![payload("cam", 0, 0, 20)],
+                "exp {exp} over {via:?}"
+            );
+            sessions.push(session);
+        }
+        let (status, _) = relay
+            .http_get(&format!("/announced/demo?jwt={token}"))
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "exp {exp} on the HTTP listener");
+    }
+    for via in Via::BOTH {
+        assert_refused(
+            &relay,
+            via,
+            &format!("/demo?jwt={}", issuer.token("demo", &[], &[""], Some(0))),
+            "expired",
+        )
+        .await;
+    }
+    relay
+        .wait_metrics("the publisher and six viewers", |m| {
+            m.value("moq_relay_sessions") == 7.0
+        })
+        .await;
+    let log = relay.log();
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(!log.contains("token expired: closing session"), "{log}");
+    drop(sessions);
+}

@@ -53,10 +53,12 @@ pub struct Claims {
     pub cluster: bool,
 
     /// Expiry, unix seconds (`exp`). Checked by [`Key::verify`](crate::Key::verify) when present.
+    /// Any `u64` is accepted: values past what a clock can represent (such as `u64::MAX`) simply
+    /// never expire. A negative, fractional or larger number is a malformed token.
     #[serde(rename = "exp", default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<u64>,
 
-    /// Issue time, unix seconds (`iat`). Informational; nothing checks it.
+    /// Issue time, unix seconds (`iat`). Informational; nothing checks it (any `u64`).
     #[serde(rename = "iat", default, skip_serializing_if = "Option::is_none")]
     pub issued: Option<u64>,
 }

@@ -694,6 +694,70 @@ mod tests {
         assert!(key.verify(&token).is_ok());
     }
 
+    /// Hostile times: every `u64` exp and iat signs and verifies without overflow (0 and 1 have
+    /// expired, the rest have not); negative, fractional and out-of-range numbers are malformed
+    /// tokens; `nbf` is not a claim of these tokens and is ignored whatever its value.
+    #[test]
+    fn extreme_times_are_verdicts_not_panics() {
+        let key = key(Algorithm::HS256);
+        for expires in [0, 1] {
+            let token = key
+                .sign(&Claims {
+                    expires: Some(expires),
+                    ..claims()
+                })
+                .unwrap();
+            assert!(
+                matches!(key.verify(&token), Err(Error::Expired { .. })),
+                "exp {expires}"
+            );
+        }
+        let huge = [
+            i64::MAX as u64,
+            1 << 63,
+            u64::MAX - EXPIRY_LEEWAY_SECS,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        for time in huge {
+            let at = Claims {
+                expires: Some(time),
+                issued: Some(time),
+                ..claims()
+            };
+            let token = key.sign(&at).unwrap();
+            assert_eq!(key.verify(&token).unwrap(), at, "exp and iat {time}");
+        }
+        let issued_at_zero = Claims {
+            issued: Some(0),
+            ..claims()
+        };
+        assert!(key.verify(&key.sign(&issued_at_zero).unwrap()).is_ok());
+
+        let header = r#"{"alg":"HS256","typ":"JWT"}"#;
+        let signed = |payload: &str| forge(header, payload, Some((Algorithm::HS256, secret(&key))));
+        for time in [
+            "-1",
+            "-9223372036854775808",
+            "18446744073709551616",
+            "1e300",
+            "4102444800.5",
+            r#""4102444800""#,
+        ] {
+            for claim in ["exp", "iat"] {
+                let payload = format!(r#"{{"get":"","{claim}":{time}}}"#);
+                assert!(
+                    matches!(key.verify(&signed(&payload)), Err(Error::MalformedToken(_))),
+                    "{payload}"
+                );
+            }
+        }
+        for time in ["0", "-1", "18446744073709551615", "1e300", r#""soon""#] {
+            let payload = format!(r#"{{"get":"","nbf":{time}}}"#);
+            assert!(key.verify(&signed(&payload)).is_ok(), "{payload}");
+        }
+    }
+
     #[test]
     fn tokens_without_put_or_get_are_rejected_at_sign_and_verify() {
         let key = key(Algorithm::HS256);

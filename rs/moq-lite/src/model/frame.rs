@@ -164,6 +164,33 @@ impl FrameConsumer {
         }
     }
 
+    /// Whether a read would return at once: a chunk not read yet has arrived, or the frame ended.
+    /// (Synchronous: unlike polling a read once, it is not subject to tokio's task budget.)
+    pub fn is_ready(&self) -> bool {
+        let state = self.state.borrow();
+        state.chunks.len() > self.index || state.closed.is_some()
+    }
+
+    /// The whole payload if the frame is complete, from its first chunk whatever this consumer
+    /// read; `None` while it is still arriving, the error if it was aborted. Synchronous.
+    pub fn payload_if_complete(&self) -> Option<Result<Bytes, Error>> {
+        let state = self.state.borrow();
+        match state.closed.clone()? {
+            Err(err) => Some(Err(err)),
+            Ok(()) => Some(Ok(match state.chunks.len() {
+                0 => Bytes::new(),
+                1 => state.chunks[0].clone(),
+                _ => {
+                    let mut buf = BytesMut::with_capacity(self.info.size as usize);
+                    for chunk in &state.chunks {
+                        buf.extend_from_slice(chunk);
+                    }
+                    buf.freeze()
+                }
+            })),
+        }
+    }
+
     /// The whole payload, once it has all arrived (one copy only if it came in several chunks).
     pub async fn read_all(&mut self) -> Result<Bytes, Error> {
         let first = match self.read_chunk().await? {

@@ -170,6 +170,28 @@ impl GroupConsumer {
         self.state.borrow().frames.len()
     }
 
+    /// Whether [`Self::next_frame`] would return at once (a frame not taken yet, or the end).
+    /// Synchronous: unlike polling it once, not subject to tokio's task budget.
+    pub fn is_ready(&self) -> bool {
+        let state = self.state.borrow();
+        state.frames.len() > self.index || state.closed.is_some()
+    }
+
+    /// Frame `index` (0 = first) if it has been written, without waiting or moving this
+    /// consumer's position.
+    pub fn frame_at(&self, index: usize) -> Option<FrameConsumer> {
+        self.state.borrow().frames.get(index).cloned()
+    }
+
+    /// Resolves once more than `count` frames have been written or the group is closed, without
+    /// moving this consumer's position. Cancel-safe.
+    pub async fn frames_past(&self, count: usize) {
+        let mut state = self.state.clone();
+        let _ = state
+            .wait_for(|s| s.frames.len() > count || s.closed.is_some())
+            .await;
+    }
+
     /// Timestamp of the first frame, if any has been written.
     pub fn first_timestamp(&self) -> Option<u64> {
         self.state

@@ -137,8 +137,31 @@ impl State {
 struct Shared {
     track: Track,
     state: watch::Sender<State>,
-    /// The highest priority any consumer asked for: what an upstream subscription should use.
-    priority: Arc<watch::Sender<u8>>,
+    /// What consumers asked for, aggregated: what an upstream subscription should use.
+    priority: Arc<watch::Sender<Requested>>,
+}
+
+/// What a track's consumers asked of it, aggregated as an upstream subscription carries it
+/// (spec §7.1: the highest priority, the longest max latency). Both only ever rise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Requested {
+    /// The highest subscriber priority asked for.
+    pub priority: u8,
+    /// The longest max latency asked for: `None` until a consumer asks; `Some(Duration::MAX)`
+    /// once one asks for no limit (the publisher's own retention then applies).
+    pub max_latency: Option<Duration>,
+}
+
+impl Requested {
+    /// The max latency as SUBSCRIBE carries it: milliseconds, 0 for none (the publisher's own).
+    pub fn max_latency_ms(&self) -> u64 {
+        match self.max_latency {
+            Some(latency) if latency != Duration::MAX => {
+                u64::try_from(latency.as_millis()).unwrap_or(0).max(1)
+            }
+            _ => 0,
+        }
+    }
 }
 
 impl Drop for Shared {
@@ -183,7 +206,13 @@ impl TrackProducer {
         };
         Self {
             shared: Arc::new(Shared {
-                priority: Arc::new(watch::channel(track.priority).0),
+                priority: Arc::new(
+                    watch::channel(Requested {
+                        priority: track.priority,
+                        max_latency: None,
+                    })
+                    .0,
+                ),
                 track,
                 state: watch::channel(state).0,
             }),
@@ -289,16 +318,34 @@ impl TrackProducer {
 
     /// The highest priority requested by any consumer so far (an upstream subscription's priority).
     pub fn requested_priority(&self) -> u8 {
+        self.shared.priority.borrow().priority
+    }
+
+    /// What consumers asked for so far (an upstream subscription's priority and max latency).
+    pub fn requested(&self) -> Requested {
         *self.shared.priority.borrow()
     }
 
     /// Resolves when a consumer asks for a priority above `current`, with the new value.
     pub async fn priority_raised(&self, current: u8) -> u8 {
         let mut rx = self.shared.priority.subscribe();
-        let raised = rx.wait_for(|p| *p > current).await.map(|p| *p);
+        let raised = rx
+            .wait_for(|p| p.priority > current)
+            .await
+            .map(|p| p.priority);
         match raised {
             Ok(p) => p,
             // Cannot happen while `self` holds the sender; never resolve rather than guess.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Resolves when what consumers asked for differs from `current`, with the new value.
+    pub async fn requested_changed(&self, current: Requested) -> Requested {
+        let mut rx = self.shared.priority.subscribe();
+        let changed = rx.wait_for(|r| *r != current).await.map(|r| *r);
+        match changed {
+            Ok(r) => r,
             Err(_) => std::future::pending().await,
         }
     }
@@ -349,11 +396,21 @@ impl TrackProducer {
     }
 }
 
-fn raise(aggregate: &watch::Sender<u8>, priority: u8) {
-    aggregate.send_if_modified(|p| {
-        let raised = priority > *p;
+fn raise(aggregate: &watch::Sender<Requested>, priority: u8) {
+    aggregate.send_if_modified(|r| {
+        let raised = priority > r.priority;
         if raised {
-            *p = priority;
+            r.priority = priority;
+        }
+        raised
+    });
+}
+
+fn raise_latency(aggregate: &watch::Sender<Requested>, latency: Duration) {
+    aggregate.send_if_modified(|r| {
+        let raised = r.max_latency.is_none_or(|current| latency > current);
+        if raised {
+            r.max_latency = Some(latency);
         }
         raised
     });
@@ -389,7 +446,7 @@ impl TrackWeak {
 pub struct TrackConsumer {
     track: Track,
     state: watch::Receiver<State>,
-    priority: Arc<watch::Sender<u8>>,
+    priority: Arc<watch::Sender<Requested>>,
     /// Next sequence wanted; `None` until the first group is taken (join at latest).
     next: Option<u64>,
     max_latency: Duration,
@@ -410,7 +467,11 @@ pub struct TrackConsumer {
 }
 
 impl TrackConsumer {
-    fn new(track: Track, state: watch::Receiver<State>, priority: Arc<watch::Sender<u8>>) -> Self {
+    fn new(
+        track: Track,
+        state: watch::Receiver<State>,
+        priority: Arc<watch::Sender<Requested>>,
+    ) -> Self {
         let from_first = state.borrow().latest.is_none();
         Self {
             track,
@@ -461,6 +522,13 @@ impl TrackConsumer {
     /// (SUBSCRIBE_UPDATE) when this raises the highest priority any consumer asked for.
     pub fn request_priority(&self, priority: u8) {
         raise(&self.priority, priority);
+    }
+
+    /// Tell the publisher how stale a group may get for this consumer before its stream may be
+    /// reset (`Duration::MAX`: no limit but the publisher's own). An upstream subscription
+    /// carries the longest any consumer asked for (SUBSCRIBE_UPDATE when it grows).
+    pub fn request_max_latency(&self, max_latency: Duration) {
+        raise_latency(&self.priority, max_latency);
     }
 
     /// How far behind a newer group this consumer lets itself fall before skipping ahead.

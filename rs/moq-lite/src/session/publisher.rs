@@ -333,6 +333,8 @@ impl Publisher {
             end: subscribe.end_group,
         };
         consumer.set_max_latency(prefs.latency(&consumer));
+        // A relay carries the longest max latency its viewers asked for upstream (spec §7.1).
+        consumer.request_max_latency(prefs.requested_latency());
         // Groups are served in arrival order (spec §7.3): one whose stream reached us after a
         // newer one's is still sent, within the max latency.
         consumer.set_late_groups(true);
@@ -365,7 +367,11 @@ impl Publisher {
         // object) was most of this task's cache misses at 500 × SD.
         let mut current: Option<GroupFuture> = None;
         let mut groups = FuturesUnordered::<GroupFuture>::new();
-        let mut inflight: VecDeque<(u64, Instant, oneshot::Sender<Error>)> = VecDeque::new();
+        let mut inflight: VecDeque<InflightGroup> = VecDeque::new();
+        // When the oldest superseded group in flight falls past the max latency.
+        let expiry = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(expiry);
+        let mut expiry_armed = false;
         let mut first: Option<u64> = None;
         let mut last: Option<u64> = None;
         let mut track_done = false;
@@ -374,20 +380,36 @@ impl Publisher {
             if track_done && current.is_none() && groups.is_empty() {
                 return Ok(());
             }
+            // Wake when the oldest group behind a newer one passes the max latency, so a group
+            // starved by newer ones is reset on time even when no newer group comes to check.
+            match inflight.front().and_then(|g| g.superseded) {
+                Some(superseded) => {
+                    let deadline = superseded + prefs.latency(&handle);
+                    if !expiry_armed || expiry.deadline() != deadline {
+                        expiry.as_mut().reset(deadline);
+                        expiry_armed = true;
+                    }
+                }
+                None => expiry_armed = false,
+            }
             // Biased, older groups first: a group is polled (and so opens its stream) before a
             // newer one is, so group streams open in sequence order, as with one queue, and a
             // subscriber that drops groups arriving after a newer one does not lose any.
             tokio::select! {
                 biased;
                 Some(()) = groups.next(), if !groups.is_empty() => {
-                    inflight.retain(|(_, _, tx)| !tx.is_closed());
+                    inflight.retain(|g| !g.cancel.is_closed());
                 }
                 () = std::future::poll_fn(|cx| match current.as_mut() {
                     Some(group) => group.as_mut().poll(cx),
                     None => std::task::Poll::Pending,
                 }), if current.is_some() => {
                     current = None;
-                    inflight.retain(|(_, _, tx)| !tx.is_closed());
+                    inflight.retain(|g| !g.cancel.is_closed());
+                }
+                () = &mut expiry, if expiry_armed => {
+                    expiry_armed = false;
+                    self.expire(&mut inflight, prefs.latency(&handle));
                 }
                 Some(group) = next_groups.next(), if !track_done => match group? {
                     Some(group) => {
@@ -402,9 +424,14 @@ impl Publisher {
                         }
                         let base = *first.get_or_insert(sequence);
                         last = Some(last.map_or(sequence, |l| l.max(sequence)));
+                        let now = Instant::now();
+                        // Every group in flight is now behind a newer one.
+                        for group in inflight.iter_mut().filter(|g| g.superseded.is_none()) {
+                            group.superseded = Some(now);
+                        }
                         self.expire(&mut inflight, prefs.latency(&handle));
                         let (cancel_tx, cancel_rx) = oneshot::channel();
-                        inflight.push_back((sequence, Instant::now(), cancel_tx));
+                        inflight.push_back(InflightGroup { sequence, superseded: None, cancel: cancel_tx });
                         let send_order = priority::send_order(prefs.priority, prefs.ordered, sequence.wrapping_sub(base));
                         let group: GroupFuture = Box::pin(self.serve_group(subscribe.id, group, send_order, cancel_rx));
                         if let Some(older) = current.replace(group) {
@@ -427,8 +454,10 @@ impl Publisher {
                         };
                         // From the next group on (a wait in progress keeps the old value).
                         max_latency.store(nanos(prefs.latency(&handle)), Ordering::Relaxed);
-                        // A relay passes a raised priority on to its upstream subscription.
+                        // A relay passes a raised priority and max latency on upstream.
                         handle.request_priority(prefs.priority);
+                        handle.request_max_latency(prefs.requested_latency());
+                        self.expire(&mut inflight, prefs.latency(&handle));
                     }
                     // The subscriber finished its side: the subscription is cancelled (spec §3.3).
                     None => return Ok(()),
@@ -449,23 +478,23 @@ impl Publisher {
         Ok(())
     }
 
-    /// Reset in-flight groups that a newer group has left more than `latency` behind, and keep at
-    /// most [`MAX_INFLIGHT_GROUPS`] open, so a stalled subscriber costs bounded memory.
-    fn expire(
-        &self,
-        inflight: &mut VecDeque<(u64, Instant, oneshot::Sender<Error>)>,
-        latency: Duration,
-    ) {
-        inflight.retain(|(_, _, tx)| !tx.is_closed());
+    /// Reset in-flight groups that have been behind a newer group for longer than `latency`
+    /// (their tail would reach the subscriber too late to matter, and on a link slower than the
+    /// stream it would never be sent: newer groups go first), and keep at most
+    /// [`MAX_INFLIGHT_GROUPS`] open, so a slow or stalled subscriber costs bounded memory.
+    fn expire(&self, inflight: &mut VecDeque<InflightGroup>, latency: Duration) {
+        inflight.retain(|g| !g.cancel.is_closed());
         let now = Instant::now();
-        while let Some((_, started, _)) = inflight.front() {
-            let too_old = now.saturating_duration_since(*started) > latency;
+        while let Some(oldest) = inflight.front() {
+            let too_old = oldest
+                .superseded
+                .is_some_and(|at| now.saturating_duration_since(at) >= latency);
             if !too_old && inflight.len() < MAX_INFLIGHT_GROUPS {
                 break;
             }
-            if let Some((sequence, _, tx)) = inflight.pop_front() {
-                tracing::trace!(sequence, "resetting expired group stream");
-                if tx.send(Error::Old).is_ok() {
+            if let Some(group) = inflight.pop_front() {
+                tracing::trace!(sequence = group.sequence, "resetting expired group stream");
+                if group.cancel.send(Error::Old).is_ok() {
                     self.stats.add(Metric::GroupsDropped, 1);
                 }
             }
@@ -508,12 +537,23 @@ impl Publisher {
                 write_frames(&mut writer, group, self.version, Some((&self.stats, &written))).await?;
                 writer.flush().await
             } => res,
-            Ok(err) = cancel => Err(err),
+            Ok(err) = &mut cancel => Err(err),
         };
         match result {
             Ok(()) => writer.finish(),
             Err(err) => {
                 tracing::trace!(sequence, %err, "group stream ended early");
+                writer.reset(&err);
+                return;
+            }
+        }
+        // Written is not sent: QUIC may still hold the tail behind newer groups (a link slower
+        // than the stream). Until the peer has it all, the group stays in flight, so expiry can
+        // reset it and free those buffers instead of sending stale media later.
+        tokio::select! {
+            () = writer.acknowledged() => {}
+            Ok(err) = cancel => {
+                tracing::trace!(sequence, %err, "resetting a group not yet delivered");
                 writer.reset(&err);
             }
         }
@@ -535,6 +575,15 @@ impl Drop for Queued<'_> {
     }
 }
 
+/// A group stream of one subscription, in flight.
+struct InflightGroup {
+    sequence: u64,
+    /// When a newer group of the subscription was scheduled: the age that expires it.
+    superseded: Option<Instant>,
+    /// Resets the stream with the error sent.
+    cancel: oneshot::Sender<Error>,
+}
+
 /// A subscription's current preferences (SUBSCRIBE, then each SUBSCRIBE_UPDATE).
 struct Prefs {
     priority: u8,
@@ -547,6 +596,14 @@ impl Prefs {
     /// The age at which a group is skipped or its stream reset. A subscriber asking for 0 (the
     /// reference default) gets the publisher's retention, so groups are not reset the instant a
     /// newer one starts.
+    /// The max latency as a consumer request: `Duration::MAX` when the subscriber gave none.
+    fn requested_latency(&self) -> Duration {
+        match self.max_latency.is_zero() {
+            true => Duration::MAX,
+            false => self.max_latency,
+        }
+    }
+
     fn latency(&self, consumer: &TrackConsumer) -> Duration {
         match self.max_latency.is_zero() {
             true => consumer.info().max_latency,

@@ -212,7 +212,14 @@ impl Writer {
         let _ = self.stream.finish();
     }
 
-    /// Reset the stream with an error code.
+    /// Resolves once the peer has acknowledged everything written (after [`Writer::finish`]) or
+    /// stopped the stream, or the session is gone.
+    pub async fn acknowledged(&self) {
+        let _ = self.stream.stopped().await;
+    }
+
+    /// Reset the stream with an error code (also after [`Writer::finish`], discarding what was
+    /// not sent yet).
     pub fn reset(&mut self, err: &Error) {
         self.done = true;
         let _ = self.stream.reset(err.code());

@@ -235,30 +235,36 @@ impl Subscriber {
         let mut writer = Writer::new(send, self.version);
         let mut reader = Reader::new(recv, self.version);
         writer.encode(&BiStreamType::Subscribe).await?;
+        let mut requested = track.requested();
         let subscribe = Subscribe {
             id,
             broadcast: path.clone(),
             track: name,
-            priority: track.requested_priority(),
+            priority: requested.priority,
             ordered: false,
-            max_latency_ms: 0,
+            max_latency_ms: requested.max_latency_ms(),
             start_group: None,
             end_group: None,
         };
         writer.encode(&subscribe).await?;
 
         let mut first = true;
-        let mut priority = subscribe.priority;
         loop {
             let response = tokio::select! {
                 response = reader.decode_maybe::<SubscribeResponse>() => response?,
-                // A new local consumer asked for more: tell the publisher (lite-03+).
-                raised = track.priority_raised(priority), if self.version >= Version::Lite03 => {
-                    priority = raised;
+                // A local consumer asked for more (priority, max latency): tell the publisher
+                // (lite-03+).
+                changed = track.requested_changed(requested), if self.version >= Version::Lite03 => {
+                    let update = (changed.priority, changed.max_latency_ms())
+                        != (requested.priority, requested.max_latency_ms());
+                    requested = changed;
+                    if !update {
+                        continue;
+                    }
                     let update = SubscribeUpdate {
-                        priority,
+                        priority: requested.priority,
                         ordered: false,
-                        max_latency_ms: 0,
+                        max_latency_ms: requested.max_latency_ms(),
                         start_group: None,
                         end_group: None,
                     };

@@ -474,7 +474,12 @@ class Session {
 				this.#opts.onPlaying();
 			},
 		});
-		const track = broadcast.subscribe(name, { priority: PRIORITY.video });
+		// The relay resets video groups that fell this far behind a newer one instead of sending
+		// them late (a link slower than the stream would otherwise carry stale tails).
+		const track = broadcast.subscribe(name, {
+			priority: PRIORITY.video,
+			maxLatencyMs: Math.max(1, Math.round(this.clock.latencyMs)),
+		});
 		this.#tracks.push(track);
 		const reader = new GroupReader(track, {
 			latencyUs: () => this.clock.latencyMs * 1000,

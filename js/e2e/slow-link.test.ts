@@ -1,0 +1,245 @@
+/**
+ * `<hang-watch>` behind a link slower than the stream (issue 18): in a network namespace of this
+ * test's own, the relay, an ffmpeg CBR 3 Mbit/s H.264 + Opus broadcast published with `hang
+ * publish`, and Chromium reaching the relay at 127.0.0.2, whose packets (relay → viewer) are held
+ * to 2 Mbit/s by an HTB class with a 50 KB drop-tail queue. For 150 s (the freezes seen before
+ * came after a minute): no second without decoded frames and latency within the target + 300 ms
+ * after the first 5 s. Needs root (namespaces, tc), ffmpeg, Chromium.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { chmodSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { type Browser, chromium } from "playwright-core";
+import { bin, CHROMIUM, freePort, Proc, webRoot } from "./harness.ts";
+
+/** How long the page watches. */
+const WATCH_S = Number(process.env.MOQ_SLOW_LINK_SECONDS ?? 150);
+/** The link rate in Mbit/s (scripts/bench-slow-link.py sets others); the queue holds 200 ms. */
+const RATE_MBIT = Number(process.env.MOQ_SLOW_LINK_RATE ?? 2);
+const QUEUE_BYTES = Math.round((RATE_MBIT * 1e6 * 0.2) / 8);
+/** Where the benchmark wants the figures (JSON), if anywhere. */
+const OUT = process.env.MOQ_SLOW_LINK_OUT;
+/** The player's latency target (ms) and how far above it it may be once settled. */
+const TARGET_MS = 500;
+const SLACK_MS = 300;
+const SETTLE_S = 5;
+
+const ns = `hang-e2e-slow-${process.pid}`;
+const procs: Proc[] = [];
+let browser: Browser | undefined;
+let port = 0;
+let wrapper = "";
+
+function ip(...args: string[]): void {
+	execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
+}
+
+function inNs(...args: string[]): void {
+	ip("netns", "exec", ns, ...args);
+}
+
+/** Kill everything inside the namespace and delete it (every exit path: `after` always runs). */
+function removeNs(): void {
+	try {
+		const pids = execFileSync("ip", ["netns", "pids", ns]).toString().split(/\s+/).filter(Boolean);
+		for (const pid of pids) {
+			try {
+				process.kill(Number(pid), "SIGKILL");
+			} catch {
+				// already gone
+			}
+		}
+	} catch {
+		// no namespace
+	}
+	try {
+		ip("netns", "del", ns);
+	} catch {
+		// no namespace
+	}
+}
+
+before(async () => {
+	ip("netns", "add", ns);
+	inNs("ip", "link", "set", "lo", "up");
+	inNs("ip", "addr", "add", "127.0.0.2/8", "dev", "lo");
+	inNs("tc", "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "20");
+	inNs(
+		"tc",
+		"class",
+		"add",
+		"dev",
+		"lo",
+		"parent",
+		"1:",
+		"classid",
+		"1:10",
+		"htb",
+		"rate",
+		`${RATE_MBIT}mbit`,
+		"ceil",
+		`${RATE_MBIT}mbit`,
+		"burst",
+		"16k",
+	);
+	inNs("tc", "class", "add", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", "20gbit");
+	inNs("tc", "qdisc", "add", "dev", "lo", "parent", "1:10", "handle", "10:", "bfifo", "limit", String(QUEUE_BYTES));
+	inNs(
+		"tc",
+		"filter",
+		"add",
+		"dev",
+		"lo",
+		"parent",
+		"1:",
+		"protocol",
+		"ip",
+		"prio",
+		"1",
+		"u32",
+		"match",
+		"ip",
+		"src",
+		"127.0.0.2/32",
+		"flowid",
+		"1:10",
+	);
+
+	port = await freePort();
+	const addr = `0.0.0.0:${port}`;
+	const relay = new Proc("moq-relay", "/usr/sbin/ip", [
+		"netns",
+		"exec",
+		ns,
+		join(bin, "moq-relay"),
+		"--listen",
+		addr,
+		"--web-http-listen",
+		addr,
+		"--web-root",
+		webRoot,
+		"--tls-generate",
+		"localhost,127.0.0.1,127.0.0.2",
+		"--auth-public",
+		"",
+	]);
+	procs.push(relay);
+	const ffmpeg = [
+		"ffmpeg -hide_banner -loglevel error -re",
+		"-f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000",
+		"-c:v libx264 -preset ultrafast -tune zerolatency -b:v 3M -minrate 3M -maxrate 3M -bufsize 500k",
+		"-x264-params nal-hrd=cbr -g 30 -pix_fmt yuv420p -c:a libopus -b:a 64k",
+		"-f mp4 -frag_duration 100000 -movflags cmaf+separate_moof+delay_moov+skip_trailer -",
+	].join(" ");
+	const publish = `${join(bin, "hang")} publish --url http://127.0.0.1:${port}/anon --name slow.hang`;
+	procs.push(new Proc("publisher", "/usr/sbin/ip", ["netns", "exec", ns, "bash", "-c", `${ffmpeg} | ${publish}`]));
+
+	// Chromium in the namespace: playwright drives it over a pipe, through this wrapper.
+	wrapper = join(execFileSync("mktemp", ["-d"]).toString().trim(), "chromium-in-netns");
+	writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${ns} ${CHROMIUM} "$@"\n`);
+	chmodSync(wrapper, 0o755);
+	browser = await chromium.launch({
+		executablePath: wrapper,
+		args: ["--disable-gpu", "--no-first-run", "--autoplay-policy=no-user-gesture-required"],
+	});
+});
+
+after(async () => {
+	await browser?.close().catch(() => {});
+	for (const proc of procs) await proc.kill();
+	removeNs();
+	if (wrapper) execFileSync("rm", ["-rf", join(wrapper, "..")]);
+});
+
+interface Sample {
+	t: number;
+	framesDecoded: number;
+	latencyMs: number | undefined;
+	audioFramesDecoded: number;
+}
+
+test(`<hang-watch> behind a ${RATE_MBIT} Mbit/s link stays live for ${WATCH_S} s`, {
+	timeout: (WATCH_S + 60) * 1000,
+}, async () => {
+	assert.ok(browser);
+	const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+	const console: string[] = [];
+	context.on("console", (m) => console.push(`${m.type()}: ${m.text()}`));
+	const page = await context.newPage();
+	const logs = () =>
+		`--- page console ---\n${console.slice(-30).join("\n")}\n${procs.map((p) => `--- ${p.name} ---\n${p.log.slice(-3000)}`).join("\n")}`;
+	try {
+		// The relay's HTTP listener answers once it is up, and the broadcast once it is announced.
+		const deadline = Date.now() + 20_000;
+		for (;;) {
+			try {
+				await page.goto(`http://127.0.0.2:${port}/announced`);
+				if ((await page.textContent("body"))?.includes("anon/slow.hang")) break;
+			} catch {
+				// not up yet
+			}
+			if (Date.now() > deadline) throw new Error("the broadcast was never announced");
+			await page.waitForTimeout(200);
+		}
+		await page.goto(`http://127.0.0.2:${port}/?path=slow.hang`);
+		await page.waitForSelector("hang-watch");
+		await page.evaluate((ms) => document.querySelector("hang-watch")?.setAttribute("latency", String(ms)), TARGET_MS);
+		const samples: Sample[] = [];
+		const start = Date.now();
+		for (let second = 1; second <= WATCH_S; second++) {
+			await page.waitForTimeout(start + second * 1000 - Date.now());
+			const s = await page.evaluate(() => {
+				const el = document.querySelector("hang-watch") as HTMLElement & {
+					stats?: { framesDecoded: number; latencyMs?: number; audioFramesDecoded: number };
+				};
+				return el?.stats ? { ...el.stats } : undefined;
+			});
+			samples.push({
+				t: second,
+				framesDecoded: s?.framesDecoded ?? 0,
+				latencyMs: s?.latencyMs,
+				audioFramesDecoded: s?.audioFramesDecoded ?? 0,
+			});
+		}
+		const judged = samples.filter((s) => s.t > SETTLE_S);
+		const problems: string[] = [];
+		for (let i = 1; i < judged.length; i++) {
+			const [a, b] = [judged[i - 1], judged[i]];
+			if (a && b && b.framesDecoded <= a.framesDecoded) problems.push(`no decoded frame in second ${b.t}`);
+			if (b && (b.latencyMs === undefined || b.latencyMs > TARGET_MS + SLACK_MS))
+				problems.push(`latency ${b.latencyMs} ms at ${b.t} s`);
+		}
+		const latencies = judged.flatMap((s) => (s.latencyMs === undefined ? [] : [s.latencyMs])).sort((x, y) => x - y);
+		const fps =
+			((judged.at(-1)?.framesDecoded ?? 0) - (judged[0]?.framesDecoded ?? 0)) / Math.max(1, judged.length - 1);
+		process.stdout.write(
+			`# slow link: ${fps.toFixed(1)} fps, latency p50 ${latencies[Math.floor(latencies.length / 2)]} ms, max ${latencies.at(-1)} ms, audio ${judged.at(-1)?.audioFramesDecoded} frames\n`,
+		);
+		process.stdout.write(
+			`# per second (frames, latency): ${JSON.stringify(samples.map((s) => [s.framesDecoded, s.latencyMs]))}\n`,
+		);
+		if (OUT) {
+			const pick = (p: number) =>
+				latencies[Math.min(latencies.length - 1, Math.round((p / 100) * (latencies.length - 1)))];
+			const audio =
+				((judged.at(-1)?.audioFramesDecoded ?? 0) - (judged[0]?.audioFramesDecoded ?? 0)) /
+				Math.max(1, judged.length - 1);
+			writeFileSync(
+				OUT,
+				JSON.stringify({
+					p50: pick(50),
+					p95: pick(95),
+					max: latencies.at(-1),
+					video_fps: Number(fps.toFixed(1)),
+					audio_fps: Number(audio.toFixed(1)),
+					latency_ms_per_second: samples.map((s) => s.latencyMs ?? null),
+				}),
+			);
+		}
+		assert.deepEqual(problems.slice(0, 20), [], `${problems.length} problems\n${logs()}`);
+	} finally {
+		await context.close();
+	}
+});
