@@ -6,6 +6,10 @@
 //! - `--test-pattern` instead of stdin (publish, serve): a built-in live clock and tone
 //!
 //! Media goes through stdin/stdout; progress and stats go to stderr.
+//!
+//! `publish` and `subscribe` connect again when the relay goes away (`--no-reconnect`: exit with
+//! the error instead): the publisher keeps reading its input meanwhile and announces the same
+//! broadcast on each new session; the subscriber's output goes on as one stream.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -13,8 +17,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::BytesMut;
-use clap::{Parser, Subcommand, ValueEnum};
-use hang::export::{AnnexBExporter, Fmp4Exporter, Fragment};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use hang::export::{AnnexBExporter, ExportError, Fmp4Exporter, Fmp4Resume, Fragment};
 use hang::import::{AnnexBImporter, Fmp4Importer};
 use moq_lite::{Metric, OriginProducer, Path, Session};
 use tokio::io::AsyncReadExt;
@@ -104,6 +108,40 @@ struct Connect {
     client: moq_native::ClientConfig,
     #[command(flatten)]
     quic: moq_native::QuicConfig,
+    #[command(flatten)]
+    reconnect: moq_native::ReconnectConfig,
+}
+
+impl Connect {
+    /// The broadcast path.
+    fn path(&self) -> anyhow::Result<Path> {
+        Path::new(&self.name).context("invalid --name")
+    }
+
+    /// The client endpoint, reused by every (re)connection.
+    fn client(&self) -> anyhow::Result<moq_native::Client> {
+        let mut config = self.client.clone();
+        config.quic = self.quic.clone();
+        moq_native::Client::new(config)
+    }
+
+    /// Dial the relay and open a moq-lite session set up by `role` (publish or subscribe an origin).
+    async fn open(
+        &self,
+        client: &moq_native::Client,
+        role: impl FnOnce(moq_lite::Client) -> moq_lite::Client,
+    ) -> anyhow::Result<Session> {
+        let connection = client
+            .connect(self.url.clone())
+            .await
+            .with_context(|| format!("cannot connect to {}", self.url))?;
+        let session = role(moq_lite::Client::new().with_setup_path(connection.setup_path))
+            .connect(connection.session)
+            .await
+            .with_context(|| format!("moq session with {} failed", self.url))?;
+        tracing::info!(version = %session.version(), url = %self.url, "session open");
+        Ok(session)
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,7 +160,13 @@ enum FragmentArg {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    // The clients notice a vanished relay within seconds (moq_native::QuicConfig::client_defaults).
+    let command = ["publish", "subscribe"]
+        .into_iter()
+        .fold(Cli::command(), |c, name| {
+            c.mut_subcommand(name, moq_native::QuicConfig::client_defaults)
+        });
+    let cli = Cli::from_arg_matches_mut(&mut command.get_matches())?;
     cli.log.init();
     match cli.command {
         Command::Publish {
@@ -272,20 +316,6 @@ fn serde_summary(broadcast: &hang::BroadcastProducer) -> String {
     format!("video[{}] audio[{}]", video.join(","), audio.join(","))
 }
 
-async fn connect(
-    connect: &Connect,
-) -> anyhow::Result<(moq_native::Client, moq_native::Connection, Path)> {
-    let path = Path::new(&connect.name).context("invalid --name")?;
-    let mut config = connect.client.clone();
-    config.quic = connect.quic.clone();
-    let client = moq_native::Client::new(config)?;
-    let connection = client
-        .connect(connect.url.clone())
-        .await
-        .with_context(|| format!("cannot connect to {}", connect.url))?;
-    Ok((client, connection, path))
-}
-
 /// Follow the first legacy video rendition's timestamps and keep the end-to-end latency (ms) of
 /// the newest frame, when the publisher anchored its media time to the wall clock. It reads with
 /// the output's latency target, so it skips what the output skips (and asks the relay for no
@@ -355,29 +385,53 @@ async fn report(session: &Session, direction: &str, latency_ms: Option<Arc<Atomi
     }
 }
 
-async fn publish(connect_args: Connect, input: Input) -> anyhow::Result<()> {
-    let (client, connection, path) = connect(&connect_args).await?;
+/// Publish `input` through the relay, connecting again whenever the session is lost.
+///
+/// The input runs for the whole process, not per session: it goes on reading (and the broadcast
+/// goes on filling) while the relay is away, and each new session announces the same broadcast,
+/// so the relay and its viewers pick it up again at its current group.
+async fn publish(args: Connect, input: Input) -> anyhow::Result<()> {
+    let path = args.path()?;
+    let client = args.client()?;
     let origin = OriginProducer::new();
-    let session = moq_lite::Client::new()
-        .with_setup_path(connection.setup_path)
-        .publish(origin.consume())
-        .connect(connection.session)
-        .await?;
-    tracing::info!(version = %session.version(), "connected");
-    let result = tokio::select! {
-        res = input.run(&origin, &path) => res,
-        err = session.closed() => Err(anyhow::anyhow!("session closed: {err}")),
-        _ = report(&session, "out", None) => unreachable!("report never ends"),
-        _ = interrupted() => {
-            tracing::info!("interrupted: closing the session");
-            hang_up(&client, &session).await;
-            return Ok(());
+    let mut reconnect = moq_native::Reconnect::new(&args.reconnect);
+    let input = input.run(&origin, &path);
+    let interrupted = interrupted();
+    tokio::pin!(input, interrupted);
+    loop {
+        let opened = tokio::select! {
+            res = &mut input => return res,
+            _ = &mut interrupted => return Ok(()),
+            res = args.open(&client, |c| c.publish(origin.consume())) => res,
+        };
+        let delay = match opened {
+            Ok(session) => {
+                let up = reconnect.connected();
+                let lost = tokio::select! {
+                    res = &mut input => {
+                        // Let what is in flight reach the relay before hanging up.
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        hang_up(&client, &session).await;
+                        return res;
+                    }
+                    err = session.closed() => anyhow::anyhow!("session closed: {err}"),
+                    _ = report(&session, "out", None) => unreachable!("report never ends"),
+                    _ = &mut interrupted => {
+                        tracing::info!("interrupted: closing the session");
+                        hang_up(&client, &session).await;
+                        return Ok(());
+                    }
+                };
+                reconnect.retry(lost, Some(up))?
+            }
+            Err(err) => reconnect.retry(err, None)?,
+        };
+        tokio::select! {
+            res = &mut input => return res,
+            _ = &mut interrupted => return Ok(()),
+            _ = tokio::time::sleep(delay) => {}
         }
-    };
-    // Let what is in flight reach the relay before hanging up.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    hang_up(&client, &session).await;
-    result
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -412,70 +466,166 @@ async fn hang_up(client: &moq_native::Client, session: &Session) {
 /// How long [`hang_up`] waits for the connection to finish closing.
 const HANG_UP_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Write the broadcast to stdout, connecting again whenever the session is lost; the output
+/// goes on as one stream (fMP4: one init segment while the catalog stays the same, see
+/// [`Fmp4Resume`]). Ends when the broadcast ends.
 async fn subscribe(
-    connect_args: Connect,
+    args: Connect,
     format: Format,
     fragment: FragmentArg,
     latency: u64,
 ) -> anyhow::Result<()> {
-    let (client, connection, path) = connect(&connect_args).await?;
-    let origin = OriginProducer::new();
-    let session = moq_lite::Client::new()
-        .with_setup_path(connection.setup_path)
-        .subscribe(origin.clone())
-        .connect(connection.session)
-        .await?;
-    tracing::info!(version = %session.version(), broadcast = %path, "waiting for the broadcast");
-    let latency = if latency == 0 {
-        Duration::MAX
-    } else {
-        Duration::from_millis(latency)
+    let path = args.path()?;
+    let client = args.client()?;
+    let mut reconnect = moq_native::Reconnect::new(&args.reconnect);
+    let export = Export {
+        format,
+        fragment: match fragment {
+            FragmentArg::Frame => Fragment::Frame,
+            FragmentArg::Group => Fragment::Group,
+        },
+        latency: match latency {
+            0 => Duration::MAX,
+            ms => Duration::from_millis(ms),
+        },
+        latency_ms: Arc::new(AtomicI64::new(i64::MIN)),
     };
-    let latency_ms = Arc::new(AtomicI64::new(i64::MIN));
-    let measured = latency_ms.clone();
-    let run = async {
-        let broadcast = origin.consume().wait_for_broadcast(&path).await?;
-        tracing::info!(broadcast = %path, "broadcast found");
-        let consumer = hang::BroadcastConsumer::new(broadcast);
-        tokio::spawn(measure_latency(consumer.clone(), measured, latency));
-        let stdout = tokio::io::stdout();
-        match format {
-            Format::Fmp4 => {
-                let fragment = match fragment {
-                    FragmentArg::Frame => Fragment::Frame,
-                    FragmentArg::Group => Fragment::Group,
+    let mut resume = Fmp4Resume::default();
+    let interrupted = interrupted();
+    tokio::pin!(interrupted);
+    loop {
+        // A new origin per session: the previous one's broadcast ended with its session.
+        let origin = OriginProducer::new();
+        let opened = tokio::select! {
+            _ = &mut interrupted => return Ok(()),
+            res = args.open(&client, |c| c.subscribe(origin.clone())) => res,
+        };
+        let delay = match opened {
+            Ok(session) => {
+                let up = reconnect.connected();
+                let ended = tokio::select! {
+                    res = export.session(&session, &origin, &path, &mut resume, &mut interrupted) => res,
+                    _ = report(&session, "in", Some(export.latency_ms.clone())) => unreachable!("report never ends"),
                 };
+                hang_up(&client, &session).await;
+                match ended {
+                    Ok(()) => return Ok(()),
+                    Err(Ended::Fatal(err)) => return Err(err),
+                    Err(Ended::Lost(err)) => reconnect.retry(err, Some(up))?,
+                }
+            }
+            Err(err) => reconnect.retry(err, None)?,
+        };
+        tokio::select! {
+            _ = &mut interrupted => return Ok(()),
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// A lost session, as the reason to reconnect.
+fn lost(err: moq_lite::Error) -> Ended {
+    Ended::Lost(anyhow::anyhow!("session closed: {err}"))
+}
+
+/// Why one session's export stopped before the broadcast ended.
+enum Ended {
+    /// The session or the broadcast went away: connect again.
+    Lost(anyhow::Error),
+    /// Nothing a new session would change (stdout closed, a rendition we cannot write).
+    Fatal(anyhow::Error),
+}
+
+impl From<ExportError> for Ended {
+    fn from(err: ExportError) -> Self {
+        match err {
+            // A read failed (the session was lost), or the catalog track ended with it.
+            ExportError::Model(_) | ExportError::NoCatalog => Ended::Lost(err.into()),
+            _ => Ended::Fatal(err.into()),
+        }
+    }
+}
+
+/// How `hang subscribe` writes the broadcast.
+struct Export {
+    format: Format,
+    fragment: Fragment,
+    latency: Duration,
+    /// The end-to-end latency of the newest frame, for the stats line.
+    latency_ms: Arc<AtomicI64>,
+}
+
+impl Export {
+    /// Over one session: wait for the broadcast at `path` in `origin` and write it to stdout,
+    /// continuing the output that `resume` describes. Returns when the broadcast ends, or
+    /// `interrupted` resolves (SIGINT, SIGTERM).
+    async fn session(
+        &self,
+        session: &Session,
+        origin: &OriginProducer,
+        path: &Path,
+        resume: &mut Fmp4Resume,
+        interrupted: &mut (impl std::future::Future<Output = ()> + Unpin),
+    ) -> Result<(), Ended> {
+        tracing::info!(broadcast = %path, "waiting for the broadcast");
+        let wanted = origin.consume();
+        let broadcast = tokio::select! {
+            res = wanted.wait_for_broadcast(path) => res.map_err(|err| Ended::Lost(err.into()))?,
+            err = session.closed() => return Err(lost(err)),
+            _ = &mut *interrupted => return Ok(()),
+        };
+        tracing::info!(broadcast = %path, "broadcast found");
+        let run = self.run(hang::BroadcastConsumer::new(broadcast), resume);
+        tokio::pin!(run);
+        tokio::select! {
+            res = &mut run => res,
+            err = session.closed() => {
+                // The exporter's reads fail in a moment: let it end between two writes.
+                let _ = tokio::time::timeout(Duration::from_secs(2), &mut run).await;
+                Err(lost(err))
+            }
+            _ = interrupted => {
+                // Leave a playable file: end the session so the exporter stops at its next read,
+                // letting the fragment it is writing complete (dropping it mid-write would not).
+                tracing::info!("interrupted: finishing the current fragment");
+                session.close(moq_lite::Error::Cancel);
+                let _ = tokio::time::timeout(Duration::from_secs(2), &mut run).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Write `consumer`'s broadcast to stdout, continuing the output that `resume` describes;
+    /// returns when the broadcast ends.
+    async fn run(
+        &self,
+        consumer: hang::BroadcastConsumer,
+        resume: &mut Fmp4Resume,
+    ) -> Result<(), Ended> {
+        tokio::spawn(measure_latency(
+            consumer.clone(),
+            self.latency_ms.clone(),
+            self.latency,
+        ));
+        let stdout = tokio::io::stdout();
+        match self.format {
+            Format::Fmp4 => {
                 Fmp4Exporter::new(consumer)
-                    .fragment(fragment)
-                    .latency(latency)
-                    .run(stdout)
+                    .fragment(self.fragment)
+                    .latency(self.latency)
+                    .resume(resume, stdout)
                     .await?
             }
             Format::AnnexB => {
+                // Every group starts with parameter sets and a keyframe: the stream simply goes on.
                 AnnexBExporter::new(consumer)
-                    .latency(latency)
+                    .latency(self.latency)
                     .run(stdout)
                     .await?
             }
         }
-        anyhow::Ok(())
-    };
-    tokio::pin!(run);
-    let result = tokio::select! {
-        res = &mut run => res,
-        err = session.closed() => Err(anyhow::anyhow!("session closed: {err}")),
-        _ = report(&session, "in", Some(latency_ms.clone())) => unreachable!("report never ends"),
-        _ = interrupted() => {
-            // Leave a playable file: end the session so the exporter stops at its next read,
-            // letting the fragment it is writing complete (dropping it mid-write would not).
-            tracing::info!("interrupted: finishing the current fragment");
-            session.close(moq_lite::Error::Cancel);
-            let _ = tokio::time::timeout(Duration::from_secs(2), &mut run).await;
-            Ok(())
-        }
-    };
-    hang_up(&client, &session).await;
-    result
+        Ok(())
+    }
 }
 
 async fn serve(name: String, input: Input, config: moq_native::ServerConfig) -> anyhow::Result<()> {

@@ -30,8 +30,9 @@ fn hostile_server(response: &'static [u8]) -> u16 {
     port
 }
 
-/// Run `hang subscribe` at the hostile server and return its stderr, after checking it exited
-/// with a failure (within the fetch's 5 s bound plus start-up) and did not panic.
+/// Run `hang subscribe --no-reconnect` (otherwise it would dial again, logging each failure) at
+/// the hostile server and return its stderr, after checking it exited with a failure (within the
+/// fetch's 5 s bound plus start-up) and did not panic.
 fn subscribe_fails(tag: &str, response: &'static [u8]) -> String {
     let port = hostile_server(response);
     let mut run = Run::new(tag);
@@ -39,7 +40,7 @@ fn subscribe_fails(tag: &str, response: &'static [u8]) -> String {
     run.spawn(
         "subscribe",
         Command::new(env!("CARGO_BIN_EXE_hang"))
-            .args(["subscribe", "--url", &url, "--name", "x"])
+            .args(["subscribe", "--url", &url, "--name", "x", "--no-reconnect"])
             .stdout(std::process::Stdio::null()),
     );
     let deadline = Instant::now() + Duration::from_secs(20);

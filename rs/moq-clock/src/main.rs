@@ -4,12 +4,16 @@
 //! number since the Unix epoch) whose first frame is `YYYY-MM-DD HH:MM:` and whose next frames are
 //! the seconds `SS`. `subscribe` discovers the broadcast and prints one line per second on stdout
 //! (logs go to stderr). The format is the reference clock's, so either side works with it.
+//!
+//! Both connect again when the relay goes away (`--no-reconnect`: exit with the error instead):
+//! the publisher's clock keeps ticking into the same broadcast, announced again on each new
+//! session; the subscriber prints each second once, skipping the ones a new session sends again.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use bytes::Bytes;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use moq_lite::{BroadcastProducer, OriginProducer, Path, Track, TrackInfo, TrackProducer};
 use url::Url;
 
@@ -37,6 +41,9 @@ struct Cli {
     quic: moq_native::QuicConfig,
 
     #[command(flatten)]
+    reconnect: moq_native::ReconnectConfig,
+
+    #[command(flatten)]
     log: moq_native::Log,
 
     #[command(subcommand)]
@@ -53,52 +60,115 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut cli = Cli::parse();
+    // Notice a vanished relay within seconds (moq_native::QuicConfig::client_defaults).
+    let command = moq_native::QuicConfig::client_defaults(Cli::command());
+    let mut cli = Cli::from_arg_matches_mut(&mut command.get_matches())?;
     cli.log.init();
     cli.client.quic = cli.quic.clone();
     let path = Path::new(&cli.broadcast).context("invalid --broadcast")?;
-
     let native = moq_native::Client::new(cli.client.clone())?;
+    match cli.command {
+        Command::Publish => run_publisher(&cli, &native, path).await,
+        Command::Subscribe => run_subscriber(&cli, &native, path).await,
+    }
+}
+
+/// Dial the relay and open a moq-lite session set up by `role` (publish or subscribe an origin).
+async fn open(
+    cli: &Cli,
+    native: &moq_native::Client,
+    role: impl FnOnce(moq_lite::Client) -> moq_lite::Client,
+) -> anyhow::Result<moq_lite::Session> {
     tracing::info!(url = %cli.url, "connecting");
     let connection = native
         .connect(cli.url.clone())
         .await
         .with_context(|| format!("cannot connect to {}", cli.url))?;
     let client = moq_lite::Client::new().with_setup_path(connection.setup_path);
+    let session = role(client).connect(connection.session).await?;
+    Ok(session)
+}
 
-    match cli.command {
-        Command::Publish => {
-            let origin = OriginProducer::new();
-            let broadcast = BroadcastProducer::new();
-            let track = broadcast.create_track(Track::new(&cli.track), TrackInfo::default());
-            origin.publish_broadcast(&path, broadcast.consume())?;
-            let session = client
-                .publish(origin.consume())
-                .connect(connection.session)
-                .await?;
-            tracing::info!(version = %session.version(), broadcast = %path, "publishing");
-            let result = tokio::select! {
-                res = publish(track) => res,
-                err = session.closed() => Err(anyhow::anyhow!("session closed: {err}")),
-                _ = tokio::signal::ctrl_c() => Ok(()),
-            };
-            hang_up(&native, &session).await;
-            result
+/// Publish the clock, connecting again whenever the session is lost. The clock and its broadcast
+/// live for the whole process; each new session announces the broadcast again.
+async fn run_publisher(cli: &Cli, native: &moq_native::Client, path: Path) -> anyhow::Result<()> {
+    let origin = OriginProducer::new();
+    let broadcast = BroadcastProducer::new();
+    let track = broadcast.create_track(Track::new(&cli.track), TrackInfo::default());
+    origin.publish_broadcast(&path, broadcast.consume())?;
+    let mut reconnect = moq_native::Reconnect::new(&cli.reconnect);
+    let clock = publish(track);
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(clock, interrupted);
+    loop {
+        let opened = tokio::select! {
+            res = &mut clock => return res,
+            _ = &mut interrupted => return Ok(()),
+            res = open(cli, native, |c| c.publish(origin.consume())) => res,
+        };
+        let delay = match opened {
+            Ok(session) => {
+                let up = reconnect.connected();
+                tracing::info!(version = %session.version(), broadcast = %path, "publishing");
+                let lost = tokio::select! {
+                    res = &mut clock => {
+                        hang_up(native, &session).await;
+                        return res;
+                    }
+                    err = session.closed() => anyhow::anyhow!("session closed: {err}"),
+                    _ = &mut interrupted => {
+                        hang_up(native, &session).await;
+                        return Ok(());
+                    }
+                };
+                reconnect.retry(lost, Some(up))?
+            }
+            Err(err) => reconnect.retry(err, None)?,
+        };
+        tokio::select! {
+            res = &mut clock => return res,
+            _ = &mut interrupted => return Ok(()),
+            _ = tokio::time::sleep(delay) => {}
         }
-        Command::Subscribe => {
-            let origin = OriginProducer::new();
-            let session = client
-                .subscribe(origin.clone())
-                .connect(connection.session)
-                .await?;
-            tracing::info!(version = %session.version(), broadcast = %path, "waiting for the broadcast");
-            let result = tokio::select! {
-                res = subscribe(origin, path, cli.track) => res,
-                err = session.closed() => Err(anyhow::anyhow!("session closed: {err}")),
-                _ = tokio::signal::ctrl_c() => Ok(()),
-            };
-            hang_up(&native, &session).await;
-            result
+    }
+}
+
+/// Print the clock, connecting again whenever the session is lost.
+async fn run_subscriber(cli: &Cli, native: &moq_native::Client, path: Path) -> anyhow::Result<()> {
+    let mut reconnect = moq_native::Reconnect::new(&cli.reconnect);
+    let mut printed = Printed::default();
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        // A new origin per session: the previous one's broadcast ended with its session.
+        let origin = OriginProducer::new();
+        let opened = tokio::select! {
+            _ = &mut interrupted => return Ok(()),
+            res = open(cli, native, |c| c.subscribe(origin.clone())) => res,
+        };
+        let delay = match opened {
+            Ok(session) => {
+                let up = reconnect.connected();
+                tracing::info!(version = %session.version(), broadcast = %path, "waiting for the broadcast");
+                let lost = tokio::select! {
+                    res = subscribe(origin, path.clone(), &cli.track, &mut printed) => match res {
+                        Ok(never) => match never {},
+                        Err(err) => err,
+                    },
+                    err = session.closed() => anyhow::anyhow!("session closed: {err}"),
+                    _ = &mut interrupted => {
+                        hang_up(native, &session).await;
+                        return Ok(());
+                    }
+                };
+                hang_up(native, &session).await;
+                reconnect.retry(lost, Some(up))?
+            }
+            Err(err) => reconnect.retry(err, None)?,
+        };
+        tokio::select! {
+            _ = &mut interrupted => return Ok(()),
+            _ = tokio::time::sleep(delay) => {}
         }
     }
 }
@@ -134,12 +204,34 @@ async fn publish(track: TrackProducer) -> anyhow::Result<()> {
     }
 }
 
-/// Print `base + seconds` for every frame of every group, as they arrive.
-async fn subscribe(origin: OriginProducer, path: Path, track: String) -> anyhow::Result<()> {
+/// The newest line printed. Lines sort as the times they show, so a line not after it was
+/// printed already: a new session starts again at the current minute's first second.
+#[derive(Default)]
+struct Printed(Option<String>);
+
+impl Printed {
+    /// Print `line` unless it was printed already.
+    fn print(&mut self, line: String) {
+        if self.0.as_ref().is_some_and(|last| line <= *last) {
+            return;
+        }
+        println!("{line}");
+        self.0 = Some(line);
+    }
+}
+
+/// Print `base + seconds` for every frame of every group, as they arrive; waits for the broadcast
+/// again whenever it ends. Returns only on error.
+async fn subscribe(
+    origin: OriginProducer,
+    path: Path,
+    track: &str,
+    printed: &mut Printed,
+) -> anyhow::Result<std::convert::Infallible> {
     loop {
         let broadcast = origin.consume().wait_for_broadcast(&path).await?;
         tracing::info!(broadcast = %path, "broadcast found");
-        let mut consumer = broadcast.subscribe_track(&Track::new(&track));
+        let mut consumer = broadcast.subscribe_track(&Track::new(track));
         consumer.set_max_latency(Duration::from_secs(60));
         loop {
             let group = match consumer.next_group().await {
@@ -150,7 +242,7 @@ async fn subscribe(origin: OriginProducer, path: Path, track: String) -> anyhow:
                     break;
                 }
             };
-            if let Err(err) = print_group(group).await {
+            if let Err(err) = print_group(group, printed).await {
                 tracing::warn!(%err, "group ended early");
             }
         }
@@ -159,13 +251,16 @@ async fn subscribe(origin: OriginProducer, path: Path, track: String) -> anyhow:
     }
 }
 
-async fn print_group(mut group: moq_lite::GroupConsumer) -> anyhow::Result<()> {
+async fn print_group(
+    mut group: moq_lite::GroupConsumer,
+    printed: &mut Printed,
+) -> anyhow::Result<()> {
     let Some((_, base)) = group.read_frame().await? else {
         return Ok(());
     };
     let base = String::from_utf8_lossy(&base).into_owned();
     while let Some((_, seconds)) = group.read_frame().await? {
-        println!("{base}{}", String::from_utf8_lossy(&seconds));
+        printed.print(format!("{base}{}", String::from_utf8_lossy(&seconds)));
     }
     Ok(())
 }
@@ -196,6 +291,19 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_sent_again_is_printed_once() {
+        let mut printed = Printed::default();
+        printed.print("2026-11-27 18:36:58".into());
+        printed.print("2026-11-27 18:36:59".into());
+        // A new session starts again at the minute's first second.
+        printed.print("2026-11-27 18:36:00".into());
+        printed.print("2026-11-27 18:36:59".into());
+        assert_eq!(printed.0.as_deref(), Some("2026-11-27 18:36:59"));
+        printed.print("2026-11-27 18:37:00".into());
+        assert_eq!(printed.0.as_deref(), Some("2026-11-27 18:37:00"));
+    }
 
     #[test]
     fn formats_minutes_like_the_reference() {

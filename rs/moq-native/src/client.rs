@@ -21,6 +21,9 @@ use crate::{
 /// stall the connect until the idle timeout.
 const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
 
+/// Default [`ClientConfig::connect_timeout_ms`].
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 5_000;
+
 /// Client configuration (clap flags).
 ///
 /// The QUIC tuning is not a set of flags here (see [`QuicConfig`] for why); set it from the
@@ -71,13 +74,25 @@ pub struct ClientConfig {
     )]
     pub protocols: Vec<String>,
 
+    /// Give up a connection attempt (name lookup, certificate fetch for `http://`, QUIC and
+    /// WebTransport handshakes) after this many milliseconds (0 = never), so a dial to a dead or
+    /// unreachable server fails instead of hanging.
+    #[arg(
+        long = "connect-timeout",
+        value_name = "MS",
+        default_value_t = DEFAULT_CONNECT_TIMEOUT_MS,
+        env = "MOQ_CONNECT_TIMEOUT"
+    )]
+    pub connect_timeout_ms: u64,
+
     /// QUIC transport tuning (not flags: see [`QuicConfig`]).
     #[arg(skip)]
     pub quic: QuicConfig,
 }
 
 impl Default for ClientConfig {
-    /// The flags' defaults: `[::]:0`, system roots, [`DEFAULT_PROTOCOLS`](crate::DEFAULT_PROTOCOLS).
+    /// The flags' defaults: `[::]:0`, system roots, [`DEFAULT_PROTOCOLS`](crate::DEFAULT_PROTOCOLS),
+    /// [`DEFAULT_CONNECT_TIMEOUT_MS`].
     fn default() -> Self {
         Self {
             bind: "[::]:0".parse().expect("valid literal"),
@@ -85,6 +100,7 @@ impl Default for ClientConfig {
             disable_verify: false,
             fingerprints: Vec::new(),
             protocols: Vec::new(),
+            connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
             quic: QuicConfig::default(),
         }
     }
@@ -98,6 +114,8 @@ pub struct Client {
     verifier: Arc<Verifier>,
     transport: Arc<quinn::TransportConfig>,
     protocols: Vec<String>,
+    /// Bound on [`Client::connect`] (None = unbounded).
+    connect_timeout: Option<Duration>,
     /// Offers `h3`, for WebTransport.
     h3: quinn::ClientConfig,
     /// Offers the moq protocols, for raw QUIC.
@@ -141,6 +159,10 @@ impl Client {
             verifier,
             transport,
             protocols,
+            connect_timeout: match config.connect_timeout_ms {
+                0 => None,
+                ms => Some(Duration::from_millis(ms)),
+            },
             h3,
             raw,
         })
@@ -152,7 +174,24 @@ impl Client {
     ///
     /// A raw QUIC rejection (CONNECTION_CLOSE with the status as code) can only arrive after
     /// this returns: there is no request to answer.
+    ///
+    /// Fails after [`ClientConfig::connect_timeout_ms`]: a dead server gives no answer to QUIC,
+    /// only silence, and a TCP connect (the `http://` certificate fetch) to a host that drops
+    /// packets takes minutes to fail on its own.
     pub async fn connect(&self, url: Url) -> anyhow::Result<Connection> {
+        let Some(timeout) = self.connect_timeout else {
+            return self.connect_unbounded(url).await;
+        };
+        tokio::time::timeout(timeout, self.connect_unbounded(url.clone()))
+            .await
+            .unwrap_or_else(|_| {
+                Err(anyhow::anyhow!(
+                    "connecting to {url} timed out after {timeout:?}"
+                ))
+            })
+    }
+
+    async fn connect_unbounded(&self, url: Url) -> anyhow::Result<Connection> {
         match url.scheme() {
             "https" => self.connect_webtransport(url, &self.h3).await,
             "http" => {
@@ -323,6 +362,21 @@ mod tests {
 
     use super::*;
     use crate::{Server, ServerConfig, ServerTlsConfig};
+
+    #[tokio::test]
+    async fn a_dial_to_a_server_that_never_answers_times_out() {
+        // A bound UDP socket that reads nothing: QUIC hears only silence, as from a dead relay.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let client = Client::new(ClientConfig {
+            connect_timeout_ms: 200,
+            ..Default::default()
+        })
+        .unwrap();
+        let url: Url = format!("moql://127.0.0.1:{port}/").parse().unwrap();
+        let err = client.connect(url).await.unwrap_err();
+        assert!(err.to_string().contains("timed out after 200ms"), "{err:#}");
+    }
 
     #[tokio::test]
     async fn race_moves_past_an_address_that_never_answers() {

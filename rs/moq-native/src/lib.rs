@@ -24,6 +24,8 @@
 //!   and pinning `/certificate.sha256`), and `moql://` / `moqt://` (raw QUIC) URLs.
 //! * [`serve_fingerprint`]: the plain-HTTP `/certificate.sha256` endpoint for `http://` URLs.
 //! * [`Log`]: the `--log-level` flag and a tracing subscriber writing to stderr.
+//! * [`Backoff`], [`Reconnect`], [`ReconnectConfig`]: jittered exponential delays between a
+//!   client's reconnection attempts, and the `--no-reconnect` flag.
 //! * [`fuzz`]: the fuzz-target bodies for the hand-written HTTP/1.1 client parser.
 //!
 //! Both [`Server::new`] and [`Client::new`] must run inside a Tokio runtime (quinn binds its
@@ -64,21 +66,25 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod backoff;
 mod client;
 mod fingerprint;
 pub mod fuzz;
 mod log;
 mod quic;
+mod reconnect;
 mod server;
 mod tls;
 
-pub use client::{Client, ClientConfig, Connection};
+pub use backoff::Backoff;
+pub use client::{Client, ClientConfig, Connection, DEFAULT_CONNECT_TIMEOUT_MS};
 pub use fingerprint::{fetch_fingerprint, serve_fingerprint, FINGERPRINT_PATH};
 pub use log::Log;
 pub use quic::{
-    Congestion, QuicConfig, DEFAULT_ACK_THRESHOLD, DEFAULT_MAX_MTU, DEFAULT_MAX_STREAMS_BIDI,
-    DEFAULT_MAX_STREAMS_UNI, DEFAULT_SOCKET_BUFFER,
+    Congestion, QuicConfig, CLIENT_IDLE_TIMEOUT_MS, CLIENT_KEEP_ALIVE_MS, DEFAULT_ACK_THRESHOLD,
+    DEFAULT_MAX_MTU, DEFAULT_MAX_STREAMS_BIDI, DEFAULT_MAX_STREAMS_UNI, DEFAULT_SOCKET_BUFFER,
 };
+pub use reconnect::{Reconnect, ReconnectConfig};
 pub use server::{
     Request, Server, ServerConfig, Transport, DEFAULT_HANDSHAKE_TIMEOUT, MAX_WORKERS,
 };
@@ -129,6 +135,8 @@ mod tests {
         client: ClientConfig,
         #[command(flatten)]
         log: Log,
+        #[command(flatten)]
+        reconnect: ReconnectConfig,
     }
 
     #[test]

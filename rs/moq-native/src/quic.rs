@@ -155,7 +155,31 @@ pub const DEFAULT_MAX_STREAMS_UNI: u32 = 100;
 /// relay without huge pages: `MIMALLOC_ALLOW_THP=0`).
 pub const DEFAULT_MAX_STREAMS_BIDI: u32 = 100;
 
+/// [`QuicConfig::keep_alive_ms`] of client binaries (see [`QuicConfig::client_defaults`]).
+pub const CLIENT_KEEP_ALIVE_MS: u64 = 1_000;
+
+/// [`QuicConfig::idle_timeout_ms`] of client binaries (see [`QuicConfig::client_defaults`]).
+pub const CLIENT_IDLE_TIMEOUT_MS: u64 = 3_000;
+
 impl QuicConfig {
+    /// `command`, which flattens a `QuicConfig`, with the client defaults of `--quic-keep-alive`
+    /// ([`CLIENT_KEEP_ALIVE_MS`]) and `--quic-idle-timeout` ([`CLIENT_IDLE_TIMEOUT_MS`]).
+    ///
+    /// A server that vanishes without closing (killed, crashed, its host gone) is only noticed
+    /// when the idle timeout expires; a client that reconnects wants to notice within a few
+    /// seconds, not the server's 10. QUIC uses the smaller of the two ends' idle timeouts, so the
+    /// server side of the connection uses it too; the 1 s keep-alive keeps an idle but healthy
+    /// connection well inside it (three keep-alives per timeout). Servers keep their defaults.
+    ///
+    /// Panics if `command` has no `QuicConfig` flags (a programming error, caught by any test
+    /// that builds the command).
+    pub fn client_defaults(command: clap::Command) -> clap::Command {
+        // clap takes static strings here; the unit test checks they parse to the constants.
+        command
+            .mut_arg("keep_alive_ms", |arg| arg.default_value("1000"))
+            .mut_arg("idle_timeout_ms", |arg| arg.default_value("3000"))
+    }
+
     /// Build the quinn transport config.
     pub fn transport(&self) -> anyhow::Result<Arc<quinn::TransportConfig>> {
         let mut transport = quinn::TransportConfig::default();
@@ -329,6 +353,27 @@ mod tests {
     fn flag_defaults_match_default() {
         let cli = Cli::try_parse_from(["test"]).unwrap();
         assert_eq!(cli.quic, QuicConfig::default());
+    }
+
+    #[test]
+    fn client_defaults_shorten_keep_alive_and_idle_timeout_only() {
+        use clap::{CommandFactory, FromArgMatches};
+        let command = QuicConfig::client_defaults(Cli::command());
+        let cli = Cli::from_arg_matches(&command.clone().get_matches_from(["test"])).unwrap();
+        assert_eq!(cli.quic.keep_alive_ms, CLIENT_KEEP_ALIVE_MS);
+        assert_eq!(cli.quic.idle_timeout_ms, CLIENT_IDLE_TIMEOUT_MS);
+        assert_eq!(
+            QuicConfig {
+                keep_alive_ms: QuicConfig::default().keep_alive_ms,
+                idle_timeout_ms: QuicConfig::default().idle_timeout_ms,
+                ..cli.quic
+            },
+            QuicConfig::default()
+        );
+        // The flags still override them.
+        let matches = command.get_matches_from(["test", "--quic-idle-timeout", "7000"]);
+        let cli = Cli::from_arg_matches(&matches).unwrap();
+        assert_eq!(cli.quic.idle_timeout_ms, 7000);
     }
 
     #[test]

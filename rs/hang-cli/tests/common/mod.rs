@@ -106,7 +106,14 @@ pub fn relay_bin() -> PathBuf {
 
 /// Start our relay (anonymous access) on a free port as child "relay"; returns `http://127.0.0.1:PORT/anon`.
 pub fn start_relay(run: &mut Run) -> String {
-    let addr = format!("127.0.0.1:{}", free_port());
+    start_relay_on(run, "relay", free_port())
+}
+
+/// Start our relay (anonymous access) on `port` (UDP and TCP) as child `name` and wait until it
+/// listens; returns `http://127.0.0.1:PORT/anon`. A relay restarted on the same port gets the
+/// same URL (with a new self-signed certificate, which `http://` clients fetch again).
+pub fn start_relay_on(run: &mut Run, name: &str, port: u16) -> String {
+    let addr = format!("127.0.0.1:{port}");
     let args = [
         "--listen",
         &addr,
@@ -117,7 +124,7 @@ pub fn start_relay(run: &mut Run) -> String {
         "--web-http-listen",
         &addr,
     ];
-    run.spawn("relay", Command::new(relay_bin()).args(args));
+    run.spawn(name, Command::new(relay_bin()).args(args));
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(&addr).is_err() {
         assert!(

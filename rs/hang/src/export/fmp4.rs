@@ -19,7 +19,13 @@
 //!
 //! H.264 without a `description` (Annex-B, parameter sets in band) is rewritten to length-prefixed
 //! NAL units under an `avc3` sample entry whose avcC is taken from the first keyframe.
+//!
+//! An [`Fmp4Resume`] carries what was written from one export to the next one writing the same
+//! output ([`Fmp4Exporter::resume`]): a subscriber that reconnects exports the broadcast again
+//! and its output stays one stream.
 
+use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -35,7 +41,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::cmaf::{CmafFrame, CmafReader, CmafRendition};
 use super::{annexb_to_avcc, avcc_from_annexb, decode_avcc, ExportError};
-use crate::catalog::{AudioConfig, Container, VideoConfig};
+use crate::catalog::{AudioConfig, Catalog, Container, VideoConfig};
 use crate::{codec, container, BroadcastConsumer, Frame, TrackConsumer};
 
 /// How frames are packed into fragments.
@@ -46,6 +52,41 @@ pub enum Fragment {
     Frame,
     /// One `moof`+`mdat` per group (exact decode times with B-frames).
     Group,
+}
+
+/// What the exports of one output have written so far, so that the next export of the same
+/// broadcast into it (after a reconnect) continues the same stream rather than starting a new one.
+///
+/// [`Fmp4Exporter::resume`] with it:
+/// - writes the init segment (`ftyp`+`moov`) only if the catalog, or the init segment built from
+///   it, differs from the last one written: a player reading the output sees one init segment
+///   per stream, and a new one only when the stream really changed;
+/// - continues the `mfhd` sequence numbers;
+/// - when the catalog is the same, carries each legacy-container track on: the frame held back
+///   for its duration is written when the next one arrives (it then lasts until the stream
+///   resumed, as the picture froze), decode times keep increasing, and the group the track
+///   restarts at is left out if the output already holds it, up to the first newer keyframe (a
+///   new subscription starts at the track's current group, which can be the one the output was
+///   in when the connection was lost). Presentation times are the publisher's, which a
+///   publisher that kept running has kept increasing.
+///
+/// CMAF-container renditions are passed through as published: a fragment sent again after a
+/// reconnect is written again.
+#[derive(Debug, Default)]
+pub struct Fmp4Resume {
+    /// The catalog and the init segment last written.
+    written: Option<(Catalog, Bytes)>,
+    /// The `mfhd` sequence number last written.
+    sequence: u32,
+    /// Each legacy track's state when its export ended, by track name.
+    tracks: HashMap<String, Box<Output>>,
+}
+
+impl Fmp4Resume {
+    /// Whether an init segment has been written.
+    pub fn has_init(&self) -> bool {
+        self.written.is_some()
+    }
 }
 
 /// Writes a hang broadcast as fragmented MP4.
@@ -93,7 +134,18 @@ impl Fmp4Exporter {
     }
 
     /// Write the init segment and then fragments to `out` until every track has ended.
-    pub async fn run(self, mut out: impl AsyncWrite + Unpin) -> Result<(), ExportError> {
+    pub async fn run(self, out: impl AsyncWrite + Unpin) -> Result<(), ExportError> {
+        self.resume(&mut Fmp4Resume::default(), out).await
+    }
+
+    /// Continue the output that `resume` describes (an empty one: like [`Self::run`]) until every
+    /// track has ended, and leave in `resume` what was written however this ends: with an error
+    /// (a lost connection fails the next read) or by being dropped between writes.
+    pub async fn resume(
+        self,
+        resume: &mut Fmp4Resume,
+        mut out: impl AsyncWrite + Unpin,
+    ) -> Result<(), ExportError> {
         let catalog = self
             .consumer
             .catalog()
@@ -138,6 +190,14 @@ impl Fmp4Exporter {
             }
         }
 
+        let Fmp4Resume {
+            written,
+            sequence,
+            tracks: saved,
+        } = resume;
+        let same = written.as_ref().is_some_and(|(c, _)| *c == catalog);
+        let mut tracks = Resumed::new(tracks, saved, same);
+
         let mut readers: Vec<Reader> = tracks
             .iter()
             .map(|track| match track {
@@ -172,8 +232,11 @@ impl Fmp4Exporter {
             }
         }
         let init = init_segment(&tracks)?;
-        out.write_all(&init).await?;
-        out.flush().await?;
+        if !same || written.as_ref().is_some_and(|(_, w)| *w != init) {
+            out.write_all(&init).await?;
+            out.flush().await?;
+            *written = Some((catalog, init));
+        }
 
         // Every track's frames as they come, then one end marker when the track ends.
         let streams = readers.drain(..).enumerate().map(|(index, reader)| {
@@ -189,19 +252,18 @@ impl Fmp4Exporter {
         });
         let frames = futures::stream::iter(first).chain(futures::stream::select_all(streams));
         futures::pin_mut!(frames);
-        let mut sequence = 0u32;
         while let Some((index, read)) = frames.next().await {
             match (&mut tracks[index], read?) {
                 (Exported::Legacy(output), Read::Legacy(frame)) => {
                     for samples in output.push(frame)? {
-                        sequence = sequence.wrapping_add(1);
-                        let bytes = fragment(output.track_id, sequence, &samples)?;
+                        *sequence = sequence.wrapping_add(1);
+                        let bytes = fragment(output.track_id, *sequence, &samples)?;
                         out.write_all(&bytes).await?;
                         out.flush().await?;
                     }
                 }
                 (Exported::Cmaf(rendition), Read::Cmaf(Some(frame))) => {
-                    let bytes = rendition.rewrite(&frame.payload, &mut sequence)?;
+                    let bytes = rendition.rewrite(&frame.payload, sequence)?;
                     out.write_all(&bytes).await?;
                     out.flush().await?;
                 }
@@ -209,6 +271,60 @@ impl Fmp4Exporter {
             }
         }
         Ok(())
+    }
+}
+
+/// The tracks of one export, handed back to its [`Fmp4Resume`] when the export ends, however it
+/// ends (a lost connection ends it with an error from a read, or by dropping it): the state of
+/// the legacy tracks is kept to carry on with.
+struct Resumed<'a> {
+    tracks: Vec<Exported>,
+    saved: &'a mut HashMap<String, Box<Output>>,
+}
+
+impl<'a> Resumed<'a> {
+    /// `tracks`, the legacy ones carrying on from their `saved` state if the catalog is the `same`
+    /// as last time (otherwise the saved state belongs to another stream and is dropped).
+    fn new(
+        mut tracks: Vec<Exported>,
+        saved: &'a mut HashMap<String, Box<Output>>,
+        same: bool,
+    ) -> Self {
+        if same {
+            for track in &mut tracks {
+                if let Exported::Legacy(output) = track {
+                    if let Some(previous) = saved.remove(&output.name) {
+                        output.continue_from(*previous);
+                    }
+                }
+            }
+        }
+        saved.clear();
+        Self { tracks, saved }
+    }
+}
+
+impl Deref for Resumed<'_> {
+    type Target = Vec<Exported>;
+
+    fn deref(&self) -> &Vec<Exported> {
+        &self.tracks
+    }
+}
+
+impl DerefMut for Resumed<'_> {
+    fn deref_mut(&mut self) -> &mut Vec<Exported> {
+        &mut self.tracks
+    }
+}
+
+impl Drop for Resumed<'_> {
+    fn drop(&mut self) {
+        for track in self.tracks.drain(..) {
+            if let Exported::Legacy(output) = track {
+                self.saved.insert(output.name.clone(), output);
+            }
+        }
     }
 }
 
@@ -289,6 +405,10 @@ struct Output {
     held: Vec<Frame>,
     last_dts: Option<u64>,
     last_duration: u64,
+    /// Presentation time of the newest group start taken (every audio frame starts one).
+    last_keyframe: Option<u64>,
+    /// After [`Output::continue_from`]: frames are left out until a group start newer than this.
+    resume_after: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -311,7 +431,19 @@ impl Output {
             held: Vec::new(),
             last_dts: None,
             last_duration: 0,
+            last_keyframe: None,
+            resume_after: None,
         }
+    }
+
+    /// Carry on where `previous`, the same rendition's export into the same output, stopped.
+    fn continue_from(&mut self, previous: Output) {
+        self.held = previous.held;
+        self.last_dts = previous.last_dts;
+        self.last_duration = previous.last_duration;
+        self.last_keyframe = previous.last_keyframe;
+        self.resume_after = previous.last_keyframe;
+        self.avcc = previous.avcc;
     }
 
     fn needs_parameter_sets(&self) -> bool {
@@ -320,6 +452,18 @@ impl Output {
 
     /// Take the next frame (`None`: the track ended) and return the fragments now complete.
     fn push(&mut self, frame: Option<Frame>) -> Result<Vec<Vec<Sample>>, ExportError> {
+        if let Some(frame) = &frame {
+            let starts_group = frame.keyframe || matches!(self.media, Media::Audio(_));
+            if let Some(after) = self.resume_after {
+                if !(starts_group && frame.timestamp > after) {
+                    return Ok(Vec::new());
+                }
+                self.resume_after = None;
+            }
+            if starts_group {
+                self.last_keyframe = Some(frame.timestamp);
+            }
+        }
         let mut fragments = Vec::new();
         match (self.mode, frame) {
             (Fragment::Frame, Some(frame)) => {
@@ -743,4 +887,134 @@ fn fragment(track_id: u32, sequence: u32, samples: &[Sample]) -> Result<Bytes, E
         buf.put_slice(&sample.payload);
     }
     Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::VideoConfig;
+    use crate::BroadcastProducer;
+    use mp4_atom::Decode;
+    use tokio::io::AsyncReadExt;
+
+    /// A broadcast with one VP8 rendition of `width`, its catalog published.
+    fn broadcast(width: u32) -> (BroadcastProducer, crate::TrackProducer) {
+        let mut broadcast = BroadcastProducer::new();
+        let video = broadcast.add_video(VideoConfig {
+            codec: "vp8".into(),
+            coded_width: Some(width),
+            coded_height: Some(240),
+            ..Default::default()
+        });
+        broadcast.publish_catalog().unwrap();
+        (broadcast, video)
+    }
+
+    /// Frames at these milliseconds, the `keys` starting groups.
+    fn write(video: &mut crate::TrackProducer, ms: &[u64], keys: &[u64]) {
+        for &t in ms {
+            video
+                .write(Frame {
+                    timestamp: t * 1000,
+                    keyframe: keys.contains(&t),
+                    payload: Bytes::from(t.to_be_bytes().to_vec()),
+                })
+                .unwrap();
+        }
+    }
+
+    /// Read top-level boxes from `reader` until `moofs` fragments have come.
+    async fn read_fragments(
+        reader: &mut (impl tokio::io::AsyncRead + Unpin),
+        moofs: usize,
+    ) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let mut seen = 0;
+        while seen < moofs {
+            let mut header = [0u8; 8];
+            reader.read_exact(&mut header).await.unwrap();
+            let size = u32::from_be_bytes(header[..4].try_into().unwrap()) as usize;
+            let mut body = vec![0u8; size - 8];
+            reader.read_exact(&mut body).await.unwrap();
+            seen += usize::from(&header[4..] == b"moof");
+            bytes.extend_from_slice(&header);
+            bytes.extend_from_slice(&body);
+        }
+        bytes
+    }
+
+    /// The output's top-level box types, and each fragment's (sequence number, decode time in ms).
+    fn summary(mut bytes: &[u8]) -> (Vec<String>, Vec<(u32, u64)>) {
+        let (mut types, mut fragments) = (Vec::new(), Vec::new());
+        while !bytes.is_empty() {
+            let size = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
+            let kind = String::from_utf8_lossy(&bytes[4..8]).to_string();
+            if kind == "moof" {
+                let moof = Moof::decode(&mut &bytes[..size]).unwrap();
+                let tfdt = moof.traf[0].tfdt.as_ref().unwrap().base_media_decode_time;
+                fragments.push((moof.mfhd.sequence_number, tfdt / 1000));
+            }
+            types.push(kind);
+            bytes = &bytes[size..];
+        }
+        (types, fragments)
+    }
+
+    /// Export `broadcast` into `resume`'s output until `moofs` fragments are written, then drop
+    /// the export (as a lost connection does) and return what it wrote.
+    async fn export(
+        broadcast: &BroadcastProducer,
+        resume: &mut Fmp4Resume,
+        moofs: usize,
+    ) -> Vec<u8> {
+        let (writer, mut reader) = tokio::io::duplex(1 << 20);
+        let export = Fmp4Exporter::new(broadcast.consume())
+            .start_at_oldest()
+            .resume(resume, writer);
+        tokio::select! {
+            res = export => panic!("the export ended: {res:?}"),
+            bytes = read_fragments(&mut reader, moofs) => bytes,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_resumed_export_continues_the_same_stream() {
+        let mut resume = Fmp4Resume::default();
+
+        // The first connection: two groups, then the connection is lost while the newest frame
+        // (133 ms) is held back waiting for its duration.
+        let (first, mut video) = broadcast(320);
+        write(&mut video, &[0, 33, 66, 100, 133], &[0, 100]);
+        let mut out = export(&first, &mut resume, 4).await;
+        assert!(resume.has_init());
+
+        // The second: the same catalog; the track restarts at its current group (100 ms, which
+        // the output holds already) and goes on. 133 ms is written once 200 ms arrives.
+        let (second, mut video) = broadcast(320);
+        write(&mut video, &[100, 133, 200, 233], &[100, 200]);
+        out.extend(export(&second, &mut resume, 2).await);
+
+        let (types, fragments) = summary(&out);
+        assert_eq!(
+            types.iter().filter(|t| *t == "ftyp").count(),
+            1,
+            "{types:?}"
+        );
+        assert_eq!(
+            types.iter().filter(|t| *t == "moov").count(),
+            1,
+            "{types:?}"
+        );
+        assert_eq!(
+            fragments,
+            [(1, 0), (2, 33), (3, 66), (4, 100), (5, 133), (6, 200)]
+        );
+
+        // A different catalog is a new stream: a new init segment, the sequence still going on.
+        let (third, mut video) = broadcast(640);
+        write(&mut video, &[0, 33], &[0]);
+        let (types, fragments) = summary(&export(&third, &mut resume, 1).await);
+        assert_eq!(types[..2], ["ftyp", "moov"]);
+        assert_eq!(fragments, [(7, 0)]);
+    }
 }
