@@ -87,6 +87,8 @@ struct Pending {
     group: GroupConsumer,
     /// Media time of its first frame, once that has fully arrived.
     keyframe: Option<u64>,
+    /// The newest whole frame decoded so far: its index and media time (see `live_edge`).
+    edge: Option<(usize, u64)>,
 }
 
 impl<D: FrameDecoder> SkippingReader<D> {
@@ -287,6 +289,7 @@ impl<D: FrameDecoder> SkippingReader<D> {
             Pending {
                 group,
                 keyframe: None,
+                edge: None,
             },
         );
     }
@@ -362,17 +365,37 @@ impl<D: FrameDecoder> SkippingReader<D> {
         }
     }
 
-    /// Media time of the newest whole frame in the newest pending group that has one.
-    fn live_edge(&self) -> Option<u64> {
-        self.pending.iter().rev().find_map(|pending| {
+    /// Media time of the newest whole frame in the newest pending group that has one. Each
+    /// group's answer is kept with its frame index, so a frame is decoded (and a payload that came
+    /// in chunks joined) once, not on every wake-up.
+    fn live_edge(&mut self) -> Option<u64> {
+        let decoder = &self.decoder;
+        for pending in self.pending.iter_mut().rev() {
             let count = pending.group.frame_count();
             // The last frame may still be arriving: then the one before it.
-            (0..count).rev().take(2).find_map(|index| {
-                let frame = pending.group.frame_at(index)?;
-                let payload = frame.payload_if_complete()?.ok()?;
-                self.decoder.decode(payload).ok()?.0
-            })
-        })
+            for index in (0..count).rev().take(2) {
+                if let Some((known, timestamp)) = pending.edge {
+                    if known >= index {
+                        return Some(timestamp);
+                    }
+                }
+                let Some(Ok(payload)) = pending
+                    .group
+                    .frame_at(index)
+                    .and_then(|frame| frame.payload_if_complete())
+                else {
+                    continue;
+                };
+                if let Some(timestamp) = decoder.decode(payload).ok().and_then(|d| d.0) {
+                    pending.edge = Some((index, timestamp));
+                    return Some(timestamp);
+                }
+            }
+            if let Some((_, timestamp)) = pending.edge {
+                return Some(timestamp);
+            }
+        }
+        None
     }
 
     /// Whether the current group has something to read right now (a chunk, a frame or its end).
