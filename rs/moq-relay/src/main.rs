@@ -2,6 +2,7 @@
 
 mod auth;
 mod config;
+mod metrics;
 mod relay;
 mod web;
 
