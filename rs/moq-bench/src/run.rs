@@ -165,7 +165,7 @@ pub struct Load {
     pub sessions_per_socket: usize,
 
     #[command(flatten)]
-    pub client: moq_native::ClientConfig,
+    pub client: moq_native::QuicClientConfig,
 
     #[command(flatten)]
     pub quic: moq_native::QuicConfig,
@@ -325,7 +325,7 @@ pub async fn run(load: &Load, preset: &Preset, ticks: bool) -> anyhow::Result<Va
     };
     let sockets = (subscribers + publishing as usize).div_ceil(load.sessions_per_socket.max(1));
     let clients = (0..sockets.max(1))
-        .map(|_| moq_native::Client::new(config.clone()))
+        .map(|_| moq_native::QuicClient::new(config.clone()))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let churn = preset.churn_only();
 
@@ -535,7 +535,7 @@ pub async fn run(load: &Load, preset: &Preset, ticks: bool) -> anyhow::Result<Va
 }
 
 async fn start_publisher(
-    client: &moq_native::Client,
+    client: &moq_native::QuicClient,
     url: &Url,
     path: &Path,
     preset: &Preset,
@@ -573,7 +573,7 @@ async fn start_publisher(
 /// One subscriber session.
 struct Sub {
     index: usize,
-    client: moq_native::Client,
+    client: moq_native::QuicClient,
     url: Url,
     path: Path,
     shared: Arc<Shared>,
