@@ -50,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
     let relay = Relay::new(auth, config.max_sessions)
         .with_stream_window(streams)
         .with_handshake_timeout(config.handshake_timeout);
-    let mut server = moq_native::Server::new(moq_native::ServerConfig {
+    let mut server = moq_native::QuicServer::new(moq_native::QuicServerConfig {
         bind: config.bind,
         tls: moq_native::ServerTlsConfig {
             cert: config.tls_cert.clone(),

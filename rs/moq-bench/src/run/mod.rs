@@ -178,7 +178,7 @@ pub struct Load {
     pub sessions_per_socket: usize,
 
     #[command(flatten)]
-    pub client: moq_native::ClientConfig,
+    pub client: moq_native::QuicClientConfig,
 
     #[command(flatten)]
     pub quic: moq_native::QuicConfig,
@@ -268,7 +268,7 @@ struct Setup {
     probe: Option<relay::Probe>,
     /// The relay's memory before our sessions: RSS per subscriber is counted from here.
     baseline: Option<relay::Sample>,
-    clients: Vec<moq_native::Client>,
+    clients: Vec<moq_native::QuicClient>,
     shared: Arc<Shared>,
     /// Subscriber sessions this process runs.
     subscribers: usize,
@@ -298,7 +298,7 @@ fn prepare(load: &Load, preset: &Preset) -> anyhow::Result<Setup> {
     };
     let sockets = (subscribers + publishing as usize).div_ceil(load.sessions_per_socket.max(1));
     let clients = (0..sockets.max(1))
-        .map(|_| moq_native::Client::new(config.clone()))
+        .map(|_| moq_native::QuicClient::new(config.clone()))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let churn = preset.churn_only();
 

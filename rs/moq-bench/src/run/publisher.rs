@@ -25,7 +25,7 @@ pub(super) struct Publisher {
 
 /// Connect, publish the frames broadcast (unless the preset only churns), and set up the session.
 pub(super) async fn start_publisher(
-    client: &moq_native::Client,
+    client: &moq_native::QuicClient,
     url: &Url,
     path: &Path,
     preset: &Preset,

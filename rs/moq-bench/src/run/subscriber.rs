@@ -17,7 +17,7 @@ use crate::preset::HEADER_LEN;
 /// One subscriber session.
 pub(super) struct Sub {
     pub(super) index: usize,
-    pub(super) client: moq_native::Client,
+    pub(super) client: moq_native::QuicClient,
     pub(super) url: Url,
     pub(super) path: Path,
     pub(super) shared: Arc<Shared>,
