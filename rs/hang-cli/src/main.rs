@@ -90,7 +90,7 @@ enum Command {
         #[arg(long, conflicts_with_all = ["format", "fps"])]
         test_pattern: bool,
         #[command(flatten)]
-        server: moq_native::ServerConfig,
+        server: moq_native::QuicServerConfig,
     },
 }
 
@@ -105,7 +105,7 @@ struct Connect {
     #[arg(long, env = "MOQ_NAME")]
     name: String,
     #[command(flatten)]
-    client: moq_native::ClientConfig,
+    client: moq_native::QuicClientConfig,
     #[command(flatten)]
     quic: moq_native::QuicConfig,
     #[command(flatten)]
@@ -119,16 +119,16 @@ impl Connect {
     }
 
     /// The client endpoint, reused by every (re)connection.
-    fn client(&self) -> anyhow::Result<moq_native::Client> {
+    fn client(&self) -> anyhow::Result<moq_native::QuicClient> {
         let mut config = self.client.clone();
         config.quic = self.quic.clone();
-        moq_native::Client::new(config)
+        moq_native::QuicClient::new(config)
     }
 
     /// Dial the relay and open a moq-lite session set up by `role` (publish or subscribe an origin).
     async fn open(
         &self,
-        client: &moq_native::Client,
+        client: &moq_native::QuicClient,
         role: impl FnOnce(moq_lite::Client) -> moq_lite::Client,
     ) -> anyhow::Result<Session> {
         let connection = client
@@ -453,7 +453,7 @@ async fn interrupted() {
 /// Close the session cleanly so the relay ends our broadcasts at once (a vanished peer is only
 /// noticed at the QUIC idle timeout), and wait until the CONNECTION_CLOSE has left: exiting
 /// straight after `close` can lose it when the machine is busy.
-async fn hang_up(client: &moq_native::Client, session: &Session) {
+async fn hang_up(client: &moq_native::QuicClient, session: &Session) {
     session.close(moq_lite::Error::Cancel);
     if tokio::time::timeout(HANG_UP_TIMEOUT, client.wait_idle())
         .await
@@ -628,9 +628,13 @@ impl Export {
     }
 }
 
-async fn serve(name: String, input: Input, config: moq_native::ServerConfig) -> anyhow::Result<()> {
+async fn serve(
+    name: String,
+    input: Input,
+    config: moq_native::QuicServerConfig,
+) -> anyhow::Result<()> {
     let path = Path::new(&name).context("invalid --name")?;
-    let mut server = moq_native::Server::new(config)?;
+    let mut server = moq_native::QuicServer::new(config)?;
     let addr = server.local_addr()?;
     let fingerprint = server.fingerprints().first().cloned().unwrap_or_default();
     // The fingerprint endpoint on the same port number over TCP, for http:// URLs.

@@ -200,7 +200,7 @@ fn library_reader(ns: &str, url: String) -> Vec<(Duration, i64)> {
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let client = moq_native::Client::new(moq_native::ClientConfig::default()).unwrap();
+        let client = moq_native::QuicClient::new(moq_native::QuicClientConfig::default()).unwrap();
         let connection = client.connect(url.parse().unwrap()).await.unwrap();
         let origin = moq_lite::OriginProducer::new();
         let session = moq_lite::Client::new()

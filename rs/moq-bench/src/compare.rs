@@ -299,7 +299,7 @@ impl RelayProcess {
     ) -> anyhow::Result<()> {
         let mut config = load.client.clone();
         config.quic = load.quic.clone();
-        let client = moq_native::Client::new(config)?;
+        let client = moq_native::QuicClient::new(config)?;
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait()? {

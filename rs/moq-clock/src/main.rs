@@ -35,7 +35,7 @@ struct Cli {
     track: String,
 
     #[command(flatten)]
-    client: moq_native::ClientConfig,
+    client: moq_native::QuicClientConfig,
 
     #[command(flatten)]
     quic: moq_native::QuicConfig,
@@ -66,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
     cli.log.init();
     cli.client.quic = cli.quic.clone();
     let path = Path::new(&cli.broadcast).context("invalid --broadcast")?;
-    let native = moq_native::Client::new(cli.client.clone())?;
+    let native = moq_native::QuicClient::new(cli.client.clone())?;
     match cli.command {
         Command::Publish => run_publisher(&cli, &native, path).await,
         Command::Subscribe => run_subscriber(&cli, &native, path).await,
@@ -76,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
 /// Dial the relay and open a moq-lite session set up by `role` (publish or subscribe an origin).
 async fn open(
     cli: &Cli,
-    native: &moq_native::Client,
+    native: &moq_native::QuicClient,
     role: impl FnOnce(moq_lite::Client) -> moq_lite::Client,
 ) -> anyhow::Result<moq_lite::Session> {
     tracing::info!(url = %cli.url, "connecting");
@@ -91,7 +91,11 @@ async fn open(
 
 /// Publish the clock, connecting again whenever the session is lost. The clock and its broadcast
 /// live for the whole process; each new session announces the broadcast again.
-async fn run_publisher(cli: &Cli, native: &moq_native::Client, path: Path) -> anyhow::Result<()> {
+async fn run_publisher(
+    cli: &Cli,
+    native: &moq_native::QuicClient,
+    path: Path,
+) -> anyhow::Result<()> {
     let origin = OriginProducer::new();
     let broadcast = BroadcastProducer::new();
     let track = broadcast.create_track(Track::new(&cli.track), TrackInfo::default());
@@ -134,7 +138,11 @@ async fn run_publisher(cli: &Cli, native: &moq_native::Client, path: Path) -> an
 }
 
 /// Print the clock, connecting again whenever the session is lost.
-async fn run_subscriber(cli: &Cli, native: &moq_native::Client, path: Path) -> anyhow::Result<()> {
+async fn run_subscriber(
+    cli: &Cli,
+    native: &moq_native::QuicClient,
+    path: Path,
+) -> anyhow::Result<()> {
     let mut reconnect = moq_native::Reconnect::new(&cli.reconnect);
     let mut printed = Printed::default();
     let interrupted = tokio::signal::ctrl_c();
@@ -175,7 +183,7 @@ async fn run_subscriber(cli: &Cli, native: &moq_native::Client, path: Path) -> a
 
 /// Close the session and wait (bounded) until the CONNECTION_CLOSE has left, so the relay ends
 /// our broadcast at once rather than at its idle timeout.
-async fn hang_up(native: &moq_native::Client, session: &moq_lite::Session) {
+async fn hang_up(native: &moq_native::QuicClient, session: &moq_lite::Session) {
     session.close(moq_lite::Error::Cancel);
     let _ = tokio::time::timeout(Duration::from_secs(2), native.wait_idle()).await;
 }

@@ -21,7 +21,7 @@
 //! ```
 //! use moq_lite::{BroadcastProducer, OriginProducer, Path, Track, TrackInfo};
 //! # #[tokio::main] async fn main() -> anyhow::Result<()> {
-//! # let mut server = moq_native::Server::new(moq_native::ServerConfig {
+//! # let mut server = moq_native::QuicServer::new(moq_native::QuicServerConfig {
 //! #     bind: "[::]:0".parse()?,
 //! #     tls: moq_native::ServerTlsConfig { generate: vec!["localhost".into()], ..Default::default() },
 //! #     ..Default::default() })?;
@@ -41,7 +41,7 @@
 //! track.write_frame(0, "hello".into())?; // a group with one frame
 //!
 //! // Subscriber: connect, discover the broadcast, read the latest group.
-//! let client = moq_native::Client::new(moq_native::ClientConfig { fingerprints: vec![fingerprint], ..Default::default() })?;
+//! let client = moq_native::QuicClient::new(moq_native::QuicClientConfig { fingerprints: vec![fingerprint], ..Default::default() })?;
 //! let connection = client.connect(format!("https://localhost:{port}/").parse()?).await?;
 //! let remote = OriginProducer::new();
 //! let _session = moq_lite::Client::new().subscribe(remote.clone()).connect(connection.session).await?;

@@ -408,7 +408,7 @@ async fn compat_setup_negotiates_lite01() {
         .unwrap();
     write_group(&track, 1, 3);
 
-    let native = moq_native::Client::new(moq_native::ClientConfig {
+    let native = moq_native::QuicClient::new(moq_native::QuicClientConfig {
         fingerprints: vec![relay.fingerprint.clone()],
         protocols: vec!["moql".into()],
         ..Default::default()

@@ -21,7 +21,7 @@ use crate::{
 /// stall the connect until the idle timeout.
 const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
 
-/// Default [`ClientConfig::connect_timeout_ms`].
+/// Default [`QuicClientConfig::connect_timeout_ms`].
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 5_000;
 
 /// Client configuration (clap flags).
@@ -29,7 +29,7 @@ pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 5_000;
 /// The QUIC tuning is not a set of flags here (see [`QuicConfig`] for why); set it from the
 /// binary's own flattened `QuicConfig`.
 #[derive(clap::Args, Clone, Debug)]
-pub struct ClientConfig {
+pub struct QuicClientConfig {
     /// Local UDP address. The default `[::]:0` is dual-stack, reaching IPv4 and IPv6 servers.
     #[arg(
         id = "client-bind",
@@ -90,7 +90,7 @@ pub struct ClientConfig {
     pub quic: QuicConfig,
 }
 
-impl Default for ClientConfig {
+impl Default for QuicClientConfig {
     /// The flags' defaults: `[::]:0`, system roots, [`DEFAULT_PROTOCOLS`](crate::DEFAULT_PROTOCOLS),
     /// [`DEFAULT_CONNECT_TIMEOUT_MS`].
     fn default() -> Self {
@@ -108,13 +108,13 @@ impl Default for ClientConfig {
 
 /// A client endpoint; one UDP socket shared by every connection it makes.
 #[derive(Clone)]
-pub struct Client {
+pub struct QuicClient {
     endpoint: quinn::Endpoint,
     socket_buffer: usize,
     verifier: Arc<Verifier>,
     transport: Arc<quinn::TransportConfig>,
     protocols: Vec<String>,
-    /// Bound on [`Client::connect`] (None = unbounded).
+    /// Bound on [`QuicClient::connect`] (None = unbounded).
     connect_timeout: Option<Duration>,
     /// Offers `h3`, for WebTransport.
     h3: quinn::ClientConfig,
@@ -134,9 +134,9 @@ pub struct Connection {
     pub setup_path: Option<String>,
 }
 
-impl Client {
+impl QuicClient {
     /// Bind the UDP socket and load the root certificates. Needs a Tokio runtime.
-    pub fn new(config: ClientConfig) -> anyhow::Result<Self> {
+    pub fn new(config: QuicClientConfig) -> anyhow::Result<Self> {
         crate::install_crypto_provider();
 
         let verifier = Arc::new(Verifier::new(
@@ -175,7 +175,7 @@ impl Client {
     /// A raw QUIC rejection (CONNECTION_CLOSE with the status as code) can only arrive after
     /// this returns: there is no request to answer.
     ///
-    /// Fails after [`ClientConfig::connect_timeout_ms`]: a dead server gives no answer to QUIC,
+    /// Fails after [`QuicClientConfig::connect_timeout_ms`]: a dead server gives no answer to QUIC,
     /// only silence, and a TCP connect (the `http://` certificate fetch) to a host that drops
     /// packets takes minutes to fail on its own.
     pub async fn connect(&self, url: Url) -> anyhow::Result<Connection> {
@@ -361,14 +361,14 @@ mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     use super::*;
-    use crate::{Server, ServerConfig, ServerTlsConfig};
+    use crate::{QuicServer, QuicServerConfig, ServerTlsConfig};
 
     #[tokio::test]
     async fn a_dial_to_a_server_that_never_answers_times_out() {
         // A bound UDP socket that reads nothing: QUIC hears only silence, as from a dead relay.
         let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = silent.local_addr().unwrap().port();
-        let client = Client::new(ClientConfig {
+        let client = QuicClient::new(QuicClientConfig {
             connect_timeout_ms: 200,
             ..Default::default()
         })
@@ -381,7 +381,7 @@ mod tests {
     #[tokio::test]
     async fn race_moves_past_an_address_that_never_answers() {
         // Nothing listens on [::1]:port, and QUIC gets no answer there, only silence.
-        let mut server = Server::new(ServerConfig {
+        let mut server = QuicServer::new(QuicServerConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
             tls: ServerTlsConfig {
                 generate: vec!["localhost".into()],
@@ -391,7 +391,7 @@ mod tests {
         })
         .unwrap();
         let port = server.local_addr().unwrap().port();
-        let client = Client::new(ClientConfig {
+        let client = QuicClient::new(QuicClientConfig {
             fingerprints: server.fingerprints().to_vec(),
             ..Default::default()
         })

@@ -12,15 +12,15 @@
 //!          HTTP/3 CONNECT (URL, headers,        raw QUIC session,
 //!          WT-Available-Protocols)              URL = moql://<peer>/
 //!                  └────────────────┬─────────────────┘
-//!                     Server::accept() → Request
+//!                     QuicServer::accept() → Request
 //!                  Request::ok() → web_transport_quinn::Session
 //! ```
 //!
-//! * [`Server`]: one [`quinn::Endpoint`] serving WebTransport (`h3`) and raw QUIC (every moq
-//!   ALPN in [`ServerConfig::protocols`]) on the same port, with PEM certificates or
+//! * [`QuicServer`]: one [`quinn::Endpoint`] serving WebTransport (`h3`) and raw QUIC (every moq
+//!   ALPN in [`QuicServerConfig::protocols`]) on the same port, with PEM certificates or
 //!   self-signed ones generated at start-up (`--tls-generate`), whose SHA-256
-//!   [fingerprints](Server::fingerprints) browsers pin.
-//! * [`Client`]: connects to `https://` (WebTransport), `http://` (WebTransport after fetching
+//!   [fingerprints](QuicServer::fingerprints) browsers pin.
+//! * [`QuicClient`]: connects to `https://` (WebTransport), `http://` (WebTransport after fetching
 //!   and pinning `/certificate.sha256`), and `moql://` / `moqt://` (raw QUIC) URLs.
 //! * [`serve_fingerprint`]: the plain-HTTP `/certificate.sha256` endpoint for `http://` URLs.
 //! * [`Log`]: the `--log-level` flag and a tracing subscriber writing to stderr.
@@ -28,16 +28,16 @@
 //!   client's reconnection attempts, and the `--no-reconnect` flag.
 //! * [`fuzz`]: the fuzz-target bodies for the hand-written HTTP/1.1 client parser.
 //!
-//! Both [`Server::new`] and [`Client::new`] must run inside a Tokio runtime (quinn binds its
+//! Both [`QuicServer::new`] and [`QuicClient::new`] must run inside a Tokio runtime (quinn binds its
 //! socket to the current one).
 //!
 //! # Example
 //!
 //! ```no_run
 //! # async fn run() -> anyhow::Result<()> {
-//! use moq_native::{Client, ClientConfig, Server, ServerConfig, ServerTlsConfig};
+//! use moq_native::{QuicClient, QuicClientConfig, QuicServer, QuicServerConfig, ServerTlsConfig};
 //!
-//! let mut server = Server::new(ServerConfig {
+//! let mut server = QuicServer::new(QuicServerConfig {
 //!     bind: "[::]:0".parse()?,
 //!     tls: ServerTlsConfig { generate: vec!["localhost".into()], ..Default::default() },
 //!     ..Default::default()
@@ -57,7 +57,7 @@
 //!     anyhow::Ok(())
 //! });
 //!
-//! let client = Client::new(ClientConfig { fingerprints: vec![fingerprint], ..Default::default() })?;
+//! let client = QuicClient::new(QuicClientConfig { fingerprints: vec![fingerprint], ..Default::default() })?;
 //! let connection = client.connect(format!("https://localhost:{port}/anon").parse()?).await?;
 //! assert_eq!(connection.protocol.as_deref(), Some("moq-lite-05"));
 //! # Ok(())
@@ -77,7 +77,7 @@ mod server;
 mod tls;
 
 pub use backoff::Backoff;
-pub use client::{Client, ClientConfig, Connection, DEFAULT_CONNECT_TIMEOUT_MS};
+pub use client::{Connection, QuicClient, QuicClientConfig, DEFAULT_CONNECT_TIMEOUT_MS};
 pub use fingerprint::{fetch_fingerprint, serve_fingerprint, FINGERPRINT_PATH};
 pub use log::Log;
 pub use quic::{
@@ -86,7 +86,7 @@ pub use quic::{
 };
 pub use reconnect::{Reconnect, ReconnectConfig};
 pub use server::{
-    Request, Server, ServerConfig, Transport, DEFAULT_HANDSHAKE_TIMEOUT, MAX_WORKERS,
+    QuicServer, QuicServerConfig, Request, Transport, DEFAULT_HANDSHAKE_TIMEOUT, MAX_WORKERS,
 };
 pub use tls::ServerTlsConfig;
 
@@ -106,7 +106,7 @@ pub const ALPN_H3: &str = web_transport_quinn::ALPN;
 /// This crate passes the provider explicitly everywhere, but other code in the process
 /// (or a dependency enabling `aws-lc-rs` too) may call rustls' default-provider
 /// constructors, which panic when both backends are compiled in and no default is set.
-/// [`Server::new`] and [`Client::new`] call this; calling it again is harmless.
+/// [`QuicServer::new`] and [`QuicClient::new`] call this; calling it again is harmless.
 pub fn install_crypto_provider() {
     // Err only means a default is already installed, which is what we want.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -130,9 +130,9 @@ mod tests {
     #[derive(Parser)]
     struct Cli {
         #[command(flatten)]
-        server: ServerConfig,
+        server: QuicServerConfig,
         #[command(flatten)]
-        client: ClientConfig,
+        client: QuicClientConfig,
         #[command(flatten)]
         log: Log,
         #[command(flatten)]

@@ -23,8 +23,8 @@ pub enum Congestion {
 /// `--quic-gso`, `--quic-congestion`, `--quic-socket-buffer`, `--quic-ack-threshold`,
 /// `--quic-max-streams-uni`, `--quic-max-streams-bidi`.
 ///
-/// [`ServerConfig`](crate::ServerConfig) flattens these flags;
-/// [`ClientConfig`](crate::ClientConfig) does not (clap rejects the same flag twice in one
+/// [`QuicServerConfig`](crate::QuicServerConfig) flattens these flags;
+/// [`QuicClientConfig`](crate::QuicClientConfig) does not (clap rejects the same flag twice in one
 /// binary), so a binary with both copies the server's into the client
 /// (`client.quic = server.quic.clone()`), and a client-only binary flattens a `QuicConfig`
 /// of its own and does the same.

@@ -10,7 +10,7 @@ use web_transport_quinn::{http::StatusCode, proto::ConnectResponse, Session};
 
 use crate::{protocols_or_default, tls::ServerCerts, QuicConfig, ServerTlsConfig, ALPN_H3};
 
-/// Default [`ServerConfig::handshake_timeout`].
+/// Default [`QuicServerConfig::handshake_timeout`].
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long [`Request::reject`] waits for the client to read the rejection and hang up
@@ -25,7 +25,7 @@ const H3_REQUEST_INCOMPLETE: quinn::VarInt = quinn::VarInt::from_u32(0x10d);
 
 /// Server configuration (clap flags).
 #[derive(clap::Args, Clone, Debug)]
-pub struct ServerConfig {
+pub struct QuicServerConfig {
     /// UDP address for QUIC (WebTransport + raw QUIC on one port). Default "[::]:443"
     /// (dual-stack: serves IPv4 and IPv6 unless the OS sets `net.ipv6.bindv6only`).
     #[arg(
@@ -90,7 +90,7 @@ pub struct ServerConfig {
     pub connection_limit: Option<Arc<Semaphore>>,
 }
 
-impl Default for ServerConfig {
+impl Default for QuicServerConfig {
     /// The flags' defaults: `[::]:443`, no certificates, [`DEFAULT_PROTOCOLS`](crate::DEFAULT_PROTOCOLS).
     fn default() -> Self {
         Self {
@@ -117,14 +117,14 @@ pub enum Transport {
 /// A QUIC + WebTransport server on one UDP port.
 ///
 /// Handshakes (QUIC, then for `h3` the HTTP/3 SETTINGS and CONNECT) run in tasks owned by the
-/// server, so a slow client never delays others; [`Server::accept`] yields them as they
+/// server, so a slow client never delays others; [`QuicServer::accept`] yields them as they
 /// complete. Dropping the server aborts pending handshakes; sessions already handed out
-/// live on until [`Server::close`] or their own end.
+/// live on until [`QuicServer::close`] or their own end.
 ///
-/// With [`ServerConfig::workers`] > 1 the port is served by that many endpoints, each on its own
+/// With [`QuicServerConfig::workers`] > 1 the port is served by that many endpoints, each on its own
 /// thread and single-threaded runtime; run each accepted session on its worker's runtime
 /// ([`Request::runtime`]), so a connection's driver and its session's tasks share a thread.
-pub struct Server {
+pub struct QuicServer {
     endpoints: Vec<quinn::Endpoint>,
     fingerprints: Vec<String>,
     requests: mpsc::Receiver<Request>,
@@ -137,15 +137,15 @@ pub struct Server {
 /// Most server workers (threads, each with a socket and a runtime).
 pub const MAX_WORKERS: usize = 1024;
 
-/// Completed handshakes waiting for [`Server::accept`], per server: beyond this the accept loops
+/// Completed handshakes waiting for [`QuicServer::accept`], per server: beyond this the accept loops
 /// wait (and new handshakes queue in quinn).
 const ACCEPT_QUEUE: usize = 64;
 
-impl Server {
+impl QuicServer {
     /// Bind the endpoint (or start the workers, each with its own) and load or generate the
     /// certificates. Needs a Tokio runtime: with one worker the endpoint and its accept loop run
     /// on it.
-    pub fn new(config: ServerConfig) -> anyhow::Result<Self> {
+    pub fn new(config: QuicServerConfig) -> anyhow::Result<Self> {
         crate::install_crypto_provider();
 
         let protocols = protocols_or_default(&config.protocols);
@@ -249,7 +249,7 @@ impl Server {
         self.requests.recv().await
     }
 
-    /// Close the endpoints and every connection on them; [`Server::accept`] then returns `None`.
+    /// Close the endpoints and every connection on them; [`QuicServer::accept`] then returns `None`.
     pub fn close(&self) {
         for endpoint in &self.endpoints {
             endpoint.close(quinn::VarInt::from_u32(0), b"server closed");
@@ -257,7 +257,7 @@ impl Server {
     }
 
     /// Wait until every connection has finished closing, so the close frames reach the peers;
-    /// call it after [`Server::close`] before the process exits (and bound it: a vanished peer
+    /// call it after [`QuicServer::close`] before the process exits (and bound it: a vanished peer
     /// takes a few probe timeouts to give up on).
     pub async fn wait_idle(&self) {
         // The endpoints close in parallel on their own; waiting for them in turn takes as long.
@@ -267,7 +267,7 @@ impl Server {
     }
 }
 
-impl Drop for Server {
+impl Drop for QuicServer {
     fn drop(&mut self) {
         for accept in &self.accept_loops {
             accept.abort();
@@ -565,7 +565,7 @@ impl Request {
         self.remote
     }
 
-    /// Which of the server's workers (endpoints) accepted it: 0 to [`Server::workers`] − 1.
+    /// Which of the server's workers (endpoints) accepted it: 0 to [`QuicServer::workers`] − 1.
     pub fn worker(&self) -> usize {
         self.worker
     }
@@ -578,13 +578,13 @@ impl Request {
     }
 
     /// When the connection's set-up must be over: its first packet plus
-    /// [`ServerConfig::handshake_timeout`]. The QUIC handshake and CONNECT were done by then;
+    /// [`QuicServerConfig::handshake_timeout`]. The QUIC handshake and CONNECT were done by then;
     /// the application bounds the rest of its set-up (e.g. the moq SETUP) by it too.
     pub fn deadline(&self) -> tokio::time::Instant {
         self.deadline
     }
 
-    /// The connection's slot in [`ServerConfig::connection_limit`] (`None` without a limit, or
+    /// The connection's slot in [`QuicServerConfig::connection_limit`] (`None` without a limit, or
     /// once taken). Keep it for the session's life: the slot is free again when it is dropped.
     pub fn take_permit(&mut self) -> Option<OwnedSemaphorePermit> {
         self.permit.take()

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use moq_native::{Client, ClientConfig, Server, ServerConfig, ServerTlsConfig};
+use moq_native::{QuicClient, QuicClientConfig, QuicServer, QuicServerConfig, ServerTlsConfig};
 use tokio::sync::Semaphore;
 
 /// A server on a free port with these set-up bounds.
-fn bounded_server(handshake_timeout: Duration, limit: Option<Arc<Semaphore>>) -> Server {
-    Server::new(ServerConfig {
+fn bounded_server(handshake_timeout: Duration, limit: Option<Arc<Semaphore>>) -> QuicServer {
+    QuicServer::new(QuicServerConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         tls: ServerTlsConfig {
             generate: vec!["localhost".into()],
@@ -28,8 +28,8 @@ fn bounded_server(handshake_timeout: Duration, limit: Option<Arc<Semaphore>>) ->
 
 /// A client that completes the QUIC handshake with ALPN `h3` and then sends nothing: no
 /// HTTP/3 SETTINGS, no CONNECT (raw QUIC offering `h3`).
-fn silent_h3_client(server: &Server) -> Client {
-    Client::new(ClientConfig {
+fn silent_h3_client(server: &QuicServer) -> QuicClient {
+    QuicClient::new(QuicClientConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         fingerprints: vec![server.fingerprints()[0].clone()],
         protocols: vec!["h3".into()],

@@ -1,14 +1,14 @@
-//! `ServerConfig::workers`: several endpoints on one port (SO_REUSEPORT), each on its own thread.
+//! `QuicServerConfig::workers`: several endpoints on one port (SO_REUSEPORT), each on its own thread.
 
 mod common;
 
 use std::collections::HashSet;
 
 use common::*;
-use moq_native::{Server, ServerConfig, ServerTlsConfig};
+use moq_native::{QuicServer, QuicServerConfig, ServerTlsConfig};
 
-fn server_with_workers(workers: usize) -> Server {
-    Server::new(ServerConfig {
+fn server_with_workers(workers: usize) -> QuicServer {
+    QuicServer::new(QuicServerConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         tls: ServerTlsConfig {
             generate: vec!["localhost".into(), "127.0.0.1".into()],
@@ -101,7 +101,7 @@ async fn another_server_on_the_same_port_is_refused() {
     let server = server_with_workers(2);
     let port = server.local_addr().unwrap().port();
     for workers in [1, 2] {
-        let err = Server::new(ServerConfig {
+        let err = QuicServer::new(QuicServerConfig {
             bind: format!("127.0.0.1:{port}").parse().unwrap(),
             tls: ServerTlsConfig {
                 generate: vec!["localhost".into()],
@@ -116,7 +116,7 @@ async fn another_server_on_the_same_port_is_refused() {
     }
 }
 
-/// A client whose address changes (here: `Client::rebind` to a new socket) either stays on its
+/// A client whose address changes (here: `QuicClient::rebind` to a new socket) either stays on its
 /// worker, where the connection migrates and keeps working, or lands on another worker, which
 /// knows the workers' shared reset key: the client gets a stateless reset and learns at once
 /// that the connection is gone, instead of waiting out its idle timeout.
@@ -186,7 +186,7 @@ async fn roundtrip_or_error(
 /// A worker count no machine needs is refused with the limit, not a thousand threads later.
 #[tokio::test]
 async fn too_many_workers_are_refused() {
-    let err = Server::new(ServerConfig {
+    let err = QuicServer::new(QuicServerConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         tls: ServerTlsConfig {
             generate: vec!["localhost".into()],

@@ -5,7 +5,7 @@ mod common;
 use std::net::IpAddr;
 
 use common::{client, roundtrip, serve, server, TEST_TIMEOUT};
-use moq_native::{Client, ClientConfig};
+use moq_native::{QuicClient, QuicClientConfig};
 use tokio::time::timeout;
 
 #[tokio::test]
@@ -46,7 +46,7 @@ async fn ipv4_only_client_reaches_localhost() {
     timeout(TEST_TIMEOUT, async {
         let server = server(&[]);
         let port = server.local_addr().unwrap().port();
-        let client = Client::new(ClientConfig {
+        let client = QuicClient::new(QuicClientConfig {
             bind: "0.0.0.0:0".parse().unwrap(),
             fingerprints: server.fingerprints().to_vec(),
             ..Default::default()
@@ -73,7 +73,7 @@ async fn ipv4_only_client_reaches_localhost() {
 async fn localhost_reaches_an_ipv4_only_server() {
     timeout(TEST_TIMEOUT, async {
         // A server on 127.0.0.1 only, reached by name whether `localhost` lists ::1 first or not.
-        let mut server = moq_native::Server::new(moq_native::ServerConfig {
+        let mut server = moq_native::QuicServer::new(moq_native::QuicServerConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
             tls: moq_native::ServerTlsConfig {
                 generate: vec!["localhost".into()],

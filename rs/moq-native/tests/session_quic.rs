@@ -243,7 +243,7 @@ async fn max_mtu_lets_a_path_that_carries_jumbo_packets_use_them() {
             max_mtu: 9000,
             ..Default::default()
         };
-        let jumbo_server = moq_native::Server::new(moq_native::ServerConfig {
+        let jumbo_server = moq_native::QuicServer::new(moq_native::QuicServerConfig {
             bind: "[::]:0".parse().unwrap(),
             quic: quic.clone(),
             tls: moq_native::ServerTlsConfig {
@@ -253,7 +253,7 @@ async fn max_mtu_lets_a_path_that_carries_jumbo_packets_use_them() {
             ..Default::default()
         })
         .unwrap();
-        let jumbo_client = moq_native::Client::new(moq_native::ClientConfig {
+        let jumbo_client = moq_native::QuicClient::new(moq_native::QuicClientConfig {
             fingerprints: vec![jumbo_server.fingerprints()[0].clone()],
             quic,
             ..Default::default()

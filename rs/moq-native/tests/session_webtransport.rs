@@ -4,7 +4,8 @@ mod common;
 
 use common::{client, roundtrip, serve, server, TEST_TIMEOUT};
 use moq_native::{
-    serve_fingerprint, Client, ClientConfig, Server, ServerConfig, ServerTlsConfig, Transport,
+    serve_fingerprint, QuicClient, QuicClientConfig, QuicServer, QuicServerConfig, ServerTlsConfig,
+    Transport,
 };
 use tokio::time::timeout;
 use url::Url;
@@ -142,7 +143,7 @@ async fn http_url_fetches_and_pins_the_fingerprint() {
         let serving = serve(server, 1);
 
         // Nothing pinned up front: the only way to trust the self-signed cert is the fetch.
-        let client = Client::new(ClientConfig::default()).unwrap();
+        let client = QuicClient::new(QuicClientConfig::default()).unwrap();
         let url: Url = format!("http://localhost:{port}/dev?jwt=x")
             .parse()
             .unwrap();
@@ -169,7 +170,7 @@ async fn https_without_pin_or_root_is_refused() {
         let port = server.local_addr().unwrap().port();
         let serving = serve(server, 1);
 
-        let client = Client::new(ClientConfig::default()).unwrap();
+        let client = QuicClient::new(QuicClientConfig::default()).unwrap();
         let url: Url = format!("https://127.0.0.1:{port}/").parse().unwrap();
         let err = client.connect(url).await.unwrap_err();
         assert!(
@@ -178,7 +179,7 @@ async fn https_without_pin_or_root_is_refused() {
         );
 
         // --tls-disable-verify gets through, and the server never saw the refused attempt.
-        let insecure = Client::new(ClientConfig {
+        let insecure = QuicClient::new(QuicClientConfig {
             disable_verify: true,
             ..Default::default()
         })
@@ -226,7 +227,7 @@ async fn sni_selects_the_matching_certificate() {
         std::fs::write(dir.join("cert.pem"), other.cert.pem()).unwrap();
         std::fs::write(dir.join("key.pem"), other.signing_key.serialize_pem()).unwrap();
 
-        let server = Server::new(ServerConfig {
+        let server = QuicServer::new(QuicServerConfig {
             bind: "[::]:0".parse().unwrap(),
             tls: ServerTlsConfig {
                 cert: vec![dir.join("cert.pem")],
@@ -244,7 +245,7 @@ async fn sni_selects_the_matching_certificate() {
         let serving = serve(server, 2);
 
         // SNI "localhost" picks the generated certificate: pin only that one.
-        let by_name = Client::new(ClientConfig {
+        let by_name = QuicClient::new(QuicClientConfig {
             fingerprints: vec![fingerprints[1].clone()],
             ..Default::default()
         })
@@ -257,7 +258,7 @@ async fn sni_selects_the_matching_certificate() {
         conn.session.close(0, b"done");
 
         // An IP literal sends no SNI: the first certificate is served.
-        let by_default = Client::new(ClientConfig {
+        let by_default = QuicClient::new(QuicClientConfig {
             fingerprints: vec![fingerprints[0].clone()],
             ..Default::default()
         })

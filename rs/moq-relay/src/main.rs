@@ -71,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
     let relay = Relay::new(auth, config.limits.max_sessions)
         .with_stream_window(streams)
         .with_handshake_timeout(config.limits.handshake_timeout);
-    let mut server = moq_native::Server::new(moq_native::ServerConfig {
+    let mut server = moq_native::QuicServer::new(moq_native::QuicServerConfig {
         bind: quic.bind,
         tls: moq_native::ServerTlsConfig {
             cert: quic.tls.cert.clone(),

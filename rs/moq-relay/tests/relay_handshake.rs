@@ -15,7 +15,7 @@ use tokio::time::Instant;
 /// never sends SETUP: what the relay sees of a slow or hostile client.
 async fn half_open(
     relay: &Relay,
-    native: &moq_native::Client,
+    native: &moq_native::QuicClient,
     via: Via,
 ) -> web_transport_quinn::Session {
     tokio::time::timeout(TIMEOUT, native.connect(relay.url(via, "/")))

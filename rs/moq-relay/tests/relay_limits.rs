@@ -27,7 +27,7 @@ const CHILD_ENV: &str = "MOQ_RELAY_TEST_STALLED_CHILD";
 /// The child process: subscribe to `cam/video` at the URL, say READY after the first group, and
 /// keep reading (until SIGSTOP freezes it and SIGKILL ends it).
 async fn child_main(url: &str, fingerprint: &str) {
-    let native = moq_native::Client::new(moq_native::ClientConfig {
+    let native = moq_native::QuicClient::new(moq_native::QuicClientConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         fingerprints: vec![fingerprint.to_string()],
         ..Default::default()

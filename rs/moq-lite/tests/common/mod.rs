@@ -11,7 +11,7 @@ use moq_lite::{
     BroadcastProducer, Client, OriginProducer, Path, Server, Session, Track, TrackInfo,
     TrackProducer,
 };
-use moq_native::{ClientConfig, ServerConfig, ServerTlsConfig};
+use moq_native::{QuicClientConfig, QuicServerConfig, ServerTlsConfig};
 use tokio::task::JoinHandle;
 
 /// Upper bound for a whole test.
@@ -62,7 +62,7 @@ pub fn relay_with(
     streams: Option<moq_lite::StreamWindow>,
 ) -> Relay {
     init_log();
-    let mut server = moq_native::Server::new(ServerConfig {
+    let mut server = moq_native::QuicServer::new(QuicServerConfig {
         bind: "[::]:0".parse().unwrap(),
         tls: ServerTlsConfig {
             generate: vec!["localhost".into()],
@@ -148,7 +148,7 @@ impl Relay {
 
     /// Connect a client to `url` (e.g. through a proxy) pinning this relay's certificate.
     pub async fn connect_url(&self, url: &str, protocols: &[&str], client: Client) -> Session {
-        let native = moq_native::Client::new(ClientConfig {
+        let native = moq_native::QuicClient::new(QuicClientConfig {
             fingerprints: vec![self.fingerprint.clone()],
             protocols: protocols.iter().map(|p| p.to_string()).collect(),
             ..Default::default()
@@ -197,7 +197,7 @@ pub fn write_group(track: &TrackProducer, frames: usize, size: usize) -> u64 {
 /// A hand-driven lite-05 peer over raw QUIC, with its (empty) SETUP already sent: tests speak
 /// bytes to the server with it.
 pub async fn raw_peer(relay: &Relay) -> moq_native::web_transport_quinn::Session {
-    let native = moq_native::Client::new(ClientConfig {
+    let native = moq_native::QuicClient::new(QuicClientConfig {
         fingerprints: vec![relay.fingerprint.clone()],
         protocols: vec!["moq-lite-05".into()],
         ..Default::default()

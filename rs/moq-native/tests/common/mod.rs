@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use moq_native::{
-    web_transport_quinn::Session, Client, ClientConfig, Request, Server, ServerConfig,
-    ServerTlsConfig,
+    web_transport_quinn::Session, QuicClient, QuicClientConfig, QuicServer, QuicServerConfig,
+    Request, ServerTlsConfig,
 };
 
 /// Upper bound for any single test; nothing here should take more than a second.
@@ -13,8 +13,8 @@ pub const TEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A server on a free dual-stack port with a generated certificate for `localhost` and the
 /// loopback IPs, accepting `protocols` (empty = defaults).
-pub fn server(protocols: &[&str]) -> Server {
-    Server::new(ServerConfig {
+pub fn server(protocols: &[&str]) -> QuicServer {
+    QuicServer::new(QuicServerConfig {
         bind: "[::]:0".parse().unwrap(),
         tls: ServerTlsConfig {
             generate: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
@@ -27,8 +27,8 @@ pub fn server(protocols: &[&str]) -> Server {
 }
 
 /// A client pinning `server`'s certificate and offering `protocols` (empty = defaults).
-pub fn client(server: &Server, protocols: &[&str]) -> Client {
-    Client::new(ClientConfig {
+pub fn client(server: &QuicServer, protocols: &[&str]) -> QuicClient {
+    QuicClient::new(QuicClientConfig {
         fingerprints: vec![server.fingerprints()[0].clone()],
         protocols: protocols.iter().map(|p| p.to_string()).collect(),
         ..Default::default()
@@ -37,7 +37,7 @@ pub fn client(server: &Server, protocols: &[&str]) -> Client {
 }
 
 /// Accept the next request and return it (failing the test after TEST_TIMEOUT).
-pub async fn next(server: &mut Server) -> Request {
+pub async fn next(server: &mut QuicServer) -> Request {
     tokio::time::timeout(TEST_TIMEOUT, server.accept())
         .await
         .expect("accept timed out")
@@ -73,7 +73,10 @@ pub struct Seen {
 
 /// Accept `count` requests in turn, echo one stream on each, and hand the server back with
 /// what was seen once each session has closed.
-pub fn serve(mut server: Server, count: usize) -> tokio::task::JoinHandle<(Server, Vec<Seen>)> {
+pub fn serve(
+    mut server: QuicServer,
+    count: usize,
+) -> tokio::task::JoinHandle<(QuicServer, Vec<Seen>)> {
     tokio::spawn(async move {
         let mut seen = Vec::new();
         for _ in 0..count {

@@ -367,13 +367,13 @@ impl Relay {
     }
 
     /// A QUIC client endpoint pinned to this relay's certificate.
-    pub fn client(&self) -> moq_native::Client {
+    pub fn client(&self) -> moq_native::QuicClient {
         self.client_with(&[])
     }
 
     /// A client endpoint offering only `protocols` (empty = defaults).
-    pub fn client_with(&self, protocols: &[&str]) -> moq_native::Client {
-        moq_native::Client::new(moq_native::ClientConfig {
+    pub fn client_with(&self, protocols: &[&str]) -> moq_native::QuicClient {
+        moq_native::QuicClient::new(moq_native::QuicClientConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
             fingerprints: vec![self.fingerprint.clone()],
             protocols: protocols.iter().map(|p| p.to_string()).collect(),
@@ -397,7 +397,7 @@ impl Relay {
     /// Connect with a given endpoint; the error says why (e.g. an HTTP 401).
     pub async fn try_connect(
         &self,
-        native: &moq_native::Client,
+        native: &moq_native::QuicClient,
         via: Via,
         path_and_query: &str,
         client: Client,
