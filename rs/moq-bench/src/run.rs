@@ -326,7 +326,7 @@ pub async fn run(load: &Load, preset: &Preset, ticks: bool) -> anyhow::Result<Va
     let sockets = (subscribers + publishing as usize).div_ceil(load.sessions_per_socket.max(1));
     let clients = (0..sockets.max(1))
         .map(|_| moq_native::QuicClient::new(config.clone()))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     let churn = preset.churn_only();
 
     let shared = Arc::new(Shared {
