@@ -448,6 +448,65 @@ mod tests {
         assert!(err.to_string().contains("timed out after 200ms"), "{err}");
     }
 
+    /// The errors a caller sorts on: a pinned fingerprint that does not match is a TLS failure,
+    /// an unknown scheme a bad URL, a server at its connection limit a refusal.
+    #[tokio::test]
+    async fn failures_are_sorted_by_kind() {
+        let limit = Arc::new(tokio::sync::Semaphore::new(0));
+        let server = QuicServer::new(QuicServerConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            tls: ServerTlsConfig {
+                generate: vec!["localhost".into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .unwrap();
+        let port = server.local_addr().unwrap().port();
+        let pinned = |fingerprint: String| {
+            QuicClient::new(QuicClientConfig {
+                fingerprints: vec![fingerprint],
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        let url: Url = format!("https://127.0.0.1:{port}/").parse().unwrap();
+
+        let err = pinned("00".repeat(32))
+            .connect(url.clone())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Tls { .. }), "{err:?}");
+
+        let err = pinned(server.fingerprints()[0].clone())
+            .connect(format!("ftp://127.0.0.1:{port}/").parse().unwrap())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Url { .. }), "{err:?}");
+
+        let full = QuicServer::new(QuicServerConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            tls: ServerTlsConfig {
+                generate: vec!["localhost".into()],
+                ..Default::default()
+            },
+            connection_limit: Some(limit),
+            ..Default::default()
+        })
+        .unwrap();
+        let url: Url = format!("moql://127.0.0.1:{}/", full.local_addr().unwrap().port())
+            .parse()
+            .unwrap();
+        let err = pinned(full.fingerprints()[0].clone())
+            .connect(url)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Refused { status: None, .. }),
+            "{err:?}"
+        );
+    }
+
     #[tokio::test]
     async fn race_moves_past_an_address_that_never_answers() {
         // Nothing listens on [::1]:port, and QUIC gets no answer there, only silence.
