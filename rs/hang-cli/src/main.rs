@@ -122,7 +122,7 @@ impl Connect {
     fn client(&self) -> anyhow::Result<moq_native::QuicClient> {
         let mut config = self.client.clone();
         config.quic = self.quic.clone();
-        moq_native::QuicClient::new(config)
+        Ok(moq_native::QuicClient::new(config)?)
     }
 
     /// Dial the relay and open a moq-lite session set up by `role` (publish or subscribe an origin).

@@ -61,17 +61,15 @@ fn subscribe_fails(tag: &str, response: &'static [u8]) -> String {
     log
 }
 
-/// A chunk size of 2^64 - 1 once overflowed the chunked decoder (a panic).
+/// A chunk size of 2^64 - 1 once overflowed our own chunked decoder (a panic); hyper's reads the
+/// chunk, and the close in the middle of it is the error.
 #[test]
 fn a_chunk_size_of_2_to_the_64_minus_1_is_an_error_exit() {
     let log = subscribe_fails(
         "hostile-chunk",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nabc\r\n",
     );
-    assert!(
-        log.contains("response body larger than 4096 bytes"),
-        "{log}"
-    );
+    assert!(log.contains("HTTP GET"), "{log}");
 }
 
 #[test]

@@ -313,7 +313,8 @@ impl RelayProcess {
                     return Ok(());
                 }
                 Ok(Err(err)) if Instant::now() >= deadline => {
-                    return Err(err.context(format!("the relay did not accept {url} in time")))
+                    return Err(anyhow::Error::from(err)
+                        .context(format!("the relay did not accept {url} in time")))
                 }
                 Err(_) if Instant::now() >= deadline => {
                     anyhow::bail!("the relay did not accept {url} in time")

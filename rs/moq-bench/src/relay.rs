@@ -80,8 +80,12 @@ impl Probe {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct QuicCounters(std::collections::BTreeMap<String, f64>);
 
-/// The most of a `/metrics` response read (the QUIC totals come before the per-session lines).
-const MAX_METRICS_BYTES: u64 = 64 << 20;
+/// Largest `/metrics` response accepted (a relay with very many sessions lists each: generous,
+/// but bounded).
+const MAX_METRICS_BYTES: usize = 64 << 20;
+
+/// Time allowed for one scrape of `/metrics`.
+const SCRAPE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The counters [`QuicCounters::rates`] reports, as `(metric suffix, JSON key)`.
 const QUIC_RATES: [(&str, &str); 11] = [
@@ -123,42 +127,12 @@ impl QuicCounters {
 
     /// Fetch and parse `url` (plain `http://host:port/path`: the relay's internal listener).
     pub async fn scrape(url: &url::Url) -> anyhow::Result<Self> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         anyhow::ensure!(
             url.scheme() == "http",
             "--relay-metrics needs an http:// URL"
         );
-        let host = url.host_str().context("no host in --relay-metrics")?;
-        let port = url.port_or_known_default().unwrap_or(80);
-        let fetch = async {
-            let mut stream = tokio::net::TcpStream::connect((host, port)).await?;
-            let request = format!(
-                "GET {} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n",
-                url.path()
-            );
-            stream.write_all(request.as_bytes()).await?;
-            // A relay with very many sessions lists each: generous, but bounded.
-            let mut response = Vec::new();
-            stream
-                .take(MAX_METRICS_BYTES)
-                .read_to_end(&mut response)
-                .await?;
-            anyhow::Ok(response)
-        };
-        let response = tokio::time::timeout(std::time::Duration::from_secs(5), fetch)
-            .await
-            .context("timed out")?
-            .with_context(|| format!("cannot fetch {url}"))?;
-        let response = String::from_utf8_lossy(&response);
-        let (head, body) = response
-            .split_once("\r\n\r\n")
-            .with_context(|| format!("no HTTP response from {url}"))?;
-        anyhow::ensure!(
-            head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
-            "{url}: {}",
-            head.lines().next().unwrap_or("")
-        );
-        Ok(Self::parse(body))
+        let body = moq_native::http_get(url.as_str(), MAX_METRICS_BYTES, SCRAPE_TIMEOUT).await?;
+        Ok(Self::parse(&String::from_utf8_lossy(&body)))
     }
 
     /// Per-second rates from `self` (start) to `end` over `seconds`, as JSON keys, plus the

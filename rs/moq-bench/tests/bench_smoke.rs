@@ -362,15 +362,20 @@ fn sessions_end_on_the_relay_when_moq_bench_exits() {
     drop(relay);
 }
 
-/// `moq_relay_sessions` from a relay's `/metrics` (plain HTTP/1.0 over a TCP stream).
+/// `moq_relay_sessions` from a relay's `/metrics` (`http://ADDR/metrics`).
 fn live_sessions(metrics: &str) -> f64 {
-    use std::io::Write;
-    let rest = metrics.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut stream = TcpStream::connect(host).expect("connect to /metrics");
-    write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
-    let mut body = String::new();
-    stream.read_to_string(&mut body).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let body = runtime
+        .block_on(moq_native::http_get(
+            metrics,
+            16 << 20,
+            Duration::from_secs(5),
+        ))
+        .unwrap_or_else(|err| panic!("GET {metrics}: {err}"));
+    let body = String::from_utf8_lossy(&body);
     body.lines()
         .find_map(|line| line.strip_prefix("moq_relay_sessions "))
         .and_then(|v| v.trim().parse().ok())

@@ -7,13 +7,12 @@ use std::{
     time::Duration,
 };
 
-use anyhow::Context;
 use tokio::task::JoinSet;
 use url::{Host, Url};
 use web_transport_quinn::{proto::ConnectRequest, Session};
 
 use crate::{
-    fingerprint::fetch_fingerprint, protocols_or_default, tls::Verifier, QuicConfig, ALPN_H3,
+    fingerprint::fetch_fingerprint, protocols_or_default, tls::Verifier, Error, QuicConfig, ALPN_H3,
 };
 
 /// Head start each resolved address gets over the next one (Happy Eyeballs, RFC 8305):
@@ -136,7 +135,11 @@ pub struct Connection {
 
 impl QuicClient {
     /// Bind the UDP socket and load the root certificates. Needs a Tokio runtime.
-    pub fn new(config: QuicClientConfig) -> anyhow::Result<Self> {
+    ///
+    /// Fails with [`Error::Certificate`] for an unreadable root file or an invalid pinned
+    /// fingerprint, [`Error::Io`] when the socket cannot be bound, [`Error::Config`] for QUIC
+    /// settings quinn refuses.
+    pub fn new(config: QuicClientConfig) -> Result<Self, Error> {
         crate::install_crypto_provider();
 
         let verifier = Arc::new(Verifier::new(
@@ -150,8 +153,12 @@ impl QuicClient {
         let h3 = quic_config(&verifier, &[ALPN_H3.to_string()], &transport)?;
         let raw = quic_config(&verifier, &protocols, &transport)?;
 
-        let endpoint = crate::quic::endpoint(config.bind, &config.quic, None)
-            .with_context(|| format!("failed to bind QUIC client on {}", config.bind))?;
+        let endpoint = crate::quic::endpoint(config.bind, &config.quic, None).map_err(|err| {
+            Error::io(
+                format!("failed to bind QUIC client on {}", config.bind),
+                err,
+            )
+        })?;
 
         Ok(Self {
             endpoint,
@@ -175,23 +182,30 @@ impl QuicClient {
     /// A raw QUIC rejection (CONNECTION_CLOSE with the status as code) can only arrive after
     /// this returns: there is no request to answer.
     ///
-    /// Fails after [`QuicClientConfig::connect_timeout_ms`]: a dead server gives no answer to QUIC,
-    /// only silence, and a TCP connect (the `http://` certificate fetch) to a host that drops
-    /// packets takes minutes to fail on its own.
-    pub async fn connect(&self, url: Url) -> anyhow::Result<Connection> {
+    /// Fails after [`QuicClientConfig::connect_timeout_ms`] ([`Error::Timeout`]): a dead server
+    /// gives no answer to QUIC, only silence, and a TCP connect (the `http://` certificate
+    /// fetch) to a host that drops packets takes minutes to fail on its own.
+    ///
+    /// The other errors: [`Error::Url`] and [`Error::Resolve`] for a URL that cannot be dialled,
+    /// [`Error::Tls`] for an untrusted certificate, [`Error::Refused`] for a WebTransport
+    /// CONNECT answered with another status than 200 (a refused token) or a server at its
+    /// connection limit, [`Error::Http`] and [`Error::Certificate`] when the `http://`
+    /// fingerprint fetch fails, [`Error::Connect`] for the rest.
+    pub async fn connect(&self, url: Url) -> Result<Connection, Error> {
         let Some(timeout) = self.connect_timeout else {
             return self.connect_unbounded(url).await;
         };
         tokio::time::timeout(timeout, self.connect_unbounded(url.clone()))
             .await
             .unwrap_or_else(|_| {
-                Err(anyhow::anyhow!(
-                    "connecting to {url} timed out after {timeout:?}"
-                ))
+                Err(Error::Timeout {
+                    what: format!("connecting to {url}"),
+                    after: timeout,
+                })
             })
     }
 
-    async fn connect_unbounded(&self, url: Url) -> anyhow::Result<Connection> {
+    async fn connect_unbounded(&self, url: Url) -> Result<Connection, Error> {
         match url.scheme() {
             "https" => self.connect_webtransport(url, &self.h3).await,
             "http" => {
@@ -227,9 +241,10 @@ impl QuicClient {
                     setup_path,
                 })
             }
-            scheme => {
-                anyhow::bail!("unsupported URL scheme {scheme:?} (use https, http, moql or moqt)")
-            }
+            scheme => Err(Error::Url {
+                url: url.to_string(),
+                reason: format!("unsupported scheme {scheme:?} (use https, http, moql or moqt)"),
+            }),
         }
     }
 
@@ -237,12 +252,29 @@ impl QuicClient {
         &self,
         url: Url,
         config: &quinn::ClientConfig,
-    ) -> anyhow::Result<Connection> {
+    ) -> Result<Connection, Error> {
+        use web_transport_quinn::{proto, ClientError, ConnectError};
         let conn = self.connect_quic(&url, config).await?;
         let request = ConnectRequest::new(url.clone()).with_protocols(self.protocols.clone());
         let session = Session::connect(conn, request)
             .await
-            .with_context(|| format!("WebTransport CONNECT to {url} failed"))?;
+            .map_err(|err| match err {
+                ClientError::HttpError(
+                    ConnectError::ErrorStatus(status)
+                    | ConnectError::ProtoError(proto::ConnectError::WrongStatus(Some(status))),
+                ) => Error::Refused {
+                    peer: url.to_string(),
+                    status: Some(status.as_u16()),
+                },
+                ClientError::Connection(err)
+                | ClientError::HttpError(ConnectError::ConnectionError(err)) => {
+                    Error::quic(url.as_str(), err)
+                }
+                err => Error::Connect {
+                    peer: url.to_string(),
+                    source: err.into(),
+                },
+            })?;
 
         let protocol = session.protocol().map(str::to_string);
         tracing::debug!(%url, ?protocol, "WebTransport session");
@@ -257,12 +289,12 @@ impl QuicClient {
     /// Move every connection of this client to a new UDP socket bound to `bind` (a network
     /// change: the peers see the client's address change and migrate the connections, QUIC
     /// connection migration). The old socket is closed.
-    pub fn rebind(&self, bind: SocketAddr) -> anyhow::Result<()> {
+    pub fn rebind(&self, bind: SocketAddr) -> Result<(), Error> {
         let socket = crate::quic::bind_udp(bind, self.socket_buffer, false)
-            .with_context(|| format!("failed to bind QUIC client on {bind}"))?;
+            .map_err(|err| Error::io(format!("failed to bind QUIC client on {bind}"), err))?;
         self.endpoint
             .rebind(socket)
-            .context("failed to move the client to the new socket")
+            .map_err(|err| Error::io("failed to move the client to the new socket", err))
     }
 
     /// Wait until every connection made by this client has finished closing (its
@@ -278,15 +310,22 @@ impl QuicClient {
         &self,
         url: &Url,
         config: &quinn::ClientConfig,
-    ) -> anyhow::Result<quinn::Connection> {
-        let host = url.host().with_context(|| format!("no host in {url}"))?;
+    ) -> Result<quinn::Connection, Error> {
+        let bad_url = |reason: &str| Error::Url {
+            url: url.to_string(),
+            reason: reason.to_string(),
+        };
+        let host = url.host().ok_or_else(|| bad_url("no host"))?;
         let port = url.port_or_known_default().unwrap_or(443);
 
         let (name, mut addrs) = match host {
             Host::Domain(domain) => {
                 let addrs: Vec<SocketAddr> = tokio::net::lookup_host((domain, port))
                     .await
-                    .with_context(|| format!("failed to resolve {domain}"))?
+                    .map_err(|source| Error::Resolve {
+                        host: domain.to_string(),
+                        source,
+                    })?
                     .collect();
                 (domain.to_string(), addrs)
             }
@@ -295,47 +334,73 @@ impl QuicClient {
         };
 
         // An IPv4 socket cannot reach IPv6 addresses; a dual-stack [::] one reaches both.
-        if self.endpoint.local_addr()?.is_ipv4() {
+        let local = self
+            .endpoint
+            .local_addr()
+            .map_err(|err| Error::io("the client's socket is gone", err))?;
+        if local.is_ipv4() {
             addrs.retain(SocketAddr::is_ipv4);
         }
-        anyhow::ensure!(!addrs.is_empty(), "no usable address for {url}");
+        if addrs.is_empty() {
+            return Err(bad_url("no address reachable from the client's socket"));
+        }
 
-        self.race(&name, &addrs, config)
-            .await
-            .with_context(|| format!("QUIC connect to {url} failed"))
+        self.race(url, &name, &addrs, config).await
     }
 
     /// Happy Eyeballs (RFC 8305) over QUIC: start with the first address, start the next one
     /// when an attempt fails or every [`ATTEMPT_DELAY`], and keep the first to finish its
     /// handshake. Dropping the losers closes them.
+    ///
+    /// When every attempt fails, the error is the most telling one: a TLS failure or a refusal
+    /// (the server answered) over the network errors of addresses where nobody did.
     async fn race(
         &self,
+        url: &Url,
         name: &str,
         addrs: &[SocketAddr],
         config: &quinn::ClientConfig,
-    ) -> anyhow::Result<quinn::Connection> {
+    ) -> Result<quinn::Connection, Error> {
         let mut untried = addrs.iter().copied();
         let mut attempts = JoinSet::new();
-        let mut errors = Vec::new();
+        let mut best: Option<Error> = None;
 
         loop {
             if let Some(addr) = untried.next() {
                 let connecting = self.endpoint.connect_with(config.clone(), addr, name);
-                attempts
-                    .spawn(async move { (addr, async { anyhow::Ok(connecting?.await?) }.await) });
+                let peer = format!("{url} ({addr})");
+                attempts.spawn(async move {
+                    let connecting = connecting.map_err(|err| Error::Connect {
+                        peer: peer.clone(),
+                        source: err.into(),
+                    })?;
+                    let conn = connecting.await.map_err(|err| Error::quic(peer, err))?;
+                    Ok::<_, Error>((addr, conn))
+                });
             }
             if attempts.is_empty() {
-                anyhow::bail!("{}", errors.join("; "));
+                return Err(best.unwrap_or_else(|| Error::Url {
+                    url: url.to_string(),
+                    reason: "no address to dial".into(),
+                }));
             }
 
             tokio::select! {
                 Some(done) = attempts.join_next() => match done {
-                    Ok((addr, Ok(conn))) => {
+                    Ok(Ok((addr, conn))) => {
                         tracing::debug!(%addr, "QUIC connected");
                         return Ok(conn);
                     }
-                    Ok((addr, Err(err))) => errors.push(format!("{addr}: {err:#}")),
-                    Err(err) => errors.push(err.to_string()),
+                    Ok(Err(err)) => {
+                        tracing::debug!("QUIC attempt failed: {err}");
+                        let telling = |err: &Error| matches!(err, Error::Tls { .. } | Error::Refused { .. });
+                        if best.as_ref().is_none_or(|best| !telling(best) && telling(&err)) {
+                            best = Some(err);
+                        }
+                    }
+                    Err(err) => {
+                        best.get_or_insert(Error::Connect { peer: url.to_string(), source: err.into() });
+                    }
                 },
                 _ = tokio::time::sleep(ATTEMPT_DELAY) => {}
             }
@@ -348,9 +413,13 @@ fn quic_config(
     verifier: &Arc<Verifier>,
     alpns: &[String],
     transport: &Arc<quinn::TransportConfig>,
-) -> anyhow::Result<quinn::ClientConfig> {
+) -> Result<quinn::ClientConfig, Error> {
     let tls = verifier.client_config(alpns)?;
-    let tls = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
+    let tls =
+        quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|err| Error::Config {
+            what: "TLS configuration unusable for QUIC".into(),
+            source: Some(err.into()),
+        })?;
     let mut config = quinn::ClientConfig::new(Arc::new(tls));
     config.transport_config(transport.clone());
     Ok(config)
@@ -375,7 +444,67 @@ mod tests {
         .unwrap();
         let url: Url = format!("moql://127.0.0.1:{port}/").parse().unwrap();
         let err = client.connect(url).await.unwrap_err();
-        assert!(err.to_string().contains("timed out after 200ms"), "{err:#}");
+        assert!(matches!(err, Error::Timeout { .. }), "{err}");
+        assert!(err.to_string().contains("timed out after 200ms"), "{err}");
+    }
+
+    /// The errors a caller sorts on: a pinned fingerprint that does not match is a TLS failure,
+    /// an unknown scheme a bad URL, a server at its connection limit a refusal.
+    #[tokio::test]
+    async fn failures_are_sorted_by_kind() {
+        let limit = Arc::new(tokio::sync::Semaphore::new(0));
+        let server = QuicServer::new(QuicServerConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            tls: ServerTlsConfig {
+                generate: vec!["localhost".into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .unwrap();
+        let port = server.local_addr().unwrap().port();
+        let pinned = |fingerprint: String| {
+            QuicClient::new(QuicClientConfig {
+                fingerprints: vec![fingerprint],
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        let url: Url = format!("https://127.0.0.1:{port}/").parse().unwrap();
+
+        let err = pinned("00".repeat(32))
+            .connect(url.clone())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Tls { .. }), "{err:?}");
+
+        let err = pinned(server.fingerprints()[0].clone())
+            .connect(format!("ftp://127.0.0.1:{port}/").parse().unwrap())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Url { .. }), "{err:?}");
+
+        let full = QuicServer::new(QuicServerConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            tls: ServerTlsConfig {
+                generate: vec!["localhost".into()],
+                ..Default::default()
+            },
+            connection_limit: Some(limit),
+            ..Default::default()
+        })
+        .unwrap();
+        let url: Url = format!("moql://127.0.0.1:{}/", full.local_addr().unwrap().port())
+            .parse()
+            .unwrap();
+        let err = pinned(full.fingerprints()[0].clone())
+            .connect(url)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Refused { status: None, .. }),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]
@@ -401,8 +530,9 @@ mod tests {
 
         let silent = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
         let live = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let url: Url = format!("moql://localhost:{port}/").parse().unwrap();
         let conn = client
-            .race("localhost", &[silent, live], &client.raw)
+            .race(&url, "localhost", &[silent, live], &client.raw)
             .await
             .unwrap();
         assert_eq!(conn.remote_address().ip().to_canonical(), live.ip());

@@ -23,10 +23,15 @@
 //! * [`QuicClient`]: connects to `https://` (WebTransport), `http://` (WebTransport after fetching
 //!   and pinning `/certificate.sha256`), and `moql://` / `moqt://` (raw QUIC) URLs.
 //! * [`serve_fingerprint`]: the plain-HTTP `/certificate.sha256` endpoint for `http://` URLs.
+//! * [`http_get`]: a plain-HTTP/1.1 GET (hyper) bounded in time and size, which fetches that
+//!   fingerprint and serves tools and tests scraping a relay's `/metrics`.
+//! * [`Error`]: what every fallible function here returns, sorted by what a caller does about
+//!   it (a refused session, a TLS failure, a timeout, a bad URL, I/O), with the detail as its
+//!   source; [`HttpError`] for [`http_get`].
 //! * [`Log`]: the `--log-level` flag and a tracing subscriber writing to stderr.
 //! * [`Backoff`], [`Reconnect`], [`ReconnectConfig`]: jittered exponential delays between a
 //!   client's reconnection attempts, and the `--no-reconnect` flag.
-//! * [`fuzz`]: the fuzz-target bodies for the hand-written HTTP/1.1 client parser.
+//! * [`fuzz`]: the fuzz-target bodies for the parsers written here (the fingerprint body).
 //!
 //! Both [`QuicServer::new`] and [`QuicClient::new`] must run inside a Tokio runtime (quinn binds its
 //! socket to the current one).
@@ -68,8 +73,10 @@
 
 mod backoff;
 mod client;
+mod error;
 mod fingerprint;
 pub mod fuzz;
+mod http;
 mod log;
 mod quic;
 mod reconnect;
@@ -78,7 +85,9 @@ mod tls;
 
 pub use backoff::Backoff;
 pub use client::{Connection, QuicClient, QuicClientConfig, DEFAULT_CONNECT_TIMEOUT_MS};
+pub use error::{BoxError, Error};
 pub use fingerprint::{fetch_fingerprint, serve_fingerprint, FINGERPRINT_PATH};
+pub use http::{http_get, http_get_response, HttpError, HttpResponse};
 pub use log::Log;
 pub use quic::{
     Congestion, QuicConfig, CLIENT_IDLE_TIMEOUT_MS, CLIENT_KEEP_ALIVE_MS, DEFAULT_ACK_THRESHOLD,

@@ -180,13 +180,21 @@ impl QuicConfig {
             .mut_arg("idle_timeout_ms", |arg| arg.default_value("3000"))
     }
 
-    /// Build the quinn transport config.
-    pub fn transport(&self) -> anyhow::Result<Arc<quinn::TransportConfig>> {
+    /// Build the quinn transport config ([`Error::Config`](crate::Error::Config) for an idle
+    /// timeout past QUIC's limit).
+    pub fn transport(&self) -> Result<Arc<quinn::TransportConfig>, crate::Error> {
         let mut transport = quinn::TransportConfig::default();
 
         let idle = match self.idle_timeout_ms {
             0 => None,
-            ms => Some(quinn::IdleTimeout::try_from(Duration::from_millis(ms))?),
+            ms => Some(
+                quinn::IdleTimeout::try_from(Duration::from_millis(ms)).map_err(|err| {
+                    crate::Error::Config {
+                        what: format!("--quic-idle-timeout {ms}: too long"),
+                        source: Some(err.into()),
+                    }
+                })?,
+            ),
         };
         transport.max_idle_timeout(idle);
 

@@ -78,11 +78,14 @@ impl Reconnect {
     /// A session that held for at least the backoff's maximum delay starts the delays again from
     /// the first; one that failed sooner (a server that accepts and then drops us) keeps them
     /// growing, so such a server is not redialled ten times a second.
-    pub fn retry(
+    ///
+    /// Any error type will do: it is only logged (its alternate form `{:#}`, which for an
+    /// `anyhow::Error` includes the chain of causes) or handed back.
+    pub fn retry<E: std::fmt::Display>(
         &mut self,
-        err: anyhow::Error,
+        err: E,
         up_since: Option<Instant>,
-    ) -> anyhow::Result<Duration> {
+    ) -> Result<Duration, E> {
         if !self.enabled {
             return Err(err);
         }

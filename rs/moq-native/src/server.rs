@@ -2,13 +2,15 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use anyhow::Context;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use url::Url;
 use web_transport_quinn::{http::StatusCode, proto::ConnectResponse, Session};
 
-use crate::{protocols_or_default, tls::ServerCerts, QuicConfig, ServerTlsConfig, ALPN_H3};
+use crate::{
+    error::report, protocols_or_default, tls::ServerCerts, Error, QuicConfig, ServerTlsConfig,
+    ALPN_H3,
+};
 
 /// Default [`QuicServerConfig::handshake_timeout`].
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -145,14 +147,19 @@ impl QuicServer {
     /// Bind the endpoint (or start the workers, each with its own) and load or generate the
     /// certificates. Needs a Tokio runtime: with one worker the endpoint and its accept loop run
     /// on it.
-    pub fn new(config: QuicServerConfig) -> anyhow::Result<Self> {
+    ///
+    /// Fails with [`Error::Certificate`] for certificates that cannot be read or used,
+    /// [`Error::Io`] when the port cannot be bound, [`Error::Config`] for settings that cannot
+    /// work.
+    pub fn new(config: QuicServerConfig) -> Result<Self, Error> {
         crate::install_crypto_provider();
 
         let protocols = protocols_or_default(&config.protocols);
-        anyhow::ensure!(
-            !protocols.iter().any(|p| p == ALPN_H3),
-            "{ALPN_H3:?} is WebTransport's ALPN, not a moq protocol"
-        );
+        if protocols.iter().any(|p| p == ALPN_H3) {
+            return Err(Error::config(format!(
+                "{ALPN_H3:?} is WebTransport's ALPN, not a moq protocol"
+            )));
+        }
         let alpns: Vec<String> = std::iter::once(ALPN_H3.to_string())
             .chain(protocols.iter().cloned())
             .collect();
@@ -160,7 +167,12 @@ impl QuicServer {
         let certs = ServerCerts::load(&config.tls)?;
         let fingerprints = certs.fingerprints();
         let tls = certs.server_config(&alpns)?;
-        let tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
+        let tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|err| {
+            Error::Config {
+                what: "TLS configuration unusable for QUIC".into(),
+                source: Some(err.into()),
+            }
+        })?;
 
         let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(tls));
         server_config.transport_config(config.quic.transport()?);
@@ -178,10 +190,11 @@ impl QuicServer {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        anyhow::ensure!(
-            workers <= MAX_WORKERS,
-            "{workers} server workers: at most {MAX_WORKERS} (one per CPU is the point)"
-        );
+        if workers > MAX_WORKERS {
+            return Err(Error::config(format!(
+                "{workers} server workers: at most {MAX_WORKERS} (one per CPU is the point)"
+            )));
+        }
         let mut server = Self {
             endpoints: Vec::new(),
             fingerprints,
@@ -191,7 +204,7 @@ impl QuicServer {
         };
         if workers == 1 {
             let endpoint = crate::quic::endpoint(config.bind, &config.quic, Some(server_config))
-                .with_context(|| format!("failed to bind QUIC on {}", config.bind))?;
+                .map_err(|err| Error::io(format!("failed to bind QUIC on {}", config.bind), err))?;
             let accept = tokio::spawn(accept_loop(endpoint.clone(), accept));
             server.accept_loops.push(accept.abort_handle());
             server.endpoints.push(endpoint);
@@ -202,12 +215,19 @@ impl QuicServer {
             // then at once the workers' sockets with it.
             let mut bind = crate::quic::bind_udp(config.bind, 0, false)
                 .and_then(|probe| probe.local_addr())
-                .with_context(|| format!("failed to bind QUIC on {}", config.bind))?;
-            let endpoint_config = crate::quic::endpoint_config(&config.quic)?;
+                .map_err(|err| Error::io(format!("failed to bind QUIC on {}", config.bind), err))?;
+            let endpoint_config =
+                crate::quic::endpoint_config(&config.quic).map_err(|err| Error::Config {
+                    what: "invalid QUIC endpoint settings".into(),
+                    source: Some(err.into()),
+                })?;
             for index in 0..workers {
-                let socket = crate::quic::bind_udp(bind, config.quic.socket_buffer, true)
-                    .with_context(|| format!("failed to bind QUIC on {bind} (SO_REUSEPORT)"))?;
-                bind = socket.local_addr()?;
+                let failed = move |err| {
+                    Error::io(format!("failed to bind QUIC on {bind} (SO_REUSEPORT)"), err)
+                };
+                let socket =
+                    crate::quic::bind_udp(bind, config.quic.socket_buffer, true).map_err(failed)?;
+                bind = socket.local_addr().map_err(failed)?;
                 let worker = Worker {
                     index,
                     endpoint_config: endpoint_config.clone(),
@@ -290,7 +310,8 @@ impl Worker {
     fn start(
         self,
         socket: std::net::UdpSocket,
-    ) -> anyhow::Result<(quinn::Endpoint, oneshot::Sender<()>)> {
+    ) -> Result<(quinn::Endpoint, oneshot::Sender<()>), Error> {
+        let failed = |err| Error::io("cannot start a server worker", err);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let index = self.index;
@@ -303,7 +324,7 @@ impl Worker {
                 {
                     Ok(runtime) => runtime,
                     Err(err) => {
-                        let _ = ready_tx.send(Err(anyhow::Error::from(err)));
+                        let _ = ready_tx.send(Err(err));
                         return;
                     }
                 };
@@ -315,7 +336,7 @@ impl Worker {
                     ) {
                         Ok(endpoint) => endpoint,
                         Err(err) => {
-                            let _ = ready_tx.send(Err(err.into()));
+                            let _ = ready_tx.send(Err(err));
                             return;
                         }
                     };
@@ -328,10 +349,11 @@ impl Worker {
                     endpoint.wait_idle().await;
                 });
             })
-            .context("cannot start a server worker thread")?;
+            .map_err(failed)?;
         let endpoint = ready_rx
             .recv()
-            .context("server worker thread ended during start")??;
+            .map_err(|_| failed(std::io::Error::other("the thread ended during start")))?
+            .map_err(failed)?;
         Ok((endpoint, stop_tx))
     }
 }
@@ -418,7 +440,7 @@ async fn handshake(
             Some(request)
         }
         Err(err) => {
-            tracing::warn!(%remote, "handshake failed: {err:#}");
+            tracing::warn!(%remote, "handshake failed: {}", report(&err));
             None
         }
     }
@@ -429,16 +451,18 @@ async fn handshake_inner(
     remote: SocketAddr,
     accept: &Accept,
     deadline: tokio::time::Instant,
-) -> anyhow::Result<Request> {
+) -> Result<Request, Error> {
     let timeout = accept.timeout;
-    let connecting = incoming.accept().context("QUIC accept")?;
+    let peer = remote.to_string();
+    let connecting = incoming.accept().map_err(|err| Error::quic(&peer, err))?;
     // Dropping an unfinished handshake abandons the connection (quinn closes it).
     let conn = tokio::time::timeout_at(deadline, connecting)
         .await
-        .map_err(|_| {
-            anyhow::anyhow!("handshake timeout: QUIC handshake not done within {timeout:?}")
+        .map_err(|_| Error::Timeout {
+            what: "handshake timeout: the QUIC handshake".into(),
+            after: timeout,
         })?
-        .context("QUIC handshake")?;
+        .map_err(|err| Error::quic(&peer, err))?;
 
     let alpn = conn
         .handshake_data()
@@ -448,7 +472,10 @@ async fn handshake_inner(
     let Some(alpn) = alpn else {
         // rustls refuses QUIC handshakes without ALPN, so this is belt and braces.
         conn.close(quinn::VarInt::from_u32(0), b"no ALPN");
-        anyhow::bail!("no ALPN negotiated");
+        return Err(Error::Tls {
+            peer,
+            source: "no ALPN negotiated".into(),
+        });
     };
     let server_name = conn
         .handshake_data()
@@ -462,9 +489,15 @@ async fn handshake_inner(
                 .await
                 .map_err(|_| {
                     conn.close(H3_REQUEST_INCOMPLETE, b"handshake timeout: no CONNECT");
-                    anyhow::anyhow!("handshake timeout: no WebTransport CONNECT within {timeout:?}")
+                    Error::Timeout {
+                        what: "handshake timeout: the WebTransport CONNECT".into(),
+                        after: timeout,
+                    }
                 })?
-                .context("WebTransport CONNECT")?;
+                .map_err(|err| Error::Connect {
+                    peer: peer.clone(),
+                    source: err.into(),
+                })?;
 
         // spec §1.3: the first of the client's protocols that we support; none = legacy.
         let protocol = request
@@ -488,7 +521,10 @@ async fn handshake_inner(
 
     // rustls only negotiates ALPNs from our list, so anything else is one of `protocols`.
     // spec §1.2: there is no request URI; the path travels in SETUP (lite-05+).
-    let url = Url::parse(&format!("moql://{remote}/")).context("URL from peer address")?;
+    let url = Url::parse(&format!("moql://{remote}/")).map_err(|err| Error::Url {
+        url: format!("moql://{remote}/"),
+        reason: err.to_string(),
+    })?;
     Ok(Request {
         url,
         protocol: Some(alpn),
@@ -608,17 +644,22 @@ impl Request {
     }
 
     /// Accept: for WebTransport responds 200 with `WT-Protocol` set to protocol() (if Some).
-    pub async fn ok(self) -> anyhow::Result<Session> {
+    ///
+    /// Fails ([`Error::Connect`]) only when the response cannot be sent: the client is gone.
+    pub async fn ok(self) -> Result<Session, Error> {
         match self.kind {
             Kind::WebTransport(request) => {
                 let mut response = ConnectResponse::new(StatusCode::OK);
                 if let Some(protocol) = self.protocol {
                     response = response.with_protocol(protocol);
                 }
-                Ok(request
+                request
                     .respond(response)
                     .await
-                    .context("WebTransport CONNECT response")?)
+                    .map_err(|err| Error::Connect {
+                        peer: self.remote.to_string(),
+                        source: err.into(),
+                    })
             }
             Kind::Quic(conn) => Ok(Session::raw(conn)),
         }

@@ -7,7 +7,6 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use anyhow::Context;
 use rustls::{
     client::{
         danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
@@ -21,6 +20,8 @@ use rustls::{
     sign::CertifiedKey,
     DigitallySignedStruct, SignatureScheme,
 };
+
+use crate::Error;
 
 /// Server certificates: PEM chain + key pairs, and/or self-signed ones generated at start-up.
 ///
@@ -89,13 +90,14 @@ pub(crate) struct ServerCerts {
 
 impl ServerCerts {
     /// Load and generate the configured certificates; at least one is required.
-    pub(crate) fn load(config: &ServerTlsConfig) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            config.cert.len() == config.key.len(),
-            "--tls-cert and --tls-key must come in pairs ({} certs, {} keys)",
-            config.cert.len(),
-            config.key.len()
-        );
+    pub(crate) fn load(config: &ServerTlsConfig) -> Result<Self, Error> {
+        if config.cert.len() != config.key.len() {
+            return Err(Error::config(format!(
+                "--tls-cert and --tls-key must come in pairs ({} certs, {} keys)",
+                config.cert.len(),
+                config.key.len()
+            )));
+        }
 
         let provider = provider();
         let mut entries = Vec::new();
@@ -103,16 +105,31 @@ impl ServerCerts {
         for (cert, key) in config.cert.iter().zip(&config.key) {
             let chain = CertificateDer::pem_file_iter(cert)
                 .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .with_context(|| format!("failed to read certificates from {}", cert.display()))?;
-            anyhow::ensure!(!chain.is_empty(), "no certificate in {}", cert.display());
-            let der = PrivateKeyDer::from_pem_file(key)
-                .with_context(|| format!("failed to read private key from {}", key.display()))?;
-            let certified = CertifiedKey::from_der(chain, der, &provider).with_context(|| {
-                format!(
+                .map_err(|err| {
+                    Error::certificate(
+                        format!("failed to read certificates from {}", cert.display()),
+                        err,
+                    )
+                })?;
+            if chain.is_empty() {
+                return Err(Error::Certificate {
+                    what: format!("no certificate in {}", cert.display()),
+                    source: None,
+                });
+            }
+            let der = PrivateKeyDer::from_pem_file(key).map_err(|err| {
+                Error::certificate(
+                    format!("failed to read private key from {}", key.display()),
+                    err,
+                )
+            })?;
+            let certified = CertifiedKey::from_der(chain, der, &provider).map_err(|err| {
+                let what = format!(
                     "{} and {} do not form a usable pair",
                     cert.display(),
                     key.display()
-                )
+                );
+                Error::certificate(what, err)
             })?;
             entries.push(Entry {
                 key: Arc::new(certified),
@@ -122,7 +139,8 @@ impl ServerCerts {
 
         if !config.generate.is_empty() {
             let (chain, der) = generate(&config.generate)?;
-            let certified = CertifiedKey::from_der(chain, der, &provider)?;
+            let certified = CertifiedKey::from_der(chain, der, &provider)
+                .map_err(|err| Error::certificate("generated certificate unusable", err))?;
             let names = config
                 .generate
                 .iter()
@@ -134,10 +152,11 @@ impl ServerCerts {
             });
         }
 
-        anyhow::ensure!(
-            !entries.is_empty(),
-            "no TLS certificate: use --tls-cert/--tls-key or --tls-generate"
-        );
+        if entries.is_empty() {
+            return Err(Error::config(
+                "no TLS certificate: use --tls-cert/--tls-key or --tls-generate",
+            ));
+        }
         Ok(Self { entries })
     }
 
@@ -150,9 +169,10 @@ impl ServerCerts {
     }
 
     /// The rustls server config: TLS 1.3 only (QUIC), these certificates, these ALPNs.
-    pub(crate) fn server_config(self, alpns: &[String]) -> anyhow::Result<rustls::ServerConfig> {
+    pub(crate) fn server_config(self, alpns: &[String]) -> Result<rustls::ServerConfig, Error> {
         let mut config = rustls::ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(rustls_config)?
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(self));
         config.alpn_protocols = alpns.iter().map(|alpn| alpn.as_bytes().to_vec()).collect();
@@ -189,11 +209,17 @@ fn matches_name(entry: &Entry, sni: &str) -> bool {
 /// IP addresses), valid from one hour ago for [`GENERATED_VALIDITY`].
 pub(crate) fn generate(
     hostnames: &[String],
-) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), Error> {
+    let failed = |err: rcgen::Error| {
+        Error::certificate(
+            format!("cannot generate a certificate for {hostnames:?}"),
+            err,
+        )
+    };
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(failed)?;
 
     // `new` makes IP address SANs out of the names that parse as IP addresses.
-    let mut params = rcgen::CertificateParams::new(hostnames.to_vec())?;
+    let mut params = rcgen::CertificateParams::new(hostnames.to_vec()).map_err(failed)?;
     params.distinguished_name = rcgen::DistinguishedName::new();
     params
         .distinguished_name
@@ -202,7 +228,7 @@ pub(crate) fn generate(
     params.not_before = start.into();
     params.not_after = (start + GENERATED_VALIDITY).into();
 
-    let cert = params.self_signed(&key)?;
+    let cert = params.self_signed(&key).map_err(failed)?;
     let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
     Ok((vec![cert.der().clone()], der))
 }
@@ -218,21 +244,31 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 /// Parse a hex SHA-256 fingerprint (64 hex digits; `:` separators and case are ignored).
-pub(crate) fn parse_fingerprint(hex: &str) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn parse_fingerprint(hex: &str) -> Result<Vec<u8>, Error> {
+    let invalid = |what: String| Error::Certificate { what, source: None };
     let digits: Vec<u8> = hex.trim().bytes().filter(|b| *b != b':').collect();
-    anyhow::ensure!(
-        digits.len() == 64,
-        "a SHA-256 fingerprint has 64 hex digits, got {:?}",
-        hex
-    );
+    if digits.len() != 64 {
+        return Err(invalid(format!(
+            "a SHA-256 fingerprint has 64 hex digits, got {hex:?}"
+        )));
+    }
+    // Digits only: `u8::from_str_radix` would also take a sign ("+1").
+    let nibble = |digit: u8| char::from(digit).to_digit(16);
     digits
         .chunks(2)
-        .map(|pair| {
-            let pair = std::str::from_utf8(pair).ok();
-            pair.and_then(|pair| u8::from_str_radix(pair, 16).ok())
-                .with_context(|| format!("invalid hex in fingerprint {hex:?}"))
+        .map(|pair| match (nibble(pair[0]), nibble(pair[1])) {
+            (Some(high), Some(low)) => Ok((high * 16 + low) as u8),
+            _ => Err(invalid(format!("invalid hex in fingerprint {hex:?}"))),
         })
         .collect()
+}
+
+/// A rustls configuration error (a protocol version or ALPN the provider refuses).
+fn rustls_config(err: rustls::Error) -> Error {
+    Error::Config {
+        what: "invalid TLS configuration".into(),
+        source: Some(err.into()),
+    }
 }
 
 /// Client certificate verification: pinned fingerprints, then the root store.
@@ -253,7 +289,7 @@ impl Verifier {
         extra: &[PathBuf],
         fingerprints: &[String],
         disabled: bool,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, Error> {
         let provider = provider();
         let mut roots = rustls::RootCertStore::empty();
 
@@ -267,14 +303,21 @@ impl Verifier {
         for path in extra {
             let certs = CertificateDer::pem_file_iter(path)
                 .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .with_context(|| {
-                    format!("failed to read root certificates from {}", path.display())
+                .map_err(|err| {
+                    let what = format!("failed to read root certificates from {}", path.display());
+                    Error::certificate(what, err)
                 })?;
-            anyhow::ensure!(!certs.is_empty(), "no certificate in {}", path.display());
+            if certs.is_empty() {
+                return Err(Error::Certificate {
+                    what: format!("no certificate in {}", path.display()),
+                    source: None,
+                });
+            }
             for cert in certs {
-                roots
-                    .add(cert)
-                    .with_context(|| format!("invalid root certificate in {}", path.display()))?;
+                roots.add(cert).map_err(|err| {
+                    let what = format!("invalid root certificate in {}", path.display());
+                    Error::certificate(what, err)
+                })?;
             }
         }
 
@@ -282,13 +325,14 @@ impl Verifier {
             true => None,
             false => Some(
                 WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                    .build()?,
+                    .build()
+                    .map_err(|err| Error::certificate("unusable root certificates", err))?,
             ),
         };
         let fingerprints = fingerprints
             .iter()
             .map(|hex| parse_fingerprint(hex))
-            .collect::<anyhow::Result<_>>()?;
+            .collect::<Result<_, _>>()?;
 
         Ok(Self {
             provider,
@@ -314,9 +358,10 @@ impl Verifier {
     pub(crate) fn client_config(
         self: &Arc<Self>,
         alpns: &[String],
-    ) -> anyhow::Result<rustls::ClientConfig> {
+    ) -> Result<rustls::ClientConfig, Error> {
         let mut config = rustls::ClientConfig::builder_with_provider(self.provider.clone())
-            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(rustls_config)?
             .dangerous()
             .with_custom_certificate_verifier(self.clone())
             .with_no_client_auth();
@@ -408,6 +453,10 @@ mod tests {
         assert_eq!(bytes.len(), 32);
         assert!(parse_fingerprint("abcd").is_err());
         assert!(parse_fingerprint(&"zz".repeat(32)).is_err());
+        assert!(
+            parse_fingerprint(&"+1".repeat(32)).is_err(),
+            "a sign is not a digit"
+        );
     }
 
     #[test]

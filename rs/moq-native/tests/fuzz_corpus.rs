@@ -23,8 +23,8 @@ fn replay(target: &str, check: fn(&[u8])) {
 }
 
 #[test]
-fn http_response() {
-    replay("http_response", moq_native::fuzz::http_response);
+fn fingerprint_body() {
+    replay("fingerprint_body", moq_native::fuzz::fingerprint_body);
 }
 
 #[test]

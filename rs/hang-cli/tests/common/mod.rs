@@ -140,25 +140,25 @@ pub fn start_relay_on(run: &mut Run, name: &str, port: u16) -> String {
 /// The broadcasts the relay at `url` (`http://ADDR/...`, as [`start_relay`] returns) lists on
 /// `/announced`, one path per line.
 pub fn announced(url: &str) -> Vec<String> {
-    use std::io::{Read, Write};
     let addr = url
         .trim_start_matches("http://")
         .split('/')
         .next()
         .unwrap()
         .to_string();
-    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
         .unwrap();
-    write!(
-        stream,
-        "GET /announced HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.lines().map(str::to_string).collect()
+    let body = runtime
+        .block_on(moq_native::http_get(
+            &format!("http://{addr}/announced"),
+            1 << 20,
+            Duration::from_secs(5),
+        ))
+        .unwrap_or_else(|err| panic!("GET /announced: {err}"));
+    String::from_utf8_lossy(&body)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }

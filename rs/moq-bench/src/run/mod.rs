@@ -299,7 +299,7 @@ fn prepare(load: &Load, preset: &Preset) -> anyhow::Result<Setup> {
     let sockets = (subscribers + publishing as usize).div_ceil(load.sessions_per_socket.max(1));
     let clients = (0..sockets.max(1))
         .map(|_| moq_native::QuicClient::new(config.clone()))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     let churn = preset.churn_only();
 
     let shared = Arc::new(Shared {

@@ -22,7 +22,6 @@ use moq_lite::{
     TrackConsumer, TrackInfo, TrackProducer,
 };
 use moq_native::web_transport_quinn;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Upper bound for any single wait in a test.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -494,55 +493,19 @@ pub async fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
         .map(|(status, _, body)| (status, body))
 }
 
-/// [`http_get`], also returning the response head (status line and headers, lowercased).
+/// [`http_get`], also returning the response headers (`name: value` lines, lowercased).
 pub async fn http_get_with_head(port: u16, path: &str) -> std::io::Result<(u16, String, String)> {
-    let io = async {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await?;
-        Ok::<_, std::io::Error>(raw)
-    };
-    let raw = tokio::time::timeout(TIMEOUT, io)
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let response = moq_native::http_get_response(&url, 16 << 20, TIMEOUT)
         .await
-        .map_err(|_| std::io::Error::other("HTTP timeout"))??;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no HTTP header"))?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other("no status"))?;
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase()
-            .starts_with("transfer-encoding: chunked")
-    });
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    Ok((status, head.to_ascii_lowercase(), body))
-}
-
-/// Decode an HTTP/1.1 chunked body.
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if size == 0 || rest.len() < size {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        body = rest[size..].trim_start_matches("\r\n");
-    }
-    out
+        .map_err(std::io::Error::other)?;
+    let head: String = response
+        .headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {}\r\n", String::from_utf8_lossy(value.as_bytes())))
+        .collect();
+    let body = String::from_utf8_lossy(&response.body).into_owned();
+    Ok((response.status, head.to_ascii_lowercase(), body))
 }
 
 /// A scrape of `/metrics`.
