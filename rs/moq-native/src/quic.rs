@@ -92,7 +92,7 @@ pub struct QuicConfig {
 
     /// Unidirectional streams (groups) the peer may have open towards us at once. quinn
     /// allocates state for every allowed stream up front, so this is memory per connection
-    /// (~45 bytes a stream): measured 199 KB per idle viewer at 1024+1024, 73 KB at 100+100.
+    /// (~45 bytes a stream; what it costs per idle viewer: docs/performance-notebook.md).
     #[arg(long = "quic-max-streams-uni", default_value_t = DEFAULT_MAX_STREAMS_UNI, env = "MOQ_QUIC_MAX_STREAMS_UNI")]
     pub max_streams_uni: u32,
 
@@ -151,8 +151,7 @@ pub const DEFAULT_MAX_STREAMS_UNI: u32 = 100;
 /// With the uni default this keeps quinn's per-connection stream tables at their smaller size:
 /// it keeps one hash map entry per allowed peer stream (receive side: uni + bidi, ours included;
 /// send side: peer bidi + ours), and 100 + 128 entries needed 512 buckets where 100 + 100 fit in
-/// 256. Measured: 500 idle viewers, relay RSS per viewer 83 → 74 KB (100 / 128 → 100 / 100,
-/// relay without huge pages: `MIMALLOC_ALLOW_THP=0`).
+/// 256, which shows in the relay's memory per idle viewer (docs/performance-notebook.md).
 pub const DEFAULT_MAX_STREAMS_BIDI: u32 = 100;
 
 /// [`QuicConfig::keep_alive_ms`] of client binaries (see [`QuicConfig::client_defaults`]).

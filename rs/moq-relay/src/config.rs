@@ -130,8 +130,8 @@ pub struct Server {
 
     /// Ask viewers to ACK only every N packets (QUIC ACK frequency extension, when the peer
     /// supports it; 0 = standard). Cuts the relay's ACK processing; loss detection on very
-    /// low-rate tracks waits up to the peer's max ACK delay instead. 10 measured ~8% less relay
-    /// CPU at 500 viewers (docs/performance.md).
+    /// low-rate tracks waits up to the peer's max ACK delay instead (measured:
+    /// docs/performance-notebook.md).
     #[arg(
         long = "quic-ack-threshold",
         env = "MOQ_QUIC_ACK_THRESHOLD",

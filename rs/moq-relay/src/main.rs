@@ -18,9 +18,8 @@ use crate::relay::Relay;
 
 /// mimalloc, which asks Linux for transparent huge pages for its arenas (when THP is `madvise` or
 /// `always`): the fan-out walks the state of every viewer's connection for every frame, and with
-/// 2 MiB pages that walk misses the TLB far less. Measured (docs/performance.md): relay CPU per
-/// message −15 to −20 % at 1000 × chat; 500 × SD within the run-to-run spread; ~15-20 MB more RSS.
-/// `MIMALLOC_ALLOW_THP=0` in the environment turns the huge pages off (most of the gain goes
+/// 2 MiB pages that walk misses the TLB far less (what it buys and costs, measured:
+/// docs/performance-notebook.md). `MIMALLOC_ALLOW_THP=0` in the environment turns the huge pages off (most of the gain goes
 /// with them: it is the pages, not the allocator). Built without the `mimalloc` feature, the relay
 /// uses the system allocator (for heap profilers).
 #[cfg(feature = "mimalloc")]
