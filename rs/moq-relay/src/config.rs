@@ -152,6 +152,13 @@ pub struct Cli {
     /// Log level: error, warn, info, debug, trace (RUST_LOG overrides). [default: info]
     #[arg(long = "log-level", env = "MOQ_LOG_LEVEL")]
     pub log_level: Option<tracing::Level>,
+
+    /// Once every listener is bound, write their addresses to this file as JSON, e.g.
+    /// {"quic":"127.0.0.1:43121","http":"127.0.0.1:43122","internal":"127.0.0.1:43123"}
+    /// (written to PATH.tmp, then renamed). With port 0 in a listen address, the file tells the
+    /// port the system chose.
+    #[arg(long = "port-file", env = "MOQ_PORT_FILE")]
+    pub port_file: Option<PathBuf>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -174,6 +181,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub struct File {
+    port_file: Option<PathBuf>,
     #[serde(default)]
     server: FileServer,
     #[serde(default)]
@@ -338,6 +346,8 @@ pub struct Config {
     pub workers: usize,
     /// Log level.
     pub log_level: tracing::Level,
+    /// Where to write the bound addresses.
+    pub port_file: Option<PathBuf>,
 }
 
 fn first<T>(flag: Vec<T>, file: Vec<T>) -> Vec<T> {
@@ -448,6 +458,7 @@ impl Config {
             },
             workers: cli.workers.or(file.server.workers).unwrap_or(1),
             log_level,
+            port_file: cli.port_file.or(file.port_file),
         })
     }
 }

@@ -5,6 +5,8 @@ mod config;
 mod relay;
 mod web;
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -32,6 +34,17 @@ async fn main() -> anyhow::Result<()> {
         level: config.log_level,
     }
     .init();
+    // Not to leave an earlier run's addresses in place while binding (a waiter should still give
+    // a path that does not exist yet: it may look before this line runs).
+    if let Some(path) = &config.port_file {
+        match std::fs::remove_file(path) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                return Err(err)
+                    .with_context(|| format!("cannot remove --port-file {}", path.display()))
+            }
+            _ => {}
+        }
+    }
 
     let key = match &config.auth_key {
         Some(path) => Some(
@@ -78,11 +91,18 @@ async fn main() -> anyhow::Result<()> {
     let fingerprint = server.fingerprints().first().cloned().unwrap_or_default();
     tracing::info!(%addr, origin_id = relay.origin_id, %fingerprint, workers = server.workers(), "listening for QUIC (WebTransport and raw)");
 
+    let mut bound = Bound {
+        quic: addr,
+        http: None,
+        internal: None,
+    };
     if let Some(listen) = config.web_http_listen {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot bind --web-http-listen {listen}"))?;
-        tracing::info!(addr = %listener.local_addr()?, "listening for HTTP");
+        let addr = listener.local_addr()?;
+        bound.http = Some(addr);
+        tracing::info!(%addr, "listening for HTTP");
         if let Some(root) = &config.web_root {
             tracing::info!(root = %root.display(), "serving static files");
         }
@@ -93,9 +113,17 @@ async fn main() -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot bind --internal-listen {listen}"))?;
-        tracing::info!(addr = %listener.local_addr()?, "listening for metrics");
+        let addr = listener.local_addr()?;
+        bound.internal = Some(addr);
+        tracing::info!(%addr, "listening for metrics");
         let router = web::internal_router(relay.clone());
         tokio::spawn(async move { axum::serve(listener, router).await });
+    }
+    if let Some(path) = &config.port_file {
+        bound
+            .write(path)
+            .with_context(|| format!("cannot write --port-file {}", path.display()))?;
+        tracing::info!(path = %path.display(), "wrote the bound addresses");
     }
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -116,4 +144,31 @@ async fn main() -> anyhow::Result<()> {
     // Exiting now would drop the close frames still queued for the peers, leaving them to time out.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), server.wait_idle()).await;
     Ok(())
+}
+
+/// The addresses the relay's listeners are bound to, as `--port-file` reports them: the ports the
+/// system chose where the configuration said 0.
+#[derive(serde::Serialize)]
+struct Bound {
+    /// QUIC (WebTransport and raw QUIC), UDP.
+    quic: SocketAddr,
+    /// The public HTTP listener (`--web-http-listen`), TCP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http: Option<SocketAddr>,
+    /// The internal listener (`--internal-listen`: /metrics, /health), TCP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    internal: Option<SocketAddr>,
+}
+
+impl Bound {
+    /// Write as JSON to `PATH.tmp`, then rename it to `path`: a reader that sees the file sees all
+    /// of it.
+    fn write(&self, path: &Path) -> anyhow::Result<()> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        std::fs::write(&tmp, serde_json::to_vec(self)?)?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    }
 }

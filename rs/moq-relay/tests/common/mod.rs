@@ -79,7 +79,7 @@ pub fn free_port() -> u16 {
 
 /// Environment variables that would change the relay's configuration (or its log lines, which
 /// some tests read) behind the test's back.
-fn clean_env(cmd: &mut Command) {
+pub fn clean_env(cmd: &mut Command) {
     for (key, _) in std::env::vars() {
         if key.starts_with("MOQ_") || key == "RUST_LOG" {
             cmd.env_remove(key);
