@@ -110,7 +110,7 @@ async fn port_zero_everywhere_and_the_port_file_reports_what_was_bound() {
         .await
         .unwrap();
     assert_eq!(status, 200);
-    let native = moq_native::Client::new(moq_native::ClientConfig {
+    let native = moq_native::QuicClient::new(moq_native::QuicClientConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         fingerprints: vec![fingerprint.trim().to_string()],
         ..Default::default()
