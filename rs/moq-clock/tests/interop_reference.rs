@@ -11,15 +11,16 @@
 //! tail of each child's log is printed either way.
 
 use std::{
-    collections::HashSet,
     fs::File,
     io::{BufRead, BufReader, Read, Seek, SeekFrom},
-    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket},
+    net::{Ipv4Addr, SocketAddr, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::{mpsc, Mutex},
+    sync::mpsc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
+
+use test_support::ports::free_port;
 
 /// Our binary under test.
 const CLOCK: &str = env!("CARGO_BIN_EXE_moq-clock");
@@ -249,23 +250,6 @@ fn strip_ansi(text: &str) -> String {
         }
     }
     out
-}
-
-/// A port free for both UDP and TCP on 127.0.0.1, never handed out twice by this process.
-fn free_port() -> u16 {
-    static TAKEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-    for _ in 0..100 {
-        let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a UDP socket");
-        let port = udp.local_addr().expect("UDP local address").port();
-        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_err() {
-            continue;
-        }
-        let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
-        if taken.get_or_insert_with(HashSet::new).insert(port) {
-            return port;
-        }
-    }
-    panic!("no port free for both UDP and TCP on 127.0.0.1");
 }
 
 /// Start the relay on a free port and wait until its HTTP (TCP) listener accepts connections.
