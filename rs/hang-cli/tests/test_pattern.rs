@@ -62,21 +62,44 @@ fn tone_frequency(file: &Path) -> f64 {
 fn serve_test_pattern_plays_as_h264_and_opus() {
     let mut run = Run::new("serve");
     // Port 0: `hang serve` binds QUIC there, then TCP (the fingerprint) on the number it got,
-    // and reports it in its first log line.
-    run.spawn(
-        "serve",
-        Command::new(env!("CARGO_BIN_EXE_hang")).args([
+    // and reports it in its first log line. That TCP port can be in use already (QUIC's number
+    // was free for UDP only): it exits then, and is started again for another number.
+    let mut serving = None;
+    for _ in 0..3 {
+        run.spawn(
             "serve",
-            "--name",
-            "p.hang",
-            "--test-pattern",
-            "--server-bind",
-            "127.0.0.1:0",
-            "--tls-generate",
-            "localhost",
-        ]),
-    );
-    let serving = run.wait_log("serve", "serving", Duration::from_secs(20));
+            Command::new(env!("CARGO_BIN_EXE_hang")).args([
+                "serve",
+                "--name",
+                "p.hang",
+                "--test-pattern",
+                "--server-bind",
+                "127.0.0.1:0",
+                "--tls-generate",
+                "localhost",
+            ]),
+        );
+        // Some(line) once it serves, None if it exited first. (The run prints every log if
+        // this panics.)
+        let started = test_support::wait::until(
+            "hang serve reports its address",
+            Duration::from_secs(20),
+            || {
+                let log = run.log("serve");
+                match log.lines().find(|l| l.contains("serving")) {
+                    Some(line) => Some(Some(line.to_string())),
+                    None => run.exited("serve").map(|_| None),
+                }
+            },
+            String::new,
+        );
+        if started.is_some() {
+            serving = started;
+            break;
+        }
+        run.remove("serve");
+    }
+    let serving = serving.unwrap_or_else(|| panic!("hang serve exited at start three times"));
     let addr = serving
         .split("addr=")
         .nth(1)
