@@ -13,14 +13,14 @@
 use std::{
     fs::File,
     io::{BufRead, BufReader, Read, Seek, SeekFrom},
-    net::{Ipv4Addr, SocketAddr, TcpStream},
+    net::{Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::mpsc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use test_support::ports::free_port;
+use test_support::ports::{free_port, listens};
 
 /// Our binary under test.
 const CLOCK: &str = env!("CARGO_BIN_EXE_moq-clock");
@@ -252,7 +252,7 @@ fn strip_ansi(text: &str) -> String {
     out
 }
 
-/// Start the relay on a free port and wait until its HTTP (TCP) listener accepts connections.
+/// Start the relay on a free port and wait until it has bound it (UDP and TCP).
 /// A relay that exits before listening (the port got taken meanwhile) is retried on another port.
 fn start_relay(case: &Case) -> (Proc, u16) {
     const ATTEMPTS: usize = 3;
@@ -280,7 +280,9 @@ fn start_relay(case: &Case) -> (Proc, u16) {
                 }
                 relay.assert_running();
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            // Bound by this relay: a connection alone could reach another test's server that
+            // took the port first, while this relay is about to exit.
+            if listens(relay.child.id(), port) {
                 return (relay, port);
             }
             assert!(

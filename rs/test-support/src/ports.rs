@@ -29,6 +29,54 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// Whether process `pid` has bound `port` with both a UDP socket and a listening TCP socket
+/// (Linux: the socket inodes in `/proc/PID/fd` looked up in `/proc/net/{udp,udp6,tcp,tcp6}`).
+///
+/// For programs that cannot report their port (the reference peers): that a connection to the
+/// port succeeds proves only that *some* process listens there, perhaps another test's server
+/// that took the port first, while this one is failing to bind.
+pub fn listens(pid: u32, port: u16) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    let sockets: std::collections::HashSet<String> = fds
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_string(),
+            )
+        })
+        .collect();
+    // A table row: `sl local_address rem_address st … inode …`, the address as `HEXIP:HEXPORT`.
+    let bound = |tables: &[&str], listening_only: bool| {
+        tables.iter().any(|table| {
+            let text = std::fs::read_to_string(table).unwrap_or_default();
+            text.lines().skip(1).any(|row| {
+                let fields: Vec<&str> = row.split_whitespace().collect();
+                let (Some(local), Some(state), Some(inode)) =
+                    (fields.get(1), fields.get(3), fields.get(9))
+                else {
+                    return false;
+                };
+                let row_port = local
+                    .rsplit_once(':')
+                    .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+                // TCP state 0A is LISTEN.
+                row_port == Some(port)
+                    && (!listening_only || *state == "0A")
+                    && sockets.contains(*inode)
+            })
+        })
+    };
+    bound(&["/proc/net/udp", "/proc/net/udp6"], false)
+        && bound(&["/proc/net/tcp", "/proc/net/tcp6"], true)
+}
+
 /// A port file, as our servers write it with `--port-file PATH` once every listener is bound:
 /// one JSON object with an address per listener, e.g.
 /// `{"quic":"127.0.0.1:43121","http":"127.0.0.1:43122"}`. Written to a temporary name and
@@ -149,6 +197,19 @@ mod tests {
         std::fs::write(&path, r#"{"quic":"127.0.0.1:1"}"#).unwrap();
         let file = PortFile::wait(&path, Duration::ZERO, || true).unwrap();
         assert_eq!(file.addr("quic").port(), 1);
+    }
+
+    #[test]
+    fn listens_tells_this_process_s_sockets_from_others() {
+        let port = free_port();
+        let me = std::process::id();
+        assert!(!listens(me, port));
+        let _udp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+        assert!(!listens(me, port), "UDP alone");
+        let _tcp = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        assert!(listens(me, port));
+        // Another process (here: none with this PID) does not own them.
+        assert!(!listens(u32::MAX, port));
     }
 
     #[test]
