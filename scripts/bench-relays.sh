@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Reproduce docs/performance.md: our relay against the public reference relays 0.10.25 and 0.17.10
-# (scripts/install-peers.sh caches them), interleaved rounds, relay pinned to CPU 0 and moq-bench to
+# (`scripts/install-peers.sh --optimised` caches them as relay-opt-<version>), interleaved rounds, relay pinned to CPU 0 and moq-bench to
 # CPU 1, release builds. Prints one line per run and writes JSON summaries to $OUT (default
 # target/bench-relays/).
 #
 #   scripts/bench-relays.sh                  # all workloads, 3 rounds
 #   ROUNDS=5 WORKLOADS="sd500" scripts/bench-relays.sh
 #   RELAYS="ours ref-0.10.25" WORKLOADS=capacity CAPACITY_QUOTA=0.25 scripts/bench-relays.sh
-#   RELAYS="ours ref-0.10.25 ref-0.10.25-lto" scripts/bench-relays.sh   # after PEERS_LTO=1 install-peers.sh
+#   RELAYS="ours ref-0.10.25 ref-0.10.25-lto" scripts/bench-relays.sh   # after PEERS_LTO=1 install-peers.sh --optimised
 #   RELAYS="ours-pgo ours ref-0.10.25" scripts/bench-relays.sh          # after scripts/build-pgo.sh
 #   RELAYS="ours-pgo ref-0.10.25-pgo" scripts/bench-relays.sh   # after build-pgo.sh and build-pgo.sh --reference 0.10.25
 #   RELAY_CPUS=0,1 RELAYS="ours ours-w2" WORKLOADS=probe500 scripts/bench-relays.sh   # relays on both cores, 1 vs 2 workers
@@ -55,13 +55,21 @@ declare -A relay=(
   [ours-nothp]="env MIMALLOC_ALLOW_THP=0 $bin/moq-relay --listen 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port} --internal-listen 127.0.0.1:{mport} --log-level warn"
   # Ours built with profile-guided optimisation (scripts/build-pgo.sh).
   [ours-pgo]="$pgo_bin --listen 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port} --internal-listen 127.0.0.1:{mport} --log-level warn"
-  [ref-0.10.25]="$peers/relay-0.10.25/bin/moq-relay --server-bind 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port}"
+  [ref-0.10.25]="$peers/relay-opt-0.10.25/bin/moq-relay --server-bind 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port}"
   # Optional (scripts/build-pgo.sh --reference 0.10.25): 0.10.25 with PGO, trained like ours.
   [ref-0.10.25-pgo]="$target/pgo/ref-0.10.25/use/bin/moq-relay --server-bind 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port}"
-  # Optional (PEERS_LTO=1 scripts/install-peers.sh): 0.10.25 built with our release profile.
+  # Optional (PEERS_LTO=1 scripts/install-peers.sh --optimised): 0.10.25 built with our release profile.
   [ref-0.10.25-lto]="$peers/relay-lto-0.10.25/bin/moq-relay --server-bind 127.0.0.1:{port} --tls-generate localhost --auth-public '' --web-http-listen 127.0.0.1:{port}"
-  [ref-0.17.10]="$peers/relay-0.17.10/bin/moq-relay --listen 127.0.0.1:{port} --listen-tls-generate localhost --auth-public '**' --web-http-listen 127.0.0.1:{port}"
+  [ref-0.17.10]="$peers/relay-opt-0.17.10/bin/moq-relay --listen 127.0.0.1:{port} --listen-tls-generate localhost --auth-public '**' --web-http-listen 127.0.0.1:{port}"
 )
+
+for r in $relays; do
+  case "$r" in
+    ref-0.10.25 | ref-0.17.10)
+      [ -x "$peers/relay-opt-${r#ref-}/bin/moq-relay" ] ||
+        { echo "no $peers/relay-opt-${r#ref-}/bin/moq-relay: run scripts/install-peers.sh --optimised" >&2; exit 1; } ;;
+  esac
+done
 
 presets="$out/presets.toml"
 cat > "$presets" <<'TOML'

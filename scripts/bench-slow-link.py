@@ -15,7 +15,7 @@ e2e slow-link page (`<hang-watch>` in Chromium) at each rate, one after the othe
       --json target/bench-slow-link/results.json --svg docs/slow-link-latency.svg
 
 Relays: `ours` (target/release or target/debug moq-relay), `ref-0.17.10`, `ref-0.10.25`
-(scripts/install-peers.sh puts them under ~/.cache/moq-interop).
+(`scripts/install-peers.sh --optimised` puts them under ~/.cache/moq-interop as relay-opt-<version>).
 """
 
 import argparse
@@ -49,11 +49,15 @@ def relay_command(name: str, port: int, internal: int, bins: Path) -> list[str]:
         return [str(bins / "moq-relay"), "--listen", addr, "--web-http-listen", addr,
                 "--internal-listen", f"127.0.0.1:{internal}", "--tls-generate", names,
                 "--auth-public", "", "--log-level", "warn"]
+    if name.startswith("ref-"):
+        binary = PEERS / f"relay-opt-{name[4:]}/bin/moq-relay"
+        if not binary.exists():
+            sys.exit(f"{binary} is missing: run scripts/install-peers.sh --optimised")
     if name == "ref-0.10.25":
-        return [str(PEERS / "relay-0.10.25/bin/moq-relay"), "--server-bind", addr,
+        return [str(binary), "--server-bind", addr,
                 "--tls-generate", names, "--auth-public", "", "--web-http-listen", addr]
     if name == "ref-0.17.10":
-        return [str(PEERS / "relay-0.17.10/bin/moq-relay"), "--listen", addr,
+        return [str(binary), "--listen", addr,
                 "--listen-tls-generate", names, "--auth-public", "**", "--web-http-listen", addr]
     sys.exit(f"unknown relay {name}")
 

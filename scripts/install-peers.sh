@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
 # Install the reference peers used by the interop tests (rs/*/tests/interop_reference.rs): the
 # public `moq-relay` from crates.io, a current release (moq-lite-05) and a 0.10.x one (lite-01/02
-# via the compat SETUP), and the public `moq-token` CLI (crate moq-token-cli). Idempotent: a binary
-# already present is reused.
+# via the compat SETUP), the public `moq-token` CLI (crate moq-token-cli), `moq-clock` and `moq`
+# (moq-cli). Idempotent: a binary already present is reused.
 #
-#   scripts/install-peers.sh            # install every peer that is missing
+#   scripts/install-peers.sh              # every test peer that is missing (cheap build profile)
+#   scripts/install-peers.sh --optimised  # also the reference relays as their authors ship them
+#                                         # (release profile), for the benchmarks
 #   MOQ_PEERS_DIR=/some/dir scripts/install-peers.sh
-#   PEERS_LTO=1 scripts/install-peers.sh  # also relay-lto-0.10.25: 0.10.25 built with our release
-#                                         # profile (fat LTO, one codegen unit), for
+#   PEERS_LTO=1 scripts/install-peers.sh --optimised  # also relay-lto-0.10.25: 0.10.25 built with
+#                                         # our release profile (fat LTO, one codegen unit), for
 #                                         # docs/performance.md's like-for-like column (~12 min)
+#
+# Two builds of a peer, because the tests only need the peers to be correct while the benchmarks
+# need them as fast as their authors ship them:
+# - test peers, `<name>-<version>/`: opt-level 1, no LTO, 256 codegen units, no debug info. These
+#   build several times faster than the release profile (times in docs/testing.md) and are plenty
+#   fast for the interop tests' few streams.
+# - benchmark relays, `<name>-opt-<version>/` (--optimised): the crate's own release profile, used
+#   by scripts/bench-relays.sh and scripts/bench-slow-link.py.
+# Every install shares one cargo target directory (`$MOQ_PEERS_DIR/target`), so the dependencies
+# the peers have in common (quinn, rustls, tokio, ...) compile once per profile.
 #
 # Layout: ${MOQ_PEERS_DIR:-$HOME/.cache/moq-interop}/<name>-<version>/bin/<binary> (e.g.
 # relay-0.17.10/bin/moq-relay), one install log per peer next to it
@@ -34,8 +46,29 @@ PEERS=(
 	"cli moq-cli 0.14.10 moq --no-default-features --features noq"
 )
 
-if [[ ${PEERS_LTO:-} == 1 ]]; then
-	PEERS+=("relay-lto moq-relay 0.10.25 moq-relay --locked")
+optimised=0
+for arg in "$@"; do
+	case $arg in
+	--optimised | --optimized) optimised=1 ;;
+	-h | --help)
+		sed -n '2,/^set -uo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+		exit 0
+		;;
+	*)
+		echo "install-peers: unknown argument $arg (see --help)" >&2
+		exit 2
+		;;
+	esac
+done
+
+if [[ $optimised == 1 ]]; then
+	PEERS+=(
+		"relay-opt moq-relay 0.17.10 moq-relay "
+		"relay-opt moq-relay 0.10.25 moq-relay --locked"
+	)
+	if [[ ${PEERS_LTO:-} == 1 ]]; then
+		PEERS+=("relay-lto moq-relay 0.10.25 moq-relay --locked")
+	fi
 fi
 
 command -v cargo >/dev/null 2>&1 || {
@@ -67,15 +100,30 @@ install_peer() {
 
 	echo "install-peers: installing $crate $version (several minutes), log: $log" >&2
 	local start=$SECONDS rc
-	local profile=()
-	if [[ $name == *-lto ]]; then
+	local profile target
+	case $name in
+	*-lto)
 		# Our release profile (Cargo.toml's [profile.release]) applied to the peer.
 		profile=(CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1)
-	fi
+		target="$PEERS_DIR/target/lto"
+		;;
+	*-opt)
+		# The crate's own release profile.
+		profile=()
+		target="$PEERS_DIR/target/opt"
+		;;
+	*)
+		# Cheap: correct is all the tests need.
+		profile=(CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_LTO=false
+			CARGO_PROFILE_RELEASE_CODEGEN_UNITS=256 CARGO_PROFILE_RELEASE_DEBUG=0
+			CARGO_PROFILE_RELEASE_INCREMENTAL=false)
+		target="$PEERS_DIR/target/test"
+		;;
+	esac
 	# shellcheck disable=SC2086 # $flags is a deliberate word list.
-	env "${profile[@]}" nice -n 10 cargo install $flags --root "$root" "$crate@$version" >"$log" 2>&1
+	env "${profile[@]}" nice -n 10 cargo install $flags --target-dir "$target" --root "$root" "$crate@$version" >"$log" 2>&1
 	rc=$?
-	echo "rc=$rc" >>"$log"
+	echo "rc=$rc seconds=$((SECONDS - start))" >>"$log"
 	exec {lock}>&-
 
 	if [[ $rc -eq 0 && -x $bin ]]; then

@@ -3,8 +3,9 @@
  * test's own, the relay, an ffmpeg CBR 3 Mbit/s H.264 + Opus broadcast published with `hang
  * publish`, and Chromium reaching the relay at 127.0.0.2, whose packets (relay → viewer) are held
  * to 2 Mbit/s by an HTB class with a 50 KB drop-tail queue. For 150 s (the freezes seen before
- * came after a minute): no second without decoded frames and latency within the target + 300 ms
- * after the first 5 s. Needs root (namespaces, tc), ffmpeg, Chromium.
+ * came after a minute): no second without decoded frames, latency within the target + 300 ms
+ * and audio decoded and played in time at ≥ 45 of the 50 frames a second after the first 5 s
+ * (audio has priority: the link always has room for it). Needs root (namespaces, tc), ffmpeg, Chromium.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -25,6 +26,8 @@ const OUT = process.env.MOQ_SLOW_LINK_OUT;
 const TARGET_MS = 500;
 const SLACK_MS = 300;
 const SETTLE_S = 5;
+/** Audio frames played per second at least: decoded, not late (the publisher writes 50 of 20 ms). */
+const MIN_AUDIO_FPS = 45;
 
 const ns = `hang-e2e-slow-${process.pid}`;
 const procs: Proc[] = [];
@@ -158,6 +161,8 @@ interface Sample {
 	framesDecoded: number;
 	latencyMs: number | undefined;
 	audioFramesDecoded: number;
+	audioFramesSkipped: number;
+	audioFramesLate: number;
 }
 
 test(`<hang-watch> behind a ${RATE_MBIT} Mbit/s link stays live for ${WATCH_S} s`, {
@@ -192,7 +197,13 @@ test(`<hang-watch> behind a ${RATE_MBIT} Mbit/s link stays live for ${WATCH_S} s
 			await page.waitForTimeout(start + second * 1000 - Date.now());
 			const s = await page.evaluate(() => {
 				const el = document.querySelector("hang-watch") as HTMLElement & {
-					stats?: { framesDecoded: number; latencyMs?: number; audioFramesDecoded: number };
+					stats?: {
+						framesDecoded: number;
+						latencyMs?: number;
+						audioFramesDecoded: number;
+						audioFramesSkipped: number;
+						audioFramesLate: number;
+					};
 				};
 				return el?.stats ? { ...el.stats } : undefined;
 			});
@@ -201,6 +212,8 @@ test(`<hang-watch> behind a ${RATE_MBIT} Mbit/s link stays live for ${WATCH_S} s
 				framesDecoded: s?.framesDecoded ?? 0,
 				latencyMs: s?.latencyMs,
 				audioFramesDecoded: s?.audioFramesDecoded ?? 0,
+				audioFramesSkipped: s?.audioFramesSkipped ?? 0,
+				audioFramesLate: s?.audioFramesLate ?? 0,
 			});
 		}
 		const judged = samples.filter((s) => s.t > SETTLE_S);
@@ -212,10 +225,20 @@ test(`<hang-watch> behind a ${RATE_MBIT} Mbit/s link stays live for ${WATCH_S} s
 				problems.push(`latency ${b.latencyMs} ms at ${b.t} s`);
 		}
 		const latencies = judged.flatMap((s) => (s.latencyMs === undefined ? [] : [s.latencyMs])).sort((x, y) => x - y);
-		const fps =
-			((judged.at(-1)?.framesDecoded ?? 0) - (judged[0]?.framesDecoded ?? 0)) / Math.max(1, judged.length - 1);
+		const [first, last] = [judged[0], judged.at(-1)];
+		/** A counter's growth per second over the judged seconds. */
+		const perSecond = (count: (s: Sample) => number) =>
+			first && last ? (count(last) - count(first)) / Math.max(1, judged.length - 1) : 0;
+		const fps = perSecond((s) => s.framesDecoded);
+		const audio = perSecond((s) => s.audioFramesDecoded);
+		const audioSkipped = perSecond((s) => s.audioFramesSkipped);
+		const audioLate = perSecond((s) => s.audioFramesLate);
+		if (audio - audioLate < MIN_AUDIO_FPS)
+			problems.push(
+				`audio ${audio.toFixed(1)} frames/s decoded, ${audioLate.toFixed(1)} of them late: under ${MIN_AUDIO_FPS} played`,
+			);
 		process.stdout.write(
-			`# slow link: ${fps.toFixed(1)} fps, latency p50 ${latencies[Math.floor(latencies.length / 2)]} ms, max ${latencies.at(-1)} ms, audio ${judged.at(-1)?.audioFramesDecoded} frames\n`,
+			`# slow link: ${fps.toFixed(1)} fps, latency p50 ${latencies[Math.floor(latencies.length / 2)]} ms, max ${latencies.at(-1)} ms, audio ${audio.toFixed(1)} frames/s decoded (${audioLate.toFixed(1)}/s late, ${audioSkipped.toFixed(1)}/s skipped)\n`,
 		);
 		process.stdout.write(
 			`# per second (frames, latency): ${JSON.stringify(samples.map((s) => [s.framesDecoded, s.latencyMs]))}\n`,
@@ -223,9 +246,6 @@ test(`<hang-watch> behind a ${RATE_MBIT} Mbit/s link stays live for ${WATCH_S} s
 		if (OUT) {
 			const pick = (p: number) =>
 				latencies[Math.min(latencies.length - 1, Math.round((p / 100) * (latencies.length - 1)))];
-			const audio =
-				((judged.at(-1)?.audioFramesDecoded ?? 0) - (judged[0]?.audioFramesDecoded ?? 0)) /
-				Math.max(1, judged.length - 1);
 			writeFileSync(
 				OUT,
 				JSON.stringify({
@@ -234,6 +254,8 @@ test(`<hang-watch> behind a ${RATE_MBIT} Mbit/s link stays live for ${WATCH_S} s
 					max: latencies.at(-1),
 					video_fps: Number(fps.toFixed(1)),
 					audio_fps: Number(audio.toFixed(1)),
+					audio_skipped_fps: Number(audioSkipped.toFixed(1)),
+					audio_late_fps: Number(audioLate.toFixed(1)),
 					latency_ms_per_second: samples.map((s) => s.latencyMs ?? null),
 				}),
 			);

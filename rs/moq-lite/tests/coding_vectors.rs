@@ -1,5 +1,5 @@
 //! The wire codec against the reference's byte vectors: every case of
-//! `shared/spec/moq-lite-vectors.json` and every byte example of the spec (§11, appendix A §1.4
+//! `testdata/moq-lite-vectors.json` and every byte example of the spec (§11, appendix A §1.4
 //! and §1.6) decodes to the expected value, re-encodes to the same bytes, and every strict prefix
 //! decodes as "need more bytes".
 
@@ -11,10 +11,10 @@ use moq_lite::coding::*;
 use moq_lite::{Path, Version};
 use serde_json::{Map, Value};
 
-/// The vectors live in `shared/` beside the repository checkout: `<repo>/rs/moq-lite` → `<repo>/..`.
+/// The vectors are checked in at `<repo>/testdata/` (provenance: `testdata/README.md`).
 const VECTORS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/spec/moq-lite-vectors.json"
+    "/../../testdata/moq-lite-vectors.json"
 );
 
 fn bytes(hex: &str) -> Vec<u8> {
@@ -333,7 +333,7 @@ fn check_case(message: &str, version: Version, f: &mut Fields, wire: &[u8]) {
 #[test]
 fn reference_vectors_json() {
     let text = std::fs::read_to_string(VECTORS).unwrap_or_else(|e| {
-        panic!("cannot read the byte vectors at {VECTORS}: {e}\n(shared/ must sit beside the repository checkout)")
+        panic!("cannot read the byte vectors at {VECTORS}: {e}\n(they are checked in under testdata/; see testdata/README.md)")
     });
     let json: Value = serde_json::from_str(&text).expect("vectors are JSON");
     let cases = json["cases"].as_array().expect("a cases array");

@@ -1,657 +1,961 @@
-//! Configuration: a TOML file, flags and `MOQ_*` environment variables. A value in the file holds
-//! unless a flag or variable actually sets it; defaults apply last.
+//! Configuration: a TOML file, flags and `MOQ_*` environment variables, declared once.
+//!
+//! Each option is one field below, with its doc (the `--help` text), its flag and variable
+//! (clap), its TOML key (the field's place in the structs, serde) and its default (clap's
+//! `default_value`, also shown in `--help`). [`Config::load_from`] layers them with figment:
+//!
+//! ```text
+//! defaults  <  TOML file  <  MOQ_* variable  <  flag
+//! ```
+//!
+//! A value in the file holds unless a flag or variable actually sets it.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
-use serde::Deserialize;
+use clap::{Args, CommandFactory, FromArgMatches, Parser};
+use figment::providers::Serialized;
+use figment::Figment;
+use serde::{Deserialize, Serialize};
 
 /// moq-relay: a moq-lite relay. Publishers announce broadcasts, viewers subscribe; one upstream
 /// subscription per track serves every viewer. Knows nothing about media.
 ///
 /// One UDP port serves WebTransport (https://host:port/path?jwt=...) and raw QUIC
 /// (moql://host:port/path?jwt=..., the path travelling in the lite-05 SETUP). Every option below can
-/// also be set in the TOML file given as FILE (see dev/*.toml) or as a MOQ_* environment variable;
-/// a flag or variable wins over the file.
-#[derive(Parser, Debug, Default)]
+/// also be set in the TOML file given as FILE (see dev/*.toml and docs/relay.md) or as a MOQ_*
+/// environment variable; a flag or variable wins over the file. Durations: 500ms, 10s, 2m, 1h
+/// (a bare number is seconds).
+#[derive(Parser, Serialize, Deserialize, Debug, Clone)]
 #[command(name = "moq-relay", version, about, long_about)]
-pub struct Cli {
+#[serde(deny_unknown_fields)]
+pub struct Config {
     /// TOML configuration file.
+    #[serde(skip)]
     pub file: Option<PathBuf>,
 
-    /// UDP address for QUIC: WebTransport and raw QUIC on one port. [default: [::]:443]
-    #[arg(
-        long = "server-bind",
-        visible_alias = "listen",
-        env = "MOQ_SERVER_BIND"
-    )]
-    pub bind: Option<SocketAddr>,
+    /// `[server]`: the QUIC endpoint.
+    #[command(flatten, next_help_heading = "QUIC")]
+    pub server: Server,
 
-    /// PEM certificate chain (repeatable; pairs with --tls-key by position).
-    #[arg(long = "tls-cert", env = "MOQ_SERVER_TLS_CERT", value_delimiter = ',')]
-    pub tls_cert: Vec<PathBuf>,
+    /// `[auth]`: who may publish and subscribe.
+    #[command(flatten, next_help_heading = "Auth")]
+    pub auth: Auth,
 
-    /// PEM private key for the --tls-cert at the same position.
-    #[arg(long = "tls-key", env = "MOQ_SERVER_TLS_KEY", value_delimiter = ',')]
-    pub tls_key: Vec<PathBuf>,
+    /// `[web]`: the public HTTP listener.
+    #[command(flatten, next_help_heading = "HTTP")]
+    pub web: Web,
 
-    /// Generate a self-signed certificate (valid < 14 days, new at every start) for these hostnames.
-    #[arg(
-        long = "tls-generate",
-        env = "MOQ_SERVER_TLS_GENERATE",
-        value_delimiter = ','
-    )]
-    pub tls_generate: Vec<String>,
+    /// `[limits]`: what one relay accepts.
+    #[command(flatten, next_help_heading = "Limits")]
+    pub limits: Limits,
 
-    /// Protocols accepted, most preferred first. [default: moq-lite-05,moq-lite-04,moq-lite-03,moql]
-    #[arg(
-        long = "server-protocol",
-        env = "MOQ_SERVER_PROTOCOL",
-        value_delimiter = ','
-    )]
-    pub protocols: Vec<String>,
+    /// `[internal]`: the private metrics listener.
+    #[command(flatten, next_help_heading = "Operations")]
+    pub internal: Internal,
 
-    /// Key (JWK file, base64url as written by `moq-token generate`) that signs client tokens.
-    #[arg(long = "auth-key", env = "MOQ_AUTH_KEY")]
-    pub auth_key: Option<PathBuf>,
-
-    /// Path prefix anyone may publish and subscribe under without a token ("" = everything).
-    #[arg(long = "auth-public", env = "MOQ_AUTH_PUBLIC")]
-    pub auth_public: Option<String>,
-
-    /// TCP address for the HTTP listener: /certificate.sha256, /announced, /fetch, /health.
-    /// Use the QUIC port number so http:// client URLs work.
-    #[arg(long = "web-http-listen", env = "MOQ_WEB_HTTP_LISTEN")]
-    pub web_http_listen: Option<SocketAddr>,
-
-    /// Directory of static files (a web app, e.g. js/demo/dist) served by the HTTP listener for any
-    /// path the endpoints above don't claim: `/` → index.html, `/watch` → watch.html.
-    #[arg(long = "web-root", env = "MOQ_WEB_ROOT")]
-    pub web_root: Option<PathBuf>,
-
-    /// TCP address for the internal listener: /metrics (Prometheus) and /health. Keep it private.
-    #[arg(long = "internal-listen", env = "MOQ_INTERNAL_LISTEN")]
-    pub internal_listen: Option<SocketAddr>,
-
-    /// Most concurrent connections, counted from their first packet: those still in their
-    /// set-up (see --handshake-timeout) count like sessions. More are refused at once (QUIC
-    /// CONNECTION_REFUSED). [default: 10000]
-    #[arg(long = "max-sessions", env = "MOQ_MAX_SESSIONS")]
-    pub max_sessions: Option<usize>,
-
-    /// Time a connection has from its first packet to finish its set-up: the QUIC handshake, the
-    /// WebTransport CONNECT and the moq SETUP. Then it is closed (`timeout`, code 3, once the
-    /// QUIC handshake is done) and logged. [default: 10s]
-    #[arg(long = "handshake-timeout", env = "MOQ_HANDSHAKE_TIMEOUT", value_parser = parse_duration)]
-    pub handshake_timeout: Option<Duration>,
-
-    /// On shutdown (SIGINT/SIGTERM), how long sessions get to leave after GOAWAY. [default: 5s]
-    #[arg(long = "shutdown-timeout", env = "MOQ_SHUTDOWN_TIMEOUT", value_parser = parse_duration)]
-    pub shutdown_timeout: Option<Duration>,
-
-    /// QUIC idle timeout in milliseconds. [default: 10000]
-    #[arg(long = "quic-idle-timeout", env = "MOQ_QUIC_IDLE_TIMEOUT")]
-    pub quic_idle_timeout: Option<u64>,
-
-    /// Ask viewers to ACK only every N packets (QUIC ACK frequency extension, when the peer
-    /// supports it; 0 = standard). Cuts the relay's ACK processing; loss detection on very
-    /// low-rate tracks waits up to the peer's max ACK delay instead. [default: 10]
-    #[arg(long = "quic-ack-threshold", env = "MOQ_QUIC_ACK_THRESHOLD")]
-    pub quic_ack_threshold: Option<u32>,
-
-    /// UDP socket receive/send buffer in bytes (capped by net.core.rmem_max). [default: 8388608]
-    #[arg(long = "quic-socket-buffer", env = "MOQ_QUIC_SOCKET_BUFFER")]
-    pub quic_socket_buffer: Option<usize>,
-
-    /// Most unidirectional (group) streams a peer may have open towards the relay at once.
-    /// [default: 100]
-    #[arg(long = "quic-max-streams-uni", env = "MOQ_QUIC_MAX_STREAMS_UNI")]
-    pub quic_max_streams_uni: Option<u32>,
-
-    /// Most bidirectional streams (subscriptions, announce/track requests) a peer may have open
-    /// towards the relay at once. [default: 100]
-    #[arg(long = "quic-max-streams-bidi", env = "MOQ_QUIC_MAX_STREAMS_BIDI")]
-    pub quic_max_streams_bidi: Option<u32>,
-
-    /// Streams of each direction a peer may open at first; the allowance doubles whenever the
-    /// peer has half of it open, up to --quic-max-streams-*. quinn allocates state for every
-    /// allowed stream up front, so this is memory per connection: most viewers use a handful.
-    /// 0 = the maxima from the start. [default: 16]
-    #[arg(long = "quic-initial-streams", env = "MOQ_QUIC_INITIAL_STREAMS")]
-    pub quic_initial_streams: Option<u32>,
-
-    /// Largest UDP payload MTU discovery may try, and the largest accepted (1200–65527). Raise
-    /// it (~8950) for peers on a jumbo-frame network (e.g. publishers in the same data centre),
-    /// which must set it too; other peers only cost a few lost probes.
-    /// [default: 1452]
-    #[arg(long = "quic-max-mtu", env = "MOQ_QUIC_MAX_MTU", value_parser = clap::value_parser!(u16).range(1200..=65527))]
-    pub quic_max_mtu: Option<u16>,
-
-    /// Congestion controller for every connection: cubic (quinn's default, loss-based), bbr
-    /// (model-based, keeps queues short; quinn marks it experimental) or new-reno (RFC 9002's
-    /// baseline). [default: cubic]
-    #[arg(long = "quic-congestion", env = "MOQ_QUIC_CONGESTION", value_enum)]
-    pub quic_congestion: Option<moq_native::Congestion>,
-
-    /// QUIC endpoints serving the port, each on its own thread with its own single-threaded
-    /// runtime, which also runs the sessions it accepted (SO_REUSEPORT: Linux spreads clients
-    /// over them by address). 0 = one per CPU. With more than one, a client whose address
-    /// changes mid-session (NAT rebinding) may reach another worker, which ends the connection
-    /// at once (stateless reset) so the client reconnects; one worker migrates it instead.
-    /// [default: 1: one endpoint on a runtime with a thread per CPU]
-    #[arg(
-        long = "server-workers",
-        visible_alias = "workers",
-        env = "MOQ_SERVER_WORKERS"
-    )]
-    pub workers: Option<usize>,
-
-    /// Log level: error, warn, info, debug, trace (RUST_LOG overrides). [default: info]
-    #[arg(long = "log-level", env = "MOQ_LOG_LEVEL")]
-    pub log_level: Option<tracing::Level>,
+    /// `[log]`.
+    #[command(flatten)]
+    pub log: Log,
 
     /// Once every listener is bound, write their addresses to this file as JSON, e.g.
     /// {"quic":"127.0.0.1:43121","http":"127.0.0.1:43122","internal":"127.0.0.1:43123"}
     /// (written to PATH.tmp, then renamed). With port 0 in a listen address, the file tells the
     /// port the system chose.
-    #[arg(long = "port-file", env = "MOQ_PORT_FILE")]
+    #[arg(long = "port-file", env = "MOQ_PORT_FILE", value_name = "PATH")]
     pub port_file: Option<PathBuf>,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?} (e.g. 5s, 500ms)"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" | "" => Ok(Duration::from_secs(n)),
-        "m" => n
-            .checked_mul(60)
-            .map(Duration::from_secs)
-            .ok_or_else(|| format!("duration {s:?} is too long")),
-        _ => Err(format!("invalid duration unit in {s:?} (ms, s or m)")),
-    }
-}
-
-/// The TOML file.
-#[derive(Deserialize, Debug, Default)]
+/// `[server]`: the QUIC endpoint (WebTransport and raw QUIC on one UDP port).
+#[derive(Args, Serialize, Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields)]
-pub struct File {
-    port_file: Option<PathBuf>,
-    #[serde(default)]
-    server: FileServer,
-    #[serde(default)]
-    auth: FileAuth,
-    #[serde(default)]
-    web: FileWeb,
-    #[serde(default)]
-    internal: FileListen,
-    #[serde(default)]
-    log: FileLog,
-    #[serde(default)]
-    limits: FileLimits,
-}
-
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-struct FileServer {
+pub struct Server {
+    /// UDP address for QUIC: WebTransport and raw QUIC on one port.
+    #[arg(
+        long = "server-bind",
+        visible_alias = "listen",
+        env = "MOQ_SERVER_BIND",
+        value_name = "ADDR",
+        default_value = "[::]:443"
+    )]
     #[serde(alias = "listen")]
-    bind: Option<SocketAddr>,
-    #[serde(default)]
-    protocols: Vec<String>,
-    #[serde(default)]
-    tls: FileTls,
-    shutdown_timeout: Option<String>,
-    quic_idle_timeout: Option<u64>,
-    quic_ack_threshold: Option<u32>,
-    quic_socket_buffer: Option<usize>,
-    quic_max_streams_uni: Option<u32>,
-    quic_max_streams_bidi: Option<u32>,
-    quic_initial_streams: Option<u32>,
-    quic_max_mtu: Option<u16>,
-    quic_congestion: Option<String>,
-    workers: Option<usize>,
+    pub bind: SocketAddr,
+
+    /// Protocols accepted, most preferred first. [default: moq-lite-05,moq-lite-04,moq-lite-03,moql]
+    #[arg(
+        long = "server-protocol",
+        env = "MOQ_SERVER_PROTOCOL",
+        value_name = "PROTOCOL",
+        value_delimiter = ','
+    )]
+    pub protocols: Vec<String>,
+
+    /// QUIC endpoints serving the port, each on its own thread with its own single-threaded
+    /// runtime, which also runs the sessions it accepted (SO_REUSEPORT: Linux spreads clients
+    /// over them by address). 0 = one per CPU; 1 = one endpoint on a runtime with a thread per
+    /// CPU. With more than one, a client whose address changes mid-session (NAT rebinding) may
+    /// reach another worker, which ends the connection at once (stateless reset) so the client
+    /// reconnects; one worker migrates it instead.
+    #[arg(
+        long = "server-workers",
+        visible_alias = "workers",
+        env = "MOQ_SERVER_WORKERS",
+        value_name = "N",
+        default_value_t = 1
+    )]
+    pub workers: usize,
+
+    /// On shutdown (SIGINT/SIGTERM), how long sessions get to leave after GOAWAY.
+    #[arg(
+        long = "shutdown-timeout",
+        env = "MOQ_SHUTDOWN_TIMEOUT",
+        value_name = "DURATION",
+        value_parser = parse_duration,
+        default_value = "5s"
+    )]
+    #[serde(with = "duration")]
+    pub shutdown_timeout: Duration,
+
+    /// QUIC idle timeout in milliseconds.
+    #[arg(
+        long = "quic-idle-timeout",
+        env = "MOQ_QUIC_IDLE_TIMEOUT",
+        value_name = "MS",
+        default_value_t = 10_000
+    )]
+    pub quic_idle_timeout: u64,
+
+    /// Ask viewers to ACK only every N packets (QUIC ACK frequency extension, when the peer
+    /// supports it; 0 = standard). Cuts the relay's ACK processing; loss detection on very
+    /// low-rate tracks waits up to the peer's max ACK delay instead. 10 measured ~8% less relay
+    /// CPU at 500 viewers (docs/performance.md).
+    #[arg(
+        long = "quic-ack-threshold",
+        env = "MOQ_QUIC_ACK_THRESHOLD",
+        value_name = "N",
+        default_value_t = 10
+    )]
+    pub quic_ack_threshold: u32,
+
+    /// UDP socket receive/send buffer in bytes (capped by net.core.rmem_max).
+    #[arg(
+        long = "quic-socket-buffer",
+        env = "MOQ_QUIC_SOCKET_BUFFER",
+        value_name = "BYTES",
+        default_value_t = moq_native::DEFAULT_SOCKET_BUFFER
+    )]
+    pub quic_socket_buffer: usize,
+
+    /// Most unidirectional (group) streams a peer may have open towards the relay at once.
+    #[arg(
+        long = "quic-max-streams-uni",
+        env = "MOQ_QUIC_MAX_STREAMS_UNI",
+        value_name = "N",
+        default_value_t = moq_native::DEFAULT_MAX_STREAMS_UNI
+    )]
+    pub quic_max_streams_uni: u32,
+
+    /// Most bidirectional streams (subscriptions, announce/track requests) a peer may have open
+    /// towards the relay at once.
+    #[arg(
+        long = "quic-max-streams-bidi",
+        env = "MOQ_QUIC_MAX_STREAMS_BIDI",
+        value_name = "N",
+        default_value_t = moq_native::DEFAULT_MAX_STREAMS_BIDI
+    )]
+    pub quic_max_streams_bidi: u32,
+
+    /// Streams of each direction a peer may open at first; the allowance doubles whenever the
+    /// peer has half of it open, up to --quic-max-streams-*. quinn allocates state for every
+    /// allowed stream up front, so this is memory per connection: most viewers use a handful
+    /// (WebTransport's CONNECT and HTTP/3 control streams count too). 0 = the maxima from the
+    /// start.
+    #[arg(
+        long = "quic-initial-streams",
+        env = "MOQ_QUIC_INITIAL_STREAMS",
+        value_name = "N",
+        default_value_t = 16
+    )]
+    pub quic_initial_streams: u32,
+
+    /// Largest UDP payload MTU discovery may try, and the largest accepted (1200–65527). Raise
+    /// it (~8950) for peers on a jumbo-frame network (e.g. publishers in the same data centre),
+    /// which must set it too; other peers only cost a few lost probes.
+    #[arg(
+        long = "quic-max-mtu",
+        env = "MOQ_QUIC_MAX_MTU",
+        value_name = "BYTES",
+        value_parser = clap::value_parser!(u16).range(MTU_RANGE),
+        default_value_t = moq_native::DEFAULT_MAX_MTU
+    )]
+    pub quic_max_mtu: u16,
+
+    /// Congestion controller for every connection: cubic (quinn's default, loss-based), bbr
+    /// (model-based, keeps queues short; quinn marks it experimental) or new-reno (RFC 9002's
+    /// baseline).
+    #[arg(
+        long = "quic-congestion",
+        env = "MOQ_QUIC_CONGESTION",
+        value_name = "CC",
+        value_enum,
+        default_value_t
+    )]
+    #[serde(with = "congestion")]
+    pub quic_congestion: moq_native::Congestion,
+
+    /// `[server.tls]`: the certificates.
+    #[command(flatten, next_help_heading = "TLS")]
+    pub tls: Tls,
 }
 
-#[derive(Deserialize, Debug, Default)]
+/// `[server.tls]`: certificates, given or generated. Each key takes one value or a list.
+#[derive(Args, Serialize, Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields)]
-struct FileTls {
-    #[serde(default)]
-    cert: OneOrMany<PathBuf>,
-    #[serde(default)]
-    key: OneOrMany<PathBuf>,
-    #[serde(default)]
-    generate: OneOrMany<String>,
+pub struct Tls {
+    /// PEM certificate chain (repeatable; pairs with --tls-key by position).
+    #[arg(
+        id = "tls_cert",
+        long = "tls-cert",
+        env = "MOQ_SERVER_TLS_CERT",
+        value_name = "PATH",
+        value_delimiter = ','
+    )]
+    #[serde(deserialize_with = "one_or_many")]
+    pub cert: Vec<PathBuf>,
+
+    /// PEM private key for the --tls-cert at the same position.
+    #[arg(
+        id = "tls_key",
+        long = "tls-key",
+        env = "MOQ_SERVER_TLS_KEY",
+        value_name = "PATH",
+        value_delimiter = ','
+    )]
+    #[serde(deserialize_with = "one_or_many")]
+    pub key: Vec<PathBuf>,
+
+    /// Generate a self-signed certificate (valid < 14 days, new at every start) for these hostnames.
+    #[arg(
+        id = "tls_generate",
+        long = "tls-generate",
+        env = "MOQ_SERVER_TLS_GENERATE",
+        value_name = "HOST",
+        value_delimiter = ','
+    )]
+    #[serde(deserialize_with = "one_or_many")]
+    pub generate: Vec<String>,
 }
 
-/// A TOML value that may be written as one item or a list.
-#[derive(Deserialize, Debug)]
-#[serde(untagged)]
-enum OneOrMany<T> {
-    One(T),
-    Many(Vec<T>),
-}
-
-impl<T> Default for OneOrMany<T> {
-    fn default() -> Self {
-        OneOrMany::Many(Vec::new())
-    }
-}
-
-impl<T> OneOrMany<T> {
-    fn into_vec(self) -> Vec<T> {
-        match self {
-            OneOrMany::One(t) => vec![t],
-            OneOrMany::Many(v) => v,
-        }
-    }
-}
-
-#[derive(Deserialize, Debug, Default)]
+/// `[auth]`: at least one of `key` and `public` is required.
+#[derive(Args, Serialize, Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields)]
-struct FileAuth {
-    key: Option<PathBuf>,
-    public: Option<String>,
+pub struct Auth {
+    /// Key (JWK file, base64url as written by `moq-token generate`) that signs client tokens.
+    #[arg(
+        id = "auth_key",
+        long = "auth-key",
+        env = "MOQ_AUTH_KEY",
+        value_name = "PATH"
+    )]
+    pub key: Option<PathBuf>,
+
+    /// Path prefix anyone may publish and subscribe under without a token ("" = everything).
+    #[arg(
+        id = "auth_public",
+        long = "auth-public",
+        env = "MOQ_AUTH_PUBLIC",
+        value_name = "PREFIX"
+    )]
+    pub public: Option<String>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+/// `[web]`: the public HTTP listener.
+#[derive(Args, Serialize, Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields)]
-struct FileWeb {
-    #[serde(default)]
-    http: FileListen,
-    root: Option<PathBuf>,
+pub struct Web {
+    /// `[web.http]`.
+    #[command(flatten)]
+    pub http: WebHttp,
+
+    /// Directory of static files (a web app, e.g. js/demo/dist) served by the HTTP listener for any
+    /// path the endpoints above don't claim: `/` → index.html, `/watch` → watch.html.
+    #[arg(
+        id = "web_root",
+        long = "web-root",
+        env = "MOQ_WEB_ROOT",
+        value_name = "DIR"
+    )]
+    pub root: Option<PathBuf>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+/// `[web.http]`.
+#[derive(Args, Serialize, Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields)]
-struct FileListen {
-    listen: Option<SocketAddr>,
+pub struct WebHttp {
+    /// TCP address for the HTTP listener: /certificate.sha256, /announced, /fetch, /health.
+    /// Use the QUIC port number so http:// client URLs work. [default: off]
+    #[arg(
+        id = "web_http_listen",
+        long = "web-http-listen",
+        env = "MOQ_WEB_HTTP_LISTEN",
+        value_name = "ADDR"
+    )]
+    pub listen: Option<SocketAddr>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+/// `[internal]`: the private listener.
+#[derive(Args, Serialize, Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields)]
-struct FileLog {
-    level: Option<String>,
+pub struct Internal {
+    /// TCP address for the internal listener: /metrics (Prometheus) and /health. Keep it
+    /// private. [default: off]
+    #[arg(
+        id = "internal_listen",
+        long = "internal-listen",
+        env = "MOQ_INTERNAL_LISTEN",
+        value_name = "ADDR"
+    )]
+    pub listen: Option<SocketAddr>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+/// `[limits]`.
+#[derive(Args, Serialize, Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields)]
-struct FileLimits {
-    max_sessions: Option<usize>,
-    handshake_timeout: Option<String>,
+pub struct Limits {
+    /// Most concurrent connections, counted from their first packet: those still in their
+    /// set-up (see --handshake-timeout) count like sessions. More are refused at once (QUIC
+    /// CONNECTION_REFUSED).
+    #[arg(
+        long = "max-sessions",
+        env = "MOQ_MAX_SESSIONS",
+        value_name = "N",
+        default_value_t = 10_000
+    )]
+    pub max_sessions: usize,
+
+    /// Time a connection has from its first packet to finish its set-up: the QUIC handshake, the
+    /// WebTransport CONNECT and the moq SETUP. Then it is closed (`timeout`, code 3, once the
+    /// QUIC handshake is done) and logged.
+    #[arg(
+        long = "handshake-timeout",
+        env = "MOQ_HANDSHAKE_TIMEOUT",
+        value_name = "DURATION",
+        value_parser = parse_duration,
+        default_value = "10s"
+    )]
+    #[serde(with = "duration")]
+    pub handshake_timeout: Duration,
 }
 
-/// The relay asks its peers to ACK every 10th packet: measured ~8% less relay CPU at 500 viewers
-/// (docs/performance.md).
-const RELAY_ACK_THRESHOLD: u32 = 10;
+/// `[log]`.
+#[derive(Args, Serialize, Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    /// Log level: error, warn, info, debug, trace (RUST_LOG overrides).
+    #[arg(
+        id = "log_level",
+        long = "log-level",
+        env = "MOQ_LOG_LEVEL",
+        value_name = "LEVEL",
+        default_value = "info"
+    )]
+    #[serde(with = "level")]
+    pub level: tracing::Level,
+}
 
-/// Default --quic-initial-streams: room for a viewer's requests (WebTransport's CONNECT and HTTP/3
-/// control streams count too) before the first raise; 16 + 16 keeps quinn's per-connection stream
-/// tables at a quarter of their size at 100 + 100.
-const RELAY_INITIAL_STREAMS: u32 = 16;
+/// The MTUs quinn accepts as a ceiling.
+const MTU_RANGE: std::ops::RangeInclusive<i64> = 1200..=65527;
 
 /// Largest --max-sessions: the most permits a Tokio semaphore holds.
 const MAX_SESSIONS: usize = tokio::sync::Semaphore::MAX_PERMITS;
 
-/// The merged configuration.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// QUIC address.
-    pub bind: SocketAddr,
-    /// PEM certificates.
-    pub tls_cert: Vec<PathBuf>,
-    /// PEM keys.
-    pub tls_key: Vec<PathBuf>,
-    /// Hostnames for a generated certificate.
-    pub tls_generate: Vec<String>,
-    /// Accepted protocols (empty = defaults).
-    pub protocols: Vec<String>,
-    /// Token key file.
-    pub auth_key: Option<PathBuf>,
-    /// Anonymous prefix.
-    pub auth_public: Option<String>,
-    /// HTTP listener.
-    pub web_http_listen: Option<SocketAddr>,
-    /// Static files served by the HTTP listener.
-    pub web_root: Option<PathBuf>,
-    /// Internal (metrics) listener.
-    pub internal_listen: Option<SocketAddr>,
-    /// Connection limit (sessions and connections still in their set-up).
-    pub max_sessions: usize,
-    /// Deadline for a connection's set-up, from its first packet.
-    pub handshake_timeout: Duration,
-    /// Drain time on shutdown.
-    pub shutdown_timeout: Duration,
-    /// QUIC idle timeout (ms).
-    pub quic_idle_timeout: u64,
-    /// ACK frequency threshold requested from peers.
-    pub quic_ack_threshold: u32,
-    /// UDP socket buffer bytes.
-    pub quic_socket_buffer: usize,
-    /// Concurrent unidirectional streams a peer may open.
-    pub quic_max_streams_uni: u32,
-    /// Concurrent bidirectional streams a peer may open.
-    pub quic_max_streams_bidi: u32,
-    /// Streams of each direction a peer may open at first (0 = the maxima).
-    pub quic_initial_streams: u32,
-    /// PLPMTUD ceiling and largest datagram accepted.
-    pub quic_max_mtu: u16,
-    /// Congestion controller.
-    pub quic_congestion: moq_native::Congestion,
-    /// QUIC endpoints (worker threads) on the port; 0 = one per CPU.
-    pub workers: usize,
-    /// Log level.
-    pub log_level: tracing::Level,
-    /// Where to write the bound addresses.
-    pub port_file: Option<PathBuf>,
-}
-
-fn first<T>(flag: Vec<T>, file: Vec<T>) -> Vec<T> {
-    if flag.is_empty() {
-        file
-    } else {
-        flag
-    }
-}
-
 impl Config {
-    /// Merge flags/environment over the file over the defaults.
-    pub fn load(cli: Cli) -> anyhow::Result<Self> {
-        let file: File = match &cli.file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                toml::from_str(&text)
-                    .with_context(|| format!("invalid config {}", path.display()))?
+    /// Parse the command line `args` (the first is the program name) and the `MOQ_*` variables,
+    /// read the TOML file they name, and layer them: defaults < file < variable < flag.
+    ///
+    /// An error that downcasts to a [`clap::Error`] is `--help`, `--version` or a malformed flag or
+    /// variable, for clap to print ([`clap::Error::exit`]); anything else is a bad file or an
+    /// invalid value.
+    pub fn load_from<I, T>(args: I) -> anyhow::Result<Self>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        // Every value, defaults included: the bottom layer.
+        let matches = Self::command().try_get_matches_from(&args)?;
+        let mut config = Self::from_arg_matches(&matches)?;
+        if let Some(path) = config.file.clone() {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            config = Self::with_file(&config, &text)
+                .with_context(|| format!("invalid config {}", path.display()))?;
+        }
+        // Only what a flag or variable set: the same command without its defaults.
+        let explicit = Self::command()
+            .mut_args(|arg| arg.default_value(None::<&'static str>))
+            .try_get_matches_from(&args)?;
+        config.update_from_arg_matches(&explicit)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// `base` with the values of the TOML `text` over it.
+    fn with_file(base: &Self, text: &str) -> anyhow::Result<Self> {
+        let mut file: toml::Table = toml::from_str(text)?;
+        // `[server] listen` is another name for `bind`; the base layer always has `bind`.
+        if let Some(toml::Value::Table(server)) = file.get_mut("server") {
+            if let Some(listen) = server.remove("listen") {
+                anyhow::ensure!(
+                    server.insert("bind".to_string(), listen).is_none(),
+                    "[server] has both bind and listen"
+                );
             }
-            None => File::default(),
-        };
-        let log_level = match (cli.log_level, file.log.level) {
-            (Some(level), _) => level,
-            (None, Some(level)) => level
-                .parse()
-                .map_err(|_| anyhow::anyhow!("invalid [log] level {level:?}"))?,
-            (None, None) => tracing::Level::INFO,
-        };
-        let shutdown_timeout = match (cli.shutdown_timeout, file.server.shutdown_timeout) {
-            (Some(d), _) => d,
-            (None, Some(s)) => parse_duration(&s).map_err(anyhow::Error::msg)?,
-            (None, None) => Duration::from_secs(5),
-        };
-        let handshake_timeout = match (cli.handshake_timeout, file.limits.handshake_timeout) {
-            (Some(d), _) => d,
-            (None, Some(s)) => parse_duration(&s).map_err(anyhow::Error::msg)?,
-            (None, None) => moq_native::DEFAULT_HANDSHAKE_TIMEOUT,
-        };
+        }
+        Figment::from(Serialized::defaults(base))
+            .merge(Serialized::defaults(file))
+            .extract()
+            .map_err(|errors| {
+                // Each as `server.bind: invalid socket address syntax`.
+                let messages: Vec<String> = errors
+                    .into_iter()
+                    .map(|err| match err.path.is_empty() {
+                        true => err.kind.to_string(),
+                        false => format!("{}: {}", err.path.join("."), err.kind),
+                    })
+                    .collect();
+                anyhow::anyhow!(messages.join("; "))
+            })
+    }
+
+    /// The checks no single value's type makes.
+    fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
-            !handshake_timeout.is_zero(),
+            !self.limits.handshake_timeout.is_zero(),
             "handshake_timeout must be more than 0"
         );
-        let max_sessions = cli
-            .max_sessions
-            .or(file.limits.max_sessions)
-            .unwrap_or(10_000);
+        let max_sessions = self.limits.max_sessions;
         anyhow::ensure!(
             (1..=MAX_SESSIONS).contains(&max_sessions),
             "max_sessions {max_sessions}: must be 1..={MAX_SESSIONS}"
         );
-        Ok(Self {
-            bind: cli
-                .bind
-                .or(file.server.bind)
-                .unwrap_or_else(|| "[::]:443".parse().expect("valid literal")),
-            tls_cert: first(cli.tls_cert, file.server.tls.cert.into_vec()),
-            tls_key: first(cli.tls_key, file.server.tls.key.into_vec()),
-            tls_generate: first(cli.tls_generate, file.server.tls.generate.into_vec()),
-            protocols: first(cli.protocols, file.server.protocols),
-            auth_key: cli.auth_key.or(file.auth.key),
-            auth_public: cli.auth_public.or(file.auth.public),
-            web_http_listen: cli.web_http_listen.or(file.web.http.listen),
-            web_root: cli.web_root.or(file.web.root),
-            internal_listen: cli.internal_listen.or(file.internal.listen),
-            max_sessions,
-            handshake_timeout,
-            shutdown_timeout,
-            quic_idle_timeout: cli
-                .quic_idle_timeout
-                .or(file.server.quic_idle_timeout)
-                .unwrap_or(10_000),
-            quic_ack_threshold: cli
-                .quic_ack_threshold
-                .or(file.server.quic_ack_threshold)
-                .unwrap_or(RELAY_ACK_THRESHOLD),
-            quic_socket_buffer: cli
-                .quic_socket_buffer
-                .or(file.server.quic_socket_buffer)
-                .unwrap_or(moq_native::DEFAULT_SOCKET_BUFFER),
-            quic_max_streams_uni: cli
-                .quic_max_streams_uni
-                .or(file.server.quic_max_streams_uni)
-                .unwrap_or(moq_native::DEFAULT_MAX_STREAMS_UNI),
-            quic_max_streams_bidi: cli
-                .quic_max_streams_bidi
-                .or(file.server.quic_max_streams_bidi)
-                .unwrap_or(moq_native::DEFAULT_MAX_STREAMS_BIDI),
-            quic_initial_streams: cli
-                .quic_initial_streams
-                .or(file.server.quic_initial_streams)
-                .unwrap_or(RELAY_INITIAL_STREAMS),
-            quic_max_mtu: match cli.quic_max_mtu.or(file.server.quic_max_mtu) {
-                Some(mtu) if !(1200..=65527).contains(&mtu) => {
-                    anyhow::bail!("quic_max_mtu {mtu}: must be 1200..=65527")
-                }
-                mtu => mtu.unwrap_or(moq_native::DEFAULT_MAX_MTU),
-            },
-            quic_congestion: match (cli.quic_congestion, &file.server.quic_congestion) {
-                (Some(flag), _) => flag,
-                (None, Some(name)) => <moq_native::Congestion as clap::ValueEnum>::from_str(
-                    name, true,
-                )
-                .map_err(|_| {
-                    anyhow::anyhow!("quic_congestion {name:?}: must be cubic, bbr or new-reno")
-                })?,
-                (None, None) => moq_native::Congestion::default(),
-            },
-            workers: cli.workers.or(file.server.workers).unwrap_or(1),
-            log_level,
-            port_file: cli.port_file.or(file.port_file),
+        let mtu = self.server.quic_max_mtu;
+        anyhow::ensure!(
+            MTU_RANGE.contains(&i64::from(mtu)),
+            "quic_max_mtu {mtu}: must be 1200..=65527"
+        );
+        Ok(())
+    }
+}
+
+/// A duration: a humantime string (`500ms`, `10s`, `2m`, `1h 30m`) or a bare number of seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("duration {s:?} is too long"));
+    }
+    humantime::parse_duration(s)
+        .map_err(|err| format!("invalid duration {s:?} ({err}; e.g. 5s, 500ms)"))
+}
+
+/// Durations in the file: strings as [`parse_duration`] reads them.
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Log levels in the file: `error` … `trace`, any case.
+mod level {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(level: &tracing::Level, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(level)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<tracing::Level, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse()
+            .map_err(|_| serde::de::Error::custom(format!("invalid log level {text:?}")))
+    }
+}
+
+/// Congestion controllers in the file: the flag's names, any case.
+mod congestion {
+    use clap::ValueEnum;
+    use moq_native::Congestion;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(cc: &Congestion, s: S) -> Result<S::Ok, S::Error> {
+        let value = cc
+            .to_possible_value()
+            .ok_or_else(|| serde::ser::Error::custom("a hidden congestion controller"))?;
+        s.serialize_str(value.get_name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Congestion, D::Error> {
+        let text = String::deserialize(d)?;
+        Congestion::from_str(&text, true).map_err(|_| {
+            serde::de::Error::custom(format!("{text:?}: must be cubic, bbr or new-reno"))
         })
     }
+}
+
+/// A list in the file that may also be written as its one item.
+fn one_or_many<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany<T> {
+        One(T),
+        Many(Vec<T>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(item) => vec![item],
+        OneOrMany::Many(items) => items,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn file(text: &str) -> tempfile_path::TempFile {
-        tempfile_path::TempFile::new(text)
-    }
+    use std::sync::Mutex;
 
-    /// A file in the temp dir removed on drop (no extra dependency for one helper).
-    mod tempfile_path {
-        pub struct TempFile(pub std::path::PathBuf);
-        impl TempFile {
-            pub fn new(text: &str) -> Self {
-                let path = std::env::temp_dir().join(format!(
-                    "moq-relay-test-{}-{:?}.toml",
-                    std::process::id(),
-                    std::thread::current().id()
-                ));
-                std::fs::write(&path, text).unwrap();
-                Self(path)
+    /// Tests that set `MOQ_*` variables, or parse with them, take turns: clap reads the process
+    /// environment.
+    static ENV: Mutex<()> = Mutex::new(());
+
+    /// Load `args` (after the program name) with `env` set and no other `MOQ_*` variable.
+    fn load_with(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let _turn = ENV.lock().unwrap_or_else(|e| e.into_inner());
+        for (key, _) in std::env::vars() {
+            if key.starts_with("MOQ_") {
+                std::env::remove_var(key);
             }
         }
-        impl Drop for TempFile {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_file(&self.0);
-            }
+        for (key, value) in env {
+            std::env::set_var(key, value);
+        }
+        let config = Config::load_from(std::iter::once("moq-relay").chain(args.iter().copied()));
+        for (key, _) in env {
+            std::env::remove_var(key);
+        }
+        config
+    }
+
+    fn load(args: &[&str]) -> anyhow::Result<Config> {
+        load_with(args, &[])
+    }
+
+    /// A TOML file in the temp dir, removed on drop.
+    struct TempFile(PathBuf);
+
+    impl TempFile {
+        fn new(text: &str) -> Self {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static N: AtomicU32 = AtomicU32::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "moq-relay-config-test-{}-{}.toml",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::write(&path, text).unwrap();
+            Self(path)
+        }
+
+        fn path(&self) -> &str {
+            self.0.to_str().unwrap()
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    /// One option as each source spells it, set to a value that is not its default.
+    struct Case {
+        /// The flag and its value(s).
+        flag: &'static [&'static str],
+        /// The variable and its value.
+        env: (&'static str, &'static str),
+        /// The TOML file.
+        toml: &'static str,
+        /// Whether a configuration holds the value.
+        check: fn(&Config) -> bool,
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn paths(list: &[&str]) -> Vec<PathBuf> {
+        list.iter().map(PathBuf::from).collect()
+    }
+
+    /// Every option (and alias), the way docs/relay.md lists them.
+    const CASES: &[Case] = &[
+        Case {
+            flag: &["--server-bind", "127.0.0.1:4321"],
+            env: ("MOQ_SERVER_BIND", "127.0.0.1:4321"),
+            toml: "[server]\nbind = \"127.0.0.1:4321\"",
+            check: |c| c.server.bind == addr("127.0.0.1:4321"),
+        },
+        Case {
+            flag: &["--listen", "127.0.0.1:4322"],
+            env: ("MOQ_SERVER_BIND", "127.0.0.1:4322"),
+            toml: "[server]\nlisten = \"127.0.0.1:4322\"",
+            check: |c| c.server.bind == addr("127.0.0.1:4322"),
+        },
+        Case {
+            flag: &["--tls-cert", "a.pem"],
+            env: ("MOQ_SERVER_TLS_CERT", "a.pem"),
+            toml: "[server.tls]\ncert = \"a.pem\"",
+            check: |c| c.server.tls.cert == paths(&["a.pem"]),
+        },
+        Case {
+            flag: &["--tls-cert", "a.pem", "--tls-cert", "b.pem"],
+            env: ("MOQ_SERVER_TLS_CERT", "a.pem,b.pem"),
+            toml: "[server.tls]\ncert = [\"a.pem\", \"b.pem\"]",
+            check: |c| c.server.tls.cert == paths(&["a.pem", "b.pem"]),
+        },
+        Case {
+            flag: &["--tls-key", "a.key"],
+            env: ("MOQ_SERVER_TLS_KEY", "a.key"),
+            toml: "[server.tls]\nkey = \"a.key\"",
+            check: |c| c.server.tls.key == paths(&["a.key"]),
+        },
+        Case {
+            flag: &["--tls-key", "a.key,b.key"],
+            env: ("MOQ_SERVER_TLS_KEY", "a.key,b.key"),
+            toml: "[server.tls]\nkey = [\"a.key\", \"b.key\"]",
+            check: |c| c.server.tls.key == paths(&["a.key", "b.key"]),
+        },
+        Case {
+            flag: &["--tls-generate", "localhost"],
+            env: ("MOQ_SERVER_TLS_GENERATE", "localhost"),
+            toml: "[server.tls]\ngenerate = \"localhost\"",
+            check: |c| c.server.tls.generate == ["localhost"],
+        },
+        Case {
+            flag: &["--server-protocol", "moq-lite-03,moql"],
+            env: ("MOQ_SERVER_PROTOCOL", "moq-lite-03,moql"),
+            toml: "[server]\nprotocols = [\"moq-lite-03\", \"moql\"]",
+            check: |c| c.server.protocols == ["moq-lite-03", "moql"],
+        },
+        Case {
+            flag: &["--auth-key", "root.jwk"],
+            env: ("MOQ_AUTH_KEY", "root.jwk"),
+            toml: "[auth]\nkey = \"root.jwk\"",
+            check: |c| c.auth.key == Some(PathBuf::from("root.jwk")),
+        },
+        Case {
+            flag: &["--auth-public", "anon"],
+            env: ("MOQ_AUTH_PUBLIC", "anon"),
+            toml: "[auth]\npublic = \"anon\"",
+            check: |c| c.auth.public.as_deref() == Some("anon"),
+        },
+        Case {
+            flag: &["--web-http-listen", "127.0.0.1:4323"],
+            env: ("MOQ_WEB_HTTP_LISTEN", "127.0.0.1:4323"),
+            toml: "[web.http]\nlisten = \"127.0.0.1:4323\"",
+            check: |c| c.web.http.listen == Some(addr("127.0.0.1:4323")),
+        },
+        Case {
+            flag: &["--web-root", "/srv/www"],
+            env: ("MOQ_WEB_ROOT", "/srv/www"),
+            toml: "[web]\nroot = \"/srv/www\"",
+            check: |c| c.web.root == Some(PathBuf::from("/srv/www")),
+        },
+        Case {
+            flag: &["--internal-listen", "127.0.0.1:4324"],
+            env: ("MOQ_INTERNAL_LISTEN", "127.0.0.1:4324"),
+            toml: "[internal]\nlisten = \"127.0.0.1:4324\"",
+            check: |c| c.internal.listen == Some(addr("127.0.0.1:4324")),
+        },
+        Case {
+            flag: &["--max-sessions", "42"],
+            env: ("MOQ_MAX_SESSIONS", "42"),
+            toml: "[limits]\nmax_sessions = 42",
+            check: |c| c.limits.max_sessions == 42,
+        },
+        Case {
+            flag: &["--handshake-timeout", "3s"],
+            env: ("MOQ_HANDSHAKE_TIMEOUT", "3s"),
+            toml: "[limits]\nhandshake_timeout = \"3s\"",
+            check: |c| c.limits.handshake_timeout == Duration::from_secs(3),
+        },
+        Case {
+            flag: &["--shutdown-timeout", "750ms"],
+            env: ("MOQ_SHUTDOWN_TIMEOUT", "750ms"),
+            toml: "[server]\nshutdown_timeout = \"750ms\"",
+            check: |c| c.server.shutdown_timeout == Duration::from_millis(750),
+        },
+        Case {
+            flag: &["--quic-idle-timeout", "2500"],
+            env: ("MOQ_QUIC_IDLE_TIMEOUT", "2500"),
+            toml: "[server]\nquic_idle_timeout = 2500",
+            check: |c| c.server.quic_idle_timeout == 2500,
+        },
+        Case {
+            flag: &["--quic-ack-threshold", "4"],
+            env: ("MOQ_QUIC_ACK_THRESHOLD", "4"),
+            toml: "[server]\nquic_ack_threshold = 4",
+            check: |c| c.server.quic_ack_threshold == 4,
+        },
+        Case {
+            flag: &["--quic-socket-buffer", "65536"],
+            env: ("MOQ_QUIC_SOCKET_BUFFER", "65536"),
+            toml: "[server]\nquic_socket_buffer = 65536",
+            check: |c| c.server.quic_socket_buffer == 65536,
+        },
+        Case {
+            flag: &["--quic-max-streams-uni", "64"],
+            env: ("MOQ_QUIC_MAX_STREAMS_UNI", "64"),
+            toml: "[server]\nquic_max_streams_uni = 64",
+            check: |c| c.server.quic_max_streams_uni == 64,
+        },
+        Case {
+            flag: &["--quic-max-streams-bidi", "32"],
+            env: ("MOQ_QUIC_MAX_STREAMS_BIDI", "32"),
+            toml: "[server]\nquic_max_streams_bidi = 32",
+            check: |c| c.server.quic_max_streams_bidi == 32,
+        },
+        Case {
+            flag: &["--quic-initial-streams", "0"],
+            env: ("MOQ_QUIC_INITIAL_STREAMS", "0"),
+            toml: "[server]\nquic_initial_streams = 0",
+            check: |c| c.server.quic_initial_streams == 0,
+        },
+        Case {
+            flag: &["--quic-max-mtu", "8950"],
+            env: ("MOQ_QUIC_MAX_MTU", "8950"),
+            toml: "[server]\nquic_max_mtu = 8950",
+            check: |c| c.server.quic_max_mtu == 8950,
+        },
+        Case {
+            flag: &["--quic-congestion", "bbr"],
+            env: ("MOQ_QUIC_CONGESTION", "bbr"),
+            toml: "[server]\nquic_congestion = \"bbr\"",
+            check: |c| c.server.quic_congestion == moq_native::Congestion::Bbr,
+        },
+        Case {
+            flag: &["--server-workers", "3"],
+            env: ("MOQ_SERVER_WORKERS", "3"),
+            toml: "[server]\nworkers = 3",
+            check: |c| c.server.workers == 3,
+        },
+        Case {
+            flag: &["--workers", "0"],
+            env: ("MOQ_SERVER_WORKERS", "0"),
+            toml: "[server]\nworkers = 0",
+            check: |c| c.server.workers == 0,
+        },
+        Case {
+            flag: &["--log-level", "debug"],
+            env: ("MOQ_LOG_LEVEL", "debug"),
+            toml: "[log]\nlevel = \"debug\"",
+            check: |c| c.log.level == tracing::Level::DEBUG,
+        },
+        Case {
+            flag: &["--port-file", "ports.json"],
+            env: ("MOQ_PORT_FILE", "ports.json"),
+            toml: "port_file = \"ports.json\"",
+            check: |c| c.port_file == Some(PathBuf::from("ports.json")),
+        },
+    ];
+
+    #[test]
+    fn no_case_holds_by_default() {
+        let defaults = load(&[]).unwrap();
+        for case in CASES {
+            assert!(!(case.check)(&defaults), "{:?} is a default", case.flag);
         }
     }
 
     #[test]
-    fn file_values_hold_unless_a_flag_is_given() {
-        let f = file(
-            "[server]\nlisten = \"127.0.0.1:4443\"\n[server.tls]\ngenerate = \"localhost\"\n[auth]\npublic = \"anon\"\n[log]\nlevel = \"debug\"\n",
-        );
-        let cli = Cli::try_parse_from(["moq-relay", f.0.to_str().unwrap()]).unwrap();
-        let config = Config::load(cli).unwrap();
-        assert_eq!(config.bind, "127.0.0.1:4443".parse().unwrap());
-        assert_eq!(config.tls_generate, vec!["localhost".to_string()]);
-        assert_eq!(config.auth_public.as_deref(), Some("anon"));
-        assert_eq!(
-            config.log_level,
-            tracing::Level::DEBUG,
-            "the file's level is not overridden by a default"
-        );
+    fn every_option_from_a_flag() {
+        for case in CASES {
+            let config = load(case.flag).unwrap_or_else(|err| panic!("{:?}: {err:#}", case.flag));
+            assert!((case.check)(&config), "{:?}: {config:#?}", case.flag);
+        }
+    }
 
-        let cli = Cli::try_parse_from([
-            "moq-relay",
-            f.0.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:5000",
-            "--auth-public",
+    #[test]
+    fn every_option_from_a_variable() {
+        for case in CASES {
+            let config =
+                load_with(&[], &[case.env]).unwrap_or_else(|err| panic!("{:?}: {err:#}", case.env));
+            assert!((case.check)(&config), "{:?}: {config:#?}", case.env);
+        }
+    }
+
+    #[test]
+    fn every_option_from_the_file() {
+        for case in CASES {
+            let file = TempFile::new(case.toml);
+            let config =
+                load(&[file.path()]).unwrap_or_else(|err| panic!("{:?}: {err:#}", case.toml));
+            assert!((case.check)(&config), "{:?}: {config:#?}", case.toml);
+        }
+    }
+
+    /// defaults < file < variable < flag.
+    #[test]
+    fn a_flag_beats_a_variable_beats_the_file_beats_the_default() {
+        let file = TempFile::new(
+            "[server]\nbind = \"127.0.0.1:1001\"\nquic_ack_threshold = 7\nworkers = 2\n\
+             [limits]\nmax_sessions = 100\nhandshake_timeout = \"3s\"\n[log]\nlevel = \"warn\"\n",
+        );
+        let config = load_with(
+            &[
+                file.path(),
+                "--listen",
+                "127.0.0.1:1003",
+                "--quic-ack-threshold",
+                "10",
+            ],
+            &[
+                ("MOQ_SERVER_BIND", "127.0.0.1:1002"),
+                ("MOQ_MAX_SESSIONS", "200"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            config.server.bind,
+            addr("127.0.0.1:1003"),
+            "flag over variable"
+        );
+        assert_eq!(config.limits.max_sessions, 200, "variable over file");
+        assert_eq!(
+            config.server.quic_ack_threshold, 10,
+            "a flag with the default's value still beats the file"
+        );
+        assert_eq!(config.server.workers, 2, "the file over the default");
+        assert_eq!(config.limits.handshake_timeout, Duration::from_secs(3));
+        assert_eq!(config.log.level, tracing::Level::WARN);
+        assert_eq!(
+            config.server.quic_max_streams_uni,
+            moq_native::DEFAULT_MAX_STREAMS_UNI,
+            "the default where nothing is given"
+        );
+        assert_eq!(config.file.as_deref(), Some(file.0.as_path()));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_in_the_file_are_errors() {
+        for (toml, needle) in [
+            ("[server]\nbogus = 1", "bogus"),
+            ("bogus = 1", "bogus"),
+            ("[bogus]\nx = 1", "bogus"),
+            ("[server]\nquic_max_mtu = 100", "quic_max_mtu"),
+            ("[server]\nquic_congestion = \"vegas\"", "quic_congestion"),
+            ("[server]\nbind = \"nowhere\"", "bind"),
+            (
+                "[limits]\nhandshake_timeout = \"soon\"",
+                "handshake_timeout",
+            ),
+            ("[limits]\nhandshake_timeout = \"0s\"", "handshake_timeout"),
+            ("[limits]\nmax_sessions = 0", "max_sessions"),
+            ("[log]\nlevel = \"loud\"", "level"),
+            (
+                "[server]\nbind = \"127.0.0.1:1\"\nlisten = \"127.0.0.1:2\"",
+                "listen",
+            ),
+            ("[server", "invalid config"),
+        ] {
+            let file = TempFile::new(toml);
+            let err = load(&[file.path()]).expect_err(toml);
+            assert!(format!("{err:#}").contains(needle), "{toml}: {err:#}");
+        }
+        let err = load(&["/nonexistent/relay.toml"]).unwrap_err();
+        assert!(format!("{err:#}").contains("cannot read"), "{err:#}");
+    }
+
+    #[test]
+    fn bad_flags_and_variables_are_errors() {
+        for args in [
+            &["--quic-max-mtu", "1000"][..],
+            &["--quic-congestion", "vegas"],
+            &["--max-sessions", "0"],
+            &["--handshake-timeout", "0s"],
+            &["--handshake-timeout", "soon"],
+            &["--server-bind", "nowhere"],
+            &["--bogus"],
+        ] {
+            assert!(load(args).is_err(), "{args:?}");
+        }
+        let max = usize::MAX.to_string();
+        assert!(load(&["--max-sessions", &max]).is_err());
+        assert!(load_with(&[], &[("MOQ_MAX_SESSIONS", "many")]).is_err());
+        let err = load(&["--help"]).unwrap_err();
+        assert!(err.downcast_ref::<clap::Error>().is_some(), "{err:#}");
+    }
+
+    #[test]
+    fn durations_old_and_humantime() {
+        for (text, want) in [
+            ("5s", Duration::from_secs(5)),
+            ("250ms", Duration::from_millis(250)),
+            ("5", Duration::from_secs(5)),
+            ("0", Duration::ZERO),
+            ("2m", Duration::from_secs(120)),
+            ("1h", Duration::from_secs(3600)),
+            ("1m 30s", Duration::from_secs(90)),
+            ("1500us", Duration::from_micros(1500)),
+        ] {
+            assert_eq!(parse_duration(text), Ok(want), "{text}");
+        }
+        for bad in [
             "",
-        ])
-        .unwrap();
-        let config = Config::load(cli).unwrap();
-        assert_eq!(config.bind, "127.0.0.1:5000".parse().unwrap());
-        assert_eq!(config.auth_public.as_deref(), Some(""));
-        assert_eq!(config.max_sessions, 10_000);
-    }
-
-    #[test]
-    fn quic_tuning_from_file_flag_or_default() {
-        let f = file("[server]\nquic_max_streams_uni = 64\nquic_ack_threshold = 4\n");
-        let path = f.0.to_str().unwrap();
-        let config = Config::load(Cli::try_parse_from(["moq-relay", path]).unwrap()).unwrap();
-        assert_eq!(config.quic_max_streams_uni, 64);
-        assert_eq!(config.quic_ack_threshold, 4);
-        assert_eq!(
-            config.quic_max_streams_bidi,
-            moq_native::DEFAULT_MAX_STREAMS_BIDI
-        );
-        assert_eq!(config.quic_socket_buffer, moq_native::DEFAULT_SOCKET_BUFFER);
-        assert_eq!(config.quic_initial_streams, RELAY_INITIAL_STREAMS);
-        let cli = Cli::try_parse_from([
-            "moq-relay",
-            path,
-            "--quic-max-streams-uni",
-            "512",
-            "--quic-max-streams-bidi",
-            "256",
-            "--quic-initial-streams",
-            "0",
-        ])
-        .unwrap();
-        let config = Config::load(cli).unwrap();
-        assert_eq!(config.quic_max_streams_uni, 512);
-        assert_eq!(config.quic_max_streams_bidi, 256);
-        assert_eq!(config.quic_initial_streams, 0);
-    }
-
-    #[test]
-    fn quic_max_mtu_from_file_flag_or_default_and_checked() {
-        let none = Config::load(Cli::try_parse_from(["moq-relay"]).unwrap()).unwrap();
-        assert_eq!(none.quic_max_mtu, moq_native::DEFAULT_MAX_MTU);
-        let f = file("[server]\nquic_max_mtu = 8950\n");
-        let path = f.0.to_str().unwrap();
-        let config = Config::load(Cli::try_parse_from(["moq-relay", path]).unwrap()).unwrap();
-        assert_eq!(config.quic_max_mtu, 8950);
-        let cli = Cli::try_parse_from(["moq-relay", path, "--quic-max-mtu", "9000"]).unwrap();
-        assert_eq!(Config::load(cli).unwrap().quic_max_mtu, 9000);
-        assert!(Cli::try_parse_from(["moq-relay", "--quic-max-mtu", "1000"]).is_err());
-        let bad = file("[server]\nquic_max_mtu = 100\n");
-        let err =
-            Config::load(Cli::try_parse_from(["moq-relay", bad.0.to_str().unwrap()]).unwrap())
-                .unwrap_err();
-        assert!(err.to_string().contains("quic_max_mtu"), "{err}");
-    }
-
-    #[test]
-    fn quic_congestion_from_file_flag_or_default_and_checked() {
-        use moq_native::Congestion;
-        let none = Config::load(Cli::try_parse_from(["moq-relay"]).unwrap()).unwrap();
-        assert_eq!(none.quic_congestion, Congestion::Cubic);
-        let f = file("[server]\nquic_congestion = \"bbr\"\n");
-        let path = f.0.to_str().unwrap();
-        let config = Config::load(Cli::try_parse_from(["moq-relay", path]).unwrap()).unwrap();
-        assert_eq!(config.quic_congestion, Congestion::Bbr);
-        let cli =
-            Cli::try_parse_from(["moq-relay", path, "--quic-congestion", "new-reno"]).unwrap();
-        assert_eq!(
-            Config::load(cli).unwrap().quic_congestion,
-            Congestion::NewReno
-        );
-        assert!(Cli::try_parse_from(["moq-relay", "--quic-congestion", "vegas"]).is_err());
-        let bad = file("[server]\nquic_congestion = \"vegas\"\n");
-        let err =
-            Config::load(Cli::try_parse_from(["moq-relay", bad.0.to_str().unwrap()]).unwrap())
-                .unwrap_err();
-        assert!(err.to_string().contains("quic_congestion"), "{err}");
-    }
-
-    #[test]
-    fn workers_from_file_flag_alias_or_default() {
-        let none = Config::load(Cli::try_parse_from(["moq-relay"]).unwrap()).unwrap();
-        assert_eq!(none.workers, 1);
-        let f = file("[server]\nworkers = 4\n");
-        let path = f.0.to_str().unwrap();
-        let config = Config::load(Cli::try_parse_from(["moq-relay", path]).unwrap()).unwrap();
-        assert_eq!(config.workers, 4);
-        for flag in ["--server-workers", "--workers"] {
-            let cli = Cli::try_parse_from(["moq-relay", path, flag, "0"]).unwrap();
-            assert_eq!(Config::load(cli).unwrap().workers, 0, "{flag}");
+            "soon",
+            "5x",
+            "-1s",
+            &format!("{}m", u64::MAX),
+            &format!("{}0", u64::MAX),
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
 
+    /// The example files in dev/ load as they are.
     #[test]
-    fn unknown_keys_are_errors() {
-        let f = file("[server]\nlisten = \"127.0.0.1:4443\"\nbogus = 1\n");
-        let cli = Cli::try_parse_from(["moq-relay", f.0.to_str().unwrap()]).unwrap();
-        assert!(Config::load(cli).is_err());
-    }
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("5h").is_err());
-        assert!(parse_duration(&format!("{}m", u64::MAX)).is_err());
-    }
-
-    #[test]
-    fn handshake_timeout_from_file_flag_variable_or_default() {
-        let none = Config::load(Cli::try_parse_from(["moq-relay"]).unwrap()).unwrap();
-        assert_eq!(none.handshake_timeout, Duration::from_secs(10));
-        let f = file("[limits]\nhandshake_timeout = \"3s\"\n");
-        let path = f.0.to_str().unwrap();
-        let config = Config::load(Cli::try_parse_from(["moq-relay", path]).unwrap()).unwrap();
-        assert_eq!(config.handshake_timeout, Duration::from_secs(3));
-        let cli = Cli::try_parse_from(["moq-relay", path, "--handshake-timeout", "500ms"]).unwrap();
-        assert_eq!(
-            Config::load(cli).unwrap().handshake_timeout,
-            Duration::from_millis(500)
-        );
-        for bad in ["0s", "soon"] {
-            let cli = Cli::try_parse_from(["moq-relay", "--handshake-timeout", bad]);
-            assert!(
-                cli.map_err(|e| e.to_string())
-                    .and_then(|cli| Config::load(cli).map_err(|e| e.to_string()))
-                    .is_err(),
-                "{bad}"
-            );
+    fn dev_files_load() {
+        let dev = concat!(env!("CARGO_MANIFEST_DIR"), "/../../dev");
+        let mut loaded = 0;
+        for entry in std::fs::read_dir(dev).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let config = load(&[path.to_str().unwrap()])
+                    .unwrap_or_else(|err| panic!("{}: {err:#}", path.display()));
+                let tls = &config.server.tls;
+                assert!(
+                    !tls.generate.is_empty() || !tls.cert.is_empty(),
+                    "{}: the file's [server.tls] was not applied",
+                    path.display()
+                );
+                loaded += 1;
+            }
         }
-    }
-
-    #[test]
-    fn max_sessions_must_fit_a_semaphore() {
-        for bad in ["0", &usize::MAX.to_string()] {
-            let cli = Cli::try_parse_from(["moq-relay", "--max-sessions", bad]).unwrap();
-            assert!(Config::load(cli).is_err(), "{bad}");
-        }
+        assert!(loaded >= 3, "{loaded} files in {dev}");
     }
 }

@@ -2,6 +2,7 @@
 
 mod auth;
 mod config;
+mod metrics;
 mod relay;
 mod web;
 
@@ -10,10 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
 
 use crate::auth::Auth;
-use crate::config::{Cli, Config};
+use crate::config::Config;
 use crate::relay::Relay;
 
 /// mimalloc, which asks Linux for transparent huge pages for its arenas (when THP is `madvise` or
@@ -29,9 +29,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::load(Cli::parse())?;
+    let config = match Config::load_from(std::env::args_os()) {
+        Ok(config) => config,
+        // --help, --version, or a malformed flag or variable: clap prints it and exits.
+        Err(err) => match err.downcast::<clap::Error>() {
+            Ok(usage) => usage.exit(),
+            Err(err) => return Err(err),
+        },
+    };
     moq_native::Log {
-        level: config.log_level,
+        level: config.log.level,
     }
     .init();
     // Not to leave an earlier run's addresses in place while binding (a waiter should still give
@@ -46,44 +53,45 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
-    let key = match &config.auth_key {
+    let key = match &config.auth.key {
         Some(path) => Some(
             moq_token::Key::from_file(path)
                 .with_context(|| format!("cannot load --auth-key {}", path.display()))?,
         ),
         None => None,
     };
-    let auth = Auth::new(key, config.auth_public.as_deref())?;
-    let streams = (config.quic_initial_streams > 0).then_some(moq_lite::StreamWindow {
-        initial: config.quic_initial_streams,
-        max_uni: config.quic_max_streams_uni,
-        max_bidi: config.quic_max_streams_bidi,
+    let auth = Auth::new(key, config.auth.public.as_deref())?;
+    let quic = &config.server;
+    let streams = (quic.quic_initial_streams > 0).then_some(moq_lite::StreamWindow {
+        initial: quic.quic_initial_streams,
+        max_uni: quic.quic_max_streams_uni,
+        max_bidi: quic.quic_max_streams_bidi,
     });
 
-    let relay = Relay::new(auth, config.max_sessions)
+    let relay = Relay::new(auth, config.limits.max_sessions)
         .with_stream_window(streams)
-        .with_handshake_timeout(config.handshake_timeout);
+        .with_handshake_timeout(config.limits.handshake_timeout);
     let mut server = moq_native::QuicServer::new(moq_native::QuicServerConfig {
-        bind: config.bind,
+        bind: quic.bind,
         tls: moq_native::ServerTlsConfig {
-            cert: config.tls_cert.clone(),
-            key: config.tls_key.clone(),
-            generate: config.tls_generate.clone(),
+            cert: quic.tls.cert.clone(),
+            key: quic.tls.key.clone(),
+            generate: quic.tls.generate.clone(),
         },
-        protocols: config.protocols.clone(),
-        workers: config.workers,
+        protocols: quic.protocols.clone(),
+        workers: quic.workers,
         quic: moq_native::QuicConfig {
-            idle_timeout_ms: config.quic_idle_timeout,
-            ack_threshold: config.quic_ack_threshold,
-            socket_buffer: config.quic_socket_buffer,
-            max_streams_uni: config.quic_max_streams_uni,
-            max_streams_bidi: config.quic_max_streams_bidi,
-            initial_streams: config.quic_initial_streams,
-            max_mtu: config.quic_max_mtu,
-            congestion: config.quic_congestion,
+            idle_timeout_ms: quic.quic_idle_timeout,
+            ack_threshold: quic.quic_ack_threshold,
+            socket_buffer: quic.quic_socket_buffer,
+            max_streams_uni: quic.quic_max_streams_uni,
+            max_streams_bidi: quic.quic_max_streams_bidi,
+            initial_streams: quic.quic_initial_streams,
+            max_mtu: quic.quic_max_mtu,
+            congestion: quic.quic_congestion,
             ..Default::default()
         },
-        handshake_timeout: config.handshake_timeout,
+        handshake_timeout: config.limits.handshake_timeout,
         connection_limit: Some(relay.connections.clone()),
     })?;
     let relay = Arc::new(relay.with_workers(server.workers()));
@@ -96,20 +104,20 @@ async fn main() -> anyhow::Result<()> {
         http: None,
         internal: None,
     };
-    if let Some(listen) = config.web_http_listen {
+    if let Some(listen) = config.web.http.listen {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot bind --web-http-listen {listen}"))?;
         let addr = listener.local_addr()?;
         bound.http = Some(addr);
         tracing::info!(%addr, "listening for HTTP");
-        if let Some(root) = &config.web_root {
+        if let Some(root) = &config.web.root {
             tracing::info!(root = %root.display(), "serving static files");
         }
-        let router = web::router(relay.clone(), fingerprint.clone(), config.web_root.clone());
+        let router = web::router(relay.clone(), fingerprint.clone(), config.web.root.clone());
         tokio::spawn(async move { axum::serve(listener, router).await });
     }
-    if let Some(listen) = config.internal_listen {
+    if let Some(listen) = config.internal.listen {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot bind --internal-listen {listen}"))?;
@@ -138,8 +146,8 @@ async fn main() -> anyhow::Result<()> {
             _ = terminate.recv() => break,
         }
     }
-    tracing::info!(timeout = ?config.shutdown_timeout, "shutting down: GOAWAY, then draining sessions");
-    relay.drain(config.shutdown_timeout).await;
+    tracing::info!(timeout = ?quic.shutdown_timeout, "shutting down: GOAWAY, then draining sessions");
+    relay.drain(quic.shutdown_timeout).await;
     server.close();
     // Exiting now would drop the close frames still queued for the peers, leaving them to time out.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), server.wait_idle()).await;

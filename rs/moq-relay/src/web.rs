@@ -13,8 +13,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use moq_lite::{GroupConsumer, Metric, Path, Track};
+use moq_lite::{GroupConsumer, Path, Track};
 
+use crate::metrics::Metrics;
 use crate::relay::Relay;
 
 /// How long /fetch waits for a broadcast's group before answering 404.
@@ -50,11 +51,19 @@ pub fn internal_router(relay: Arc<Relay>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(health))
-        .with_state(Web {
-            relay,
-            fingerprint: String::new(),
-            root: None,
-        })
+        .with_state(Arc::new(Metrics::new(relay)))
+}
+
+/// `/metrics`: OpenMetrics text (see [`crate::metrics`]).
+async fn metrics(State(metrics): State<Arc<Metrics>>) -> Response {
+    match metrics.encode() {
+        Ok(text) => ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot encode the metrics\n",
+        )
+            .into_response(),
+    }
 }
 
 async fn cors(mut response: Response) -> Response {
@@ -255,146 +264,4 @@ async fn fetch(state: State<Web>, UrlPath(path): UrlPath<String>, params: Params
         .header(header::CONTENT_TYPE, "application/octet-stream")
         .body(Body::from_stream(stream))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
-}
-
-/// Prometheus text exposition.
-async fn metrics(State(web): State<Web>) -> impl IntoResponse {
-    let relay = &web.relay;
-    let mut out = String::new();
-    for metric in Metric::ALL {
-        let (kind, suffix) = if metric.is_gauge() {
-            ("gauge", "")
-        } else {
-            ("counter", "_total")
-        };
-        let name = format!("moq_relay_{}{suffix}", metric.name());
-        let _ = writeln!(
-            out,
-            "# TYPE {name} {kind}\n{name} {}",
-            relay.stats.get(metric)
-        );
-    }
-    let _ = writeln!(out, "# TYPE moq_relay_viewers gauge");
-    for (broadcast, count) in relay.stats.viewers() {
-        let _ = writeln!(
-            out,
-            "moq_relay_viewers{{broadcast=\"{}\"}} {count}",
-            escape(&broadcast)
-        );
-    }
-    let live = relay.live();
-    let mut per_worker = vec![0usize; relay.workers.max(1)];
-    for (_, session) in &live {
-        if let Some(count) = per_worker.get_mut(session.worker) {
-            *count += 1;
-        }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP moq_relay_worker_sessions live sessions on each server worker (--server-workers)\n# TYPE moq_relay_worker_sessions gauge"
-    );
-    for (worker, count) in per_worker.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "moq_relay_worker_sessions{{worker=\"{worker}\"}} {count}"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP moq_relay_connections connections holding a --max-sessions slot: in their set-up (QUIC handshake, CONNECT, SETUP) or in session\n# TYPE moq_relay_connections gauge\nmoq_relay_connections {}",
-        relay.connection_count()
-    );
-    let quic = relay.quic_totals();
-    for (name, help, value) in [
-        (
-            "udp_datagrams_sent",
-            "UDP datagrams sent",
-            quic.udp_datagrams_sent,
-        ),
-        (
-            "udp_sends",
-            "UDP send calls (one GSO call carries several datagrams)",
-            quic.udp_sends,
-        ),
-        (
-            "udp_bytes_sent",
-            "UDP payload bytes sent",
-            quic.udp_bytes_sent,
-        ),
-        (
-            "udp_datagrams_received",
-            "UDP datagrams received",
-            quic.udp_datagrams_received,
-        ),
-        (
-            "udp_bytes_received",
-            "UDP payload bytes received",
-            quic.udp_bytes_received,
-        ),
-        ("packets_sent", "QUIC packets sent", quic.packets_sent),
-        (
-            "packets_lost",
-            "QUIC packets declared lost",
-            quic.packets_lost,
-        ),
-        (
-            "bytes_lost",
-            "bytes in QUIC packets declared lost",
-            quic.bytes_lost,
-        ),
-        (
-            "congestion_events",
-            "congestion window reductions",
-            quic.congestion_events,
-        ),
-        ("acks_received", "ACK frames received", quic.acks_received),
-        ("acks_sent", "ACK frames sent", quic.acks_sent),
-        (
-            "stream_frames_sent",
-            "STREAM frames sent",
-            quic.stream_frames_sent,
-        ),
-        (
-            "credit_frames_received",
-            "flow-control credit frames received (MAX_DATA, MAX_STREAM_DATA, MAX_STREAMS)",
-            quic.credit_frames_received,
-        ),
-    ] {
-        let _ = writeln!(
-            out,
-            "# HELP moq_relay_quic_{name}_total {help}, all accepted sessions since start\n# TYPE moq_relay_quic_{name}_total counter\nmoq_relay_quic_{name}_total {value}"
-        );
-    }
-    let _ = writeln!(out, "# TYPE moq_relay_session_rtt_seconds gauge");
-    for (id, live) in &live {
-        let _ = writeln!(
-            out,
-            "moq_relay_session_rtt_seconds{{session=\"{id}\",root=\"{}\"}} {}",
-            escape(live.root.as_str()),
-            live.session.quic_stats().path.rtt.as_secs_f64()
-        );
-    }
-    let _ = writeln!(out, "# TYPE moq_relay_session_queued_bytes gauge");
-    let _ = writeln!(out, "# TYPE moq_relay_session_bytes_out_total counter");
-    for (id, live) in live {
-        let _ = writeln!(
-            out,
-            "moq_relay_session_queued_bytes{{session=\"{id}\",root=\"{}\"}} {}",
-            escape(live.root.as_str()),
-            live.session.queued_bytes()
-        );
-        let _ = writeln!(
-            out,
-            "moq_relay_session_bytes_out_total{{session=\"{id}\",root=\"{}\"}} {}",
-            escape(live.root.as_str()),
-            live.session.stats().get(Metric::BytesOut)
-        );
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
-}
-
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }

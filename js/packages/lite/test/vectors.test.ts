@@ -12,7 +12,7 @@ interface Case {
 	hex: string;
 }
 
-const file = new URL("../../../../../shared/spec/moq-lite-vectors.json", import.meta.url);
+const file = new URL("../../../../testdata/moq-lite-vectors.json", import.meta.url);
 const cases = (JSON.parse(readFileSync(file, "utf8")) as { cases: Case[] }).cases;
 
 type Codec = { encode: (e: Wire.Encoder) => void; decode: (c: Wire.Cursor) => unknown; value: unknown };

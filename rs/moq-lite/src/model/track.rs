@@ -457,13 +457,24 @@ pub struct TrackConsumer {
     /// `skipped`: returned if they arrive within `max_latency` of that (only when `late`).
     /// Oldest first, at most [`MAX_LATE_GROUPS`]. Those below the first group a consumer
     /// subscribed before any group sees are not counted: they may never exist.
-    holes: VecDeque<(u64, Instant, bool)>,
+    holes: VecDeque<Hole>,
     /// Whether a group was returned yet (holes are only below a returned group's successor).
     returned: bool,
     /// Created before the track had any group: the first read starts at the first group that
     /// arrived since, not at the latest one then (a subscriber that was there before group 0 gets
     /// group 0, however late its task first asks).
     from_first: bool,
+}
+
+/// A sequence a [`TrackConsumer`] passed over before it arrived (it may still come, late).
+#[derive(Clone, Copy, Debug)]
+struct Hole {
+    /// The group sequence that was missing.
+    sequence: u64,
+    /// When the consumer went past it: it is returned if it arrives within the max latency of this.
+    passed: Instant,
+    /// Whether it was counted in [`TrackConsumer::skipped`] (to be taken back if it arrives).
+    counted: bool,
 }
 
 impl TrackConsumer {
@@ -590,7 +601,7 @@ impl TrackConsumer {
             let late_present = |groups: &VecDeque<Cached>| {
                 holes
                     .iter()
-                    .filter_map(|(h, _, _)| position(groups, *h))
+                    .filter_map(|h| position(groups, h.sequence))
                     .min()
             };
             let state = self
@@ -616,12 +627,11 @@ impl TrackConsumer {
                 let sequence = group.info().sequence;
                 drop(state);
                 let now = Instant::now();
-                let hole = self.holes.iter().find(|(h, _, _)| *h == sequence);
-                let in_time = hole.is_some_and(|(_, passed, _)| {
-                    now.saturating_duration_since(*passed) <= self.max_latency
-                });
-                let counted = hole.is_some_and(|(_, _, counted)| *counted);
-                self.holes.retain(|(h, _, _)| *h != sequence);
+                let hole = self.holes.iter().find(|h| h.sequence == sequence);
+                let in_time = hole
+                    .is_some_and(|h| now.saturating_duration_since(h.passed) <= self.max_latency);
+                let counted = hole.is_some_and(|h| h.counted);
+                self.holes.retain(|h| h.sequence != sequence);
                 if !in_time {
                     continue;
                 }
@@ -696,7 +706,11 @@ impl TrackConsumer {
                         if self.holes.len() == MAX_LATE_GROUPS {
                             self.holes.pop_front();
                         }
-                        self.holes.push_back((m, now, counted));
+                        self.holes.push_back(Hole {
+                            sequence: m,
+                            passed: now,
+                            counted,
+                        });
                     }
                 }
                 self.returned = true;
@@ -714,8 +728,8 @@ impl TrackConsumer {
 
     /// Forget passed-over sequences waited for longer than the max latency.
     fn expire_holes(&mut self, now: Instant) {
-        while let Some((_, passed, _)) = self.holes.front() {
-            if now.saturating_duration_since(*passed) <= self.max_latency {
+        while let Some(hole) = self.holes.front() {
+            if now.saturating_duration_since(hole.passed) <= self.max_latency {
                 break;
             }
             self.holes.pop_front();

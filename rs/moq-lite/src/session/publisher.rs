@@ -353,11 +353,15 @@ impl Publisher {
             Some((reader.decode_maybe::<SubscribeUpdate>().await, reader))
         }));
         let mut next_groups = Gate::new(futures::stream::unfold(
-            (consumer, max_latency.clone()),
-            |(mut consumer, max_latency)| async move {
-                consumer.set_max_latency(Duration::from_nanos(max_latency.load(Ordering::Relaxed)));
-                let next = consumer.next_group().await;
-                Some((next, (consumer, max_latency)))
+            NextGroups {
+                consumer,
+                max_latency: max_latency.clone(),
+            },
+            |mut state| async move {
+                let latency = Duration::from_nanos(state.max_latency.load(Ordering::Relaxed));
+                state.consumer.set_max_latency(latency);
+                let next = state.consumer.next_group().await;
+                Some((next, state))
             },
         ));
         // The newest group is served in this task's own poll, so its frames wake this task
@@ -534,7 +538,8 @@ impl Publisher {
             res = async {
                 writer.queue(&UniStreamType::Group);
                 writer.queue(&GroupHeader { subscribe_id: id, sequence });
-                write_frames(&mut writer, group, self.version, Some((&self.stats, &written))).await?;
+                let counters = FrameCounters { stats: &self.stats, written: &written };
+                write_frames(&mut writer, group, self.version, Some(counters)).await?;
                 writer.flush().await
             } => res,
             Ok(err) = &mut cancel => Err(err),
@@ -584,6 +589,13 @@ struct InflightGroup {
     cancel: oneshot::Sender<Error>,
 }
 
+/// The state of a subscription's next-group stream: the track, and the max latency it applies
+/// from the next group on (shared with the subscription loop, which updates it).
+struct NextGroups {
+    consumer: TrackConsumer,
+    max_latency: Arc<AtomicU64>,
+}
+
 /// A subscription's current preferences (SUBSCRIBE, then each SUBSCRIBE_UPDATE).
 struct Prefs {
     priority: u8,
@@ -612,12 +624,21 @@ impl Prefs {
     }
 }
 
+/// Where [`write_frames`] counts what it sent.
+#[derive(Clone, Copy)]
+struct FrameCounters<'a> {
+    /// The session's counters (frames and bytes out).
+    stats: &'a Stats,
+    /// Payload bytes written on this group stream so far.
+    written: &'a AtomicU64,
+}
+
 /// Write a group's frames (headers + payload chunks as they arrive), the timestamp deltas starting from 0.
 async fn write_frames(
     writer: &mut Writer,
     mut group: GroupConsumer,
     version: Version,
-    stats: Option<(&Stats, &AtomicU64)>,
+    counters: Option<FrameCounters<'_>>,
 ) -> Result<(), Error> {
     let mut previous = 0u64;
     let mut chunks: Vec<Bytes> = Vec::new();
@@ -637,8 +658,8 @@ async fn write_frames(
         if info.size == 0 {
             writer.flush().await?;
         }
-        if let Some((stats, _)) = stats {
-            stats.add(Metric::FramesOut, 1);
+        if let Some(counters) = counters {
+            counters.stats.add(Metric::FramesOut, 1);
         }
         // Every chunk that has arrived goes out in one write: a relayed 12.5 KB frame arrives as
         // ~10 QUIC-packet-sized chunks, and one write per chunk per subscriber was ~10 connection
@@ -646,9 +667,9 @@ async fn write_frames(
         while frame.read_chunks(&mut chunks).await? {
             let len: u64 = chunks.iter().map(|c| c.len() as u64).sum();
             writer.write_chunks(&mut chunks).await?;
-            if let Some((stats, written)) = stats {
-                stats.add(Metric::BytesOut, len);
-                written.fetch_add(len, Ordering::Relaxed);
+            if let Some(counters) = counters {
+                counters.stats.add(Metric::BytesOut, len);
+                counters.written.fetch_add(len, Ordering::Relaxed);
             }
         }
     }

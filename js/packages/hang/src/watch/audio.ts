@@ -36,7 +36,10 @@ export class AudioRenderer {
 	#config: AudioConfig;
 	#clock: PlaybackClock;
 	#onDecoded: () => void;
+	#onLate: () => void;
 	#decoder: AudioDecoder | undefined;
+	/** Decoders replaced after a gap, still flushing their last outputs. */
+	#retired = new Set<AudioDecoder>();
 	#context: AudioContext | undefined;
 	#node: AudioWorkletNode | undefined;
 	#gain: GainNode | undefined;
@@ -52,11 +55,13 @@ export class AudioRenderer {
 	 * @param config the catalog rendition
 	 * @param clock the shared playback clock
 	 * @param onDecoded called for every AudioData out of the decoder
+	 * @param onLate called for every AudioData dropped because its time to play had passed
 	 */
-	constructor(config: AudioConfig, clock: PlaybackClock, onDecoded: () => void) {
+	constructor(config: AudioConfig, clock: PlaybackClock, onDecoded: () => void, onLate: () => void = () => {}) {
 		this.#config = config;
 		this.#clock = clock;
 		this.#onDecoded = onDecoded;
+		this.#onLate = onLate;
 		this.#decoder = this.#open();
 		void this.#setup();
 	}
@@ -122,9 +127,19 @@ export class AudioRenderer {
 		}
 	}
 
-	/** Decode a frame (media time in µs). */
-	decode(timestamp: number, payload: Uint8Array): void {
+	/**
+	 * Decode a frame (media time in µs). `discontinuity`: frames before this one are missing
+	 * (skipped or lost), so it is decoded by a new decoder. An `AudioDecoder` (Chromium's, at least)
+	 * stamps its outputs from its first input's timestamp plus the samples it has decoded since,
+	 * ignoring the input timestamps after that: after a gap, every later output would be stamped
+	 * early by the gap's length, and played early or dropped as late.
+	 */
+	decode(timestamp: number, payload: Uint8Array, discontinuity = false): void {
 		if (this.#closed) return;
+		if (discontinuity && this.#decoder) {
+			this.#retire(this.#decoder);
+			this.#decoder = undefined;
+		}
 		const decoder = this.#decoder ?? this.#open();
 		this.#decoder = decoder;
 		try {
@@ -132,6 +147,20 @@ export class AudioRenderer {
 		} catch (e) {
 			console.warn("hang: audio decode failed", e);
 		}
+	}
+
+	/** Let a replaced decoder output what it has (correctly stamped: before the gap), then close it. */
+	#retire(decoder: AudioDecoder) {
+		if (decoder.state !== "configured") {
+			if (decoder.state !== "closed") decoder.close();
+			return;
+		}
+		this.#retired.add(decoder);
+		const close = () => {
+			this.#retired.delete(decoder);
+			if (decoder.state !== "closed") decoder.close();
+		};
+		decoder.flush().then(close, close);
 	}
 
 	#output(data: AudioData) {
@@ -159,7 +188,8 @@ export class AudioRenderer {
 			const start = alignAudio(this.#prevEnd, base * rate, rate * 0.02);
 			if (start + frames <= context.currentTime * rate) {
 				this.#prevEnd = undefined;
-				return; // late
+				this.#onLate();
+				return;
 			}
 			const channels: Float32Array[] = [];
 			for (let c = 0; c < data.numberOfChannels; c++) {
@@ -182,6 +212,8 @@ export class AudioRenderer {
 		this.#closed = true;
 		if (this.#decoder && this.#decoder.state !== "closed") this.#decoder.close();
 		this.#decoder = undefined;
+		for (const decoder of this.#retired) if (decoder.state !== "closed") decoder.close();
+		this.#retired.clear();
 		this.#node?.disconnect();
 		void this.#context?.close().catch(() => {});
 	}

@@ -1,8 +1,15 @@
 /**
- * Reads a video track's groups in decode order, skipping to a newer group's keyframe when the
- * reader falls behind ({@link shouldSkipGroup}). Groups arrive concurrently (a newer group may
- * open while an older one is still being read): the reader keeps the current group and peeks the
- * first frame of every newer one.
+ * Reads a media track's groups in sequence (decode) order, skipping to a newer group's keyframe
+ * when the reader falls behind ({@link shouldSkipGroup}). Groups arrive concurrently (a newer group
+ * may open while an older one is still being read): the reader keeps the current group and peeks
+ * the first frame of every newer one.
+ *
+ * Groups written together may arrive newest first: each audio frame is its own group, and the
+ * five of a 100 ms fMP4 fragment are written at once, so their streams race. When the group next
+ * in sequence is missing but a newer one is here, the reader waits for it up to
+ * {@link REORDER_WINDOW_US} (wall time, or media time of the newer groups that arrived) before
+ * going on without it. A group older than one already started is useless (its frames would come
+ * after newer ones) and is closed.
  *
  * Written against structural interfaces (the subset of `@moqx/lite`'s `TrackConsumer` and
  * `GroupConsumer` it uses) so it can be tested without a network.
@@ -59,6 +66,13 @@ export interface GroupReaderOptions {
 	onSkip?: (frames: number) => void;
 }
 
+/**
+ * How long the reader waits for a group missing in the sequence while a newer one is here, before
+ * going on without it: 100 ms of wall time, or newer groups that far (media time) past the oldest
+ * one that arrived. Groups written together arrive within moments of each other.
+ */
+export const REORDER_WINDOW_US = 100_000;
+
 type Next = { kind: "frame"; frame: FrameLike | undefined } | { kind: "error"; error: unknown };
 
 interface Entry {
@@ -76,7 +90,19 @@ type Event =
 	| { kind: "group"; group: GroupLike | undefined }
 	| { kind: "groupError"; error: unknown }
 	| { kind: "current"; entry: Entry; next: Next }
-	| { kind: "pending"; entry: Entry; next: Next };
+	| { kind: "pending"; entry: Entry; next: Next }
+	| { kind: "reorder"; sequence: number };
+
+/** The wait for a group missing in the sequence (see {@link REORDER_WINDOW_US}). */
+interface Gap {
+	/** The missing group's sequence. */
+	sequence: number;
+	timer: ReturnType<typeof setTimeout>;
+	/** Resolves when the window has passed. */
+	expired: Promise<Event>;
+	/** The window has passed: go on without the missing group. */
+	over: boolean;
+}
 
 /** See the module documentation. */
 export class GroupReader {
@@ -87,8 +113,10 @@ export class GroupReader {
 	#nextGroup: Promise<Event> | undefined;
 	#trackDone = false;
 	#lastPts: number | undefined;
-	/** Sequence of the last group made current: older groups are useless. */
-	#floor = -1;
+	/** Sequence of the last group started (or passed over): it and older groups are useless. */
+	#floor: number | undefined;
+	/** Waiting for the group after {@link GroupReader.#floor} while a newer one is here. */
+	#gap: Gap | undefined;
 	#closed = false;
 
 	/**
@@ -138,7 +166,43 @@ export class GroupReader {
 			return p !== entry;
 		});
 		this.#current = entry;
-		this.#floor = entry.group.sequence;
+		this.#advance(entry.group.sequence);
+	}
+
+	/** `sequence` was started or passed over: the next one is expected now. */
+	#advance(sequence: number) {
+		this.#floor = sequence;
+		if (this.#gap) clearTimeout(this.#gap.timer);
+		this.#gap = undefined;
+	}
+
+	/**
+	 * Whether the oldest pending group may be taken now: it is the next in sequence (or the first
+	 * group), or the groups missing before it are given up: the track ended, the reorder window
+	 * passed (wall time, or a newer group's keyframe that far past its own), or the playback clock
+	 * reached it. Starts the window's timer when there is a gap to wait for.
+	 */
+	#headReady(head: Entry): boolean {
+		const floor = this.#floor;
+		if (floor === undefined || head.group.sequence <= floor + 1 || this.#trackDone) return true;
+		if (this.#gap?.sequence === floor + 1 && this.#gap.over) return true;
+		const key = head.peeked?.timestamp;
+		if (key !== undefined) {
+			const edge = this.#pending.findLast((p) => p.peeked)?.peeked?.timestamp;
+			if (edge !== undefined && edge >= key + REORDER_WINDOW_US) return true;
+			const playback = this.#options.playbackUs?.();
+			if (playback !== undefined && playback >= key) return true;
+		}
+		if (this.#gap?.sequence !== floor + 1) {
+			if (this.#gap) clearTimeout(this.#gap.timer);
+			const sequence = floor + 1;
+			let timer: ReturnType<typeof setTimeout> | undefined;
+			const expired = new Promise<Event>((resolve) => {
+				timer = setTimeout(() => resolve({ kind: "reorder", sequence }), REORDER_WINDOW_US / 1000);
+			});
+			this.#gap = { sequence, timer: timer as ReturnType<typeof setTimeout>, expired, over: false };
+		}
+		return false;
 	}
 
 	#shouldSkip(nextKeyPts: number): boolean {
@@ -172,11 +236,17 @@ export class GroupReader {
 					continue;
 				}
 			}
-			// No current group: continue with the oldest pending one, or a newer one when behind.
+			// No current group: continue with the oldest pending one once it is next in sequence (or
+			// the missing ones are given up), or with a newer one when behind.
 			if (!this.#current) {
 				const head = this.#pending[0];
-				if (head?.peeked) {
-					this.#switchTo(head);
+				if (head && (head.peeked || head.done) && this.#headReady(head)) {
+					if (head.peeked) this.#switchTo(head);
+					else {
+						// It ended (or was reset) before its first frame: pass it over.
+						this.#pending.shift();
+						this.#advance(head.group.sequence);
+					}
 					continue;
 				}
 				if (newest?.peeked && this.#shouldSkip(newest.peeked.timestamp)) {
@@ -185,6 +255,7 @@ export class GroupReader {
 				}
 				if (this.#trackDone && this.#pending.length === 0) return undefined;
 			}
+			const gap = !this.#current && this.#pending.length > 0 ? this.#gap : undefined;
 
 			const events: Promise<Event>[] = [];
 			if (!this.#trackDone) {
@@ -200,6 +271,7 @@ export class GroupReader {
 				if (!p.peeked && !p.done)
 					events.push(this.#pull(p).then((next): Event => ({ kind: "pending", entry: p, next })));
 			}
+			if (gap && !gap.over) events.push(gap.expired);
 			if (events.length === 0) return undefined;
 			const event = await Promise.race(events);
 			if (this.#closed) return undefined;
@@ -212,7 +284,7 @@ export class GroupReader {
 						this.#trackDone = true;
 						break;
 					}
-					if (group.sequence <= this.#floor) {
+					if (this.#floor !== undefined && group.sequence <= this.#floor) {
 						group.close(); // a straggler older than what is being played
 						break;
 					}
@@ -243,15 +315,18 @@ export class GroupReader {
 					if (!this.#pending.includes(entry)) break;
 					const next = event.next;
 					if (next.kind === "error" || next.frame === undefined) {
+						// Kept until its turn, so the reader knows it is not missing.
 						entry.done = true;
 						entry.group.close();
-						this.#pending = this.#pending.filter((p) => p !== entry);
 						break;
 					}
 					entry.peeked = this.#toFrame(entry, next.frame);
 					// Decided at the top of the loop.
 					break;
 				}
+				case "reorder":
+					if (this.#gap?.sequence === event.sequence) this.#gap.over = true;
+					break;
 			}
 		}
 	}
@@ -259,6 +334,8 @@ export class GroupReader {
 	/** Stop: close every group being read. */
 	close(): void {
 		this.#closed = true;
+		if (this.#gap) clearTimeout(this.#gap.timer);
+		this.#gap = undefined;
 		this.#current?.group.close();
 		for (const p of this.#pending) p.group.close();
 		this.#current = undefined;

@@ -10,6 +10,10 @@ export interface WatchStats {
 	framesRendered: number;
 	/** Audio frames (AudioData) output by the decoder, counted even while muted. */
 	audioFramesDecoded: number;
+	/** Audio frames never decoded: skipped by the reader to stay live, or missing from the track. */
+	audioFramesSkipped: number;
+	/** Audio frames decoded too late to play (dropped; counted only while the output is running). */
+	audioFramesLate: number;
 	/**
 	 * End-to-end latency in ms of the last frame shown: with a catalog `clock`, wall time now minus
 	 * the wall time of the frame's capture; without one, how long after its earliest possible
@@ -53,6 +57,8 @@ export function emptyStats(targetLatencyMs: number): WatchStats {
 		framesDropped: 0,
 		framesRendered: 0,
 		audioFramesDecoded: 0,
+		audioFramesSkipped: 0,
+		audioFramesLate: 0,
 		latencyMs: undefined,
 		latencyFromClock: false,
 		bitrateKbps: 0,

@@ -17,7 +17,6 @@ import {
 	videoRenditions,
 	wallNowUs,
 } from "../catalog.ts";
-import { decodeFrame } from "../container.ts";
 import { AudioRenderer, audioSupported } from "./audio.ts";
 import { GroupReader } from "./reader.ts";
 import type { WatchStats, WatchStatus } from "./stats.ts";
@@ -505,31 +504,44 @@ class Session {
 
 	async #runAudio(broadcast: BroadcastConsumer, name: string, config: AudioConfig) {
 		const stats = this.#opts.stats;
-		const audio = new AudioRenderer(config, this.clock, () => stats.audioFramesDecoded++);
+		const audio = new AudioRenderer(
+			config,
+			this.clock,
+			() => stats.audioFramesDecoded++,
+			() => stats.audioFramesLate++,
+		);
 		audio.setVolume(this.#opts.volume);
 		audio.setMuted(this.#opts.muted);
 		this.audio = audio;
 		const track = broadcast.subscribe(name, { priority: PRIORITY.audio });
 		this.#tracks.push(track);
-		let last = -1;
+		// Each frame is its own group, and a fragment's groups arrive close together, often newest
+		// first (their streams race): the reader puts them back in sequence order (the decoder needs
+		// them in order) instead of dropping the ones that lost the race.
+		let frameUs = 20_000;
+		let last: { group: number; timestamp: number } | undefined;
+		const reader = new GroupReader(track, {
+			latencyUs: () => this.clock.latencyMs * 1000,
+			playbackUs: () => this.clock.mediaTime(performance.now()),
+			frameDurationUs: () => frameUs,
+			onSkip: (n) => {
+				stats.audioFramesSkipped += n;
+			},
+		});
+		this.#readers.push(reader);
 		try {
 			for (;;) {
-				const group = await track.nextGroup();
-				if (!group || this.#closed) return;
-				// One frame per group; read each group concurrently, decode in arrival order.
-				void group
-					.readFrame()
-					.then((frame) => {
-						group.close();
-						if (!frame || this.#closed) return;
-						this.#onData(frame.payload.byteLength);
-						const { timestamp, payload } = decodeFrame(frame.payload);
-						this.clock.observe(timestamp, performance.now(), true);
-						if (timestamp <= last) return; // out of order straggler
-						last = timestamp;
-						audio.decode(timestamp, payload);
-					})
-					.catch(() => group.close());
+				const frame = await reader.read();
+				if (!frame || this.#closed) return;
+				this.#onData(frame.size);
+				this.clock.observe(frame.timestamp, performance.now(), true);
+				// The frame duration (to count skipped frames), from frames of consecutive groups; a
+				// group missing before this one is a gap in the audio.
+				const next = last?.group === frame.group - 1;
+				const step = next && last ? frame.timestamp - last.timestamp : 0;
+				if (step > 0 && step <= 120_000) frameUs = step;
+				audio.decode(frame.timestamp, frame.payload, last !== undefined && !next);
+				last = { group: frame.group, timestamp: frame.timestamp };
 			}
 		} catch (e) {
 			if (!this.#closed) console.warn("hang: audio track", name, e);
