@@ -408,9 +408,14 @@ fn run(case: Case) {
             Ok(line) => line,
             Err(mpsc::RecvTimeoutError::Timeout) => continue,
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                std::thread::sleep(Duration::from_millis(50));
-                subscriber.assert_running();
-                panic!("[{}] subscriber closed its stdout", case.name);
+                // Its stdout closed: it is exiting. Say how it ended.
+                let status = test_support::wait::until(
+                    "the subscriber exits after closing its stdout",
+                    Duration::from_secs(5),
+                    || subscriber.child.try_wait().ok().flatten(),
+                    String::new,
+                );
+                panic!("[{}] subscriber closed its stdout ({status})", case.name);
             }
         };
         if parse_clock_line(&line).is_none() {
