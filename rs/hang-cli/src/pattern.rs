@@ -281,8 +281,7 @@ fn micros(d: Duration) -> u64 {
 /// The catalog entry of an Annex-B access unit holding an SPS: `avc3.PPCCLL` (in-band parameter
 /// sets, no description), sized from the SPS.
 fn video_config(access_unit: &[u8]) -> anyhow::Result<VideoConfig> {
-    let sps = nal_units(access_unit)
-        .into_iter()
+    let sps = hang::annexb::nal_units(access_unit)
         .find(|nal| nal.first().map(|h| h & 0x1f) == Some(7))
         .context("no SPS")?;
     let [_, profile, constraints, level, ..] = *sps else {
@@ -298,24 +297,6 @@ fn video_config(access_unit: &[u8]) -> anyhow::Result<VideoConfig> {
         optimize_for_latency: Some(true),
         ..Default::default()
     })
-}
-
-/// The NAL units of an Annex-B buffer, start codes removed.
-fn nal_units(buf: &[u8]) -> Vec<&[u8]> {
-    let starts: Vec<usize> = (0..buf.len().saturating_sub(2))
-        .filter(|&i| buf[i..i + 3] == [0, 0, 1])
-        .map(|i| i + 3)
-        .collect();
-    let ends = starts.iter().skip(1).map(|s| s - 3).chain([buf.len()]);
-    starts
-        .iter()
-        .zip(ends)
-        .map(|(&start, end)| {
-            // A 4-byte start code leaves its first zero at the end of the previous unit.
-            let nal = &buf[start..end];
-            &nal[..nal.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1)]
-        })
-        .collect()
 }
 
 /// The tone, its Opus encoder and the audio track.
@@ -530,15 +511,6 @@ mod tests {
         // Audio catches up within its lag, skips past it.
         assert_eq!(catch_up(0, ms(150), audio_time, AUDIO_MAX_LAG), 0);
         assert_eq!(catch_up(0, ms(1_000), audio_time, AUDIO_MAX_LAG), 50);
-    }
-
-    #[test]
-    fn nal_units_split_on_three_and_four_byte_start_codes() {
-        let buf = [
-            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4,
-        ];
-        let nals = nal_units(&buf);
-        assert_eq!(nals, [&[0x67, 1, 2][..], &[0x68, 3], &[0x65, 4]]);
     }
 
     #[test]

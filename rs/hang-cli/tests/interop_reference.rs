@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{start_relay, Run};
+use common::{hang, start_relay, wait_announced, Run};
 
 fn reference_moq() -> PathBuf {
     let dir = std::env::var_os("MOQ_PEERS_DIR")
@@ -102,15 +102,15 @@ fn probe_when_ready(run: &Run, file: &PathBuf, min: u64) -> String {
 #[test]
 fn reference_moq_cli_exports_our_broadcast() {
     let mut run = Run::new("ours");
-    let url = start_relay(&mut run);
+    let relay = start_relay(&mut run);
+    // The reference CLI cannot pin a fingerprint: it skips verification instead.
+    let url = relay.url("/anon");
     let media = live_source(&mut run);
     run.spawn(
         "hang-publish",
-        Command::new(env!("CARGO_BIN_EXE_hang"))
-            .args(["publish", "--url", &url, "--name", "ours.hang"])
-            .stdin(media),
+        hang(&relay, "publish", "ours.hang").stdin(media),
     );
-    std::thread::sleep(Duration::from_millis(500));
+    wait_announced(&run, &relay, "anon/ours.hang");
     let out = run.path("ref-export.mp4");
     let file = std::fs::File::create(&out).unwrap();
     run.spawn(
@@ -138,7 +138,8 @@ fn reference_moq_cli_exports_our_broadcast() {
 #[test]
 fn hang_subscribe_exports_the_reference_broadcast() {
     let mut run = Run::new("theirs");
-    let url = start_relay(&mut run);
+    let relay = start_relay(&mut run);
+    let url = relay.url("/anon");
     let media = live_source(&mut run);
     run.spawn(
         "moq-import",
@@ -154,14 +155,12 @@ fn hang_subscribe_exports_the_reference_broadcast() {
             ])
             .stdin(media),
     );
-    std::thread::sleep(Duration::from_millis(500));
+    wait_announced(&run, &relay, "anon/theirs.hang");
     let out = run.path("hang-export.mp4");
     let file = std::fs::File::create(&out).unwrap();
     run.spawn(
         "hang-subscribe",
-        Command::new(env!("CARGO_BIN_EXE_hang"))
-            .args(["subscribe", "--url", &url, "--name", "theirs.hang"])
-            .stdout(file),
+        hang(&relay, "subscribe", "theirs.hang").stdout(file),
     );
     let streams = probe_when_ready(&run, &out, 100_000);
     assert!(

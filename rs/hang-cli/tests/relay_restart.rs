@@ -11,10 +11,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, start_relay_on, Run};
+use common::{start_relay_on, Run};
 
 /// How long the subscriber's output may take to resume once the relay is back and both clients
 /// have noticed the old one is gone.
@@ -152,22 +152,6 @@ fn noticed(run: &Run) -> bool {
     run.log("publish").contains(DISCONNECTED) && run.log("subscribe").contains(DISCONNECTED)
 }
 
-/// Wait for a child to exit (polling), or panic after `within`.
-fn wait_exit(run: &mut Run, name: &str, within: Duration) -> ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = run.child(name).try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name} did not exit within {within:?}\n{}",
-            run.logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// How the relay comes back after being killed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Restart {
@@ -188,8 +172,9 @@ fn through_a_restarted_relay(
     start_publisher: impl FnOnce(&mut Run, &str),
 ) -> (Duration, Duration) {
     let mut run = Run::new(tag);
-    let port = free_port();
-    let url = start_relay_on(&mut run, "relay", port);
+    let relay = start_relay_on(&mut run, "relay", None);
+    let port = relay.quic.port();
+    let url = relay.http_url("/anon");
     let out = run.path("out.mp4");
     let file = std::fs::File::create(&out).unwrap();
     run.spawn(
@@ -212,14 +197,14 @@ fn through_a_restarted_relay(
     let killed = Instant::now();
     let (back, noticed_at) = match restart {
         Restart::AtOnce => {
-            start_relay_on(&mut run, "relay2", port);
+            start_relay_on(&mut run, "relay2", Some(port));
             let back = Instant::now();
             let noticed_at = wait_until(&run, "clients notice", NOTICE_WITHIN, || noticed(&run));
             (back, noticed_at)
         }
         Restart::AfterClientsNoticed => {
             let noticed_at = wait_until(&run, "clients notice", NOTICE_WITHIN, || noticed(&run));
-            start_relay_on(&mut run, "relay2", port);
+            start_relay_on(&mut run, "relay2", Some(port));
             (Instant::now(), noticed_at)
         }
     };
@@ -254,7 +239,7 @@ fn through_a_restarted_relay(
     }
     let pid = run.child("subscribe").id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let status = wait_exit(&mut run, "subscribe", Duration::from_secs(5));
+    let status = run.wait_exit("subscribe", Duration::from_secs(5));
     assert!(status.success(), "hang subscribe on SIGTERM: {status}");
 
     let types = boxes(&out);
@@ -327,7 +312,7 @@ fn ffmpeg_fmp4_through_a_relay_restarted_at_once_resumes_as_one_stream() {
 #[test]
 fn no_reconnect_makes_the_clients_exit_with_the_error_when_the_relay_dies() {
     let mut run = Run::new("no-reconnect");
-    let url = start_relay_on(&mut run, "relay", free_port());
+    let url = start_relay_on(&mut run, "relay", None).http_url("/anon");
     let out = run.path("out.mp4");
     let file = std::fs::File::create(&out).unwrap();
     run.spawn(
@@ -352,7 +337,7 @@ fn no_reconnect_makes_the_clients_exit_with_the_error_when_the_relay_dies() {
     relay.kill().unwrap();
     relay.wait().unwrap();
     for name in ["subscribe", "publish"] {
-        let status = wait_exit(&mut run, name, NOTICE_WITHIN);
+        let status = run.wait_exit(name, NOTICE_WITHIN);
         assert!(!status.success(), "{name} exited with {status}");
         let log = run.log(name);
         assert!(log.contains("Error: "), "{name}\n{log}");

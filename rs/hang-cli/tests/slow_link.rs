@@ -23,7 +23,8 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, relay_bin, Run};
+use common::{relay_bin, Run};
+use test_support::ports::free_port;
 
 /// How long the viewers watch.
 const WATCH: Duration = Duration::from_secs(25);
@@ -242,6 +243,8 @@ fn library_reader(ns: &str, url: String) -> Vec<(Duration, i64)> {
 fn viewers_behind_a_slow_link_stay_live() {
     let ns = Netns::new();
     let mut run = Run::new("slow-link");
+    // Ports chosen here, not by the relay: it runs alone in its own network namespace, where no
+    // other process (no parallel test) can take them before it binds.
     let port = free_port();
     let listen = format!("0.0.0.0:{port}");
     let internal = format!("127.0.0.1:{}", free_port());

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{free_port, Run};
+use common::Run;
 
 /// One stream's `ffprobe -count_frames` facts as `key=value` pairs.
 fn probe(file: &Path, stream: &str, entries: &str) -> Vec<(String, String)> {
@@ -61,26 +61,50 @@ fn tone_frequency(file: &Path) -> f64 {
 #[test]
 fn serve_test_pattern_plays_as_h264_and_opus() {
     let mut run = Run::new("serve");
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    run.spawn(
-        "serve",
-        Command::new(env!("CARGO_BIN_EXE_hang")).args([
+    // Port 0: `hang serve` binds QUIC there, then TCP (the fingerprint) on the number it got,
+    // and reports it in its first log line. That TCP port can be in use already (QUIC's number
+    // was free for UDP only): it exits then, and is started again for another number.
+    let mut serving = None;
+    for _ in 0..3 {
+        run.spawn(
             "serve",
-            "--name",
-            "p.hang",
-            "--test-pattern",
-            "--server-bind",
-            &addr,
-            "--tls-generate",
-            "localhost",
-        ]),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "hang serve did not start");
-        std::thread::sleep(Duration::from_millis(20));
+            Command::new(env!("CARGO_BIN_EXE_hang")).args([
+                "serve",
+                "--name",
+                "p.hang",
+                "--test-pattern",
+                "--server-bind",
+                "127.0.0.1:0",
+                "--tls-generate",
+                "localhost",
+            ]),
+        );
+        // Some(line) once it serves, None if it exited first. (The run prints every log if
+        // this panics.)
+        let started = test_support::wait::until(
+            "hang serve reports its address",
+            Duration::from_secs(20),
+            || {
+                let log = run.log("serve");
+                match log.lines().find(|l| l.contains("serving")) {
+                    Some(line) => Some(Some(line.to_string())),
+                    None => run.exited("serve").map(|_| None),
+                }
+            },
+            String::new,
+        );
+        if started.is_some() {
+            serving = started;
+            break;
+        }
+        run.remove("serve");
     }
+    let serving = serving.unwrap_or_else(|| panic!("hang serve exited at start three times"));
+    let addr = serving
+        .split("addr=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no addr= in {serving:?}"));
 
     let out = run.path("out.mp4");
     let file = std::fs::File::create(&out).unwrap();
@@ -91,11 +115,21 @@ fn serve_test_pattern_plays_as_h264_and_opus() {
             .args(["subscribe", "--url", &url, "--name", "p.hang"])
             .stdout(file),
     );
-    std::thread::sleep(Duration::from_secs(3));
-    assert!(
-        subscriber.try_wait().unwrap().is_none(),
-        "hang subscribe ended early"
-    );
+    // Output until ffmpeg decodes more than 2 s of video from it (checked every 250 ms: each
+    // check decodes the whole file).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let video = probe(&out, "v:0", "nb_read_frames");
+        if field(&video, "nb_read_frames").parse().unwrap_or(0) >= 70 {
+            break;
+        }
+        assert!(
+            subscriber.try_wait().unwrap().is_none(),
+            "hang subscribe ended early"
+        );
+        assert!(Instant::now() < deadline, "not 70 video frames in a minute");
+        std::thread::sleep(Duration::from_millis(250));
+    }
     // SIGTERM: the subscriber finishes the fragment it is writing before it exits.
     let _ = Command::new("kill")
         .args(["-TERM", &subscriber.id().to_string()])

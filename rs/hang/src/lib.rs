@@ -40,6 +40,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod annexb;
 mod broadcast;
 pub mod catalog;
 mod codec;

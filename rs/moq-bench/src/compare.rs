@@ -22,7 +22,11 @@ pub struct CompareArgs {
     /// Relay A: a shell command (`sh -c`) starting a relay that listens on UDP port `{port}`
     /// with a self-signed certificate (and, for http:// URLs, serves its fingerprint on TCP
     /// `{port}`). Start it with `exec` so the shell's PID is the relay's (otherwise the
-    /// single child of the shell is sampled).
+    /// single child of the shell is sampled). A relay that can report the ports it bound (ours:
+    /// `--port-file {port_file}`) is better started on port 0: with `{port_file}` in the
+    /// command, `{port}` becomes 0, the load connects to the reported `quic` port, and an
+    /// http:// URL template becomes https:// with the fingerprint fetched from the reported
+    /// `http` listener; no other process can take the relay's port between choice and bind.
     #[arg(long, value_name = "CMD")]
     pub a: String,
 
@@ -156,14 +160,13 @@ async fn run_both(args: &CompareArgs, preset: &Preset, round: usize) -> anyhow::
     }
     // A's first, then B's, whichever started first.
     started.sort_by_key(|(side, _)| *side);
-    let started: Vec<(RelayProcess, Url, u16)> =
+    let started: Vec<(RelayProcess, Target)> =
         started.into_iter().map(|(_, relay)| relay).collect();
     let loads: Vec<Load> = started
         .iter()
         .enumerate()
-        .map(|(side, (relay, url, port))| {
-            let mut load = args.load.clone();
-            load.url = Some(url.clone());
+        .map(|(side, (relay, target))| {
+            let mut load = target.load(&args.load);
             load.relay_pid = Some(relay.relay_pid());
             load.label = Some(["A", "B"][side].to_string());
             // Distinct broadcast names, in case both commands are one relay cluster.
@@ -176,9 +179,11 @@ async fn run_both(args: &CompareArgs, preset: &Preset, round: usize) -> anyhow::
                 ["a", "b"][side]
             ));
             eprintln!(
-                "{}: relay pid {} on port {port}, load {url}",
+                "{}: relay pid {} on port {}, load {}",
                 ["A", "B"][side],
-                relay.relay_pid()
+                relay.relay_pid(),
+                target.port,
+                target.url
             );
             load
         })
@@ -191,9 +196,9 @@ async fn run_both(args: &CompareArgs, preset: &Preset, round: usize) -> anyhow::
     results[order[0]] = Some(first);
     results[order[1]] = Some(second);
     let mut out = Vec::new();
-    for (side, (relay, _, port)) in started.into_iter().enumerate() {
+    for (side, (relay, target)) in started.into_iter().enumerate() {
         let result = results[side].take().expect("a result per side");
-        let mut summary = finish(relay, cmds[side], port, result)?;
+        let mut summary = finish(relay, cmds[side], target.port, result)?;
         summary["at_once"] = json!(true);
         summary["at_once_first"] = json!(order[0] == side);
         out.push(summary);
@@ -202,13 +207,36 @@ async fn run_both(args: &CompareArgs, preset: &Preset, round: usize) -> anyhow::
     Ok([a, b])
 }
 
-/// Start a relay on a free port and wait until it accepts sessions: the relay, the load's URL
-/// and the port.
+/// Where the load finds a started relay.
+struct Target {
+    url: Url,
+    /// The relay's QUIC port.
+    port: u16,
+    /// The relay's certificate, when fetched for it (a relay on reported ports).
+    fingerprint: Option<String>,
+}
+
+impl Target {
+    /// `load` aimed at this relay.
+    fn load(&self, load: &Load) -> Load {
+        let mut load = load.clone();
+        load.url = Some(self.url.clone());
+        if let Some(fingerprint) = &self.fingerprint {
+            load.client.fingerprints = vec![fingerprint.clone()];
+        }
+        load
+    }
+}
+
+/// Start a relay and wait until it accepts sessions: the relay and where the load finds it.
 async fn start(
     args: &CompareArgs,
     cmd: &str,
     log: Option<&Path>,
-) -> anyhow::Result<(RelayProcess, Url, u16)> {
+) -> anyhow::Result<(RelayProcess, Target)> {
+    if cmd.contains("{port_file}") {
+        return start_reported(args, cmd, log).await;
+    }
     // A relay that exits right after starting lost its port to another process meanwhile:
     // try another port.
     for attempt in 1..=3 {
@@ -226,9 +254,66 @@ async fn start(
             tracing::warn!(%status, port, attempt, "the relay exited at start; another port");
             continue;
         }
-        return Ok((relay, url, port));
+        let target = Target {
+            url,
+            port,
+            fingerprint: None,
+        };
+        return Ok((relay, target));
     }
     anyhow::bail!("`{cmd}` exited at start three times")
+}
+
+/// Start a relay that binds port 0 and writes the addresses it got to `{port_file}` (JSON, one
+/// address per listener: `{"quic":"127.0.0.1:43121","http":"127.0.0.1:43122"}`).
+async fn start_reported(
+    args: &CompareArgs,
+    cmd: &str,
+    log: Option<&Path>,
+) -> anyhow::Result<(RelayProcess, Target)> {
+    static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let port_file =
+        std::env::temp_dir().join(format!("moq-bench-{}-{n}.ports.json", std::process::id()));
+    let _ = std::fs::remove_file(&port_file);
+    let filled = cmd.replace(
+        "{port_file}",
+        port_file.to_str().context("a UTF-8 temporary directory")?,
+    );
+    let mut relay = RelayProcess::spawn(&filled, 0, log)?;
+    let timeout = Duration::from_secs_f64(args.start_timeout);
+    let ports = relay.wait_port_file(&port_file, timeout).await;
+    let _ = std::fs::remove_file(&port_file);
+    let ports = ports?;
+    let listener = |name: &str| -> anyhow::Result<std::net::SocketAddr> {
+        ports[name]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .with_context(|| format!("no {name:?} address in the port file: {ports}"))
+    };
+    let port = listener("quic")?.port();
+    let mut url: Url = args
+        .url_template
+        .replace("{port}", &port.to_string())
+        .parse()
+        .context("invalid --url-template")?;
+    let mut fingerprint = None;
+    if url.scheme() == "http" {
+        // The fingerprint is served on the HTTP listener, not on the QUIC port's number.
+        let http: Url = format!("http://{}/", listener("http")?).parse()?;
+        fingerprint = Some(moq_native::fetch_fingerprint(&http).await?);
+        url.set_scheme("https")
+            .map_err(|()| anyhow::anyhow!("cannot make {url} https"))?;
+    }
+    let target = Target {
+        url,
+        port,
+        fingerprint,
+    };
+    relay
+        .wait_ready(&target.load(&args.load), &target.url, timeout)
+        .await?;
+    Ok((relay, target))
 }
 
 /// Start the relay, load it, stop it.
@@ -238,14 +323,16 @@ async fn run_one(
     cmd: &str,
     log: Option<&Path>,
 ) -> anyhow::Result<Value> {
-    let (relay, url, port) = start(args, cmd, log).await?;
+    let (relay, target) = start(args, cmd, log).await?;
     let pid = relay.relay_pid();
-    let mut load = args.load.clone();
-    load.url = Some(url.clone());
+    let mut load = target.load(&args.load);
     load.relay_pid = Some(pid);
-    eprintln!("relay pid {pid} on port {port}, load {url}");
+    eprintln!(
+        "relay pid {pid} on port {}, load {}",
+        target.port, target.url
+    );
     let result = run::run(&load, preset, false).await;
-    finish(relay, cmd, port, result)
+    finish(relay, cmd, target.port, result)
 }
 
 /// Stop the relay (whatever the load's result) and label the load's summary with its command.
@@ -287,6 +374,35 @@ impl RelayProcess {
             .spawn()
             .with_context(|| format!("cannot start `{cmd}`"))?;
         Ok(Self { child })
+    }
+
+    /// Wait (at most `timeout`) for the relay to write its port file, and parse it.
+    async fn wait_port_file(&mut self, path: &Path, timeout: Duration) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            // Written to a temporary name and renamed: a file that exists is complete.
+            match std::fs::read_to_string(path) {
+                Ok(text) => {
+                    return serde_json::from_str(&text)
+                        .with_context(|| format!("invalid port file {}: {text:?}", path.display()))
+                }
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(err).with_context(|| format!("cannot read {}", path.display()))
+                }
+                Err(_) => {}
+            }
+            if let Some(status) = self.child.try_wait()? {
+                anyhow::bail!(
+                    "the relay exited before writing its port file ({status}); see --relay-log"
+                );
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the relay did not write {} in time",
+                path.display()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Wait until a session to `url` can be established (the relay listens, and serves its

@@ -11,15 +11,16 @@
 //! tail of each child's log is printed either way.
 
 use std::{
-    collections::HashSet,
     fs::File,
     io::{BufRead, BufReader, Read, Seek, SeekFrom},
-    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket},
+    net::{Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::{mpsc, Mutex},
+    sync::mpsc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
+
+use test_support::ports::{free_port, listens};
 
 /// Our binary under test.
 const CLOCK: &str = env!("CARGO_BIN_EXE_moq-clock");
@@ -251,24 +252,7 @@ fn strip_ansi(text: &str) -> String {
     out
 }
 
-/// A port free for both UDP and TCP on 127.0.0.1, never handed out twice by this process.
-fn free_port() -> u16 {
-    static TAKEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-    for _ in 0..100 {
-        let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a UDP socket");
-        let port = udp.local_addr().expect("UDP local address").port();
-        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_err() {
-            continue;
-        }
-        let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
-        if taken.get_or_insert_with(HashSet::new).insert(port) {
-            return port;
-        }
-    }
-    panic!("no port free for both UDP and TCP on 127.0.0.1");
-}
-
-/// Start the relay on a free port and wait until its HTTP (TCP) listener accepts connections.
+/// Start the relay on a free port and wait until it has bound it (UDP and TCP).
 /// A relay that exits before listening (the port got taken meanwhile) is retried on another port.
 fn start_relay(case: &Case) -> (Proc, u16) {
     const ATTEMPTS: usize = 3;
@@ -296,7 +280,9 @@ fn start_relay(case: &Case) -> (Proc, u16) {
                 }
                 relay.assert_running();
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            // Bound by this relay: a connection alone could reach another test's server that
+            // took the port first, while this relay is about to exit.
+            if listens(relay.child.id(), port) {
                 return (relay, port);
             }
             assert!(
@@ -422,9 +408,14 @@ fn run(case: Case) {
             Ok(line) => line,
             Err(mpsc::RecvTimeoutError::Timeout) => continue,
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                std::thread::sleep(Duration::from_millis(50));
-                subscriber.assert_running();
-                panic!("[{}] subscriber closed its stdout", case.name);
+                // Its stdout closed: it is exiting. Say how it ended.
+                let status = test_support::wait::until(
+                    "the subscriber exits after closing its stdout",
+                    Duration::from_secs(5),
+                    || subscriber.child.try_wait().ok().flatten(),
+                    String::new,
+                );
+                panic!("[{}] subscriber closed its stdout ({status})", case.name);
             }
         };
         if parse_clock_line(&line).is_none() {

@@ -133,12 +133,50 @@ async fn a_frame_cut_short_aborts_only_that_group() {
     assert_eq!(sbuf[0], 0x02, "SUBSCRIBE stream");
     let id = sbuf[2];
     ssend.write_all(&[0x00, 0x01, 0x00]).await.unwrap();
+    // The relay's own copy of the track (the one its session with us feeds), held before the
+    // group is sent, so group 0 cannot be skipped or gone before it is looked at.
+    let mut upstream = relay
+        .origin
+        .consume()
+        .consume_broadcast(&path("bad"))
+        .expect("the relay has our broadcast")
+        .subscribe_track(&Track::new("t"));
     let mut group = bad.open_uni().await.unwrap();
     group
         .write_all(&[0x00, 0x02, id, 0x00, 0x00, 0x0a, b'a', b'b', b'c'])
         .await
         .unwrap();
     group.finish().unwrap();
+
+    // The relay's session aborts that group with WrongSize: its one frame is cut short, and the
+    // group ends with that error, not with a finish or any other error.
+    let mut cut = tokio::time::timeout(TIMEOUT, upstream.next_group())
+        .await
+        .expect("group 0 never reached the relay")
+        .expect("track open")
+        .expect("track not finished");
+    assert_eq!(cut.info().sequence, 0);
+    let mut frame = tokio::time::timeout(TIMEOUT, cut.next_frame())
+        .await
+        .expect("frame 0 never started")
+        .expect("frame 0 was created")
+        .expect("group 0 has a frame");
+    assert_eq!(frame.info().size, 10);
+    let partial = tokio::time::timeout(TIMEOUT, frame.read_all())
+        .await
+        .expect("frame 0 never ended");
+    assert!(
+        partial.is_err(),
+        "a 10-byte frame carrying 3 bytes was read whole: {partial:?}"
+    );
+    let end = tokio::time::timeout(TIMEOUT, cut.next_frame())
+        .await
+        .expect("group 0 never ended");
+    assert!(
+        matches!(end, Err(Error::WrongSize)),
+        "group 0 must be aborted with WrongSize, got {end:?}"
+    );
+    assert_eq!(cut.closed(), Some(Err(Error::WrongSize)));
 
     // Then a good group: it arrives intact, so only the bad group was lost.
     let mut good = bad.open_uni().await.unwrap();
@@ -153,7 +191,8 @@ async fn a_frame_cut_short_aborts_only_that_group() {
             let mut group = consumer.next_group().await.unwrap().expect("track open");
             match group.read_frame().await {
                 Ok(Some((_, payload))) if group.info().sequence == 1 => return payload,
-                // Group 0 may arrive aborted (WrongSize/Dropped) or not at all.
+                // The viewer may get group 0 aborted, or not at all (its reset can overtake
+                // its header); the relay's own copy was checked above.
                 Ok(_) | Err(_) => assert_eq!(group.info().sequence, 0),
             }
         }

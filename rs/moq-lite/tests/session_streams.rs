@@ -167,8 +167,12 @@ async fn track_info_then_subscribe_start_update_end_and_fin() {
     group.finished().await;
 
     // SUBSCRIBE_UPDATE caps the subscription at group 1: group 2 is not served and END says 2.
+    // It also raises the priority, which the publisher passes on to the track as soon as it has
+    // applied the update: that is the event to wait for before writing groups 1 and 2.
+    let before = track.requested_priority();
+    assert!(before < 9, "requested priority {before} before the update");
     let update = SubscribeUpdate {
-        priority: 0,
+        priority: 9,
         ordered: false,
         max_latency_ms: 0,
         start_group: None,
@@ -178,7 +182,10 @@ async fn track_info_then_subscribe_start_update_end_and_fin() {
     send.write_all(&update.encode_to_vec(Version::Lite05))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let raised = tokio::time::timeout(TIMEOUT, track.priority_raised(before))
+        .await
+        .expect("the publisher never applied the SUBSCRIBE_UPDATE");
+    assert_eq!(raised, 9);
     write_group(&track, 1, 4); // group 1: served
     let mut g1 = Wire::new(
         tokio::time::timeout(TIMEOUT, peer.accept_uni())
@@ -385,7 +392,8 @@ async fn upstream_subscription_is_shared_and_its_priority_raised() {
         (priority, latency) = (update.priority, update.max_latency_ms);
     }
     assert_eq!((priority, latency), (50, 800));
-    // Only one upstream subscription: no second Subscribe stream is opened.
+    // Only one upstream subscription: no second Subscribe stream is opened. (An absence can only
+    // be watched for over a window: this timeout is the check, not a wait for an event.)
     let extra = tokio::time::timeout(Duration::from_millis(300), publisher.accept_bi()).await;
     assert!(extra.is_err(), "a second upstream stream was opened");
     // The relay's metrics say the same: one upstream subscription, two viewers of cam.

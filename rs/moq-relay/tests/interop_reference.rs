@@ -6,12 +6,13 @@
 //! (default `~/.cache/moq-interop`); ffmpeg by `scripts/test.sh`. A missing peer fails the test.
 
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use test_support::relay::{RelayAddrs, RelayOptions};
+use test_support::Run;
 
 fn peers_dir() -> PathBuf {
     std::env::var_os("MOQ_PEERS_DIR")
@@ -42,128 +43,16 @@ fn tool(name: &str) -> PathBuf {
     })
 }
 
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "moq-relay-interop-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Child processes killed and reaped on drop, with their stderr kept in files for failures.
-struct Procs {
-    children: Vec<(String, Child, PathBuf)>,
-    scratch: Scratch,
-}
-
-impl Procs {
-    fn new(tag: &str) -> Self {
-        Self {
-            children: Vec::new(),
-            scratch: Scratch::new(tag),
-        }
-    }
-
-    fn spawn(&mut self, name: &str, cmd: &mut Command) -> &mut Child {
-        let log = self.scratch.path(&format!("{name}.log"));
-        let file = std::fs::File::create(&log).unwrap();
-        // RUST_LIB_BACKTRACE=0: an error returned from main prints its message, not a backtrace
-        // longer than the log tail we print (panics keep theirs).
-        cmd.stderr(file)
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .env("RUST_LIB_BACKTRACE", "0");
-        for (key, _) in std::env::vars() {
-            if key.starts_with("MOQ_") && key != "MOQ_PEERS_DIR" {
-                cmd.env_remove(key);
-            }
-        }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        self.children.push((name.to_string(), child, log));
-        &mut self.children.last_mut().unwrap().1
-    }
-
-    fn logs(&self) -> String {
-        let mut out = String::new();
-        for (name, _, log) in &self.children {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(25).collect();
-            out += &format!(
-                "--- {name} ---\n{}\n",
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        }
-        out
-    }
-}
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for (_, child, _) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("{}", self.logs());
-        }
-    }
-}
-
-/// A port free on both UDP and TCP.
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// Start our relay (anonymous everywhere unless `args` say otherwise) and wait until it serves HTTP.
-fn relay(procs: &mut Procs, args: &[&str]) -> u16 {
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_moq-relay"));
-    cmd.args([
-        "--listen",
-        &addr,
-        "--tls-generate",
-        "localhost",
-        "--web-http-listen",
-        &addr,
-    ])
-    .args(args);
-    procs.spawn("relay", &mut cmd);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "relay did not start\n{}",
-            procs.logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    port
+/// Start our relay (anonymous everywhere unless `args` say otherwise) on ports it chooses, as
+/// child "relay". The reference clients skip certificate verification: they use its `https://`
+/// URLs without the fingerprint.
+fn relay(procs: &mut Run, args: &[&str]) -> RelayAddrs {
+    let options = RelayOptions::new().args(args.iter().copied());
+    procs.start_relay(
+        "relay",
+        Path::new(env!("CARGO_BIN_EXE_moq-relay")),
+        &options,
+    )
 }
 
 /// Lines of a child's stdout, on a channel.
@@ -181,7 +70,7 @@ fn lines(child: &mut Child) -> mpsc::Receiver<String> {
 }
 
 /// Wait for `n` clock lines (`YYYY-MM-DD HH:MM:SS`) and return them.
-fn clock_lines(rx: &mpsc::Receiver<String>, n: usize, procs: &Procs, who: &str) -> Vec<String> {
+fn clock_lines(rx: &mpsc::Receiver<String>, n: usize, procs: &Run, who: &str) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut got = Vec::new();
     while got.len() < n {
@@ -207,7 +96,7 @@ fn is_clock(line: &str) -> bool {
 }
 
 fn ref_clock(
-    procs: &mut Procs,
+    procs: &mut Run,
     name: &str,
     url: &str,
     broadcast: &str,
@@ -232,9 +121,9 @@ fn ref_clock(
 /// Reference clock publisher and subscribers through our relay, lite-03 and lite-02 mixed.
 #[test]
 fn reference_clocks_through_our_relay() {
-    let mut procs = Procs::new("clock");
-    let port = relay(&mut procs, &["--auth-public", ""]);
-    let url = format!("http://127.0.0.1:{port}/anon");
+    let mut procs = Run::new("clock");
+    let relay = relay(&mut procs, &["--auth-public", ""]);
+    let url = relay.url("/anon");
     let _publisher = ref_clock(
         &mut procs,
         "publisher-lite03",
@@ -280,7 +169,7 @@ fn reference_clocks_through_our_relay() {
         "subscribe",
     );
     clock_lines(&sub, 3, &procs, "lite-03 subscriber of a lite-02 publisher");
-    let relay_log = std::fs::read_to_string(&procs.children[0].2).unwrap();
+    let relay_log = procs.log("relay");
     assert!(
         relay_log.contains("moq-lite-02") && relay_log.contains("moq-lite-03"),
         "both versions negotiated\n{relay_log}"
@@ -294,9 +183,9 @@ fn reference_moq_cli_fmp4_through_our_relay() {
     let ffmpeg = tool("ffmpeg");
     let ffprobe = tool("ffprobe");
     let moq = peer("cli-0.14.10", "moq");
-    let mut procs = Procs::new("cli");
-    let port = relay(&mut procs, &["--auth-public", ""]);
-    let url = format!("http://127.0.0.1:{port}/anon");
+    let mut procs = Run::new("cli");
+    let relay = relay(&mut procs, &["--auth-public", ""]);
+    let url = relay.url("/anon");
 
     let mut source = Command::new(ffmpeg);
     source
@@ -347,7 +236,7 @@ fn reference_moq_cli_fmp4_through_our_relay() {
     procs.spawn("moq-publish", &mut publish);
 
     for version in ["moq-lite-05", "moq-lite-02"] {
-        let out = procs.scratch.path(&format!("out-{version}.mp4"));
+        let out = procs.path(&format!("out-{version}.mp4"));
         let mut export = Command::new(&moq);
         export
             .args([
@@ -412,9 +301,9 @@ fn reference_moq_cli_fmp4_through_our_relay() {
 #[test]
 fn reference_token_is_accepted() {
     let token_cli = peer("token-cli-0.5.48", "moq-token");
-    let mut procs = Procs::new("token");
-    let key = procs.scratch.path("root.jwk");
-    let public = procs.scratch.path("public.jwk");
+    let mut procs = Run::new("token");
+    let key = procs.path("root.jwk");
+    let public = procs.path("public.jwk");
     let status = Command::new(&token_cli)
         .args(["generate", "--algorithm", "ES256", "--out"])
         .arg(&key)
@@ -436,8 +325,8 @@ fn reference_token_is_accepted() {
     );
     let token = String::from_utf8(output.stdout).unwrap().trim().to_string();
 
-    let port = relay(&mut procs, &["--auth-key", public.to_str().unwrap()]);
-    let good = format!("http://127.0.0.1:{port}/demo?jwt={token}");
+    let relay = relay(&mut procs, &["--auth-key", public.to_str().unwrap()]);
+    let good = relay.url(&format!("/demo?jwt={token}"));
     let _publisher = ref_clock(&mut procs, "publisher", &good, "clock", None, "publish");
     let sub = ref_clock(
         &mut procs,
@@ -454,14 +343,10 @@ fn reference_token_is_accepted() {
     for (name, url, path) in [
         (
             "refused-root",
-            format!("http://127.0.0.1:{port}/other?jwt={token}"),
+            relay.url(&format!("/other?jwt={token}")),
             "/other",
         ),
-        (
-            "refused-anon",
-            format!("http://127.0.0.1:{port}/demo"),
-            "/demo",
-        ),
+        ("refused-anon", relay.url("/demo"), "/demo"),
     ] {
         let mut cmd = Command::new(peer("clock-0.10.21", "moq-clock"));
         cmd.args([
@@ -477,7 +362,7 @@ fn reference_token_is_accepted() {
         let want = format!("path=\"{path}\"");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let log = std::fs::read_to_string(&procs.children[0].2).unwrap();
+            let log = procs.log("relay");
             if log
                 .lines()
                 .any(|l| l.contains("refusing WebTransport session: 401") && l.contains(&want))

@@ -3,6 +3,7 @@
  *
  * - {@link parseCatalog} / {@link serializeCatalog}: the catalog (`catalog.json` track).
  * - {@link encodeFrame} / {@link decodeFrame}: the legacy frame container (varint µs timestamp + payload).
+ * - {@link annexBNalUnits}: the NAL units of an H.264/H.265 Annex-B buffer.
  * - {@link Watch}: catalog → WebCodecs → canvas + AudioWorklet, with a jitter buffer, group skipping,
  *   A/V sync and reconnects. {@link Publish}: camera/screen/microphone → WebCodecs → tracks + catalog.
  * - Web components `<hang-watch>` and `<hang-publish>`: call {@link registerElements} once, or import
@@ -16,6 +17,7 @@
  * document.querySelector("hang-watch")?.addEventListener("stats", (e) => console.log(e.detail));
  */
 
+export { annexBNalUnits } from "./annexb.ts";
 export {
 	alignAudio,
 	Backoff,

@@ -57,34 +57,6 @@ pub enum ExportError {
 
 const START_CODE: [u8; 4] = [0, 0, 0, 1];
 
-/// Split an Annex-B access unit into NAL units (without start codes).
-fn annexb_nals(payload: &[u8]) -> Vec<&[u8]> {
-    let mut nals = Vec::new();
-    let mut start = None;
-    let mut i = 0;
-    while i + 3 <= payload.len() {
-        if payload[i..i + 3] == [0, 0, 1] {
-            if let Some(s) = start {
-                nals.push(trim_zeros(&payload[s..i]));
-            }
-            i += 3;
-            start = Some(i);
-        } else {
-            i += 1;
-        }
-    }
-    if let Some(s) = start {
-        nals.push(trim_zeros(&payload[s..]));
-    }
-    nals.retain(|n| !n.is_empty());
-    nals
-}
-
-fn trim_zeros(nal: &[u8]) -> &[u8] {
-    let end = nal.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
-    &nal[..end]
-}
-
 /// Split a length-prefixed (AVCC/HVCC) access unit into NAL units.
 fn length_prefixed_nals(payload: &[u8], length_size: usize) -> Result<Vec<&[u8]>, String> {
     if !(1..=4).contains(&length_size) {
@@ -112,7 +84,7 @@ fn length_prefixed_nals(payload: &[u8], length_size: usize) -> Result<Vec<&[u8]>
 
 /// An Annex-B access unit as 4-byte length-prefixed NAL units.
 fn annexb_to_avcc(payload: &[u8]) -> Bytes {
-    let nals = annexb_nals(payload);
+    let nals: Vec<&[u8]> = crate::annexb::nal_units(payload).collect();
     let mut out = BytesMut::with_capacity(payload.len() + 4 * nals.len());
     for nal in nals {
         out.put_u32(nal.len() as u32);
@@ -123,7 +95,7 @@ fn annexb_to_avcc(payload: &[u8]) -> Bytes {
 
 /// An avcC record holding the SPS and PPS found in an Annex-B access unit.
 fn avcc_from_annexb(payload: &[u8]) -> Option<Avcc> {
-    let nals = annexb_nals(payload);
+    let nals: Vec<&[u8]> = crate::annexb::nal_units(payload).collect();
     let sps: Vec<Vec<u8>> = nals
         .iter()
         .filter(|n| n[0] & 0x1f == 7)
@@ -163,7 +135,7 @@ mod tests {
         let annexb = [
             0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 0,
         ];
-        let nals = annexb_nals(&annexb);
+        let nals: Vec<&[u8]> = crate::annexb::nal_units(&annexb).collect();
         assert_eq!(nals, [&[0x67, 1, 2][..], &[0x68, 3], &[0x65, 4]]);
         let avcc = annexb_to_avcc(&annexb);
         assert_eq!(

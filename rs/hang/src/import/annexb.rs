@@ -1,6 +1,6 @@
 //! Raw H.264 Annex-B import (`ffmpeg -c:v libx264 -f h264 -` or `-bsf:v h264_mp4toannexb`).
 //!
-//! The stream is split on 3- and 4-byte start codes; NAL units are grouped into access units (a
+//! The stream is split on 3- and 4-byte start codes ([`crate::annexb`]); NAL units are grouped into access units (a
 //! new one starts at an AUD, SPS, PPS or SEI, or at a slice whose `first_mb_in_slice` is 0, once
 //! the pending unit holds a slice). Each access unit becomes one frame, re-emitted with 4-byte
 //! start codes; it is a keyframe when it holds an IDR slice. The rendition is `avc3.PPCCLL`
@@ -16,6 +16,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 
 use super::ImportError;
+use crate::annexb::{self, find_start_code};
 use crate::catalog::VideoConfig;
 use crate::{codec, BroadcastProducer, Frame, TrackProducer};
 
@@ -246,19 +247,10 @@ fn start_code_at(buf: &[u8]) -> Result<Option<usize>, ImportError> {
     }
 }
 
-/// Position of the next start code (including a fourth leading zero) at or after `from`.
-fn find_start_code(buf: &[u8], from: usize) -> Option<usize> {
-    let at = buf.get(from..)?.windows(3).position(|w| w == [0, 0, 1])? + from;
-    Some(if at > 0 && buf[at - 1] == 0 {
-        at - 1
-    } else {
-        at
-    })
-}
-
+/// `nal` without its trailing zero bytes, sharing its storage.
 fn trim_trailing_zeros(nal: Bytes) -> Bytes {
-    let end = nal.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
-    nal.slice(..end)
+    let len = annexb::trim_trailing_zeros(&nal).len();
+    nal.slice(..len)
 }
 
 #[cfg(test)]
@@ -272,8 +264,5 @@ mod tests {
         assert_eq!(start_code_at(&[0, 0, 0, 1, 9]).unwrap(), Some(4));
         assert!(start_code_at(&[0, 1, 9]).is_err());
         assert!(start_code_at(b"garbage").is_err());
-        assert_eq!(find_start_code(&[0, 0, 1, 9, 0, 0, 0, 1, 5], 3), Some(4));
-        assert_eq!(find_start_code(&[0, 0, 1, 9, 7, 0, 0, 1, 5], 3), Some(5));
-        assert_eq!(find_start_code(&[0, 0, 1, 9], 3), None);
     }
 }

@@ -1,5 +1,5 @@
-//! Shared set-up for the relay's integration tests: the real `moq-relay` binary on free ports,
-//! in-process moq-lite clients pinned to its certificate (WebTransport and raw QUIC), a scraper for
+//! Shared set-up for the relay's integration tests: the real `moq-relay` binary on the ports it
+//! chose (`--port-file`), in-process moq-lite clients pinned to its certificate (WebTransport and raw QUIC), a scraper for
 //! `/metrics`, a hand-driven lite-05 peer for byte-level tests, and a UDP proxy that can freeze a
 //! client's path.
 //!
@@ -9,10 +9,10 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path as FsPath, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,30 +29,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the relay gets to start (bind and answer `/health`).
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A scratch directory removed on drop.
-pub struct Scratch(PathBuf);
-
-impl Scratch {
-    pub fn new(tag: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("moq-relay-test-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create scratch dir");
-        Self(dir)
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub use test_support::ports::{free_port, PortFile};
+pub use test_support::Scratch;
 
 /// A TCP port that was free when asked (for listeners that only need TCP).
 pub fn free_tcp_port() -> u16 {
@@ -63,29 +41,7 @@ pub fn free_tcp_port() -> u16 {
         .port()
 }
 
-/// A port free on both UDP and TCP at 127.0.0.1 when asked: the relay serves QUIC and the web
-/// listener on the same number. Another process may still take it before the relay binds; the
-/// caller retries with a new port then.
-pub fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// Environment variables that would change the relay's configuration (or its log lines, which
-/// some tests read) behind the test's back.
-pub fn clean_env(cmd: &mut Command) {
-    for (key, _) in std::env::vars() {
-        if key.starts_with("MOQ_") || key == "RUST_LOG" {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("NO_COLOR", "1");
-}
+pub use test_support::process::clean_env;
 
 /// The last `n` lines of a file.
 pub fn tail(path: &FsPath, n: usize) -> String {
@@ -99,7 +55,7 @@ pub struct Relay {
     child: Option<Child>,
     /// QUIC (UDP) port.
     pub port: u16,
-    /// Public HTTP listener (the QUIC port number unless the test chose otherwise).
+    /// Public HTTP listener.
     pub web: u16,
     /// A port the relay was not told to bind (for configuration values that must not win).
     pub spare: u16,
@@ -114,13 +70,14 @@ pub struct Relay {
 
 /// What to start a relay with. Arguments, file contents and environment values may hold
 /// placeholders filled in for each attempt: `{port}` (QUIC, UDP), `{web}` (HTTP), `{internal}`
-/// (metrics), `{spare}` (a port nothing binds) and `{dir}` (the relay's directory).
+/// (metrics) for a relay started [`RelayArgs::exactly`], `{spare}` (a port nothing binds) and
+/// `{dir}` (the relay's directory).
 pub struct RelayArgs {
     args: Vec<String>,
     files: Vec<(String, String)>,
     env: Vec<(String, String)>,
-    /// Prepend `--listen`, `--tls-generate`, `--web-http-listen` (on the QUIC port number) and
-    /// `--internal-listen`.
+    /// Prepend `--listen`, `--tls-generate`, `--web-http-listen` and `--internal-listen`, all on
+    /// port 0, and `--port-file`.
     defaults: bool,
 }
 
@@ -162,14 +119,20 @@ impl Relay {
         Self::start(RelayArgs::new(&["--auth-public", ""])).await
     }
 
-    /// Start the relay on fresh ports and wait until `/health` answers on the internal listener.
+    /// Start the relay and wait until `/health` answers on the internal listener. With the
+    /// default flags it binds port 0 everywhere and reports what it got (`--port-file`); a
+    /// configuration of its own binds ports chosen free here, and the start is retried on new ones
+    /// when another process took one first.
     pub async fn start(spec: RelayArgs) -> Self {
         let scratch = Scratch::new("relay");
-        let dir = scratch.0.to_str().unwrap().to_string();
-        // A free port can be taken between asking and binding: try again with new ones then.
+        let dir = scratch.dir().to_str().unwrap().to_string();
         for attempt in 0..5 {
-            let (port, internal, spare) = (free_port(), free_tcp_port(), free_port());
-            let web = if spec.defaults { port } else { free_tcp_port() };
+            let spare = free_port();
+            let (port, web, internal) = if spec.defaults {
+                (0, 0, 0) // learnt from the port file
+            } else {
+                (free_port(), free_tcp_port(), free_tcp_port())
+            };
             let fill = |s: &str| {
                 s.replace("{port}", &port.to_string())
                     .replace("{web}", &web.to_string())
@@ -183,19 +146,15 @@ impl Relay {
                 std::fs::write(file, fill(contents)).unwrap();
             }
             let log = scratch.path(&format!("relay-{attempt}.log"));
+            let port_file = scratch.path(&format!("ports-{attempt}.json"));
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_moq-relay"));
             clean_env(&mut cmd);
             if spec.defaults {
-                let addr = format!("127.0.0.1:{port}");
-                cmd.args([
-                    "--listen",
-                    &addr,
-                    "--tls-generate",
-                    "localhost",
-                    "--web-http-listen",
-                    &addr,
-                ])
-                .args(["--internal-listen", &format!("127.0.0.1:{internal}")]);
+                cmd.args(["--listen", "127.0.0.1:0", "--tls-generate", "localhost"])
+                    .args(["--web-http-listen", "127.0.0.1:0"])
+                    .args(["--internal-listen", "127.0.0.1:0"])
+                    .arg("--port-file")
+                    .arg(&port_file);
             }
             cmd.args(spec.args.iter().map(|a| fill(a)))
                 .envs(spec.env.iter().map(|(k, v)| (k, fill(v))))
@@ -213,6 +172,16 @@ impl Relay {
                 log,
                 scratch: None,
             };
+            if spec.defaults {
+                let child = relay.child.as_mut().expect("just started");
+                let ports = PortFile::wait(&port_file, START_TIMEOUT, || {
+                    child.try_wait().ok().flatten().is_some()
+                })
+                .unwrap_or_else(|err| panic!("moq-relay: {err}\n{}", relay.log_tail(20)));
+                relay.port = ports.addr("quic").port();
+                relay.web = ports.addr("http").port();
+                relay.internal = ports.addr("internal").port();
+            }
             match relay.wait_healthy().await {
                 Ok(()) => {
                     let (status, body) = relay
@@ -231,7 +200,8 @@ impl Relay {
                 }
                 Err(exited) => {
                     let log = relay.log_tail(20);
-                    if exited && (log.contains("cannot bind") || log.contains("failed to bind")) {
+                    let taken = log.contains("cannot bind") || log.contains("failed to bind");
+                    if exited && taken && !spec.defaults {
                         continue; // Dropping `relay` reaps the process.
                     }
                     panic!("moq-relay did not start (exited: {exited}):\n{log}");

@@ -1,26 +1,6 @@
 /** H.264 helpers for the publisher: codec strings from SPS and level selection. */
 
-/** The NAL units of an Annex-B access unit (without start codes). */
-export function annexBNalUnits(data: Uint8Array): Uint8Array[] {
-	const units: Uint8Array[] = [];
-	let start = -1;
-	let i = 0;
-	while (i + 2 < data.length) {
-		if (data[i] === 0 && data[i + 1] === 0 && data[i + 2] === 1) {
-			if (start >= 0) {
-				let end = i;
-				while (end > start && data[end - 1] === 0) end--;
-				units.push(data.subarray(start, end));
-			}
-			i += 3;
-			start = i;
-		} else {
-			i++;
-		}
-	}
-	if (start >= 0 && start < data.length) units.push(data.subarray(start));
-	return units;
-}
+import { annexBNalUnits } from "../annexb.ts";
 
 /**
  * The catalog codec string of an Annex-B access unit holding an SPS: `avc3.PPCCLL` (in-band
