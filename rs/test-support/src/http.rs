@@ -1,14 +1,14 @@
-//! Plain HTTP/1.1 GETs (the relay's `/certificate.sha256`, `/announced`, `/metrics`) on hyper.
+//! Plain HTTP/1.1 GETs (the relay's `/certificate.sha256`, `/announced`, `/metrics`): a test's
+//! view of `moq_native::http_get_response` (hyper), with the body as text.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
-
 /// Upper bound for one request, connection included.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest body a test reads (a relay's `/metrics` with many sessions is well below).
+pub const MAX_BODY: usize = 64 << 20;
 
 /// A response: status and body (as text, lossily).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,55 +31,27 @@ impl Response {
     }
 }
 
-/// GET `path` from `addr` over HTTP/1.1, within [`TIMEOUT`].
+/// GET `path` from `addr` over HTTP/1.1, within [`TIMEOUT`], whatever the status.
 pub async fn get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
-    tokio::time::timeout(TIMEOUT, get_unbounded(addr, path))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "HTTP timeout"))?
-}
-
-async fn get_unbounded(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let url = format!("http://{addr}{path}");
+    let response = moq_native::http_get_response(&url, MAX_BODY, TIMEOUT)
         .await
         .map_err(std::io::Error::other)?;
-    let request = hyper::Request::get(path)
-        .header(hyper::header::HOST, addr.to_string())
-        .body(Empty::<Bytes>::new())
-        .map_err(std::io::Error::other)?;
-    let exchange = async {
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(std::io::Error::other)?;
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(std::io::Error::other)?
-            .to_bytes();
-        Ok::<_, std::io::Error>(Response {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
+    let headers = response
+        .headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
         })
-    };
-    // The connection is driven beside the exchange and dropped with it.
-    tokio::select! {
-        response = exchange => response,
-        Err(err) = connection => Err(std::io::Error::other(err)),
-    }
+        .collect();
+    Ok(Response {
+        status: response.status,
+        headers,
+        body: String::from_utf8_lossy(&response.body).into_owned(),
+    })
 }
 
 /// [`get`] from synchronous code (also from inside an async test: it runs on its own thread
