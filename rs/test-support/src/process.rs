@@ -63,10 +63,13 @@ impl Run {
         );
         let log = std::fs::File::create(self.log_path(name)).expect("create a child's log");
         clean_env(cmd);
-        let child = cmd
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
+        let child = cmd.stderr(log).spawn().unwrap_or_else(|e| {
+            let program = cmd.get_program().to_string_lossy().into_owned();
+            panic!(
+                "cannot start {name} ({cmd:?}): {e}{}",
+                install_hint(&program, &e)
+            )
+        });
         self.children.push((name.to_string(), child));
         &mut self.children.last_mut().expect("just pushed").1
     }
@@ -209,5 +212,51 @@ mod tests {
             "one\n"
         );
         assert_eq!(run.log("a"), "two\n");
+    }
+}
+
+/// How to install `program` when starting it failed because it is not there: the tests' tools
+/// and where they come from (README, "Building and testing").
+pub fn install_hint(program: &str, error: &std::io::Error) -> String {
+    if error.kind() != std::io::ErrorKind::NotFound {
+        return String::new();
+    }
+    let name = std::path::Path::new(program)
+        .file_name()
+        .map_or(program.into(), |n| n.to_string_lossy().into_owned());
+    let how = match name.as_str() {
+        "ffmpeg" | "ffprobe" => "apt-get install ffmpeg (scripts/test.sh installs it)",
+        "ip" | "tc" => "apt-get install iproute2 (scripts/test.sh installs it)",
+        "chromium" => "scripts/js-setup.sh --browser (scripts/test.sh runs it)",
+        "moq-relay" | "hang" | "moq-clock" | "moq-token" | "moq-bench"
+            if program.contains("moq-interop") =>
+        {
+            "scripts/install-peers.sh (reference peers; scripts/test.sh runs it)"
+        }
+        "moq-relay" | "hang" | "moq-clock" | "moq-token" | "moq-bench" => {
+            "cargo build --workspace (cargo test --workspace builds it)"
+        }
+        _ => return String::new(),
+    };
+    format!("\n{name} is missing: {how}")
+}
+
+#[cfg(test)]
+mod install_hint_tests {
+    use super::install_hint;
+
+    #[test]
+    fn a_missing_tool_names_its_install_command() {
+        let missing = std::process::Command::new("/nonexistent/ffmpeg")
+            .spawn()
+            .unwrap_err();
+        assert!(install_hint("/nonexistent/ffmpeg", &missing).contains("apt-get install ffmpeg"));
+        assert!(install_hint(
+            "/x/.cache/moq-interop/relay-0.17.10/bin/moq-relay",
+            &missing
+        )
+        .contains("scripts/install-peers.sh"));
+        let other = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert_eq!(install_hint("ffmpeg", &other), "");
     }
 }
