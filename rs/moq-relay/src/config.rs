@@ -61,6 +61,11 @@ pub struct Config {
     #[command(flatten)]
     pub log: Log,
 
+    /// `[cluster]`: links to other relays.
+    #[command(flatten, next_help_heading = "Cluster")]
+    #[serde(default)]
+    pub cluster: Cluster,
+
     /// Once every listener is bound, write their addresses to this file as JSON, e.g.
     /// {"quic":"127.0.0.1:43121","http":"127.0.0.1:43122","internal":"127.0.0.1:43123"}
     /// (written to PATH.tmp, then renamed). With port 0 in a listen address, the file tells the
@@ -321,6 +326,76 @@ pub struct Internal {
     pub listen: Option<SocketAddr>,
 }
 
+/// `[cluster]`: this relay's links to other relays (docs/cluster.md). A link is an ordinary
+/// session at `/` that publishes this relay's whole origin and subscribes to the peer's; hop
+/// chains keep the routes loop-free (spec §13.1).
+#[derive(Args, Serialize, Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cluster {
+    /// This relay's origin (hop) id in the cluster: non-zero, below 2^53 (browsers read hop ids as
+    /// JavaScript numbers). [default: random per start]
+    #[arg(
+        id = "cluster_id",
+        long = "cluster-id",
+        env = "MOQ_CLUSTER_ID",
+        value_name = "N"
+    )]
+    pub id: Option<u64>,
+
+    /// A peer relay to link to (repeatable, or comma-separated): https://host:port/ (WebTransport),
+    /// http://host:port/ (pin the certificate served over HTTP at that port first) or
+    /// moql://host:port/ (raw QUIC). `?cost=N` is read here and not sent. Redialed forever, with
+    /// jittered backoff up to 10 s.
+    #[arg(
+        id = "cluster_connect",
+        long = "cluster-connect",
+        env = "MOQ_CLUSTER_CONNECT",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    pub connect: Vec<String>,
+
+    /// A file holding the JWT sent as `?jwt=` on our dials (a token granting publish and
+    /// subscribe at `/` on the peers).
+    #[arg(
+        id = "cluster_token",
+        long = "cluster-token",
+        env = "MOQ_CLUSTER_TOKEN",
+        value_name = "FILE"
+    )]
+    pub token: Option<PathBuf>,
+
+    /// This relay's advertised address (identity only: it dials nothing).
+    #[arg(
+        id = "cluster_node",
+        long = "cluster-node",
+        env = "MOQ_CLUSTER_NODE",
+        value_name = "URL"
+    )]
+    pub node: Option<String>,
+
+    /// Dial peers without verifying their certificate (tests, private networks).
+    #[arg(
+        id = "connect_tls_insecure",
+        long = "connect-tls-insecure",
+        env = "MOQ_CONNECT_TLS_INSECURE",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub connect_tls_insecure: Option<bool>,
+
+    /// Accept a peer whose certificate has this SHA-256 fingerprint (hex; repeatable).
+    #[arg(
+        id = "connect_tls_fingerprint",
+        long = "connect-tls-fingerprint",
+        env = "MOQ_CONNECT_TLS_FINGERPRINT",
+        value_name = "HEX",
+        value_delimiter = ','
+    )]
+    pub connect_tls_fingerprint: Vec<String>,
+}
+
 /// `[limits]`.
 #[derive(Args, Serialize, Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields)]
@@ -442,6 +517,12 @@ impl Config {
             (1..=MAX_SESSIONS).contains(&max_sessions),
             "max_sessions {max_sessions}: must be 1..={MAX_SESSIONS}"
         );
+        if let Some(id) = self.cluster.id {
+            anyhow::ensure!(
+                (1..1u64 << 53).contains(&id),
+                "cluster id {id}: must be 1..2^53 (browsers read hop ids as JavaScript numbers)"
+            );
+        }
         let mtu = self.server.quic_max_mtu;
         anyhow::ensure!(
             MTU_RANGE.contains(&i64::from(mtu)),
@@ -775,6 +856,42 @@ mod tests {
             env: ("MOQ_LOG_LEVEL", "debug"),
             toml: "[log]\nlevel = \"debug\"",
             check: |c| c.log.level == tracing::Level::DEBUG,
+        },
+        Case {
+            flag: &["--cluster-id", "7"],
+            env: ("MOQ_CLUSTER_ID", "7"),
+            toml: "[cluster]\nid = 7",
+            check: |c| c.cluster.id == Some(7),
+        },
+        Case {
+            flag: &["--cluster-connect", "moql://a:1/,https://b:2/?cost=3"],
+            env: ("MOQ_CLUSTER_CONNECT", "moql://a:1/,https://b:2/?cost=3"),
+            toml: "[cluster]\nconnect = [\"moql://a:1/\", \"https://b:2/?cost=3\"]",
+            check: |c| c.cluster.connect == ["moql://a:1/", "https://b:2/?cost=3"],
+        },
+        Case {
+            flag: &["--cluster-token", "peer.jwt"],
+            env: ("MOQ_CLUSTER_TOKEN", "peer.jwt"),
+            toml: "[cluster]\ntoken = \"peer.jwt\"",
+            check: |c| c.cluster.token == Some(PathBuf::from("peer.jwt")),
+        },
+        Case {
+            flag: &["--cluster-node", "https://me:4443/"],
+            env: ("MOQ_CLUSTER_NODE", "https://me:4443/"),
+            toml: "[cluster]\nnode = \"https://me:4443/\"",
+            check: |c| c.cluster.node.as_deref() == Some("https://me:4443/"),
+        },
+        Case {
+            flag: &["--connect-tls-insecure"],
+            env: ("MOQ_CONNECT_TLS_INSECURE", "true"),
+            toml: "[cluster]\nconnect_tls_insecure = true",
+            check: |c| c.cluster.connect_tls_insecure == Some(true),
+        },
+        Case {
+            flag: &["--connect-tls-fingerprint", "ab12"],
+            env: ("MOQ_CONNECT_TLS_FINGERPRINT", "ab12"),
+            toml: "[cluster]\nconnect_tls_fingerprint = [\"ab12\"]",
+            check: |c| c.cluster.connect_tls_fingerprint == ["ab12"],
         },
         Case {
             flag: &["--port-file", "ports.json"],

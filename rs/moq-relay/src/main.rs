@@ -1,6 +1,7 @@
 //! `moq-relay`: the moq-lite relay binary. See `docs/relay.md`.
 
 mod auth;
+mod cluster;
 mod config;
 mod metrics;
 mod relay;
@@ -67,9 +68,13 @@ async fn main() -> anyhow::Result<()> {
         max_bidi: quic.quic_max_streams_bidi,
     });
 
-    let relay = Relay::new(auth, config.limits.max_sessions)
+    let mut relay = Relay::new(auth, config.limits.max_sessions)
         .with_stream_window(streams)
         .with_handshake_timeout(config.limits.handshake_timeout);
+    if let Some(id) = config.cluster.id {
+        relay.origin_id = id;
+    }
+    let peers = cluster_peers(&config.cluster)?;
     let mut server = moq_native::QuicServer::new(moq_native::QuicServerConfig {
         bind: quic.bind,
         tls: moq_native::ServerTlsConfig {
@@ -133,6 +138,14 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(path = %path.display(), "wrote the bound addresses");
     }
 
+    if !peers.is_empty() {
+        let client = cluster_client(&config.cluster)?;
+        for peer in peers {
+            tracing::info!(peer = %peer.display(), cost = peer.cost, origin_id = relay.origin_id, "linking to cluster peer");
+            tokio::spawn(cluster::link(relay.clone(), client.clone(), peer));
+        }
+    }
+
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
@@ -151,6 +164,41 @@ async fn main() -> anyhow::Result<()> {
     // Exiting now would drop the close frames still queued for the peers, leaving them to time out.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), server.wait_idle()).await;
     Ok(())
+}
+
+/// The `--cluster-connect` peers, with the `--cluster-token` (if any) in their URLs.
+fn cluster_peers(config: &config::Cluster) -> anyhow::Result<Vec<cluster::Peer>> {
+    let token = match &config.token {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --cluster-token {}", path.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    config
+        .connect
+        .iter()
+        .filter(|url| !url.trim().is_empty())
+        .map(|url| cluster::Peer::parse(url.trim(), token.as_deref()))
+        .collect()
+}
+
+/// The QUIC client the cluster links dial with: keep-alives well inside any peer's idle timeout
+/// (the reference's is 10 s), so links never idle out.
+fn cluster_client(config: &config::Cluster) -> anyhow::Result<moq_native::QuicClient> {
+    let client = moq_native::QuicClientConfig {
+        disable_verify: config.connect_tls_insecure.unwrap_or(false),
+        fingerprints: config.connect_tls_fingerprint.clone(),
+        quic: moq_native::QuicConfig {
+            keep_alive_ms: moq_native::CLIENT_KEEP_ALIVE_MS,
+            idle_timeout_ms: moq_native::CLIENT_IDLE_TIMEOUT_MS,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Ok(moq_native::QuicClient::new(client)?)
 }
 
 /// The addresses the relay's listeners are bound to, as `--port-file` reports them: the ports the
