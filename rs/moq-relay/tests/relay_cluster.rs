@@ -108,3 +108,125 @@ async fn a_triangle_delivers_without_loops() {
         assert!(!relay.log().contains("panicked"), "{}", relay.log());
     }
 }
+
+/// The reference `moq-relay` 0.17.10 (scripts/install-peers.sh), cluster id `id`, anonymous
+/// access, on a free port (it cannot report one): started again if another process took it.
+fn reference_relay(run: &mut test_support::Run, id: u64, connect: Option<&str>) -> u16 {
+    let dir = std::env::var_os("MOQ_PEERS_DIR")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME"))
+                .join(".cache/moq-interop")
+        });
+    let bin = dir.join("relay-0.17.10/bin/moq-relay");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run scripts/install-peers.sh",
+        bin.display()
+    );
+    for attempt in 0..5 {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let id = id.to_string();
+        let mut args = vec![
+            "--listen",
+            &addr,
+            "--listen-tls-generate",
+            "localhost",
+            "--auth-public",
+            "**",
+            "--cluster-id",
+            &id,
+        ];
+        if let Some(url) = connect {
+            args.extend(["--cluster-connect", url, "--connect-tls-insecure"]);
+        }
+        args.extend(["--web-http-listen", &addr]);
+        let name = format!("reference-{id}-{attempt}");
+        run.spawn(&name, std::process::Command::new(&bin).args(&args));
+        let pid = run.child(&name).id();
+        // Polled: the reference cannot tell when it has bound its port.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if test_support::ports::listens(pid, port) {
+                return port;
+            }
+            if run.exited(&name).is_some() {
+                break; // the port was taken: another attempt on another port
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    panic!(
+        "the reference relay did not start in 5 attempts\n{}",
+        run.logs()
+    );
+}
+
+/// A session with the reference relay on `port` (WebTransport, its self-signed certificate
+/// not checked).
+async fn reference_session(port: u16, client: moq_lite::Client) -> moq_lite::Session {
+    let native = moq_native::QuicClient::new(moq_native::QuicClientConfig {
+        disable_verify: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let url = url::Url::parse(&format!("https://127.0.0.1:{port}/")).unwrap();
+    let connection = native
+        .connect(url)
+        .await
+        .expect("connect to the reference relay");
+    client
+        .with_setup_path(connection.setup_path)
+        .connect(connection.session)
+        .await
+        .expect("session with the reference relay")
+}
+
+#[tokio::test]
+async fn mixed_with_the_reference_relay_both_ways() {
+    let mut run = test_support::Run::new("cluster-mixed");
+    // Ours dials theirs: published on ours, viewed on theirs.
+    let theirs = reference_relay(&mut run, 21, None);
+    let theirs_url = format!("https://127.0.0.1:{theirs}/");
+    let ours = Relay::start(RelayArgs::new(&[
+        "--auth-public",
+        "",
+        "--cluster-id",
+        "22",
+        "--connect-tls-insecure",
+        "--cluster-connect",
+        &theirs_url,
+    ]))
+    .await;
+    let (origin, broadcast) = origin_with("ours-cam");
+    let track = patient_video_track(&broadcast);
+    track
+        .write_frame(0, payload("ours-cam", 0, 0, 1000))
+        .unwrap();
+    let _publisher = ours.publisher(Via::Quic, "/", &origin).await;
+    let viewer = moq_lite::OriginProducer::new();
+    let _session =
+        reference_session(theirs, moq_lite::Client::new().subscribe(viewer.clone())).await;
+    let mut video = wait_broadcast(&viewer, "ours-cam")
+        .await
+        .subscribe_track(&Track::new("video"));
+    let frames = read_group(next_group(&mut video).await)
+        .await
+        .expect("a group");
+    assert_eq!(frames[0], payload("ours-cam", 0, 0, 1000));
+
+    // Theirs dials ours: published on theirs, viewed on ours.
+    let ours_url = ours.url(Via::WebTransport, "/").to_string();
+    let dialer = reference_relay(&mut run, 23, Some(&ours_url));
+    let (origin, broadcast) = origin_with("their-cam");
+    let track = patient_video_track(&broadcast);
+    track
+        .write_frame(0, payload("their-cam", 0, 0, 1000))
+        .unwrap();
+    let _their_publisher =
+        reference_session(dialer, moq_lite::Client::new().publish(origin.consume())).await;
+    plays_from(&ours, "their-cam").await;
+    assert!(!ours.log().contains("panicked"), "{}", ours.log());
+}
