@@ -85,13 +85,29 @@ pub async fn link(relay: Arc<Relay>, client: moq_native::QuicClient, peer: Peer)
     let name = peer.display();
     loop {
         let started = tokio::time::Instant::now();
-        tokio::select! {
-            result = session(&relay, &client, &peer) => match result {
-                Ok(err) => tracing::warn!(peer = %name, %err, "cluster link closed"),
-                Err(err) => tracing::warn!(peer = %name, err = format!("{err:#}"), "cluster link failed"),
+        relay.set_link(&name, |s| {
+            s.state = "connecting";
+            s.version = None;
+        });
+        let error = tokio::select! {
+            result = session(&relay, &client, &peer, &name) => match result {
+                Ok(err) => {
+                    tracing::warn!(peer = %name, %err, "cluster link closed");
+                    err.to_string()
+                }
+                Err(err) => {
+                    let err = format!("{err:#}");
+                    tracing::warn!(peer = %name, %err, "cluster link failed");
+                    err
+                }
             },
             _ = shutdown.wait_for(|down| *down) => return,
-        }
+        };
+        relay.set_link(&name, |s| {
+            s.state = "down";
+            s.version = None;
+            s.last_error = Some(error);
+        });
         if started.elapsed() >= STABLE {
             backoff.reset();
         }
@@ -109,6 +125,7 @@ async fn session(
     relay: &Relay,
     client: &moq_native::QuicClient,
     peer: &Peer,
+    name: &str,
 ) -> anyhow::Result<moq_lite::Error> {
     let connection = client.connect(peer.url.clone()).await?;
     let session = moq_lite::Client::new()
@@ -120,7 +137,12 @@ async fn session(
         .connect(connection.session)
         .await
         .context("cluster session set-up")?;
-    tracing::info!(peer = %peer.display(), version = %session.version(), "cluster link up");
+    tracing::info!(peer = %name, version = %session.version(), "cluster link up");
+    relay.set_link(name, |s| {
+        s.state = "up";
+        s.version = Some(session.version().to_string());
+        s.sessions += 1;
+    });
     Ok(session.closed().await)
 }
 

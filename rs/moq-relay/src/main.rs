@@ -74,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(id) = config.cluster.id {
         relay.origin_id = id;
     }
+    relay.node = config.cluster.node.clone();
     let peers = cluster_peers(&config.cluster)?;
     let mut server = moq_native::QuicServer::new(moq_native::QuicServerConfig {
         bind: quic.bind,

@@ -82,6 +82,21 @@ impl Collector for RelayCollector {
             saturate(relay.connection_count() as u64),
         )?;
 
+        // Cluster links by state: the peers are the operator's --cluster-connect list, so a
+        // label per state (three values) rather than per peer (see `GET /cluster` for those).
+        let links = crate::relay::lock(&relay.links).clone();
+        let mut family = encoder.encode_descriptor(
+            "moq_relay_cluster_links",
+            "cluster links (--cluster-connect) by state: connecting, up, down (waiting to redial)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for state in ["connecting", "up", "down"] {
+            let count = links.values().filter(|l| l.state == state).count() as u64;
+            let labels = [("state", state)];
+            ConstGauge::new(saturate(count)).encode(family.encode_family(&labels)?)?;
+        }
+
         let live = relay.live();
         let mut per_worker = vec![0u64; relay.workers.max(1)];
         for (_, session) in &live {

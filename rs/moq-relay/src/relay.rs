@@ -104,6 +104,45 @@ pub struct Relay {
     streams: Option<StreamWindow>,
     /// QUIC counters of the sessions that have ended (locked after `sessions`).
     closed_quic: Mutex<QuicTotals>,
+    /// This relay's cluster links by peer URL (token hidden), for `GET /cluster` and the metrics.
+    pub links: Mutex<std::collections::BTreeMap<String, LinkStatus>>,
+    /// `--cluster-node`: this relay's advertised address, if given.
+    pub node: Option<String>,
+}
+
+/// What a cluster link is doing now.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LinkStatus {
+    /// `connecting`, `up` or `down` (waiting to redial).
+    pub state: &'static str,
+    /// The moq-lite version while up.
+    pub version: Option<String>,
+    /// When the link entered this state, in milliseconds since the Unix epoch.
+    pub since_unix_ms: u64,
+    /// Sessions set up with this peer since the relay started.
+    pub sessions: u64,
+    /// Why the last session ended or failed.
+    pub last_error: Option<String>,
+}
+
+impl LinkStatus {
+    /// A link about to dial for the first time.
+    pub fn connecting() -> Self {
+        Self {
+            state: "connecting",
+            version: None,
+            since_unix_ms: unix_ms(),
+            sessions: 0,
+            last_error: None,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Relay {
@@ -124,7 +163,19 @@ impl Relay {
             shutdown: watch::channel(false).0,
             streams: None,
             closed_quic: Mutex::default(),
+            links: Mutex::default(),
+            node: None,
         }
+    }
+
+    /// Update the status of the link to `peer` (its display URL).
+    pub fn set_link(&self, peer: &str, update: impl FnOnce(&mut LinkStatus)) {
+        let mut links = lock(&self.links);
+        let status = links
+            .entry(peer.to_string())
+            .or_insert_with(LinkStatus::connecting);
+        update(status);
+        status.since_unix_ms = unix_ms();
     }
 
     /// Log `timeout` as the set-up deadline (the server enforces it: [`Request::deadline`]).
@@ -364,7 +415,7 @@ impl Relay {
 }
 
 /// Lock a mutex whose data stays valid after any panic point (plain maps and counters).
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 

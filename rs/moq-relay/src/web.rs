@@ -48,10 +48,42 @@ pub fn router(relay: Arc<Relay>, fingerprint: String, root: Option<PathBuf>) -> 
 
 /// The internal router: metrics and health.
 pub fn internal_router(relay: Arc<Relay>) -> Router {
+    let cluster_relay = relay.clone();
     Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .with_state(Arc::new(Metrics::new(relay)))
+        .merge(
+            Router::new()
+                .route("/cluster", get(cluster))
+                .with_state(cluster_relay),
+        )
+}
+
+/// `GET /cluster`: this relay's id and advertised address, its links to other relays (state,
+/// version, since when, sessions so far, last error) and the broadcasts it knows, as JSON.
+async fn cluster(State(relay): State<Arc<Relay>>) -> Response {
+    let links = crate::relay::lock(&relay.links).clone();
+    let mut broadcasts = Vec::new();
+    let mut all = relay.origin.consume();
+    while let Some(announced) = all.try_announced() {
+        if announced.broadcast.is_some() {
+            broadcasts.push(announced.path.to_string());
+        }
+    }
+    broadcasts.sort();
+    broadcasts.dedup();
+    let body = serde_json::json!({
+        "origin_id": relay.origin_id,
+        "node": relay.node,
+        "links": links,
+        "broadcasts": broadcasts,
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// `/metrics`: OpenMetrics text (see [`crate::metrics`]).

@@ -66,6 +66,35 @@ async fn a_broadcast_on_a_plays_from_every_relay_of_a_chain() {
 
     plays_from(&b, "cam").await;
     plays_from(&c, "cam").await;
+
+    // B's view of the cluster: its link to A up, A's broadcast known; one link up in its metrics.
+    let internal: std::net::SocketAddr = format!("127.0.0.1:{}", b.internal).parse().unwrap();
+    let response = test_support::http::get(internal, "/cluster").await.unwrap();
+    assert_eq!(response.status, 200, "{}", response.body);
+    let view: serde_json::Value = serde_json::from_str(&response.body).unwrap();
+    assert_eq!(view["origin_id"], 2);
+    let links = view["links"].as_object().expect("links by peer");
+    assert_eq!(links.len(), 1, "{view}");
+    let link = links.values().next().unwrap();
+    assert_eq!(link["state"], "up", "{view}");
+    assert_eq!(link["sessions"], 1, "{view}");
+    assert!(
+        link["version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("moq-lite")),
+        "{view}"
+    );
+    assert_eq!(view["broadcasts"], serde_json::json!(["cam"]), "{view}");
+    let metrics = b.wait_metrics("metrics", |_| true).await;
+    assert_eq!(
+        metrics.get("moq_relay_cluster_links", &[("state", "up")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        metrics.get("moq_relay_cluster_links", &[("state", "down")]),
+        Some(0.0)
+    );
+
     for relay in [&a, &b, &c] {
         assert!(!relay.log().contains("panicked"), "{}", relay.log());
     }
@@ -307,6 +336,16 @@ async fn a_diamond_survives_the_death_of_the_middle_relay_carrying_it() {
         [0],
         "the surviving middle relay carries the track now"
     );
+    let metrics = d
+        .wait_metrics("one link up, the other not", |m| {
+            m.get("moq_relay_cluster_links", &[("state", "up")]) == Some(1.0)
+        })
+        .await;
+    let not_up = ["connecting", "down"]
+        .iter()
+        .filter_map(|state| metrics.get("moq_relay_cluster_links", &[("state", state)]))
+        .sum::<f64>();
+    assert_eq!(not_up, 1.0, "the link to the killed relay is redialing");
     assert!(
         resumed > first,
         "a group newer than {first} after the kill, got {resumed}"

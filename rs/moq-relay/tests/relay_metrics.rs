@@ -24,6 +24,7 @@ const FAMILIES: &[(&str, bool)] = &[
     ("moq_relay_viewers_unlisted", false),
     ("moq_relay_viewed_broadcasts", false),
     ("moq_relay_connections", false),
+    ("moq_relay_cluster_links", false),
     ("moq_relay_worker_sessions", false),
     ("moq_relay_quic_udp_datagrams_sent", true),
     ("moq_relay_quic_udp_sends", true),
