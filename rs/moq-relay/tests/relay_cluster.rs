@@ -353,3 +353,54 @@ async fn a_diamond_survives_the_death_of_the_middle_relay_carrying_it() {
     eprintln!("D resumed at group {resumed} {after:?} after the middle relay was killed");
     writer.abort();
 }
+
+#[tokio::test]
+async fn the_redundant_mesh_delivers_to_every_relay_for_every_version() {
+    // The reference's own topology: A; B → A; C → A, B; D → C. Publisher on A.
+    let a = relay_linked_to(41, &[]).await;
+    let b = relay_linked_to(42, &[&a]).await;
+    let c = relay_linked_to(43, &[&a, &b]).await;
+    let d = relay_linked_to(44, &[&c]).await;
+
+    let (origin, broadcast) = origin_with("cam");
+    let track = patient_video_track(&broadcast);
+    track.write_frame(0, payload("cam", 0, 0, 1000)).unwrap();
+    let _publisher = a.publisher(Via::Quic, "/", &origin).await;
+
+    for (name, relay) in [("A", &a), ("B", &b), ("C", &c), ("D", &d)] {
+        for (protocol, version) in [
+            ("moq-lite-05", "moq-lite-05"),
+            ("moq-lite-04", "moq-lite-04"),
+            ("moq-lite-03", "moq-lite-03"),
+            ("moql", "moq-lite-02"),
+        ] {
+            let viewer = moq_lite::OriginProducer::new();
+            let session = relay
+                .try_connect(
+                    &relay.client_with(&[protocol]),
+                    Via::Quic,
+                    "/",
+                    moq_lite::Client::new().subscribe(viewer.clone()),
+                )
+                .await
+                .unwrap_or_else(|err| panic!("{protocol} viewer on {name}: {err:#}"));
+            assert_eq!(
+                session.version().to_string(),
+                version,
+                "{protocol} on {name}"
+            );
+            let mut video = wait_broadcast(&viewer, "cam")
+                .await
+                .subscribe_track(&Track::new("video"));
+            let frames = read_group(next_group(&mut video).await)
+                .await
+                .unwrap_or_else(|err| panic!("{protocol} viewer on {name}: {err}"));
+            assert_eq!(
+                frames[0],
+                payload("cam", 0, 0, 1000),
+                "{protocol} viewer on {name}"
+            );
+            session.close(moq_lite::Error::Cancel);
+        }
+    }
+}
