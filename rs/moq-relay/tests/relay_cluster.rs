@@ -404,3 +404,38 @@ async fn the_redundant_mesh_delivers_to_every_relay_for_every_version() {
         }
     }
 }
+
+#[tokio::test]
+async fn fifty_viewers_on_two_edges_make_one_upstream_subscription_per_link() {
+    // A; B → A; C → A. 25 viewers of one track on each of B and C.
+    let a = relay_linked_to(51, &[]).await;
+    let b = relay_linked_to(52, &[&a]).await;
+    let c = relay_linked_to(53, &[&a]).await;
+    let (origin, broadcast) = origin_with("cam");
+    let track = patient_video_track(&broadcast);
+    track.write_frame(0, payload("cam", 0, 0, 1000)).unwrap();
+    let _publisher = a.publisher(Via::Quic, "/", &origin).await;
+
+    let mut viewers = Vec::new();
+    for i in 0..50 {
+        let edge = if i % 2 == 0 { &b } else { &c };
+        let (session, viewer) = edge.subscriber(Via::Quic, "/").await;
+        let mut video = wait_broadcast(&viewer, "cam")
+            .await
+            .subscribe_track(&Track::new("video"));
+        let frames = read_group(next_group(&mut video).await).await.unwrap();
+        assert_eq!(frames[0], payload("cam", 0, 0, 1000));
+        viewers.push((session, video));
+    }
+    for (name, edge) in [("B", &b), ("C", &c)] {
+        let metrics = edge.wait_metrics("metrics", |_| true).await;
+        assert_eq!(
+            metrics.value("moq_relay_subscriptions_upstream"),
+            1.0,
+            "{name}: one upstream subscription for 25 viewers"
+        );
+    }
+    // A serves the track once per link, not once per viewer.
+    let metrics = a.wait_metrics("metrics", |_| true).await;
+    assert_eq!(metrics.value("moq_relay_subscriptions_served"), 2.0);
+}
