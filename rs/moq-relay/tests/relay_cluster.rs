@@ -439,3 +439,41 @@ async fn fifty_viewers_on_two_edges_make_one_upstream_subscription_per_link() {
     let metrics = a.wait_metrics("metrics", |_| true).await;
     assert_eq!(metrics.value("moq_relay_subscriptions_served"), 2.0);
 }
+
+#[tokio::test]
+async fn republishing_three_times_stays_routable() {
+    // A ← B ← C; the broadcast on A ends and comes back three times; C plays each one.
+    let a = relay_linked_to(61, &[]).await;
+    let b = relay_linked_to(62, &[&a]).await;
+    let c = relay_linked_to(63, &[&b]).await;
+    let (_session, viewer) = c.subscriber(Via::Quic, "/").await;
+    let mut announced = viewer.consume();
+    for round in 0..3u64 {
+        let (origin, broadcast) = origin_with("cam");
+        let track = patient_video_track(&broadcast);
+        track
+            .write_frame(0, payload("cam", round, 0, 1000))
+            .unwrap();
+        let publisher = a.publisher(Via::Quic, "/", &origin).await;
+        // This round's broadcast, not the last one's still being withdrawn.
+        let frames = loop {
+            let next = tokio::time::timeout(TIMEOUT, announced.announced())
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: not announced on C\n{}", c.log()));
+            let Some(broadcast) = next.broadcast else {
+                continue;
+            };
+            let mut video = broadcast.subscribe_track(&Track::new("video"));
+            match video.next_group().await {
+                Ok(Some(group)) => match read_group(group).await {
+                    Ok(frames) if frames[0] == payload("cam", round, 0, 1000) => break frames,
+                    _ => continue,
+                },
+                _ => continue,
+            }
+        };
+        assert_eq!(frames.len(), 1, "round {round}");
+        publisher.close(moq_lite::Error::Cancel);
+        drop((origin, broadcast, track));
+    }
+}
