@@ -477,3 +477,43 @@ async fn republishing_three_times_stays_routable() {
         drop((origin, broadcast, track));
     }
 }
+
+#[tokio::test]
+async fn a_withdraw_in_a_triangle_retracts_once() {
+    // A; B → A; C → A, B: C hears of A's broadcast by two routes, and of its end once.
+    let a = relay_linked_to(71, &[]).await;
+    let b = relay_linked_to(72, &[&a]).await;
+    let c = relay_linked_to(73, &[&a, &b]).await;
+    let (_session, viewer) = c.subscriber(Via::Quic, "/").await;
+    let mut events = viewer.consume();
+
+    let (origin, broadcast) = origin_with("cam");
+    let track = patient_video_track(&broadcast);
+    track.write_frame(0, payload("cam", 0, 0, 1000)).unwrap();
+    let publisher = a.publisher(Via::Quic, "/", &origin).await;
+    plays_from(&c, "cam").await;
+    plays_from(&b, "cam").await;
+
+    publisher.close(moq_lite::Error::Cancel);
+    drop((origin, broadcast, track));
+    // Every event the viewer on C sees until the broadcast is gone for good, then a quiet
+    // second (the window is the measurement: a flapping route would announce again in it).
+    let mut seen = Vec::new();
+    loop {
+        let event = tokio::time::timeout(TIMEOUT, events.announced())
+            .await
+            .expect("the withdraw reaches C");
+        let gone = event.broadcast.is_none();
+        seen.push(if gone { "ended" } else { "active" });
+        if gone {
+            break;
+        }
+    }
+    let quiet = tokio::time::timeout(std::time::Duration::from_secs(1), events.announced()).await;
+    assert!(quiet.is_err(), "C heard more after the end: {seen:?}");
+    assert_eq!(
+        seen.iter().filter(|e| **e == "ended").count(),
+        1,
+        "{seen:?}"
+    );
+}
