@@ -81,6 +81,9 @@ MOQ_BIN_DIR="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target
 export MOQ_BIN_DIR
 (cd js && npm run --silent build && npm run --silent test:e2e) 2>&1 | tee -a "$log"
 
+step "deployment files (hadolint, kubernetes-validate; offline)"
+scripts/validate-deploy.sh
+
 if [ -x scripts/fuzz.sh ]; then
   step "short fuzz run"
   scripts/fuzz.sh

@@ -1054,6 +1054,16 @@ mod tests {
         }
     }
 
+    /// The configuration the container image, the systemd unit and the Kubernetes manifests use.
+    #[test]
+    fn deploy_file_loads() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/relay.toml");
+        let config = load(&[path]).unwrap_or_else(|err| panic!("{path}: {err:#}"));
+        assert_eq!(config.server.bind, addr("[::]:4443"));
+        assert_eq!(config.internal.listen, Some(addr("[::]:9090")));
+        assert_eq!(config.auth.public.as_deref(), Some("anon"));
+    }
+
     /// The example files in dev/ load as they are.
     #[test]
     fn dev_files_load() {
