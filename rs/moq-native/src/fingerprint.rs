@@ -157,22 +157,9 @@ mod tests {
     }
 
     /// A one-connection HTTP server on loopback answering `response` to the first request.
-    async fn server(response: &'static [u8]) -> Url {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            let mut request = Vec::new();
-            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                let mut buf = [0u8; 512];
-                match stream.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => request.extend_from_slice(&buf[..n]),
-                }
-            }
-            let _ = stream.write_all(response).await;
-        });
-        format!("http://127.0.0.1:{port}/anon?jwt=x")
+    async fn server(response: &[u8]) -> Url {
+        crate::http::tests::server(response.to_vec(), usize::MAX, false)
+            .await
             .parse()
             .unwrap()
     }
@@ -194,7 +181,7 @@ mod tests {
 
         let body = "0".repeat(MAX_FINGERPRINT_BODY + 1);
         let response = format!("HTTP/1.1 200 OK\r\n\r\n{body}");
-        let url = server(Box::leak(response.into_bytes().into_boxed_slice())).await;
+        let url = server(response.as_bytes()).await;
         let err = fetch_fingerprint(&url).await.unwrap_err();
         assert!(
             matches!(err, Error::Http(HttpError::TooLarge { .. })),

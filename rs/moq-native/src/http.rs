@@ -215,7 +215,7 @@ async fn get(url: &str, max_body: usize) -> Result<HttpResponse, HttpError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
@@ -223,7 +223,7 @@ mod tests {
     /// A one-connection HTTP server on loopback that reads the request head and answers with
     /// `response` (sent in pieces of `piece` bytes), then closes, or with `hold` keeps the
     /// connection open without another byte. Returns the URL to fetch.
-    async fn server(response: Vec<u8>, piece: usize, hold: bool) -> String {
+    pub(crate) async fn server(response: Vec<u8>, piece: usize, hold: bool) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move {
