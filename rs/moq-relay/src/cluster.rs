@@ -89,20 +89,26 @@ pub async fn link(relay: Arc<Relay>, client: moq_native::QuicClient, peer: Peer)
             s.state = "connecting";
             s.version = None;
         });
-        let error = tokio::select! {
-            result = session(&relay, &client, &peer, &name) => match result {
-                Ok(err) => {
-                    tracing::warn!(peer = %name, %err, "cluster link closed");
-                    err.to_string()
-                }
-                Err(err) => {
-                    let err = format!("{err:#}");
-                    tracing::warn!(peer = %name, %err, "cluster link failed");
-                    err
-                }
-            },
+        let dialed = tokio::select! {
+            dialed = dial(&relay, &client, &peer, &name) => dialed,
             _ = shutdown.wait_for(|down| *down) => return,
         };
+        let error = match dialed {
+            // Not raced with shutdown: `Relay::run_link` drains the link then.
+            Ok(session) => {
+                let err = relay.run_link(session).await;
+                tracing::warn!(peer = %name, %err, "cluster link closed");
+                err.to_string()
+            }
+            Err(err) => {
+                let err = format!("{err:#}");
+                tracing::warn!(peer = %name, %err, "cluster link failed");
+                err
+            }
+        };
+        if *shutdown.borrow() {
+            return;
+        }
         relay.set_link(&name, |s| {
             s.state = "down";
             s.version = None;
@@ -120,13 +126,13 @@ pub async fn link(relay: Arc<Relay>, client: moq_native::QuicClient, peer: Peer)
     }
 }
 
-/// One session with `peer`, until it closes (its close reason) or cannot be set up (the error).
-async fn session(
+/// Dial `peer` and set up the session.
+async fn dial(
     relay: &Relay,
     client: &moq_native::QuicClient,
     peer: &Peer,
     name: &str,
-) -> anyhow::Result<moq_lite::Error> {
+) -> anyhow::Result<moq_lite::Session> {
     let connection = client.connect(peer.url.clone()).await?;
     let session = moq_lite::Client::new()
         .with_origin_id(relay.origin_id)
@@ -143,7 +149,7 @@ async fn session(
         s.version = Some(session.version().to_string());
         s.sessions += 1;
     });
-    Ok(session.closed().await)
+    Ok(session)
 }
 
 #[cfg(test)]

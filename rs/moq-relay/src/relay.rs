@@ -352,6 +352,12 @@ impl Relay {
                 live.session.close(Error::Unauthorized);
                 Ok(())
             }
+            // The peer is leaving (GOAWAY) and nothing we subscribe to comes from it any more.
+            () = live.session.drained() => {
+                tracing::info!(id, %remote, "peer sent GOAWAY and its subscriptions moved: closing");
+                live.session.close(Error::Cancel);
+                Ok(())
+            }
             _ = async { shutdown.wait_for(|s| *s).await.map(|_| ()) } => {
                 // Ask the peer to leave; it gets the drain time to do so.
                 let _ = live.session.goaway("").await;
@@ -375,6 +381,39 @@ impl Relay {
             "session closed"
         );
         result
+    }
+
+    /// Run a cluster link this relay dialed until it ends, with the reason: counted and drained
+    /// like an accepted session (on shutdown the peer gets GOAWAY and the drain time to move its
+    /// subscriptions), and closed once the peer itself sent GOAWAY and our subscriptions moved off.
+    pub async fn run_link(&self, session: Session) -> Error {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let live = Arc::new(Live {
+            session,
+            root: Path::ROOT,
+            worker: 0,
+        });
+        self.sessions().insert(id, live.clone());
+        let mut shutdown = self.shutdown.subscribe();
+        let err = tokio::select! {
+            err = live.session.closed() => err,
+            () = live.session.drained() => {
+                tracing::info!(id, "cluster peer sent GOAWAY and our subscriptions moved: closing the link");
+                live.session.close(Error::Cancel);
+                Error::Closed
+            }
+            _ = async { shutdown.wait_for(|s| *s).await.map(|_| ()) } => {
+                let _ = live.session.goaway("").await;
+                live.session.closed().await
+            }
+        };
+        let quic = live.session.quic_stats();
+        {
+            let mut sessions = self.sessions();
+            sessions.remove(&id);
+            lock(&self.closed_quic).add(&quic);
+        }
+        err
     }
 
     /// Stop: GOAWAY to every session, then wait up to `timeout` for them to leave.

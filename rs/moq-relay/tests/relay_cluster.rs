@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use moq_lite::Track;
+use moq_lite::{OriginProducer, Session, Track};
 
 /// Start a relay linked to `peers` (by raw QUIC, certificate not checked: loopback test relays
 /// have self-signed certificates) with cluster id `id`.
@@ -272,86 +272,277 @@ async fn carrying(relays: &[&Relay]) -> Vec<usize> {
     out
 }
 
-#[tokio::test]
-async fn a_diamond_survives_the_death_of_the_middle_relay_carrying_it() {
-    // A; B → A; C → A; D → B, C. A viewer on D, a publisher on A; then the one of B and C that
-    // carries the track is killed (SIGKILL: silent, found by the link's idle timeout).
-    let a = relay_linked_to(31, &[]).await;
-    let b = relay_linked_to(32, &[&a]).await;
-    let c = relay_linked_to(33, &[&a]).await;
-    let d = relay_linked_to(34, &[&b, &c]).await;
+/// A relay like [`relay_linked_to`] with more flags.
+async fn relay_linked_with(id: u64, peers: &[&Relay], extra: &[&str]) -> Relay {
+    let id = id.to_string();
+    let urls: Vec<String> = peers
+        .iter()
+        .map(|peer| peer.url(Via::Quic, "/").to_string())
+        .collect();
+    let mut args = vec![
+        "--auth-public",
+        "",
+        "--cluster-id",
+        &id,
+        "--connect-tls-insecure",
+    ];
+    for url in &urls {
+        args.extend(["--cluster-connect", url]);
+    }
+    args.extend(extra);
+    Relay::start(RelayArgs::new(&args)).await
+}
 
+/// A publisher writing a group of one 100-byte frame tagged `tag` every 100 ms into `cam` on
+/// `relay`, until the returned task is aborted (which also ends its session).
+async fn publish_cam(relay: &Relay, tag: &'static str) -> tokio::task::JoinHandle<()> {
     let (origin, broadcast) = origin_with("cam");
     let track = patient_video_track(&broadcast);
-    let _publisher = a.publisher(Via::Quic, "/", &origin).await;
-    // A group every 100 ms, one frame each, for as long as the test runs.
-    let writer = tokio::spawn(async move {
+    let session = relay.publisher(Via::Quic, "/", &origin).await;
+    tokio::spawn(async move {
+        let _keep = (origin, broadcast, session);
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
         for g in 0u64.. {
             tick.tick().await;
             let mut group = track.append_group().unwrap();
-            group.write_frame(0, payload("cam", g, 0, 100)).unwrap();
+            group.write_frame(0, payload(tag, g, 0, 100)).unwrap();
             group.finish();
         }
-    });
+    })
+}
 
-    let (_session, viewer) = d.subscriber(Via::Quic, "/").await;
-    let mut video = wait_broadcast(&viewer, "cam")
+/// One viewer subscription to `cam`'s video on `relay` (the session is returned to keep it).
+async fn view_cam(relay: &Relay) -> (Session, OriginProducer, moq_lite::TrackConsumer) {
+    let (session, viewer) = relay.subscriber(Via::Quic, "/").await;
+    let video = wait_broadcast(&viewer, "cam")
         .await
         .subscribe_track(&Track::new("video"));
-    let first = next_group(&mut video).await.info().sequence;
+    (session, viewer, video)
+}
 
-    let middles = [&b, &c];
-    let carriers = carrying(&middles).await;
-    // Usually one; both for a moment when D's route changed while the viewer subscribed.
-    assert!(!carriers.is_empty(), "a middle relay carries the track");
-    let (dead, alive) = match carriers[0] {
-        0 => (b, c),
-        _ => (c, b),
-    };
-    let killed = std::time::Instant::now();
-    drop(dead); // SIGKILL, reaped
-
-    // The viewer's subscription fails with the route (moving live subscriptions to the next route
-    // is not built yet: issue 20); subscribed again, it gets frames through the other middle relay.
-    let deadline = std::time::Duration::from_secs(15);
-    let resumed = tokio::time::timeout(deadline, async {
-        // Groups still come until the dead link's idle timeout ends the subscription.
-        while let Ok(Some(_)) = video.next_group().await {}
-        loop {
-            let mut again = wait_broadcast(&viewer, "cam")
-                .await
-                .subscribe_track(&Track::new("video"));
-            if let Ok(Some(group)) = again.next_group().await {
-                return group.info().sequence;
-            }
+/// Which of `middles` carries the track (its index), once exactly one does.
+async fn carrier(middles: &[&Relay]) -> usize {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let carriers = carrying(middles).await;
+        if carriers.len() == 1 {
+            return carriers[0];
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "one middle relay carries the track: {carriers:?}"
+        );
+        // Polling metrics: the relay has no event to wait on for this.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Read the viewer's groups while `more` says so (given the sequence and the first frame),
+/// checking each sequence comes once and in increasing order; returns the sequences seen and the
+/// longest wait between two groups.
+async fn watch_groups(
+    video: &mut moq_lite::TrackConsumer,
+    mut more: impl FnMut(u64, &[u8]) -> bool,
+) -> (Vec<u64>, std::time::Duration) {
+    let mut seen: Vec<u64> = Vec::new();
+    let mut longest = std::time::Duration::ZERO;
+    let mut at = std::time::Instant::now();
+    loop {
+        let group = tokio::time::timeout(TIMEOUT, video.next_group())
+            .await
+            .expect("a group in time")
+            .expect("the subscription is not failed")
+            .expect("the subscription is not ended");
+        let sequence = group.info().sequence;
+        longest = longest.max(at.elapsed());
+        at = std::time::Instant::now();
+        if let Some(&last) = seen.last() {
+            assert!(sequence > last, "group {sequence} after {last}: {seen:?}");
+        }
+        seen.push(sequence);
+        let frames = read_group(group).await.unwrap_or_default();
+        let first = frames.first().cloned().unwrap_or_default();
+        if !more(sequence, &first) {
+            return (seen, longest);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_diamond_survives_the_death_of_the_middle_relay_carrying_it_and_its_return() {
+    // A; B → A; C → A; D → B, C. A publisher on A, one viewer subscription on D. The middle relay
+    // that carries the track is SIGKILLed: silent on UDP, so D's link to it ends at the QUIC idle
+    // timeout of the link's dialer (3 s; keep-alives every 1 s). The viewer keeps its one
+    // subscription: groups pause for about that long, then come through the other middle relay.
+    let a = relay_linked_to(31, &[]).await;
+    let mut b = relay_linked_to(32, &[&a]).await;
+    let mut c = relay_linked_to(33, &[&a]).await;
+    let d = relay_linked_to(34, &[&b, &c]).await;
+    let writer = publish_cam(&a, "cam").await;
+    let (_session, _viewer, mut video) = view_cam(&d).await;
+    let mut count = 0;
+    watch_groups(&mut video, |_, _| {
+        count += 1;
+        count < 3
     })
-    .await
-    .unwrap_or_else(|_| panic!("no group on D within {deadline:?} of the kill\n{}", d.log()));
-    let after = killed.elapsed();
-    let carriers = carrying(&[&alive]).await;
+    .await;
+
+    let dead = carrier(&[&b, &c]).await;
+    let (dead, alive, dead_id) = match dead {
+        0 => (&mut b, &c, 32),
+        _ => (&mut c, &b, 33),
+    };
+    let dead_port = dead.port;
+    let killed = std::time::Instant::now();
+    dead.kill();
+    let mut resumed = None;
+    let (seen, longest) = watch_groups(&mut video, |_, _| {
+        if killed.elapsed() > std::time::Duration::from_millis(500) && resumed.is_none() {
+            resumed = Some(killed.elapsed());
+        }
+        resumed.is_none_or(|r| killed.elapsed() < r + std::time::Duration::from_secs(1))
+    })
+    .await;
+    eprintln!(
+        "D's viewer: longest pause {longest:?}; groups again {resumed:?} after the kill; {seen:?}"
+    );
+    // The idle timeout (3 s) plus at most 2 s to move the subscription.
+    assert!(
+        longest < std::time::Duration::from_secs(5),
+        "paused {longest:?}\n{}",
+        d.log()
+    );
     assert_eq!(
-        carriers,
+        carrying(&[alive]).await,
         [0],
         "the surviving middle relay carries the track now"
     );
-    let metrics = d
-        .wait_metrics("one link up, the other not", |m| {
-            m.get("moq_relay_cluster_links", &[("state", "up")]) == Some(1.0)
+
+    // The killed relay comes back on its old port: D's redial finds it, and it serves again.
+    let listen = format!("127.0.0.1:{dead_port}");
+    let id = dead_id.to_string();
+    let a_url = a.url(Via::Quic, "/").to_string();
+    let mut restarted = Relay::start(RelayArgs::exactly(&[
+        "--listen",
+        &listen,
+        "--tls-generate",
+        "localhost",
+        "--web-http-listen",
+        "127.0.0.1:{web}",
+        "--internal-listen",
+        "127.0.0.1:{internal}",
+        "--auth-public",
+        "",
+        "--cluster-id",
+        &id,
+        "--connect-tls-insecure",
+        "--cluster-connect",
+        &a_url,
+    ]))
+    .await;
+    restarted.port = dead_port; // bound by the literal --listen, not a `{port}` placeholder
+    let rejoined = std::time::Instant::now();
+    d.wait_metrics("both of D's links up again", |m| {
+        m.get("moq_relay_cluster_links", &[("state", "up")]) == Some(2.0)
+    })
+    .await;
+    eprintln!(
+        "D linked to the restarted relay {:?} after it started",
+        rejoined.elapsed()
+    );
+    let (_s, _v, mut there) = view_cam(&restarted).await;
+    next_group(&mut there).await;
+    // D's viewer never noticed.
+    let mut more = 3;
+    watch_groups(&mut video, |_, _| {
+        more -= 1;
+        more > 0
+    })
+    .await;
+    writer.abort();
+}
+
+#[tokio::test]
+async fn sigterm_drains_a_carrying_middle_relay_without_a_gap() {
+    // The diamond again; the carrying middle relay gets SIGTERM with a 20 s drain allowance. It
+    // sends GOAWAY on its links, D withdraws the routes through it and moves the subscription to
+    // the other middle relay while the draining one still delivers, then closes the link; the
+    // relay exits once its sessions are gone, long before the allowance runs out.
+    let a = relay_linked_to(51, &[]).await;
+    let drain = ["--shutdown-timeout", "20s"];
+    let mut b = relay_linked_with(52, &[&a], &drain).await;
+    let mut c = relay_linked_with(53, &[&a], &drain).await;
+    let d = relay_linked_to(54, &[&b, &c]).await;
+    let writer = publish_cam(&a, "cam").await;
+    let (_session, _viewer, mut video) = view_cam(&d).await;
+    let mut count = 0;
+    watch_groups(&mut video, |_, _| {
+        count += 1;
+        count < 3
+    })
+    .await;
+    let draining = match carrier(&[&b, &c]).await {
+        0 => &mut b,
+        _ => &mut c,
+    };
+    let started = std::time::Instant::now();
+    signal(draining.pid(), "TERM");
+    let mut after = 0;
+    let (seen, longest) = watch_groups(&mut video, |_, _| {
+        after += 1;
+        after < 40
+    })
+    .await;
+    let status = draining
+        .wait_exit(TIMEOUT)
+        .await
+        .expect("the drained relay exits");
+    let exited = started.elapsed();
+    eprintln!("drained in {exited:?}; longest pause {longest:?}; {seen:?}");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        exited < std::time::Duration::from_secs(10),
+        "it left when its peers had moved, not at the 20 s deadline: {exited:?}"
+    );
+    for pair in seen.windows(2) {
+        assert_eq!(pair[1], pair[0] + 1, "contiguous groups: {seen:?}");
+    }
+    writer.abort();
+}
+
+#[tokio::test]
+async fn viewers_everywhere_follow_a_publisher_that_moves_from_a_to_c() {
+    // A ← B ← C. A viewer on A (local to the publisher) and one on C (two hops away). The
+    // publisher leaves A and comes back on C, counting its groups from 0 again: both viewers keep
+    // their subscription and get the moved publisher's frames, in one increasing sequence.
+    let a = relay_linked_to(61, &[]).await;
+    let b = relay_linked_to(62, &[&a]).await;
+    let c = relay_linked_to(63, &[&b]).await;
+    let first = publish_cam(&a, "first").await;
+    let (_sa, _va, mut on_a) = view_cam(&a).await;
+    let (_sc, _vc, mut on_c) = view_cam(&c).await;
+    for video in [&mut on_a, &mut on_c] {
+        let mut count = 0;
+        watch_groups(video, |_, _| {
+            count += 1;
+            count < 3
         })
         .await;
-    let not_up = ["connecting", "down"]
-        .iter()
-        .filter_map(|state| metrics.get("moq_relay_cluster_links", &[("state", state)]))
-        .sum::<f64>();
-    assert_eq!(not_up, 1.0, "the link to the killed relay is redialing");
-    assert!(
-        resumed > first,
-        "a group newer than {first} after the kill, got {resumed}"
-    );
-    eprintln!("D resumed at group {resumed} {after:?} after the middle relay was killed");
-    writer.abort();
+    }
+    first.abort();
+    let moved = publish_cam(&c, "moved").await;
+    for (name, video) in [("A", &mut on_a), ("C", &mut on_c)] {
+        let mut from_moved = 0;
+        let (seen, longest) = watch_groups(video, |_, frame| {
+            if frame.starts_with(b"moved:") {
+                from_moved += 1;
+            }
+            from_moved < 5
+        })
+        .await;
+        eprintln!("viewer on {name}: longest pause {longest:?}; {seen:?}");
+    }
+    moved.abort();
 }
 
 #[tokio::test]

@@ -1,9 +1,12 @@
 //! An origin: the table of live broadcasts by path, and the announcements of changes to it.
 //!
 //! Publishers insert broadcasts at paths; consumers look them up or follow announcements under a
-//! prefix. Several broadcasts may be published at one path: the newest is active and the others
-//! are backups that take over, re-announced, when it closes. A broadcast is unannounced
-//! automatically when it closes.
+//! prefix. Several broadcasts (routes) may be published at one path: the one with the shortest hop
+//! chain is active (a local publisher, with no hops, first), the newest among equals, and the
+//! others are backups that take over, re-announced, when it closes. A broadcast is unannounced
+//! automatically when it closes. A consumer made with [`OriginConsumer::excluding`] never sees a
+//! route whose chain holds a given origin id (split horizon: what a peer sent us is not offered
+//! back to it), and each consumer is told of a path only when the route it sees there changes.
 //!
 //! Handles can be scoped: [`OriginProducer::with_root`] and [`OriginConsumer::with_root`] make every
 //! path relative to a root (a relay scopes each session to its URL path this way), and
@@ -40,29 +43,60 @@ struct Entry {
     hops: Vec<u64>,
 }
 
+/// A route found by [`OriginConsumer::route`].
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The broadcast.
+    pub broadcast: BroadcastConsumer,
+    /// Origin IDs the announcement travelled through (see [`Announced::hops`]).
+    pub hops: Vec<u64>,
+}
+
 #[derive(Debug, Default)]
 struct QueueState {
     order: VecDeque<Path>,
     pending: HashMap<Path, Option<Entry>>,
+    /// The route last queued per path (entry id), so an unchanged route is not announced again.
+    current: HashMap<Path, u64>,
 }
 
 #[derive(Debug)]
 struct Queue {
     /// Absolute prefixes followed (a path is followed if it is under any of them).
     prefixes: Vec<Path>,
+    /// Routes whose chain holds this origin id are invisible to this queue (0 = none hidden).
+    exclude: u64,
     state: Mutex<QueueState>,
     notify: Notify,
 }
 
 impl Queue {
-    fn push(&self, path: &Path, entry: Option<Entry>) {
+    /// Queue `path`'s route as this queue sees it, if it differs from the last one queued.
+    fn push(&self, path: &Path, entries: Option<&Vec<Entry>>) {
+        let entry = entries.and_then(|e| best(e, self.exclude)).cloned();
         let mut state = lock(&self.state);
+        let changed = match &entry {
+            Some(e) => state.current.insert(path.clone(), e.id) != Some(e.id),
+            None => state.current.remove(path).is_some(),
+        };
+        if !changed {
+            return;
+        }
         if state.pending.insert(path.clone(), entry).is_none() {
             state.order.push_back(path.clone());
         }
         drop(state);
         self.notify.notify_one();
     }
+}
+
+/// The route to use among `entries`: the shortest hop chain, then the most recent, skipping chains
+/// that hold `exclude` (when not 0).
+fn best(entries: &[Entry], exclude: u64) -> Option<&Entry> {
+    entries
+        .iter()
+        .filter(|e| exclude == 0 || !e.hops.contains(&exclude))
+        .max_by_key(|e| (std::cmp::Reverse(e.hops.len()), e.id))
 }
 
 #[derive(Debug, Default)]
@@ -73,16 +107,13 @@ struct State {
 }
 
 impl State {
+    /// Tell every queue following `path` about its route there (each skips an unchanged one).
     fn announce(&mut self, path: &Path) {
-        let active = self
-            .broadcasts
-            .get(path)
-            .and_then(|entries| entries.last())
-            .cloned();
+        let entries = self.broadcasts.get(path);
         self.queues.retain(|q| q.strong_count() > 0);
         for queue in self.queues.iter().filter_map(Weak::upgrade) {
             if matches_any(path, &queue.prefixes) {
-                queue.push(path, active.clone());
+                queue.push(path, entries);
             }
         }
     }
@@ -234,6 +265,7 @@ impl OriginProducer {
             self.shared.clone(),
             self.root.clone(),
             vec![self.root.clone()],
+            0,
         )
     }
 }
@@ -246,14 +278,11 @@ fn remove(shared: &Shared, path: &Path, id: u64) {
     let Some(pos) = entries.iter().position(|e| e.id == id) else {
         return;
     };
-    let was_active = pos + 1 == entries.len();
     entries.remove(pos);
     if entries.is_empty() {
         state.broadcasts.remove(path);
     }
-    if was_active {
-        state.announce(path);
-    }
+    state.announce(path);
 }
 
 /// Looks up broadcasts and follows announcements under a prefix.
@@ -265,9 +294,10 @@ pub struct OriginConsumer {
 }
 
 impl OriginConsumer {
-    fn new(shared: Arc<Shared>, root: Path, prefixes: Vec<Path>) -> Self {
+    fn new(shared: Arc<Shared>, root: Path, prefixes: Vec<Path>, exclude: u64) -> Self {
         let queue = Arc::new(Queue {
             prefixes: prefixes.clone(),
+            exclude,
             state: Mutex::default(),
             notify: Notify::new(),
         });
@@ -276,7 +306,7 @@ impl OriginConsumer {
         // The initial snapshot: every live broadcast under the prefixes.
         for (path, entries) in state.broadcasts.iter() {
             if matches_any(path, &prefixes) {
-                queue.push(path, entries.last().cloned());
+                queue.push(path, Some(entries));
             }
         }
         drop(state);
@@ -300,7 +330,12 @@ impl OriginConsumer {
             .join(root)
             .map_err(|_| Error::ProtocolViolation("root path too long"))?;
         let prefixes = intersect(&self.queue.prefixes, std::slice::from_ref(&root));
-        Ok(Self::new(self.shared.clone(), root, prefixes))
+        Ok(Self::new(
+            self.shared.clone(),
+            root,
+            prefixes,
+            self.queue.exclude,
+        ))
     }
 
     /// A new consumer with the same root that follows only `prefix` (relative to the root), within
@@ -314,7 +349,72 @@ impl OriginConsumer {
     pub fn consume_only(&self, prefixes: &[Path]) -> Result<Self, Error> {
         let wanted = join(&self.root, prefixes)?;
         let prefixes = intersect(&self.queue.prefixes, &wanted);
-        Ok(Self::new(self.shared.clone(), self.root.clone(), prefixes))
+        Ok(Self::new(
+            self.shared.clone(),
+            self.root.clone(),
+            prefixes,
+            self.queue.exclude,
+        ))
+    }
+
+    /// A new consumer like this one that never sees a route whose hop chain holds `hop` (split
+    /// horizon toward the relay with that origin id; 0 hides nothing). Announcements and lookups
+    /// fall back to the best route that does not pass through it.
+    pub fn excluding(&self, hop: u64) -> Self {
+        Self::new(
+            self.shared.clone(),
+            self.root.clone(),
+            self.queue.prefixes.clone(),
+            hop,
+        )
+    }
+
+    /// The route this consumer would use at `path` (relative to the root), skipping chains that
+    /// hold `exclude` as well as this consumer's own exclusion.
+    pub fn route(&self, path: &Path, exclude: u64) -> Option<Route> {
+        let absolute = self.root.join(path).ok()?;
+        if !matches_any(&absolute, &self.queue.prefixes) {
+            return None;
+        }
+        let state = lock(&self.shared.state);
+        let entries = state.broadcasts.get(&absolute)?;
+        let visible: Vec<Entry> = entries
+            .iter()
+            .filter(|e| self.queue.exclude == 0 || !e.hops.contains(&self.queue.exclude))
+            .cloned()
+            .collect();
+        best(&visible, exclude).map(|e| Route {
+            broadcast: e.broadcast.clone(),
+            hops: e.hops.clone(),
+        })
+    }
+
+    /// Every route this consumer can see, by path (relative to the root): each route's hop chain,
+    /// the one in use first.
+    pub fn routes(&self) -> BTreeMap<Path, Vec<Vec<u64>>> {
+        let state = lock(&self.shared.state);
+        let mut out = BTreeMap::new();
+        for (path, entries) in state.broadcasts.iter() {
+            if !matches_any(path, &self.queue.prefixes) {
+                continue;
+            }
+            let Some(relative) = path.strip_prefix(&self.root) else {
+                continue;
+            };
+            let Some(active) = best(entries, self.queue.exclude) else {
+                continue;
+            };
+            let mut chains = vec![active.hops.clone()];
+            chains.extend(
+                entries
+                    .iter()
+                    .filter(|e| e.id != active.id)
+                    .filter(|e| self.queue.exclude == 0 || !e.hops.contains(&self.queue.exclude))
+                    .map(|e| e.hops.clone()),
+            );
+            out.insert(relative, chains);
+        }
+        out
     }
 
     /// The next change: first every broadcast live when this consumer was made, then updates.
@@ -358,16 +458,7 @@ impl OriginConsumer {
 
     /// The live broadcast at `path` (relative to the root), if any.
     pub fn consume_broadcast(&self, path: &Path) -> Option<BroadcastConsumer> {
-        let absolute = self.root.join(path).ok()?;
-        if !matches_any(&absolute, &self.queue.prefixes) {
-            return None;
-        }
-        let state = lock(&self.shared.state);
-        state
-            .broadcasts
-            .get(&absolute)?
-            .last()
-            .map(|e| e.broadcast.clone())
+        self.route(path, 0).map(|r| r.broadcast)
     }
 
     /// Wait until a broadcast is live at `path` and return it.
@@ -392,6 +483,7 @@ impl Clone for OriginConsumer {
             self.shared.clone(),
             self.root.clone(),
             self.queue.prefixes.clone(),
+            self.queue.exclude,
         )
     }
 }
@@ -517,5 +609,74 @@ mod tests {
         }
         assert!(consumer.try_announced().is_some());
         assert!(consumer.try_announced().is_none());
+    }
+
+    #[tokio::test]
+    async fn the_shortest_chain_wins_then_the_newest_and_unchanged_routes_are_not_reannounced() {
+        let origin = OriginProducer::new();
+        let mut consumer = origin.consume();
+        let far = BroadcastProducer::new();
+        origin
+            .publish_with_hops(&p("a"), far.consume(), vec![1, 2])
+            .unwrap();
+        assert_eq!(consumer.announced().await.hops, vec![1, 2]);
+        let near = BroadcastProducer::new();
+        origin
+            .publish_with_hops(&p("a"), near.consume(), vec![3])
+            .unwrap();
+        assert_eq!(consumer.announced().await.hops, vec![3]);
+        // A newer but longer route changes nothing: no announcement.
+        let longer = BroadcastProducer::new();
+        origin
+            .publish_with_hops(&p("a"), longer.consume(), vec![4, 5, 6])
+            .unwrap();
+        assert!(consumer.try_announced().is_none());
+        // A newer route as short as the best takes over.
+        let newer = BroadcastProducer::new();
+        origin
+            .publish_with_hops(&p("a"), newer.consume(), vec![7])
+            .unwrap();
+        assert_eq!(consumer.announced().await.hops, vec![7]);
+        assert_eq!(
+            consumer.routes().get(&p("a")).unwrap()[0],
+            vec![7],
+            "the route in use first"
+        );
+        assert_eq!(consumer.routes().get(&p("a")).unwrap().len(), 4);
+        // It goes: back to the older short one.
+        drop(newer);
+        assert_eq!(consumer.announced().await.hops, vec![3]);
+    }
+
+    #[tokio::test]
+    async fn a_consumer_excluding_a_hop_never_sees_routes_through_it() {
+        let origin = OriginProducer::new();
+        let via_peer = BroadcastProducer::new();
+        origin
+            .publish_with_hops(&p("a"), via_peer.consume(), vec![9])
+            .unwrap();
+        let mut toward_peer = origin.consume().excluding(9);
+        assert!(toward_peer.try_announced().is_none());
+        assert!(toward_peer.consume_broadcast(&p("a")).is_none());
+        assert!(origin.consume().route(&p("a"), 9).is_none());
+        // Another route appears, longer but not through the peer: that one is offered.
+        let other = BroadcastProducer::new();
+        origin
+            .publish_with_hops(&p("a"), other.consume(), vec![1, 2])
+            .unwrap();
+        let seen = toward_peer.announced().await;
+        assert_eq!(seen.hops, vec![1, 2]);
+        assert!(seen.broadcast.unwrap().same(&other.consume()));
+        assert_eq!(
+            origin.consume().route(&p("a"), 0).unwrap().hops,
+            vec![9],
+            "others still use the shorter route"
+        );
+        drop(other);
+        let gone = toward_peer.announced().await;
+        assert!(
+            gone.broadcast.is_none(),
+            "withdrawn once only its route left"
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! subscribe (mirror the peer's broadcasts into an [`OriginProducer`]). [`Client`] and [`Server`]
 //! only differ in who speaks first during the handshake.
 
+mod follow;
 mod gate;
 mod priority;
 mod publisher;
@@ -256,6 +257,10 @@ pub struct Session {
     driver: tokio::task::JoinHandle<()>,
     stats: Arc<Stats>,
     publisher: Arc<Publisher>,
+    /// The peer's GOAWAY URI, once received.
+    goaway: Arc<tokio::sync::watch::Sender<Option<String>>>,
+    /// Upstream subscriptions open.
+    upstream: Arc<tokio::sync::watch::Sender<usize>>,
     _sessions: Gauge,
 }
 
@@ -268,12 +273,15 @@ impl Session {
         let stats = config.stats.as_ref().map_or_else(Stats::new, Stats::child);
         let sessions = stats.gauge(Metric::Sessions);
         let origin_id = config.origin_id;
+        let goaway = Arc::new(tokio::sync::watch::channel(None).0);
+        let upstream = Arc::new(tokio::sync::watch::channel(0).0);
         let publisher = Arc::new(Publisher::new(
             transport.clone(),
             version,
             config.publish,
             origin_id,
             stats.clone(),
+            goaway.clone(),
         ));
         let subscriber = config.subscribe.map(|origin| {
             Arc::new(Subscriber::new(
@@ -282,6 +290,8 @@ impl Session {
                 origin,
                 origin_id,
                 stats.clone(),
+                goaway.subscribe(),
+                upstream.clone(),
             ))
         });
         let driver = Driver {
@@ -306,8 +316,33 @@ impl Session {
             driver,
             stats,
             publisher,
+            goaway,
+            upstream,
             _sessions: sessions,
         }
+    }
+
+    /// The URI of the peer's GOAWAY (empty: just leave), once it sent one.
+    pub fn goaway_received(&self) -> Option<String> {
+        self.goaway.borrow().clone()
+    }
+
+    /// Resolves once the peer has sent GOAWAY and none of our subscriptions is served by it any
+    /// more: the broadcasts it announced were withdrawn when its GOAWAY came, a relay's viewers
+    /// moved to other routes, and the upstream subscriptions left behind have ended. A relay closes
+    /// a draining peer's session then; a session that subscribes to nothing is drained at once.
+    pub async fn drained(&self) {
+        let mut goaway = self.goaway.subscribe();
+        if goaway.wait_for(Option::is_some).await.is_err() {
+            return std::future::pending().await;
+        }
+        let mut upstream = self.upstream.subscribe();
+        let _ = upstream.wait_for(|n| *n == 0).await;
+    }
+
+    /// Upstream subscriptions (SUBSCRIBE sent to the peer) open now.
+    pub fn upstream_subscriptions(&self) -> usize {
+        *self.upstream.borrow()
     }
 
     /// This session's counters (a child of the [`Stats`] given to the builder, if any).

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 /// Shared by every part of a session (the connection handle is ~800 bytes: one copy, not one per part).
 type Transport = Arc<web_transport_quinn::Session>;
 
+use super::follow::{Current, Follow, Routes};
 use super::gate::Gate;
 use super::priority;
 use super::stream::{session_error, Reader, Writer};
@@ -22,7 +23,7 @@ use crate::coding::{
     UniStreamType, Version,
 };
 use crate::lock::lock;
-use crate::model::{GroupConsumer, OriginConsumer, Track, TrackConsumer};
+use crate::model::{GroupConsumer, OriginConsumer, Route, Track};
 use crate::stats::{Metric, Stats};
 use crate::{Error, Path};
 
@@ -38,12 +39,17 @@ pub(crate) struct Publisher {
     pub version: Version,
     pub origin: Option<OriginConsumer>,
     pub origin_id: u64,
+    /// The peer's origin id, from its ANNOUNCE_REQUEST's exclude hop (0 until known): routes
+    /// through it are never offered or served back to it (split horizon, spec §13.1).
+    peer_id: AtomicU64,
     /// Subscribe IDs in use by the peer (spec §5.7: unique per session).
     subscribe_ids: Mutex<HashSet<u64>>,
     pub stats: Arc<Stats>,
     /// Group streams being written: the group and how many payload bytes went out so far.
     inflight: Inflight,
     next_inflight: AtomicU64,
+    /// Set when the peer's GOAWAY arrives (read by the session and its subscriber).
+    goaway: Arc<tokio::sync::watch::Sender<Option<String>>>,
 }
 
 impl Publisher {
@@ -53,12 +59,15 @@ impl Publisher {
         origin: Option<OriginConsumer>,
         origin_id: u64,
         stats: Arc<Stats>,
+        goaway: Arc<tokio::sync::watch::Sender<Option<String>>>,
     ) -> Self {
         Self {
+            goaway,
             transport,
             version,
             origin,
             origin_id,
+            peer_id: AtomicU64::new(0),
             subscribe_ids: Mutex::default(),
             stats,
             inflight: Mutex::default(),
@@ -79,11 +88,17 @@ impl Publisher {
             .sum()
     }
 
-    fn broadcast(&self, path: &Path) -> Result<crate::model::BroadcastConsumer, Error> {
+    /// The route to serve `path` from: the best one not through the peer.
+    fn route(&self, path: &Path) -> Result<Route, Error> {
+        let peer = self.peer_id.load(Ordering::Relaxed);
         self.origin
             .as_ref()
-            .and_then(|o| o.consume_broadcast(path))
+            .and_then(|o| o.route(path, peer))
             .ok_or(Error::NotFound)
+    }
+
+    fn broadcast(&self, path: &Path) -> Result<crate::model::BroadcastConsumer, Error> {
+        self.route(path).map(|r| r.broadcast)
     }
 
     /// Serve one Announce stream.
@@ -99,7 +114,12 @@ impl Publisher {
                 .await?;
             return reader.closed().await;
         };
-        let mut announced = origin.with_prefix(&request.prefix)?;
+        if request.exclude_hop != 0 {
+            self.peer_id.store(request.exclude_hop, Ordering::Relaxed);
+        }
+        let mut announced = origin
+            .with_prefix(&request.prefix)?
+            .excluding(request.exclude_hop);
         let excluded =
             |hops: &[u64]| request.exclude_hop != 0 && hops.contains(&request.exclude_hop);
 
@@ -258,10 +278,12 @@ impl Publisher {
         }
     }
 
-    /// Read a GOAWAY (lite-04+). We only log it: migrating is the application's call.
+    /// Read a GOAWAY (lite-04+): the peer's broadcasts are withdrawn from our origin (a relay's
+    /// subscriptions move to other routes); moving to the URI is the application's call.
     pub async fn run_goaway(&self, reader: &mut Reader) -> Result<(), Error> {
         let goaway: Goaway = reader.decode().await?;
         tracing::info!(uri = %goaway.uri, "peer sent GOAWAY");
+        self.goaway.send_replace(Some(goaway.uri));
         // spec §5.15: the receiver FINs once it is ready; we open nothing new on its account.
         Ok(())
     }
@@ -287,7 +309,8 @@ impl Publisher {
         reader: &mut Reader,
         subscribe: &Subscribe,
     ) -> Result<(), Error> {
-        let broadcast = self.broadcast(&subscribe.broadcast)?;
+        let route = self.route(&subscribe.broadcast)?;
+        let broadcast = route.broadcast.clone();
         let root = self
             .origin
             .as_ref()
@@ -332,7 +355,7 @@ impl Publisher {
             max_latency: Duration::from_millis(subscribe.max_latency_ms),
             end: subscribe.end_group,
         };
-        consumer.set_max_latency(prefs.latency(&consumer));
+        consumer.set_max_latency(prefs.latency_with(consumer.info().max_latency));
         // A relay carries the longest max latency its viewers asked for upstream (spec §7.1).
         consumer.request_max_latency(prefs.requested_latency());
         // Groups are served in arrival order (spec §7.3): one whose stream reached us after a
@@ -347,23 +370,32 @@ impl Publisher {
         // every frame it forwards, so the two rare events, a SUBSCRIBE_UPDATE and the next group,
         // are waited for behind a [`Gate`]: their waits stay registered and are not polled again
         // (a QUIC stream read, a track-state lock) until they fire.
-        let handle = consumer.clone();
+        let handle = Current::new(
+            consumer.clone(),
+            subscribe.priority,
+            prefs.requested_latency(),
+        );
         let max_latency = Arc::new(AtomicU64::new(nanos(prefs.latency(&handle))));
+        // A relay's subscription moves to another route when this one goes (see `follow`).
+        let routes = self.origin.as_ref().map(|origin| Routes {
+            origin: origin.clone(),
+            path: subscribe.broadcast.clone(),
+            exclude: self.peer_id.load(Ordering::Relaxed),
+        });
+        let follow = Follow::new(
+            consumer,
+            Some(route),
+            routes,
+            max_latency.clone(),
+            handle.clone(),
+        );
         let mut updates = Gate::new(futures::stream::unfold(reader, |reader| async move {
             Some((reader.decode_maybe::<SubscribeUpdate>().await, reader))
         }));
-        let mut next_groups = Gate::new(futures::stream::unfold(
-            NextGroups {
-                consumer,
-                max_latency: max_latency.clone(),
-            },
-            |mut state| async move {
-                let latency = Duration::from_nanos(state.max_latency.load(Ordering::Relaxed));
-                state.consumer.set_max_latency(latency);
-                let next = state.consumer.next_group().await;
-                Some((next, state))
-            },
-        ));
+        let mut next_groups = Gate::new(futures::stream::unfold(follow, |mut follow| async move {
+            let next = follow.next_group().await;
+            Some((next, follow))
+        }));
         // The newest group is served in this task's own poll, so its frames wake this task
         // directly; older groups still being sent (or waiting to be cancelled) move to
         // `groups`. A viewer rarely has more than one group in flight, and going through a
@@ -416,8 +448,7 @@ impl Publisher {
                     self.expire(&mut inflight, prefs.latency(&handle));
                 }
                 Some(group) = next_groups.next(), if !track_done => match group? {
-                    Some(group) => {
-                        let sequence = group.info().sequence;
+                    Some((group, sequence)) => {
                         if prefs.end.is_some_and(|end| sequence > end) {
                             track_done = true;
                             self.write_end(writer, last).await?;
@@ -437,7 +468,7 @@ impl Publisher {
                         let (cancel_tx, cancel_rx) = oneshot::channel();
                         inflight.push_back(InflightGroup { sequence, superseded: None, cancel: cancel_tx });
                         let send_order = priority::send_order(prefs.priority, prefs.ordered, sequence.wrapping_sub(base));
-                        let group: GroupFuture = Box::pin(self.serve_group(subscribe.id, group, send_order, cancel_rx));
+                        let group: GroupFuture = Box::pin(self.serve_group(subscribe.id, group, sequence, send_order, cancel_rx));
                         if let Some(older) = current.replace(group) {
                             groups.push(older);
                         }
@@ -509,10 +540,10 @@ impl Publisher {
         &self,
         id: u64,
         group: GroupConsumer,
+        sequence: u64,
         send_order: i32,
         mut cancel: oneshot::Receiver<Error>,
     ) {
-        let sequence = group.info().sequence;
         // Counted as queued from the moment it is scheduled, including while waiting for the peer
         // to grant a stream (flow control), so expiry and the metric both see it.
         let written = Arc::new(AtomicU64::new(0));
@@ -589,13 +620,6 @@ struct InflightGroup {
     cancel: oneshot::Sender<Error>,
 }
 
-/// The state of a subscription's next-group stream: the track, and the max latency it applies
-/// from the next group on (shared with the subscription loop, which updates it).
-struct NextGroups {
-    consumer: TrackConsumer,
-    max_latency: Arc<AtomicU64>,
-}
-
 /// A subscription's current preferences (SUBSCRIBE, then each SUBSCRIBE_UPDATE).
 struct Prefs {
     priority: u8,
@@ -616,9 +640,14 @@ impl Prefs {
         }
     }
 
-    fn latency(&self, consumer: &TrackConsumer) -> Duration {
+    fn latency(&self, current: &Current) -> Duration {
+        self.latency_with(current.publisher_latency())
+    }
+
+    /// [`Self::latency`] given the publisher's max latency.
+    fn latency_with(&self, publisher: Duration) -> Duration {
         match self.max_latency.is_zero() {
-            true => consumer.info().max_latency,
+            true => publisher,
             false => self.max_latency,
         }
     }

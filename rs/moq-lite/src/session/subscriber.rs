@@ -54,6 +54,26 @@ pub(crate) struct Subscriber {
     next_id: AtomicU64,
     started: Instant,
     stats: Arc<Stats>,
+    /// The peer's GOAWAY: its announcements are withdrawn when it comes.
+    goaway: tokio::sync::watch::Receiver<Option<String>>,
+    /// Upstream subscriptions open (for [`crate::Session::drained`]).
+    upstream: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+/// Counts one open upstream subscription while it lives.
+struct Upstream<'a>(&'a tokio::sync::watch::Sender<usize>);
+
+impl<'a> Upstream<'a> {
+    fn new(count: &'a tokio::sync::watch::Sender<usize>) -> Self {
+        count.send_modify(|n| *n += 1);
+        Self(count)
+    }
+}
+
+impl Drop for Upstream<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 impl Subscriber {
@@ -63,8 +83,12 @@ impl Subscriber {
         origin: OriginProducer,
         origin_id: u64,
         stats: Arc<Stats>,
+        goaway: tokio::sync::watch::Receiver<Option<String>>,
+        upstream: Arc<tokio::sync::watch::Sender<usize>>,
     ) -> Self {
         Self {
+            goaway,
+            upstream,
             transport,
             version,
             origin,
@@ -105,7 +129,19 @@ impl Subscriber {
             Version::Lite03 | Version::Lite04 => {}
         }
 
-        while let Some(announce) = reader.decode_maybe::<Announce>().await? {
+        let mut goaway = self.goaway.clone();
+        loop {
+            let announce = tokio::select! {
+                announce = reader.decode_maybe::<Announce>() => announce?,
+                Ok(_) = goaway.wait_for(Option::is_some) => {
+                    // The peer is leaving: its routes go now, so subscriptions move elsewhere
+                    // while it still serves them.
+                    tracing::debug!(routes = broadcasts.len(), "peer sent GOAWAY: withdrawing its routes");
+                    broadcasts.clear();
+                    return Ok(());
+                }
+            };
+            let Some(announce) = announce else { break };
             let Announce {
                 status,
                 suffix,
@@ -188,6 +224,7 @@ impl Subscriber {
     async fn run_subscribe(self: Arc<Self>, path: Path, track: TrackProducer) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let _upstream = self.stats.gauge(Metric::SubscriptionsUpstream);
+        let _open = Upstream::new(&self.upstream);
         let result = tokio::select! {
             res = self.subscribe(id, &path, &track) => res,
             _ = unused_for(&track, TRACK_LINGER) => Err(Error::Cancel),

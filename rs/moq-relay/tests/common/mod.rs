@@ -232,6 +232,14 @@ impl Relay {
         }
     }
 
+    /// SIGKILL the relay and reap it: no goodbye to its peers, and its ports are free again.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// The relay's process ID.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
