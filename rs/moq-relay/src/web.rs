@@ -61,22 +61,28 @@ pub fn internal_router(relay: Arc<Relay>) -> Router {
 }
 
 /// `GET /cluster`: this relay's id and advertised address, its links to other relays (state,
-/// version, since when, sessions so far, last error) and the broadcasts it knows, as JSON.
+/// version, since when, sessions so far, last error, round-trip time, bytes, routes and upstream
+/// subscriptions over each) and, per broadcast it knows, the hop chain of the route in use, as
+/// JSON (docs/cluster.md). The origin keeps one route per path active and shows only that one.
 async fn cluster(State(relay): State<Arc<Relay>>) -> Response {
-    let links = crate::relay::lock(&relay.links).clone();
-    let mut broadcasts = Vec::new();
+    let links = relay.link_views();
+    let mut routes = std::collections::BTreeMap::new();
     let mut all = relay.origin.consume();
     while let Some(announced) = all.try_announced() {
         if announced.broadcast.is_some() {
-            broadcasts.push(announced.path.to_string());
+            routes.insert(
+                announced.path.to_string(),
+                serde_json::json!({ "hops": announced.hops }),
+            );
         }
     }
-    broadcasts.sort();
-    broadcasts.dedup();
+    let broadcasts: Vec<&String> = routes.keys().collect();
     let body = serde_json::json!({
+        "id": relay.origin_id,
         "origin_id": relay.origin_id,
         "node": relay.node,
         "links": links,
+        "routes": routes,
         "broadcasts": broadcasts,
     });
     (
