@@ -113,7 +113,11 @@ impl Target {
     pub fn of(url: &Url) -> anyhow::Result<Self> {
         let port = url.port_or_known_default().unwrap_or(443);
         match url.host() {
-            Some(Host::Domain(name)) => Ok(Self::Name(name.to_string(), port)),
+            // An IP literal stays a domain in a URL of a non-special scheme (`moql://1.2.3.4/`).
+            Some(Host::Domain(name)) => match name.parse::<IpAddr>() {
+                Ok(ip) => Ok(Self::Address(SocketAddr::new(ip, port))),
+                Err(_) => Ok(Self::Name(name.to_string(), port)),
+            },
             Some(Host::Ipv4(ip)) => Ok(Self::Address(SocketAddr::new(IpAddr::V4(ip), port))),
             Some(Host::Ipv6(ip)) => Ok(Self::Address(SocketAddr::new(IpAddr::V6(ip), port))),
             None => anyhow::bail!("cluster URL {url}: no host"),
@@ -239,6 +243,8 @@ pub async fn discover<F, R>(
     let shown = peer.display();
     let mut links: BTreeMap<SocketAddr, LinkTask> = BTreeMap::new();
     let mut shutdown = relay.shutdown.subscribe();
+    // The last answer had no address for us (warned about).
+    let mut empty = false;
     loop {
         match tokio::time::timeout(RESOLVE_TIMEOUT, resolve(name.clone(), port)).await {
             Ok(Ok(answer)) => {
@@ -254,9 +260,11 @@ pub async fn discover<F, R>(
                     let task = link(relay.clone(), client.clone(), peer.clone(), addr, true);
                     links.insert(addr, LinkTask(tokio::spawn(task)));
                 }
-                if wanted.is_empty() {
+                // When it happens, not at every lookup.
+                if wanted.is_empty() && !empty {
                     tracing::warn!(peer = %shown, %name, "no address of the cluster peer to link to");
                 }
+                empty = wanted.is_empty();
             }
             Ok(Err(err)) => {
                 tracing::warn!(peer = %shown, %name, %err, "cannot resolve the cluster peer")
@@ -453,6 +461,21 @@ mod tests {
         // A huge answer is cut.
         let many = (0..200u16).map(|n| SocketAddr::from(([10, 1, (n >> 8) as u8, n as u8], 4443)));
         assert_eq!(wanted(many, &[], |_| false).len(), MAX_ADDRESSES);
+    }
+
+    #[test]
+    fn ip_literals_are_addresses_and_names_are_resolved() {
+        let target = |url: &str| Target::of(&Url::parse(url).unwrap()).unwrap();
+        let addr = |a: &str| Target::Address(a.parse().unwrap());
+        assert_eq!(target("moql://127.0.0.1:9/"), addr("127.0.0.1:9"));
+        assert_eq!(target("https://127.0.0.1:9/"), addr("127.0.0.1:9"));
+        assert_eq!(target("moql://[::1]:9/"), addr("[::1]:9"));
+        assert_eq!(target("https://[::1]/"), addr("[::1]:443"));
+        assert_eq!(
+            target("https://relay.ns.svc:4443/"),
+            Target::Name("relay.ns.svc".into(), 4443)
+        );
+        assert_eq!(target("moql://relay/"), Target::Name("relay".into(), 443));
     }
 
     #[test]

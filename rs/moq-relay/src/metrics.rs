@@ -298,6 +298,11 @@ fn links(encoder: &mut DescriptorEncoder, relay: &Relay) -> std::fmt::Result {
         let labels = [("state", state)];
         ConstGauge::new(saturate(count)).encode(family.encode_family(&labels)?)?;
     }
+    // A relay without links writes no per-link family: an empty family is legal OpenMetrics,
+    // but strict parsers (the tests' openmetrics-parser) mistake the next one for its samples.
+    if links.is_empty() {
+        return Ok(());
+    }
     let labels = |link: &crate::relay::LinkView| {
         [
             ("peer", link.peer.clone()),
@@ -314,15 +319,18 @@ fn links(encoder: &mut DescriptorEncoder, relay: &Relay) -> std::fmt::Result {
         let up = i64::from(link.state == "up");
         ConstGauge::new(up).encode(family.encode_family(&labels(link))?)?;
     }
-    let mut family = encoder.encode_descriptor(
-        "moq_relay_cluster_link_rtt_seconds",
-        "the cluster link's QUIC smoothed round-trip time (links that are up)",
-        None,
-        MetricType::Gauge,
-    )?;
-    for link in links.values() {
-        if let Some(rtt) = link.rtt_ms {
-            ConstGauge::new(rtt / 1e3).encode(family.encode_family(&labels(link))?)?;
+    // Only links that are up have a round-trip time (and the family is left out without one).
+    if links.values().any(|link| link.rtt_ms.is_some()) {
+        let mut family = encoder.encode_descriptor(
+            "moq_relay_cluster_link_rtt_seconds",
+            "the cluster link's QUIC smoothed round-trip time (links that are up)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for link in links.values() {
+            if let Some(rtt) = link.rtt_ms {
+                ConstGauge::new(rtt / 1e3).encode(family.encode_family(&labels(link))?)?;
+            }
         }
     }
     let mut family = encoder.encode_descriptor(
