@@ -349,7 +349,8 @@ pub struct Cluster {
     /// A peer relay to link to (repeatable, or comma-separated): https://host:port/ (WebTransport),
     /// http://host:port/ (pin the certificate served over HTTP at that port first) or
     /// moql://host:port/ (raw QUIC). `?cost=N` is read here and not sent. Redialed forever, with
-    /// jittered backoff up to 10 s.
+    /// jittered backoff up to 10 s. A host name links to each of its addresses (see
+    /// --cluster-resolve-interval).
     #[arg(
         id = "cluster_connect",
         long = "cluster-connect",
