@@ -153,7 +153,12 @@ pub fn wanted(
 ) -> BTreeSet<SocketAddr> {
     let all: BTreeSet<SocketAddr> = answer
         .into_iter()
-        .map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()))
+        // An IPv4-mapped IPv6 address is the IPv4 one (rebuilt only then: that would drop an
+        // IPv6 address's scope id).
+        .map(|a| match a.ip().to_canonical() {
+            IpAddr::V4(v4) if a.is_ipv6() => SocketAddr::new(v4.into(), a.port()),
+            _ => a,
+        })
         .filter(|a| !is_own(*a, listen, &is_local))
         .collect();
     all.into_iter().take(MAX_ADDRESSES).collect()
