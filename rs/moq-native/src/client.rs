@@ -192,10 +192,29 @@ impl QuicClient {
     /// connection limit, [`Error::Http`] and [`Error::Certificate`] when the `http://`
     /// fingerprint fetch fails, [`Error::Connect`] for the rest.
     pub async fn connect(&self, url: Url) -> Result<Connection, Error> {
+        self.connect_bounded(url, None).await
+    }
+
+    /// Like [`QuicClient::connect`], but dial `addr` instead of resolving the URL's host: the
+    /// host name still goes in the TLS SNI, is checked against the certificate and is sent in
+    /// the WebTransport CONNECT. For `http://`, the certificate hash is fetched from `addr` too.
+    ///
+    /// For a name with several addresses (a DNS round robin, a Kubernetes headless Service)
+    /// whose every address must be reached, not just the first one that answers.
+    pub async fn connect_to(&self, url: Url, addr: SocketAddr) -> Result<Connection, Error> {
+        self.connect_bounded(url, Some(addr)).await
+    }
+
+    /// [`QuicClient::connect`] or [`QuicClient::connect_to`] within the connect timeout.
+    async fn connect_bounded(
+        &self,
+        url: Url,
+        addr: Option<SocketAddr>,
+    ) -> Result<Connection, Error> {
         let Some(timeout) = self.connect_timeout else {
-            return self.connect_unbounded(url).await;
+            return self.connect_unbounded(url, addr).await;
         };
-        tokio::time::timeout(timeout, self.connect_unbounded(url.clone()))
+        tokio::time::timeout(timeout, self.connect_unbounded(url.clone(), addr))
             .await
             .unwrap_or_else(|_| {
                 Err(Error::Timeout {
@@ -205,11 +224,29 @@ impl QuicClient {
             })
     }
 
-    async fn connect_unbounded(&self, url: Url) -> Result<Connection, Error> {
+    async fn connect_unbounded(
+        &self,
+        url: Url,
+        addr: Option<SocketAddr>,
+    ) -> Result<Connection, Error> {
         match url.scheme() {
-            "https" => self.connect_webtransport(url, &self.h3).await,
+            "https" => self.connect_webtransport(url, addr, &self.h3).await,
             "http" => {
-                let fingerprint = fetch_fingerprint(&url).await?;
+                let fingerprint = match addr {
+                    Some(addr) => {
+                        let mut at = url.clone();
+                        at.set_ip_host(addr.ip()).map_err(|()| Error::Url {
+                            url: url.to_string(),
+                            reason: "cannot put the address in the URL".into(),
+                        })?;
+                        at.set_port(Some(addr.port())).map_err(|()| Error::Url {
+                            url: url.to_string(),
+                            reason: "cannot put the port in the URL".into(),
+                        })?;
+                        fetch_fingerprint(&at).await?
+                    }
+                    None => fetch_fingerprint(&url).await?,
+                };
                 let verifier = Arc::new(
                     self.verifier
                         .with_fingerprint(crate::tls::parse_fingerprint(&fingerprint)?),
@@ -219,10 +256,10 @@ impl QuicClient {
                 let mut url = url;
                 url.set_scheme("https")
                     .expect("http and https are both special schemes");
-                self.connect_webtransport(url, &config).await
+                self.connect_webtransport(url, addr, &config).await
             }
             "moql" | "moqt" => {
-                let conn = self.connect_quic(&url, &self.raw).await?;
+                let conn = self.connect_quic(&url, addr, &self.raw).await?;
                 let session = Session::raw(conn);
                 let protocol = session.protocol().map(str::to_string);
                 tracing::debug!(%url, ?protocol, "raw QUIC session");
@@ -251,10 +288,11 @@ impl QuicClient {
     async fn connect_webtransport(
         &self,
         url: Url,
+        addr: Option<SocketAddr>,
         config: &quinn::ClientConfig,
     ) -> Result<Connection, Error> {
         use web_transport_quinn::{proto, ClientError, ConnectError};
-        let conn = self.connect_quic(&url, config).await?;
+        let conn = self.connect_quic(&url, addr, config).await?;
         let request = ConnectRequest::new(url.clone()).with_protocols(self.protocols.clone());
         let session = Session::connect(conn, request)
             .await
@@ -305,10 +343,12 @@ impl QuicClient {
         self.endpoint.wait_idle().await
     }
 
-    /// The QUIC handshake, racing the host's addresses with a staggered start.
+    /// The QUIC handshake, racing the host's addresses with a staggered start, or to `addr`
+    /// alone when given (the host then only names the server for TLS).
     async fn connect_quic(
         &self,
         url: &Url,
+        addr: Option<SocketAddr>,
         config: &quinn::ClientConfig,
     ) -> Result<quinn::Connection, Error> {
         let bad_url = |reason: &str| Error::Url {
@@ -320,17 +360,26 @@ impl QuicClient {
 
         let (name, mut addrs) = match host {
             Host::Domain(domain) => {
-                let addrs: Vec<SocketAddr> = tokio::net::lookup_host((domain, port))
-                    .await
-                    .map_err(|source| Error::Resolve {
-                        host: domain.to_string(),
-                        source,
-                    })?
-                    .collect();
+                let addrs: Vec<SocketAddr> = match addr {
+                    Some(addr) => vec![addr],
+                    None => tokio::net::lookup_host((domain, port))
+                        .await
+                        .map_err(|source| Error::Resolve {
+                            host: domain.to_string(),
+                            source,
+                        })?
+                        .collect(),
+                };
                 (domain.to_string(), addrs)
             }
-            Host::Ipv4(ip) => (ip.to_string(), vec![SocketAddr::new(IpAddr::V4(ip), port)]),
-            Host::Ipv6(ip) => (ip.to_string(), vec![SocketAddr::new(IpAddr::V6(ip), port)]),
+            Host::Ipv4(ip) => {
+                let addr = addr.unwrap_or(SocketAddr::new(IpAddr::V4(ip), port));
+                (ip.to_string(), vec![addr])
+            }
+            Host::Ipv6(ip) => {
+                let addr = addr.unwrap_or(SocketAddr::new(IpAddr::V6(ip), port));
+                (ip.to_string(), vec![addr])
+            }
         };
 
         // An IPv4 socket cannot reach IPv6 addresses; a dual-stack [::] one reaches both.
@@ -504,6 +553,56 @@ mod tests {
         assert!(
             matches!(err, Error::Refused { status: None, .. }),
             "{err:?}"
+        );
+    }
+
+    /// `connect_to` dials the given address, not the URL's host (a name that resolves nowhere
+    /// here), and the name still reaches the server as the TLS server name.
+    #[tokio::test]
+    async fn connect_to_dials_the_address_and_keeps_the_name() {
+        let mut server = QuicServer::new(QuicServerConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            tls: ServerTlsConfig {
+                generate: vec!["relay.invalid".into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .unwrap();
+        let addr = server.local_addr().unwrap();
+        let client = QuicClient::new(QuicClientConfig {
+            fingerprints: server.fingerprints().to_vec(),
+            ..Default::default()
+        })
+        .unwrap();
+        let accepting = tokio::spawn(async move {
+            let request = server.accept().await.expect("a connection");
+            let sni = request
+                .conn()
+                .handshake_data()
+                .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+                .and_then(|data| data.server_name);
+            let host = request.url().host_str().map(str::to_string);
+            let session = request.ok().await.expect("CONNECT accepted");
+            (sni, host, session)
+        });
+        // `.invalid` never resolves (RFC 6761): only the given address can be dialled.
+        let url: Url = format!("https://relay.invalid:{}/", addr.port())
+            .parse()
+            .unwrap();
+        let err = client.connect(url.clone()).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Resolve { .. } | Error::Url { .. }),
+            "{err:?}"
+        );
+        let conn = client.connect_to(url, addr).await.unwrap();
+        assert_eq!(conn.session.remote_address().port(), addr.port());
+        let (sni, host, _session) = accepting.await.unwrap();
+        assert_eq!(sni.as_deref(), Some("relay.invalid"), "the TLS server name");
+        assert_eq!(
+            host.as_deref(),
+            Some("relay.invalid"),
+            "the CONNECT authority"
         );
     }
 

@@ -326,6 +326,10 @@ pub struct Internal {
     pub listen: Option<SocketAddr>,
 }
 
+/// Default `--cluster-resolve-interval`: how often a peer's host name is resolved again (a
+/// pod that joins a headless Service is linked within this time).
+pub const RESOLVE_INTERVAL: &str = "30s";
+
 /// `[cluster]`: this relay's links to other relays (docs/cluster.md). A link is an ordinary
 /// session at `/` that publishes this relay's whole origin and subscribes to the peer's; hop
 /// chains keep the routes loop-free (spec §13.1).
@@ -345,7 +349,8 @@ pub struct Cluster {
     /// A peer relay to link to (repeatable, or comma-separated): https://host:port/ (WebTransport),
     /// http://host:port/ (pin the certificate served over HTTP at that port first) or
     /// moql://host:port/ (raw QUIC). `?cost=N` is read here and not sent. Redialed forever, with
-    /// jittered backoff up to 10 s.
+    /// jittered backoff up to 10 s. A host name links to each of its addresses (see
+    /// --cluster-resolve-interval).
     #[arg(
         id = "cluster_connect",
         long = "cluster-connect",
@@ -373,6 +378,20 @@ pub struct Cluster {
         value_name = "URL"
     )]
     pub node: Option<String>,
+
+    /// How often a --cluster-connect host name is resolved again: each of its addresses gets a
+    /// link (a Kubernetes headless Service, a DNS round robin), new ones are dialed and the links
+    /// of vanished ones dropped. This relay's own addresses are skipped.
+    #[arg(
+        id = "cluster_resolve_interval",
+        long = "cluster-resolve-interval",
+        env = "MOQ_CLUSTER_RESOLVE_INTERVAL",
+        value_name = "DURATION",
+        value_parser = parse_duration,
+        default_value = RESOLVE_INTERVAL
+    )]
+    #[serde(with = "duration")]
+    pub resolve_interval: Duration,
 
     /// Dial peers without verifying their certificate (tests, private networks).
     #[arg(
@@ -523,6 +542,10 @@ impl Config {
                 "cluster id {id}: must be 1..2^53 (browsers read hop ids as JavaScript numbers)"
             );
         }
+        anyhow::ensure!(
+            !self.cluster.resolve_interval.is_zero(),
+            "cluster resolve_interval must be more than 0"
+        );
         let mtu = self.server.quic_max_mtu;
         anyhow::ensure!(
             MTU_RANGE.contains(&i64::from(mtu)),
@@ -880,6 +903,12 @@ mod tests {
             env: ("MOQ_CLUSTER_NODE", "https://me:4443/"),
             toml: "[cluster]\nnode = \"https://me:4443/\"",
             check: |c| c.cluster.node.as_deref() == Some("https://me:4443/"),
+        },
+        Case {
+            flag: &["--cluster-resolve-interval", "2s"],
+            env: ("MOQ_CLUSTER_RESOLVE_INTERVAL", "2s"),
+            toml: "[cluster]\nresolve_interval = \"2s\"",
+            check: |c| c.cluster.resolve_interval == Duration::from_secs(2),
         },
         Case {
             flag: &["--connect-tls-insecure"],

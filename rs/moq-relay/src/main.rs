@@ -143,7 +143,14 @@ async fn main() -> anyhow::Result<()> {
         let client = cluster_client(&config.cluster)?;
         for peer in peers {
             tracing::info!(peer = %peer.display(), cost = peer.cost, origin_id = relay.origin_id, "linking to cluster peer");
-            tokio::spawn(cluster::link(relay.clone(), client.clone(), peer));
+            let interval = config.cluster.resolve_interval;
+            tokio::spawn(cluster::connect(
+                relay.clone(),
+                client.clone(),
+                peer,
+                interval,
+                vec![addr],
+            ));
         }
     }
 

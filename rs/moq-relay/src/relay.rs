@@ -1,11 +1,12 @@
 //! The accept loop: authorise each connection, scope it, and run its session against the shared origin.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use moq_lite::{Error, Handshake, OriginProducer, Path, Session, Stats, StreamWindow};
+use moq_lite::{Error, Handshake, Metric, OriginProducer, Path, Session, Stats, StreamWindow};
 use moq_native::{web_transport_quinn, Request, Transport};
 use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
@@ -15,7 +16,7 @@ use crate::auth::{split_path_and_token, Auth, Scope};
 /// A live session, as seen by metrics and shutdown.
 pub struct Live {
     /// The session.
-    pub session: Session,
+    pub session: Arc<Session>,
     /// Its root.
     pub root: Path,
     /// The server worker (QUIC endpoint and thread) it runs on.
@@ -104,16 +105,22 @@ pub struct Relay {
     streams: Option<StreamWindow>,
     /// QUIC counters of the sessions that have ended (locked after `sessions`).
     closed_quic: Mutex<QuicTotals>,
-    /// This relay's cluster links by peer URL (token hidden), for `GET /cluster` and the metrics.
+    /// This relay's cluster links, for `GET /cluster` and the metrics, by name: the peer's URL
+    /// (token hidden), followed by ` (address)` for each address of a host name.
     pub links: Mutex<std::collections::BTreeMap<String, LinkStatus>>,
     /// `--cluster-node`: this relay's advertised address, if given.
     pub node: Option<String>,
 }
 
 /// What a cluster link is doing now.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Clone)]
 pub struct LinkStatus {
-    /// `connecting`, `up` or `down` (waiting to redial).
+    /// The peer's URL as given (`--cluster-connect`), token hidden.
+    pub peer: String,
+    /// The address dialed: the URL's own for an IP literal, one of the name's for a host name.
+    pub address: Option<SocketAddr>,
+    /// `connecting`, `up`, `down` (waiting to redial) or `self` (the peer is this relay: not
+    /// redialed).
     pub state: &'static str,
     /// The moq-lite version while up.
     pub version: Option<String>,
@@ -123,17 +130,83 @@ pub struct LinkStatus {
     pub sessions: u64,
     /// Why the last session ended or failed.
     pub last_error: Option<String>,
+    /// The session while up: its QUIC and moq-lite counters feed [`LinkStatus::view`].
+    pub session: Option<Arc<Session>>,
+    /// UDP payload bytes received over the link's ended sessions.
+    pub ended_bytes_in: u64,
+    /// UDP payload bytes sent over the link's ended sessions.
+    pub ended_bytes_out: u64,
+}
+
+/// A cluster link as `GET /cluster` and the metrics show it: its status and its live session's
+/// counters.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LinkView {
+    /// See [`LinkStatus::peer`].
+    pub peer: String,
+    /// See [`LinkStatus::address`].
+    pub address: Option<String>,
+    /// See [`LinkStatus::state`].
+    pub state: &'static str,
+    /// See [`LinkStatus::version`].
+    pub version: Option<String>,
+    /// When the link entered its state (RFC 3339, UTC).
+    pub since: String,
+    /// The same instant in milliseconds since the Unix epoch.
+    pub since_unix_ms: u64,
+    /// See [`LinkStatus::sessions`].
+    pub sessions: u64,
+    /// See [`LinkStatus::last_error`].
+    pub last_error: Option<String>,
+    /// The live session's smoothed QUIC round-trip time, in milliseconds (`None` while not up).
+    pub rtt_ms: Option<f64>,
+    /// UDP payload bytes received over the link since the relay started (all its sessions).
+    pub bytes_in: u64,
+    /// UDP payload bytes sent over the link since the relay started (all its sessions).
+    pub bytes_out: u64,
+    /// Broadcasts the peer announces to us over the live session (whether or not they are the
+    /// route in use for their path).
+    pub routes: u64,
+    /// Subscriptions this relay holds on the peer over the live session (one per track).
+    pub upstream_subscriptions: u64,
 }
 
 impl LinkStatus {
-    /// A link about to dial for the first time.
-    pub fn connecting() -> Self {
+    /// A link to `peer` (its display URL) at `address`, about to dial for the first time.
+    pub fn connecting(peer: &str, address: Option<SocketAddr>) -> Self {
         Self {
+            peer: peer.to_string(),
+            address,
             state: "connecting",
             version: None,
             since_unix_ms: unix_ms(),
             sessions: 0,
             last_error: None,
+            session: None,
+            ended_bytes_in: 0,
+            ended_bytes_out: 0,
+        }
+    }
+
+    /// The status with the live session's counters read now.
+    pub fn view(&self) -> LinkView {
+        let quic = self.session.as_ref().map(|s| s.quic_stats());
+        let stats = self.session.as_ref().map(|s| s.stats());
+        let since = SystemTime::UNIX_EPOCH + Duration::from_millis(self.since_unix_ms);
+        LinkView {
+            peer: self.peer.clone(),
+            address: self.address.map(|a| a.to_string()),
+            state: self.state,
+            version: self.version.clone(),
+            since: humantime::format_rfc3339_millis(since).to_string(),
+            since_unix_ms: self.since_unix_ms,
+            sessions: self.sessions,
+            last_error: self.last_error.clone(),
+            rtt_ms: quic.as_ref().map(|q| q.path.rtt.as_secs_f64() * 1e3),
+            bytes_in: self.ended_bytes_in + quic.as_ref().map_or(0, |q| q.udp_rx.bytes),
+            bytes_out: self.ended_bytes_out + quic.as_ref().map_or(0, |q| q.udp_tx.bytes),
+            routes: stats.map_or(0, |s| s.get(Metric::Announcements)),
+            upstream_subscriptions: stats.map_or(0, |s| s.get(Metric::SubscriptionsUpstream)),
         }
     }
 }
@@ -168,14 +241,33 @@ impl Relay {
         }
     }
 
-    /// Update the status of the link to `peer` (its display URL).
-    pub fn set_link(&self, peer: &str, update: impl FnOnce(&mut LinkStatus)) {
+    /// Update the status of the link named `name` (see [`Relay::links`]); a link not listed yet
+    /// starts as [`LinkStatus::connecting`] to `name` itself.
+    pub fn set_link(&self, name: &str, update: impl FnOnce(&mut LinkStatus)) {
         let mut links = lock(&self.links);
         let status = links
-            .entry(peer.to_string())
-            .or_insert_with(LinkStatus::connecting);
+            .entry(name.to_string())
+            .or_insert_with(|| LinkStatus::connecting(name, None));
         update(status);
         status.since_unix_ms = unix_ms();
+    }
+
+    /// Forget the link named `name` (its task ended: the address vanished from DNS, or shutdown).
+    pub fn remove_link(&self, name: &str) {
+        lock(&self.links).remove(name);
+    }
+
+    /// Every cluster link as seen now, by name.
+    pub fn link_views(&self) -> std::collections::BTreeMap<String, LinkView> {
+        let links: Vec<(String, LinkStatus)> = lock(&self.links)
+            .iter()
+            .map(|(name, status)| (name.clone(), status.clone()))
+            .collect();
+        // Read the sessions' counters outside the lock (quinn locks each connection).
+        links
+            .into_iter()
+            .map(|(name, status)| (name, status.view()))
+            .collect()
     }
 
     /// Log `timeout` as the set-up deadline (the server enforces it: [`Request::deadline`]).
@@ -292,6 +384,16 @@ impl Relay {
     ) -> Option<Handshake> {
         let connection = transport.clone();
         match tokio::time::timeout_at(deadline, Handshake::accept(transport)).await {
+            // A relay dialing the addresses of its own host name (a headless Service lists every
+            // pod, this one too) may reach itself where its address check could not tell: the
+            // SETUP's origin id (lite-05) can.
+            Ok(Ok(handshake))
+                if handshake.peer_setup().and_then(|s| s.origin) == Some(self.origin_id) =>
+            {
+                tracing::warn!(%remote, origin_id = self.origin_id, "refusing a cluster link from this relay to itself");
+                handshake.reject(crate::cluster::SELF_LINK);
+                None
+            }
             Ok(Ok(handshake)) => Some(handshake),
             Ok(Err(err)) => {
                 tracing::debug!(%remote, %err, "handshake failed");
@@ -333,7 +435,7 @@ impl Relay {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         tracing::info!(id, %remote, %version, root = %scope.root, publish = ?scope.publish, subscribe = ?scope.subscribe, worker, "session accepted");
         let live = Arc::new(Live {
-            session,
+            session: Arc::new(session),
             root: scope.root.clone(),
             worker,
         });
@@ -386,7 +488,7 @@ impl Relay {
     /// Run a cluster link this relay dialed until it ends, with the reason: counted and drained
     /// like an accepted session (on shutdown the peer gets GOAWAY and the drain time to move its
     /// subscriptions), and closed once the peer itself sent GOAWAY and our subscriptions moved off.
-    pub async fn run_link(&self, session: Session) -> Error {
+    pub async fn run_link(&self, session: Arc<Session>) -> Error {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let live = Arc::new(Live {
             session,

@@ -61,22 +61,29 @@ pub fn internal_router(relay: Arc<Relay>) -> Router {
 }
 
 /// `GET /cluster`: this relay's id and advertised address, its links to other relays (state,
-/// version, since when, sessions so far, last error) and the broadcasts it knows, as JSON.
+/// version, since when, sessions so far, last error, round-trip time, bytes, routes and upstream
+/// subscriptions over each) and, per broadcast it knows, the hop chain of the route in use
+/// (`hops`) and of every route it holds (`routes`, the one in use first), as JSON
+/// (docs/cluster.md).
 async fn cluster(State(relay): State<Arc<Relay>>) -> Response {
-    let links = crate::relay::lock(&relay.links).clone();
-    let mut broadcasts = Vec::new();
-    let mut all = relay.origin.consume();
-    while let Some(announced) = all.try_announced() {
-        if announced.broadcast.is_some() {
-            broadcasts.push(announced.path.to_string());
-        }
-    }
-    broadcasts.sort();
-    broadcasts.dedup();
+    let links = relay.link_views();
+    let routes: std::collections::BTreeMap<String, serde_json::Value> = relay
+        .origin
+        .consume()
+        .routes()
+        .into_iter()
+        .map(|(path, chains)| {
+            let view = serde_json::json!({ "hops": chains[0], "routes": chains });
+            (path.to_string(), view)
+        })
+        .collect();
+    let broadcasts: Vec<&String> = routes.keys().collect();
     let body = serde_json::json!({
+        "id": relay.origin_id,
         "origin_id": relay.origin_id,
         "node": relay.node,
         "links": links,
+        "routes": routes,
         "broadcasts": broadcasts,
     });
     (
