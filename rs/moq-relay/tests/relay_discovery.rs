@@ -320,7 +320,7 @@ async fn cluster_view_shows_each_links_rtt_bytes_and_routes() {
     );
     assert_eq!(
         view["routes"],
-        serde_json::json!({ "cam": { "hops": [21] } }),
+        serde_json::json!({ "cam": { "hops": [21], "routes": [[21]] } }),
         "{view:#}"
     );
 
