@@ -372,21 +372,25 @@ impl OriginConsumer {
     /// The route this consumer would use at `path` (relative to the root), skipping chains that
     /// hold `exclude` as well as this consumer's own exclusion.
     pub fn route(&self, path: &Path, exclude: u64) -> Option<Route> {
-        let absolute = self.root.join(path).ok()?;
-        if !matches_any(&absolute, &self.queue.prefixes) {
-            return None;
+        find_route(
+            &self.shared,
+            &self.root,
+            &self.queue.prefixes,
+            self.queue.exclude,
+            path,
+            exclude,
+        )
+    }
+
+    /// A handle that looks routes up as this consumer does but follows no announcements: cheap to
+    /// keep (nothing is queued for it), e.g. one per served subscription.
+    pub fn lookup(&self) -> OriginLookup {
+        OriginLookup {
+            shared: self.shared.clone(),
+            root: self.root.clone(),
+            prefixes: self.queue.prefixes.clone(),
+            exclude: self.queue.exclude,
         }
-        let state = lock(&self.shared.state);
-        let entries = state.broadcasts.get(&absolute)?;
-        let visible: Vec<Entry> = entries
-            .iter()
-            .filter(|e| self.queue.exclude == 0 || !e.hops.contains(&self.queue.exclude))
-            .cloned()
-            .collect();
-        best(&visible, exclude).map(|e| Route {
-            broadcast: e.broadcast.clone(),
-            hops: e.hops.clone(),
-        })
     }
 
     /// Every route this consumer can see, by path (relative to the root): each route's hop chain,
@@ -474,6 +478,70 @@ impl OriginConsumer {
             }
         }
     }
+}
+
+/// Looks routes up in an origin without following its announcements (see
+/// [`OriginConsumer::lookup`]).
+#[derive(Debug, Clone)]
+pub struct OriginLookup {
+    shared: Arc<Shared>,
+    root: Path,
+    prefixes: Vec<Path>,
+    exclude: u64,
+}
+
+impl OriginLookup {
+    /// As [`OriginConsumer::route`].
+    pub fn route(&self, path: &Path, exclude: u64) -> Option<Route> {
+        find_route(
+            &self.shared,
+            &self.root,
+            &self.prefixes,
+            self.exclude,
+            path,
+            exclude,
+        )
+    }
+
+    /// A consumer that follows announcements at and under `path` only (relative to the root), to
+    /// wait for a route to change; drop it when done.
+    pub fn watch(&self, path: &Path) -> Result<OriginConsumer, Error> {
+        let wanted = join(&self.root, std::slice::from_ref(path))?;
+        let prefixes = intersect(&self.prefixes, &wanted);
+        Ok(OriginConsumer::new(
+            self.shared.clone(),
+            self.root.clone(),
+            prefixes,
+            self.exclude,
+        ))
+    }
+}
+
+/// The best route at `path` under `root` among those visible through `prefixes` and not through
+/// `hidden` (a consumer's own exclusion) or `exclude`.
+fn find_route(
+    shared: &Shared,
+    root: &Path,
+    prefixes: &[Path],
+    hidden: u64,
+    path: &Path,
+    exclude: u64,
+) -> Option<Route> {
+    let absolute = root.join(path).ok()?;
+    if !matches_any(&absolute, prefixes) {
+        return None;
+    }
+    let state = lock(&shared.state);
+    let entries = state.broadcasts.get(&absolute)?;
+    entries
+        .iter()
+        .filter(|e| hidden == 0 || !e.hops.contains(&hidden))
+        .filter(|e| exclude == 0 || !e.hops.contains(&exclude))
+        .max_by_key(|e| (std::cmp::Reverse(e.hops.len()), e.id))
+        .map(|e| Route {
+            broadcast: e.broadcast.clone(),
+            hops: e.hops.clone(),
+        })
 }
 
 impl Clone for OriginConsumer {

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::model::{GroupConsumer, OriginConsumer, Route, Track, TrackConsumer};
+use crate::model::{GroupConsumer, OriginLookup, Route, Track, TrackConsumer};
 use crate::{Error, Path};
 
 /// How long a subscription whose route failed waits for another route before it fails too.
@@ -83,8 +83,8 @@ impl Current {
 
 /// Where a subscription finds its routes.
 pub(crate) struct Routes {
-    /// The session's view of the origin.
-    pub origin: OriginConsumer,
+    /// The session's view of the origin (a lookup: nothing is queued for it).
+    pub origin: OriginLookup,
     /// The broadcast path, relative to the origin's root.
     pub path: Path,
     /// The subscriber's origin id: routes through it are never used (split horizon).
@@ -286,7 +286,7 @@ impl Follow {
 
 /// A route at `routes.path` other than `current` and still open, waited for until `deadline`.
 async fn wait_route(routes: &Routes, current: &Option<Route>, deadline: Instant) -> Option<Route> {
-    let mut watcher = routes.origin.with_prefix(&routes.path).ok()?;
+    let mut watcher = routes.origin.watch(&routes.path).ok()?;
     loop {
         if let Some(route) = routes.origin.route(&routes.path, routes.exclude) {
             let same = current

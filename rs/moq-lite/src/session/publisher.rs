@@ -378,7 +378,7 @@ impl Publisher {
         let max_latency = Arc::new(AtomicU64::new(nanos(prefs.latency(&handle))));
         // A relay's subscription moves to another route when this one goes (see `follow`).
         let routes = self.origin.as_ref().map(|origin| Routes {
-            origin: origin.clone(),
+            origin: origin.lookup(),
             path: subscribe.broadcast.clone(),
             exclude: self.peer_id.load(Ordering::Relaxed),
         });
