@@ -53,6 +53,13 @@ if ! command -v tc >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null
 fi
+# The relay cluster failure test (rs/moq-relay/tests/relay_cluster_failures.rs) drops a link's
+# UDP with nftables in a network namespace.
+if ! command -v nft >/dev/null 2>&1; then
+  echo "installing nftables (silent link failures in the relay cluster tests)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq nftables >/dev/null
+fi
 
 step "TypeScript workspace (npm ci from the lock file, Chromium)"
 scripts/js-setup.sh --browser

@@ -32,11 +32,14 @@ pub enum Metric {
     GroupsIn,
     /// Group streams reset because they fell too far behind (code 2, `Old`).
     GroupsDropped,
+    /// ANNOUNCE messages received from peers (each broadcast of a lite-01/02 ANNOUNCE_INIT counts
+    /// as one): a count that keeps growing while the broadcasts do not change is a flapping route.
+    AnnounceMessagesIn,
 }
 
 impl Metric {
     /// Every metric, in a stable order.
-    pub const ALL: [Metric; 11] = [
+    pub const ALL: [Metric; 12] = [
         Metric::Sessions,
         Metric::SubscriptionsServed,
         Metric::SubscriptionsUpstream,
@@ -48,6 +51,7 @@ impl Metric {
         Metric::FramesIn,
         Metric::GroupsIn,
         Metric::GroupsDropped,
+        Metric::AnnounceMessagesIn,
     ];
 
     /// A snake_case name, e.g. for Prometheus.
@@ -64,6 +68,7 @@ impl Metric {
             Metric::FramesIn => "frames_in",
             Metric::GroupsIn => "groups_in",
             Metric::GroupsDropped => "groups_dropped",
+            Metric::AnnounceMessagesIn => "announce_messages_in",
         }
     }
 

@@ -417,15 +417,17 @@ async fn dial_session(
     Ok(session)
 }
 
-/// Run an established link until it ends (its close reason); its byte counts are then added to
-/// the link's.
+/// Run an established link until it ends (its close reason); its byte and ANNOUNCE counts are
+/// then added to the link's.
 async fn run(relay: &Relay, session: Arc<moq_lite::Session>, name: &str) -> moq_lite::Error {
     let err = relay.run_link(session.clone()).await;
     let quic = session.quic_stats();
+    let announces = session.stats().get(moq_lite::Metric::AnnounceMessagesIn);
     relay.set_link(name, |s| {
         s.session = None;
         s.ended_bytes_in += quic.udp_rx.bytes;
         s.ended_bytes_out += quic.udp_tx.bytes;
+        s.ended_announce_messages += announces;
     });
     err
 }

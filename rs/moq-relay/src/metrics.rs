@@ -278,6 +278,9 @@ fn help(metric: Metric) -> &'static str {
         Metric::FramesIn => "frames received",
         Metric::GroupsIn => "group streams received",
         Metric::GroupsDropped => "group streams reset because a viewer fell too far behind",
+        Metric::AnnounceMessagesIn => {
+            "ANNOUNCE messages received from peers (publishers and cluster links)"
+        }
     }
 }
 
@@ -351,6 +354,17 @@ fn links(encoder: &mut DescriptorEncoder, relay: &Relay) -> std::fmt::Result {
     for link in links.values() {
         let value = saturate(link.upstream_subscriptions);
         ConstGauge::new(value).encode(family.encode_family(&labels(link))?)?;
+    }
+    let mut family = encoder.encode_descriptor(
+        "moq_relay_cluster_link_announce_messages",
+        "ANNOUNCE messages received over the cluster link (all its sessions); steady once the \
+         cluster has converged, growing while a route flaps",
+        None,
+        MetricType::Counter,
+    )?;
+    for link in links.values() {
+        let value = link.announce_messages;
+        ConstCounter::new(value).encode(family.encode_family(&labels(link))?)?;
     }
     let mut family = encoder.encode_descriptor(
         "moq_relay_cluster_link_received_bytes",

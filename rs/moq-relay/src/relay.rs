@@ -136,6 +136,8 @@ pub struct LinkStatus {
     pub ended_bytes_in: u64,
     /// UDP payload bytes sent over the link's ended sessions.
     pub ended_bytes_out: u64,
+    /// ANNOUNCE messages received over the link's ended sessions.
+    pub ended_announce_messages: u64,
 }
 
 /// A cluster link as `GET /cluster` and the metrics show it: its status and its live session's
@@ -169,6 +171,9 @@ pub struct LinkView {
     pub routes: u64,
     /// Subscriptions this relay holds on the peer over the live session (one per track).
     pub upstream_subscriptions: u64,
+    /// ANNOUNCE messages received over the link since the relay started (all its sessions):
+    /// steady once the cluster has converged, growing while a route flaps.
+    pub announce_messages: u64,
 }
 
 impl LinkStatus {
@@ -185,6 +190,7 @@ impl LinkStatus {
             session: None,
             ended_bytes_in: 0,
             ended_bytes_out: 0,
+            ended_announce_messages: 0,
         }
     }
 
@@ -207,6 +213,8 @@ impl LinkStatus {
             bytes_out: self.ended_bytes_out + quic.as_ref().map_or(0, |q| q.udp_tx.bytes),
             routes: stats.map_or(0, |s| s.get(Metric::Announcements)),
             upstream_subscriptions: stats.map_or(0, |s| s.get(Metric::SubscriptionsUpstream)),
+            announce_messages: self.ended_announce_messages
+                + stats.map_or(0, |s| s.get(Metric::AnnounceMessagesIn)),
         }
     }
 }

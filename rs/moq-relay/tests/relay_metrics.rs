@@ -20,6 +20,7 @@ const FAMILIES: &[(&str, bool)] = &[
     ("moq_relay_frames_in", true),
     ("moq_relay_groups_in", true),
     ("moq_relay_groups_dropped", true),
+    ("moq_relay_announce_messages_in", true),
     ("moq_relay_viewers", false),
     ("moq_relay_viewers_unlisted", false),
     ("moq_relay_viewed_broadcasts", false),

@@ -118,6 +118,9 @@ impl Subscriber {
         match self.version {
             Version::Lite01 | Version::Lite02 => {
                 let init: AnnounceInit = reader.decode().await?;
+                // Each broadcast it lists stands for one ANNOUNCE of later versions.
+                self.stats
+                    .add(Metric::AnnounceMessagesIn, init.suffixes.len() as u64);
                 for suffix in init.suffixes.into_iter().take(MAX_ANNOUNCED) {
                     self.start_broadcast(&mut broadcasts, suffix, Vec::new());
                 }
@@ -142,6 +145,7 @@ impl Subscriber {
                 }
             };
             let Some(announce) = announce else { break };
+            self.stats.add(Metric::AnnounceMessagesIn, 1);
             let Announce {
                 status,
                 suffix,
