@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod http;
+pub mod peers;
 pub mod ports;
 pub mod process;
 pub mod relay;
