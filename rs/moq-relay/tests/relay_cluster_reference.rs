@@ -161,12 +161,14 @@ async fn a_triangle_of_two_reference_relays_and_ours_delivers_everywhere_without
         viewers.push((session, viewer));
     }
 
-    // O's links to R1 and R2 are both up.
+    // O's links to R1 and R2 are both up, at lite-05.
     let (before, view) = snapshot(&ours, r1, r2).await;
     let links = view["links"].as_object().expect("links by peer");
     assert_eq!(links.len(), 2, "{view}");
     for link in links.values() {
         assert_eq!(link["state"], "up", "{view}");
+        // spec §13.1: the reference speaks lite-05 with a lite-05 peer.
+        assert_eq!(link["version"], "moq-lite-05", "{view}");
     }
     assert_eq!(
         view["broadcasts"],
