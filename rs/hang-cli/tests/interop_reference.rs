@@ -11,18 +11,7 @@ use std::time::{Duration, Instant};
 use common::{hang, start_relay, wait_announced, Run};
 
 fn reference_moq() -> PathBuf {
-    let dir = std::env::var_os("MOQ_PEERS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/moq-interop")
-        });
-    let path = dir.join("cli-0.14.10/bin/moq");
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/install-peers.sh",
-        path.display()
-    );
-    path
+    test_support::peers::binary("cli-0.14.10", "moq")
 }
 
 /// A live ffmpeg fMP4 source (H.264 + AAC) on a pipe.

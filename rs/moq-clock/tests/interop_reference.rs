@@ -52,24 +52,7 @@ impl Relay {
 
     /// The installed binary; panics with the fix when it is missing.
     fn binary(self) -> PathBuf {
-        let dir = match std::env::var_os("MOQ_PEERS_DIR") {
-            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-            _ => {
-                let home = std::env::var_os("HOME").expect("HOME or MOQ_PEERS_DIR must be set");
-                PathBuf::from(home).join(".cache/moq-interop")
-            }
-        };
-        let path = dir
-            .join(format!("relay-{}", self.version()))
-            .join("bin/moq-relay");
-        assert!(
-            path.is_file(),
-            "the reference moq-relay {} is not installed at {}: run scripts/install-peers.sh \
-             (it installs into $MOQ_PEERS_DIR, default $HOME/.cache/moq-interop)",
-            self.version(),
-            path.display()
-        );
-        path
+        test_support::peers::binary(&format!("relay-{}", self.version()), "moq-relay")
     }
 
     /// Command-line arguments to serve QUIC + WebTransport on `port` (UDP) and the certificate

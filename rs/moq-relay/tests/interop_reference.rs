@@ -14,24 +14,6 @@ use std::time::{Duration, Instant};
 use test_support::relay::{RelayAddrs, RelayOptions};
 use test_support::Run;
 
-fn peers_dir() -> PathBuf {
-    std::env::var_os("MOQ_PEERS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/moq-interop")
-        })
-}
-
-fn peer(dir: &str, bin: &str) -> PathBuf {
-    let path = peers_dir().join(dir).join("bin").join(bin);
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/install-peers.sh",
-        path.display()
-    );
-    path
-}
-
 fn tool(name: &str) -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
@@ -103,7 +85,7 @@ fn ref_clock(
     version: Option<&str>,
     command: &str,
 ) -> mpsc::Receiver<String> {
-    let mut cmd = Command::new(peer("clock-0.10.21", "moq-clock"));
+    let mut cmd = Command::new(test_support::peers::binary("clock-0.10.21", "moq-clock"));
     cmd.args([
         "--url",
         url,
@@ -182,7 +164,7 @@ fn reference_clocks_through_our_relay() {
 fn reference_moq_cli_fmp4_through_our_relay() {
     let ffmpeg = tool("ffmpeg");
     let ffprobe = tool("ffprobe");
-    let moq = peer("cli-0.14.10", "moq");
+    let moq = test_support::peers::binary("cli-0.14.10", "moq");
     let mut procs = Run::new("cli");
     let relay = relay(&mut procs, &["--auth-public", ""]);
     let url = relay.url("/anon");
@@ -300,7 +282,7 @@ fn reference_moq_cli_fmp4_through_our_relay() {
 /// token's permissions hold (a path outside `root` is refused).
 #[test]
 fn reference_token_is_accepted() {
-    let token_cli = peer("token-cli-0.5.48", "moq-token");
+    let token_cli = test_support::peers::binary("token-cli-0.5.48", "moq-token");
     let mut procs = Run::new("token");
     let key = procs.path("root.jwk");
     let public = procs.path("public.jwk");
@@ -348,7 +330,7 @@ fn reference_token_is_accepted() {
         ),
         ("refused-anon", relay.url("/demo"), "/demo"),
     ] {
-        let mut cmd = Command::new(peer("clock-0.10.21", "moq-clock"));
+        let mut cmd = Command::new(test_support::peers::binary("clock-0.10.21", "moq-clock"));
         cmd.args([
             "--url",
             &url,

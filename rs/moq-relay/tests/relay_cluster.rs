@@ -141,19 +141,7 @@ async fn a_triangle_delivers_without_loops() {
 /// The reference `moq-relay` 0.17.10 (scripts/install-peers.sh), cluster id `id`, anonymous
 /// access, on a free port (it cannot report one): started again if another process took it.
 fn reference_relay(run: &mut test_support::Run, id: u64, connect: Option<&str>) -> u16 {
-    let dir = std::env::var_os("MOQ_PEERS_DIR")
-        .filter(|d| !d.is_empty())
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME"))
-                .join(".cache/moq-interop")
-        });
-    let bin = dir.join("relay-0.17.10/bin/moq-relay");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run scripts/install-peers.sh",
-        bin.display()
-    );
+    let bin = test_support::peers::binary("relay-0.17.10", "moq-relay");
     for attempt in 0..5 {
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");

@@ -34,23 +34,7 @@ const ALGORITHMS: [Algorithm; 4] = [
 ];
 
 fn reference() -> PathBuf {
-    let dir = match std::env::var_os("MOQ_PEERS_DIR") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => {
-            let home = std::env::var_os("HOME").expect("HOME or MOQ_PEERS_DIR must be set");
-            PathBuf::from(home).join(".cache/moq-interop")
-        }
-    };
-    let path = dir
-        .join(format!("token-cli-{REFERENCE_VERSION}"))
-        .join("bin/moq-token");
-    assert!(
-        path.is_file(),
-        "the reference moq-token {REFERENCE_VERSION} is not installed at {}: run \
-         scripts/install-peers.sh (it installs into $MOQ_PEERS_DIR, default $HOME/.cache/moq-interop)",
-        path.display()
-    );
-    path
+    test_support::peers::binary(&format!("token-cli-{REFERENCE_VERSION}"), "moq-token")
 }
 
 /// A scratch directory, removed when dropped.

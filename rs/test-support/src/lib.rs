@@ -10,6 +10,9 @@
 //!                                 → RelayAddrs { quic, http, internal, fingerprint }
 //! ```
 //!
+//! The reference implementation's binaries (interop peers) are found by [`peers::binary`] and
+//! its relay started by [`Run::start_reference_relay`].
+//!
 //! Servers we own bind port 0 and report the port they got ([`relay`], [`ports::PortFile`]).
 //! Programs that cannot report it (the reference peers) get a [`ports::free_port`] and the caller
 //! retries the whole start when the port was taken meanwhile. Waits poll an observable event
@@ -28,6 +31,7 @@
 #![warn(missing_docs)]
 
 pub mod http;
+pub mod peers;
 pub mod ports;
 pub mod process;
 pub mod relay;
