@@ -139,46 +139,14 @@ async fn a_triangle_delivers_without_loops() {
 }
 
 /// The reference `moq-relay` 0.17.10 (scripts/install-peers.sh), cluster id `id`, anonymous
-/// access, on a free port (it cannot report one): started again if another process took it.
+/// access, on a free port, dialing `connect` if given.
 fn reference_relay(run: &mut test_support::Run, id: u64, connect: Option<&str>) -> u16 {
-    let bin = test_support::peers::binary("relay-0.17.10", "moq-relay");
-    for attempt in 0..5 {
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
-        let id = id.to_string();
-        let mut args = vec![
-            "--listen",
-            &addr,
-            "--listen-tls-generate",
-            "localhost",
-            "--auth-public",
-            "**",
-            "--cluster-id",
-            &id,
-        ];
-        if let Some(url) = connect {
-            args.extend(["--cluster-connect", url, "--connect-tls-insecure"]);
-        }
-        args.extend(["--web-http-listen", &addr]);
-        let name = format!("reference-{id}-{attempt}");
-        run.spawn(&name, std::process::Command::new(&bin).args(&args));
-        let pid = run.child(&name).id();
-        // Polled: the reference cannot tell when it has bound its port.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::time::Instant::now() < deadline {
-            if test_support::ports::listens(pid, port) {
-                return port;
-            }
-            if run.exited(&name).is_some() {
-                break; // the port was taken: another attempt on another port
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+    let id = id.to_string();
+    let mut args = vec!["--cluster-id", &id];
+    if let Some(url) = connect {
+        args.extend(["--cluster-connect", url, "--connect-tls-insecure"]);
     }
-    panic!(
-        "the reference relay did not start in 5 attempts\n{}",
-        run.logs()
-    );
+    run.start_reference_relay(&format!("reference-{id}"), &args)
 }
 
 /// A session with the reference relay on `port` (WebTransport, its self-signed certificate
@@ -499,17 +467,20 @@ async fn sigterm_drains_a_carrying_middle_relay_without_a_gap() {
 }
 
 #[tokio::test]
-async fn viewers_everywhere_follow_a_publisher_that_moves_from_a_to_c() {
-    // A ← B ← C. A viewer on A (local to the publisher) and one on C (two hops away). The
-    // publisher leaves A and comes back on C, counting its groups from 0 again: both viewers keep
-    // their subscription and get the moved publisher's frames, in one increasing sequence.
+async fn viewers_everywhere_follow_a_publisher_that_moves_from_a_to_d() {
+    // The redundant mesh (A; B → A; C → A, B; D → C) with a viewer on every relay. The publisher
+    // leaves A and comes back on D, counting its groups from 0 again: every viewer keeps its
+    // subscription and gets the moved publisher's frames, in one increasing sequence.
     let a = relay_linked_to(61, &[]).await;
     let b = relay_linked_to(62, &[&a]).await;
-    let c = relay_linked_to(63, &[&b]).await;
+    let c = relay_linked_to(63, &[&a, &b]).await;
+    let d = relay_linked_to(64, &[&c]).await;
     let first = publish_cam(&a, "first").await;
-    let (_sa, _va, mut on_a) = view_cam(&a).await;
-    let (_sc, _vc, mut on_c) = view_cam(&c).await;
-    for video in [&mut on_a, &mut on_c] {
+    let mut viewers = Vec::new();
+    for (name, relay) in [("A", &a), ("B", &b), ("C", &c), ("D", &d)] {
+        viewers.push((name, view_cam(relay).await));
+    }
+    for (_, (_, _, video)) in viewers.iter_mut() {
         let mut count = 0;
         watch_groups(video, |_, _| {
             count += 1;
@@ -518,8 +489,8 @@ async fn viewers_everywhere_follow_a_publisher_that_moves_from_a_to_c() {
         .await;
     }
     first.abort();
-    let moved = publish_cam(&c, "moved").await;
-    for (name, video) in [("A", &mut on_a), ("C", &mut on_c)] {
+    let moved = publish_cam(&d, "moved").await;
+    for (name, (_, _, video)) in viewers.iter_mut() {
         let mut from_moved = 0;
         let (seen, longest) = watch_groups(video, |_, frame| {
             if frame.starts_with(b"moved:") {

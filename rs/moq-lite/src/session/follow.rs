@@ -250,18 +250,25 @@ impl Follow {
     async fn route_failed(&mut self, err: &Error) -> Option<Route> {
         let routes = self.routes.as_ref()?;
         let route = self.route.as_ref()?;
-        if !matches!(
+        // Errors about the request itself, not the route: no other route would answer better.
+        if matches!(
             err,
-            Error::Transport(_)
-                | Error::Dropped
-                | Error::Closed
-                | Error::Cancel
-                | Error::Timeout
-                | Error::Remote(_)
+            Error::Unauthorized
+                | Error::ProtocolViolation(_)
+                | Error::Decode(_)
+                | Error::Duplicate
+                | Error::UnexpectedStream(_)
+                | Error::UnexpectedMessage
+                | Error::WrongSize
+                | Error::FrameTooLarge
+                | Error::Unsupported(_)
+                | Error::Version
         ) {
             return None;
         }
-        // The link's session ends both the track and the broadcast, in either order.
+        // The link's session ends both the track and the broadcast, in either order; a relay
+        // upstream that lost its own route answers NotFound before its withdrawal reaches us. A
+        // broadcast that stays open failed the track for its own reasons: the error stands.
         let _closed = tokio::time::timeout(ROUTE_FAILURE_GRACE, route.broadcast.closed())
             .await
             .ok()?;
