@@ -23,6 +23,24 @@ pub struct Live {
     pub worker: usize,
 }
 
+/// A cluster link's session in [`Relay::sessions`]: removed (its QUIC counters kept) and closed
+/// when dropped, however [`Relay::run_link`] ends.
+struct Registered<'a> {
+    relay: &'a Relay,
+    id: u64,
+    live: Arc<Live>,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.live.session.close(Error::Cancel);
+        let quic = self.live.session.quic_stats();
+        let mut sessions = self.relay.sessions();
+        sessions.remove(&self.id);
+        lock(&self.relay.closed_quic).add(&quic);
+    }
+}
+
 /// QUIC counters summed over sessions (see [`Relay::quic_totals`]).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct QuicTotals {
@@ -504,8 +522,15 @@ impl Relay {
             worker: 0,
         });
         self.sessions().insert(id, live.clone());
+        // Also when the link's task is aborted (its address left the DNS answer): the session is
+        // closed and leaves the table, not kept alive by it.
+        let _registered = Registered {
+            relay: self,
+            id,
+            live: live.clone(),
+        };
         let mut shutdown = self.shutdown.subscribe();
-        let err = tokio::select! {
+        tokio::select! {
             err = live.session.closed() => err,
             () = live.session.drained() => {
                 tracing::info!(id, "cluster peer sent GOAWAY and our subscriptions moved: closing the link");
@@ -516,14 +541,7 @@ impl Relay {
                 let _ = live.session.goaway("").await;
                 live.session.closed().await
             }
-        };
-        let quic = live.session.quic_stats();
-        {
-            let mut sessions = self.sessions();
-            sessions.remove(&id);
-            lock(&self.closed_quic).add(&quic);
         }
-        err
     }
 
     /// Stop: GOAWAY to every session, then wait up to `timeout` for them to leave.

@@ -84,6 +84,109 @@ async fn relay_listening_on(listen: &str, id: u64) -> Relay {
     .await
 }
 
+/// A name that resolves to two addresses, 127.0.0.1 and 127.0.0.2 (from an /etc/hosts of the
+/// linking relay's own, bind-mounted in a mount namespace only that relay sees: nothing on the
+/// machine changes), gets a link to a relay on each, and the links follow the answers as they
+/// change (`--cluster-resolve-interval 1s`): an address that goes loses its link, one that comes
+/// back gets it again.
+#[tokio::test]
+async fn a_name_with_two_addresses_gets_a_link_to_each_and_follows_the_answers() {
+    let one = relay_listening_on("127.0.0.1:{port}", 111).await;
+    let port = one.port;
+    let mut two = relay_listening_on(&format!("127.0.0.2:{port}"), 112).await;
+    two.host = IpAddr::from([127, 0, 0, 2]);
+    two.port = port; // bound by the literal --listen, not a `{port}` placeholder
+    let scratch = test_support::Scratch::new("dns");
+    let hosts = scratch.path("hosts");
+    let both = "127.0.0.1 peers.moq.test\n127.0.0.2 peers.moq.test\n";
+    std::fs::write(&hosts, both).unwrap();
+    let script = format!(
+        "mount --bind '{}' /etc/hosts && exec \"$0\" \"$@\"",
+        hosts.display()
+    );
+    let url = format!("https://peers.moq.test:{port}/");
+    let linker = Relay::start(
+        RelayArgs::new(&[
+            "--auth-public",
+            "",
+            "--cluster-id",
+            "110",
+            "--connect-tls-insecure",
+            "--cluster-connect",
+            &url,
+            "--cluster-resolve-interval",
+            "1s",
+        ])
+        .wrapped(&[
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+        ]),
+    )
+    .await;
+    let addr = |host: &str| format!("{host}:{port}");
+    let up = |view: &serde_json::Value| -> BTreeSet<String> {
+        links(view)
+            .iter()
+            .filter(|l| l["state"] == "up")
+            .filter_map(|l| l["address"].as_str().map(str::to_string))
+            .collect()
+    };
+    let listed = |view: &serde_json::Value| -> BTreeSet<String> {
+        links(view)
+            .iter()
+            .filter_map(|l| l["address"].as_str().map(str::to_string))
+            .collect()
+    };
+    let both_up = BTreeSet::from([addr("127.0.0.1"), addr("127.0.0.2")]);
+    wait_cluster(&linker, "a link up to each address", |v| up(v) == both_up).await;
+
+    // What each address's relay publishes plays from the linking relay.
+    let mut publishers = Vec::new();
+    for (name, relay) in [("one-cam", &one), ("two-cam", &two)] {
+        let (origin, broadcast) = origin_with(name);
+        let track = patient_video_track(&broadcast);
+        track.write_frame(0, payload(name, 0, 0, 1000)).unwrap();
+        publishers.push((
+            relay.publisher(Via::Quic, "/", &origin).await,
+            broadcast,
+            track,
+        ));
+        plays_from(&linker, name).await;
+    }
+
+    // The answer loses 127.0.0.2: its link is dropped at the next resolution.
+    let changed = std::time::Instant::now();
+    std::fs::write(&hosts, "127.0.0.1 peers.moq.test\n").unwrap();
+    let only_one = BTreeSet::from([addr("127.0.0.1")]);
+    wait_cluster(&linker, "only 127.0.0.1 linked", |v| listed(v) == only_one).await;
+    eprintln!(
+        "127.0.0.2's link dropped {:?} after it left the answer",
+        changed.elapsed()
+    );
+    wait_cluster(&linker, "two-cam's route gone", |v| {
+        v["routes"].get("two-cam").is_none()
+    })
+    .await;
+
+    // It comes back: linked again, and its broadcast plays again.
+    let changed = std::time::Instant::now();
+    std::fs::write(&hosts, both).unwrap();
+    wait_cluster(&linker, "both linked again", |v| up(v) == both_up).await;
+    eprintln!(
+        "127.0.0.2 linked again {:?} after it came back",
+        changed.elapsed()
+    );
+    plays_from(&linker, "two-cam").await;
+    for relay in [&one, &two, &linker] {
+        assert!(!relay.log().contains("panicked"), "{}", relay.log());
+    }
+}
+
 /// `localhost` names one relay per address it resolves to (127.0.0.1, and ::1 where the system
 /// says so), all on one port: the relay told to connect to `https://localhost:PORT/` links to
 /// each of them and plays what each one publishes. (On a system where `localhost` is 127.0.0.1
@@ -105,7 +208,9 @@ async fn every_address_of_a_peer_name_gets_a_link() {
     let mut peers = vec![(SocketAddr::new([127, 0, 0, 1].into(), port), first)];
     for (n, ip) in resolved.iter().filter(|ip| !ip.is_ipv4()).enumerate() {
         let addr = SocketAddr::new(*ip, port);
-        let relay = relay_listening_on(&addr.to_string(), 102 + n as u64).await;
+        let mut relay = relay_listening_on(&addr.to_string(), 102 + n as u64).await;
+        relay.host = *ip;
+        relay.port = port;
         peers.push((addr, relay));
     }
 

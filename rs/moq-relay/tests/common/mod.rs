@@ -55,6 +55,8 @@ pub struct Relay {
     child: Option<Child>,
     /// QUIC (UDP) port.
     pub port: u16,
+    /// The address clients dial the QUIC port on (127.0.0.1 unless the test bound another).
+    pub host: std::net::IpAddr,
     /// Public HTTP listener.
     pub web: u16,
     /// A port the relay was not told to bind (for configuration values that must not win).
@@ -79,6 +81,8 @@ pub struct RelayArgs {
     /// Prepend `--listen`, `--tls-generate`, `--web-http-listen` and `--internal-listen`, all on
     /// port 0, and `--port-file`.
     defaults: bool,
+    /// A command the relay runs under (it must exec the relay, keeping its pid), e.g. `unshare`.
+    wrapper: Vec<String>,
 }
 
 impl RelayArgs {
@@ -89,7 +93,15 @@ impl RelayArgs {
             files: Vec::new(),
             env: Vec::new(),
             defaults: true,
+            wrapper: Vec::new(),
         }
+    }
+
+    /// Run the relay as the last argument of `command` (which must exec it: the relay keeps the
+    /// pid the test knows), e.g. in a mount namespace of its own. `{dir}` is the relay's directory.
+    pub fn wrapped(mut self, command: &[&str]) -> Self {
+        self.wrapper = command.iter().map(|a| a.to_string()).collect();
+        self
     }
 
     /// Exactly these flags: the configuration must bind `{port}`, `{web}` and `{internal}` itself.
@@ -147,7 +159,15 @@ impl Relay {
             }
             let log = scratch.path(&format!("relay-{attempt}.log"));
             let port_file = scratch.path(&format!("ports-{attempt}.json"));
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_moq-relay"));
+            let mut cmd = match spec.wrapper.split_first() {
+                Some((program, args)) => {
+                    let mut cmd = Command::new(fill(program));
+                    cmd.args(args.iter().map(|a| fill(a)))
+                        .arg(env!("CARGO_BIN_EXE_moq-relay"));
+                    cmd
+                }
+                None => Command::new(env!("CARGO_BIN_EXE_moq-relay")),
+            };
             clean_env(&mut cmd);
             if spec.defaults {
                 cmd.args(["--listen", "127.0.0.1:0", "--tls-generate", "localhost"])
@@ -165,6 +185,7 @@ impl Relay {
             let mut relay = Relay {
                 child: Some(child),
                 port,
+                host: std::net::IpAddr::from([127, 0, 0, 1]),
                 web,
                 internal,
                 spare,
@@ -338,7 +359,8 @@ impl Relay {
             Via::WebTransport => "https",
             Via::Quic => "moql",
         };
-        format!("{scheme}://127.0.0.1:{}{path_and_query}", self.port)
+        let addr = std::net::SocketAddr::new(self.host, self.port);
+        format!("{scheme}://{addr}{path_and_query}")
             .parse()
             .unwrap()
     }
@@ -350,8 +372,12 @@ impl Relay {
 
     /// A client endpoint offering only `protocols` (empty = defaults).
     pub fn client_with(&self, protocols: &[&str]) -> moq_native::QuicClient {
+        let bind = match self.host {
+            std::net::IpAddr::V4(_) => "127.0.0.1:0",
+            std::net::IpAddr::V6(_) => "[::1]:0",
+        };
         moq_native::QuicClient::new(moq_native::QuicClientConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
+            bind: bind.parse().unwrap(),
             fingerprints: vec![self.fingerprint.clone()],
             protocols: protocols.iter().map(|p| p.to_string()).collect(),
             ..Default::default()
