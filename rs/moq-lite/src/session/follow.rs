@@ -91,6 +91,9 @@ pub(crate) struct Routes {
     pub exclude: u64,
 }
 
+/// A rare event waited for across calls, boxed so the common path stays small.
+type Waiting<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
 /// The track of a served subscription, across routes.
 pub(crate) struct Follow {
     routes: Option<Routes>,
@@ -99,9 +102,10 @@ pub(crate) struct Follow {
     consumer: TrackConsumer,
     /// The previous route's track, read until it ends after a drain moved us off it.
     old: Option<TrackConsumer>,
-    /// The current route was withdrawn: looking for the next one until this deadline.
-    seeking: Option<Instant>,
-    route_closed: bool,
+    /// Resolves when the current route is withdrawn (its broadcast closes); made once per route.
+    closed: Option<Waiting<()>>,
+    /// The current route was withdrawn: the next one, waited for until a deadline.
+    seeking: Option<Waiting<Option<Route>>>,
     /// The highest sequence handed out (after shifting).
     last: Option<u64>,
     /// Added to the current route's sequences; decided by its first group.
@@ -126,25 +130,50 @@ impl Follow {
         max_latency: Arc<AtomicU64>,
         current: Current,
     ) -> Self {
-        Self {
+        let mut follow = Self {
             routes,
             track: consumer.track().clone(),
             route,
             consumer,
             old: None,
+            closed: None,
             seeking: None,
-            route_closed: false,
             last: None,
             shift: Some(0),
             old_shift: 0,
             moved: false,
             max_latency,
             current,
-        }
+        };
+        follow.watch_route();
+        follow
     }
 
     fn latency(&self) -> Duration {
         Duration::from_nanos(self.max_latency.load(Ordering::Relaxed))
+    }
+
+    /// Watch the current route's broadcast for its withdrawal (only when rerouting is possible).
+    fn watch_route(&mut self) {
+        self.closed = match (&self.route, &self.routes) {
+            (Some(route), Some(_)) => {
+                let broadcast = route.broadcast.clone();
+                Some(Box::pin(async move {
+                    let _ = broadcast.closed().await;
+                }))
+            }
+            _ => None,
+        };
+    }
+
+    /// Start looking for a route other than the current one, until `deadline`.
+    fn seek(&mut self, deadline: Instant) {
+        self.seeking = self.routes.as_ref().map(|routes| {
+            let (origin, path, exclude) =
+                (routes.origin.clone(), routes.path.clone(), routes.exclude);
+            let current = self.route.as_ref().map(|r| r.broadcast.clone());
+            Box::pin(wait_route(origin, path, exclude, current, deadline)) as Waiting<_>
+        });
     }
 
     /// The next group to serve and the sequence to send it as; `None` when the track finished.
@@ -155,25 +184,22 @@ impl Follow {
             if let Some(old) = &mut self.old {
                 old.set_max_latency(latency);
             }
-            let route_closed = async {
-                match (&self.route, self.route_closed || self.routes.is_none()) {
-                    (Some(route), false) => {
-                        let _ = route.broadcast.closed().await;
-                    }
-                    _ => std::future::pending().await,
+            // The rare branches cost a check each when idle: nothing is created per group.
+            let old = async {
+                match &mut self.old {
+                    Some(old) => Box::pin(old.next_group()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let closed = async {
+                match &mut self.closed {
+                    Some(closed) => closed.as_mut().await,
+                    None => std::future::pending().await,
                 }
             };
             let seeking = async {
-                match (self.seeking, &self.routes) {
-                    (Some(deadline), Some(routes)) => {
-                        Some(wait_route(routes, &self.route, deadline).await)
-                    }
-                    _ => std::future::pending().await,
-                }
-            };
-            let old = async {
-                match &mut self.old {
-                    Some(old) => old.next_group().await,
+                match &mut self.seeking {
+                    Some(seeking) => seeking.as_mut().await,
                     None => std::future::pending().await,
                 }
             };
@@ -189,14 +215,14 @@ impl Follow {
                     }
                     _ => self.old = None,
                 },
-                () = route_closed => {
-                    self.route_closed = true;
-                    self.seeking = Some(Instant::now() + REROUTE_WAIT);
+                () = closed => {
+                    self.closed = None;
+                    self.seek(Instant::now() + REROUTE_WAIT);
                     tracing::debug!(track = %self.track.name, "route withdrawn, looking for another");
                 }
                 found = seeking => {
                     self.seeking = None;
-                    if let Some(route) = found.flatten() {
+                    if let Some(route) = found {
                         tracing::debug!(track = %self.track.name, hops = ?route.hops, "moving the subscription to another route");
                         let previous = self.switch(route);
                         self.old = Some(previous);
@@ -210,7 +236,7 @@ impl Follow {
                     }
                     Ok(None) => return Ok(None),
                     Err(err) => {
-                        let Some(route) = self.route_failed(&err).await else {
+                        let Some(route) = Box::pin(self.route_failed(&err)).await else {
                             return Err(err);
                         };
                         tracing::debug!(track = %self.track.name, %err, hops = ?route.hops, "route failed, moving the subscription to another");
@@ -273,7 +299,15 @@ impl Follow {
             .await
             .ok()?;
         self.old = None;
-        wait_route(routes, &self.route, Instant::now() + REROUTE_WAIT).await
+        let current = route.broadcast.clone();
+        wait_route(
+            routes.origin.clone(),
+            routes.path.clone(),
+            routes.exclude,
+            Some(current),
+            Instant::now() + REROUTE_WAIT,
+        )
+        .await
     }
 
     /// Subscribe to the track on `route`; returns the previous route's consumer.
@@ -283,7 +317,7 @@ impl Follow {
         consumer.set_max_latency(self.latency());
         self.current.set(consumer.clone());
         self.route = Some(route);
-        self.route_closed = false;
+        self.watch_route();
         self.old_shift = self.shift.unwrap_or(0);
         self.shift = None;
         self.moved = true;
@@ -291,14 +325,19 @@ impl Follow {
     }
 }
 
-/// A route at `routes.path` other than `current` and still open, waited for until `deadline`.
-async fn wait_route(routes: &Routes, current: &Option<Route>, deadline: Instant) -> Option<Route> {
-    let mut watcher = routes.origin.watch(&routes.path).ok()?;
+/// A route at `path` other than `current` and still open, not through `exclude`, waited for until
+/// `deadline`.
+async fn wait_route(
+    origin: OriginLookup,
+    path: Path,
+    exclude: u64,
+    current: Option<crate::model::BroadcastConsumer>,
+    deadline: Instant,
+) -> Option<Route> {
+    let mut watcher = origin.watch(&path).ok()?;
     loop {
-        if let Some(route) = routes.origin.route(&routes.path, routes.exclude) {
-            let same = current
-                .as_ref()
-                .is_some_and(|c| c.broadcast.same(&route.broadcast));
+        if let Some(route) = origin.route(&path, exclude) {
+            let same = current.as_ref().is_some_and(|c| c.same(&route.broadcast));
             if !same && !route.broadcast.is_closed() {
                 return Some(route);
             }
