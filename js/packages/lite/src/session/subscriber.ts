@@ -223,8 +223,11 @@ export class Subscriber {
 							e.varint(BiStream.Track);
 							encodeTrack(e, { broadcast, track }, version);
 						});
-						await writer.close();
+						// spec: §3.3 a FIN from the requester ends the transaction: the reference publisher
+						// (moq-relay 0.17) reads a FIN before TRACK_INFO as a cancel and resets the stream.
+						// So FIN only once TRACK_INFO is in, as the Rust subscriber does.
 						active.info = await reader.decode((c) => decodeTrackInfo(c, version));
+						await writer.close();
 					})()
 				: Promise.resolve();
 
