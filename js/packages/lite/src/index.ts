@@ -15,7 +15,7 @@
  */
 
 export * as Wire from "./coding/index.ts";
-export { DecodeError, ErrorCode, MoqError } from "./error.ts";
+export { type CodeRegistry, DecodeError, ErrorCode, MoqError, WireCodes } from "./error.ts";
 export type { Announced, Announcement } from "./model/announced.ts";
 export { BroadcastConsumer, BroadcastProducer } from "./model/broadcast.ts";
 export { type Frame, GroupConsumer, GroupProducer } from "./model/group.ts";

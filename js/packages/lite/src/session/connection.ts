@@ -1,12 +1,12 @@
 /** The WebTransport session: connect, negotiate the version, dispatch streams, publish and subscribe. */
 import { BiStream, decodeSessionInfo, type LiteVersion, Reader, UniStream } from "../coding/index.ts";
-import { ErrorCode, MoqError, toError } from "../error.ts";
+import { type CodeRegistry, ErrorCode, MoqError, toError, WireCodes } from "../error.ts";
 import type { Announced } from "../model/announced.ts";
 import { BroadcastConsumer, type BroadcastProducer } from "../model/broadcast.ts";
 import { deferred } from "../model/util.ts";
 import { Publisher } from "./publisher.ts";
 import { clientSetup, type Incoming, type Negotiated, serverSetup } from "./setup.ts";
-import { type BidiStream, errorCode, mapStreamError, streamError, type Transport, Writer } from "./stream.ts";
+import { type BidiStream, errorCode, mapStreamError, stopError, type Transport, Writer } from "./stream.ts";
 import { Subscriber } from "./subscriber.ts";
 
 /** A moq-lite version this client speaks. */
@@ -21,6 +21,11 @@ export interface ConnectOptions {
 	 * Default `http://host:port/certificate.sha256` of the URL itself.
 	 */
 	fingerprintUrl?: string;
+	/**
+	 * The peer's error-code registry, when known (see {@link CodeRegistry}): `"moq-net"` for the
+	 * reference relay 0.17.x, `"lite"` for ours. Default: learnt from the peer's first telling code.
+	 */
+	codes?: CodeRegistry;
 }
 
 /** Options for {@link Connection.accept} over a custom transport. */
@@ -31,6 +36,8 @@ export interface TransportOptions {
 	server?: boolean;
 	/** The URL to report in {@link Connection.url}. */
 	url?: string | URL;
+	/** The peer's error-code registry (see {@link ConnectOptions.codes}). */
+	codes?: CodeRegistry;
 }
 
 const DEFAULT_VERSIONS: Version[] = ["moq-lite-05", "moq-lite-02"];
@@ -61,27 +68,27 @@ export class Connection {
 	readonly #transport: Transport;
 	readonly #incoming: Incoming;
 	readonly #wire: LiteVersion;
+	readonly #codes: WireCodes;
 	readonly #publisher: Publisher;
 	readonly #subscriber: Subscriber;
 	readonly #closed = deferred<Error | undefined>();
 	#done = false;
 
-	private constructor(url: URL, transport: Transport, incoming: Incoming, negotiated: Negotiated) {
+	private constructor(url: URL, transport: Transport, incoming: Incoming, negotiated: Negotiated, codes: WireCodes) {
 		this.url = url;
+		this.#codes = codes;
 		this.#transport = transport;
 		this.#incoming = incoming;
 		this.#wire = negotiated.version;
 		this.version = negotiated.version >= 5 ? "moq-lite-05" : "moq-lite-02";
 		this.closed = this.#closed.promise;
-		this.#publisher = new Publisher(transport, this.#wire);
-		this.#subscriber = new Subscriber(transport, this.#wire);
+		this.#publisher = new Publisher(transport, this.#wire, codes);
+		this.#subscriber = new Subscriber(transport, this.#wire, codes);
 
 		transport.closed.then(
-			(info) => {
-				const code = info?.closeCode ?? 0;
-				this.#finish(code === 0 ? undefined : new MoqError(code, info?.reason || undefined));
-			},
-			(err: unknown) => this.#finish(mapStreamError(err)),
+			// spec §8: the close code is read in the peer's registry (1 = transport-level, not an extension).
+			(info) => this.#finish(codes.fromSession(info?.closeCode ?? 0, info?.reason || undefined)),
+			(err: unknown) => this.#finish(mapStreamError(err, codes)),
 		);
 		this.#acceptBi().catch((err: unknown) => this.#fail(err));
 		this.#acceptUni().catch((err: unknown) => this.#fail(err));
@@ -123,7 +130,7 @@ export class Connection {
 		} catch (err) {
 			throw new MoqError(ErrorCode.Transport, `WebTransport to ${target} failed: ${toError(err).message}`);
 		}
-		return Connection.#start(given, transport as unknown as Transport, versions, false);
+		return Connection.#start(given, transport as unknown as Transport, versions, false, options?.codes);
 	}
 
 	/**
@@ -132,10 +139,23 @@ export class Connection {
 	 */
 	static accept(transport: Transport, options?: TransportOptions): Promise<Connection> {
 		const url = new URL(options?.url ?? "moql://transport/");
-		return Connection.#start(url, transport, options?.versions ?? DEFAULT_VERSIONS, options?.server ?? false);
+		return Connection.#start(
+			url,
+			transport,
+			options?.versions ?? DEFAULT_VERSIONS,
+			options?.server ?? false,
+			options?.codes,
+		);
 	}
 
-	static async #start(url: URL, transport: Transport, versions: Version[], server: boolean): Promise<Connection> {
+	static async #start(
+		url: URL,
+		transport: Transport,
+		versions: Version[],
+		server: boolean,
+		registry: CodeRegistry | undefined,
+	): Promise<Connection> {
+		const codes = new WireCodes(registry);
 		const incoming: Incoming = {
 			bi: transport.incomingBidirectionalStreams.getReader(),
 			uni: transport.incomingUnidirectionalStreams.getReader(),
@@ -143,13 +163,13 @@ export class Connection {
 		try {
 			const offer = { lite05: versions.includes("moq-lite-05"), lite02: versions.includes("moq-lite-02") };
 			const negotiated = server
-				? await serverSetup(transport, incoming)
-				: await clientSetup(transport, incoming, offer);
-			return new Connection(url, transport, incoming, negotiated);
+				? await serverSetup(transport, incoming, codes)
+				: await clientSetup(transport, incoming, offer, codes);
+			return new Connection(url, transport, incoming, negotiated, codes);
 		} catch (err) {
-			const error = mapStreamError(err);
+			const error = mapStreamError(err, codes);
 			try {
-				transport.close({ closeCode: errorCode(error), reason: error.message });
+				transport.close({ closeCode: codes.toSession(errorCode(error)), reason: error.message });
 			} catch {
 				// already closed
 			}
@@ -191,9 +211,12 @@ export class Connection {
 
 	#fail(err: unknown): void {
 		if (this.#done) return;
-		const error = mapStreamError(err);
+		const error = mapStreamError(err, this.#codes);
 		try {
-			this.#transport.close({ closeCode: errorCode(error), reason: error.message.slice(0, 100) });
+			this.#transport.close({
+				closeCode: this.#codes.toSession(errorCode(error)),
+				reason: error.message.slice(0, 100),
+			});
 		} catch {
 			// already closed
 		}
@@ -239,8 +262,9 @@ export class Connection {
 	}
 
 	async #serveBi(stream: BidiStream): Promise<void> {
-		const reader = new Reader(stream.readable, mapStreamError);
-		const writer = new Writer(stream.writable);
+		const codes = this.#codes;
+		const reader = new Reader(stream.readable, (e) => mapStreamError(e, codes));
+		const writer = new Writer(stream.writable, codes);
 		try {
 			const type = await reader.decode((c) => c.varint());
 			const publisher = this.#publisher;
@@ -255,7 +279,7 @@ export class Connection {
 		} catch (err) {
 			const code = errorCode(err);
 			writer.reset(code);
-			reader.cancel(streamError(code));
+			reader.cancel(stopError(codes, code));
 		}
 	}
 
@@ -276,7 +300,8 @@ export class Connection {
 	}
 
 	async #serveUni(stream: ReadableStream<Uint8Array>): Promise<void> {
-		const reader = new Reader(stream, mapStreamError);
+		const codes = this.#codes;
+		const reader = new Reader(stream, (e) => mapStreamError(e, codes));
 		try {
 			const type = await reader.decode((c) => c.varint());
 			if (type === UniStream.Group) return await this.#subscriber.runGroup(reader);
@@ -286,7 +311,7 @@ export class Connection {
 			}
 			throw new MoqError(ErrorCode.UnexpectedStream, `unexpected uni stream type ${type}`);
 		} catch (err) {
-			reader.cancel(streamError(errorCode(err)));
+			reader.cancel(stopError(codes, errorCode(err)));
 			throw err;
 		}
 	}

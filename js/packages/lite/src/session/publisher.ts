@@ -31,7 +31,7 @@ import {
 	stripPrefix,
 	UniStream,
 } from "../coding/index.ts";
-import { ErrorCode, MoqError, toError } from "../error.ts";
+import { ErrorCode, MoqError, toError, type WireCodes } from "../error.ts";
 import type { BroadcastProducer } from "../model/broadcast.ts";
 import type { GroupState } from "../model/group.ts";
 import type { TrackProducer, TrackReader } from "../model/track.ts";
@@ -78,13 +78,15 @@ async function writeFrames(
 export class Publisher {
 	readonly #transport: Transport;
 	readonly #version: LiteVersion;
+	readonly #codes: WireCodes;
 	readonly #broadcasts = new Map<string, BroadcastProducer>();
 	readonly #listeners = new Set<AnnounceListener>();
 
-	/** A publisher on `transport` speaking `version`. */
-	constructor(transport: Transport, version: LiteVersion) {
+	/** A publisher on `transport` speaking `version`, with the peer's error `codes`. */
+	constructor(transport: Transport, version: LiteVersion, codes: WireCodes) {
 		this.#transport = transport;
 		this.#version = version;
+		this.#codes = codes;
 	}
 
 	/** Announce `broadcast` at `path` until it closes (a re-publish replaces the previous one). */
@@ -181,7 +183,7 @@ export class Publisher {
 		const track = this.#track(request.broadcast, request.track);
 		// spec: §5.9 a refusal is a stream reset (13 not found).
 		if (!track) throw new MoqError(ErrorCode.NotFound, `no track ${request.broadcast} ${request.track}`);
-		const subscription = new Subscription(this.#transport, version, request, track, reader, writer);
+		const subscription = new Subscription(this.#transport, version, this.#codes, request, track, reader, writer);
 		await subscription.run();
 	}
 }
@@ -198,6 +200,7 @@ interface InFlight {
 class Subscription {
 	readonly #transport: Transport;
 	readonly #version: LiteVersion;
+	readonly #codes: WireCodes;
 	readonly #request: Subscribe;
 	readonly #track: TrackProducer;
 	readonly #reader: Reader;
@@ -209,6 +212,7 @@ class Subscription {
 	constructor(
 		transport: Transport,
 		version: LiteVersion,
+		codes: WireCodes,
 		request: Subscribe,
 		track: TrackProducer,
 		reader: Reader,
@@ -216,6 +220,7 @@ class Subscription {
 	) {
 		this.#transport = transport;
 		this.#version = version;
+		this.#codes = codes;
 		this.#request = request;
 		this.#track = track;
 		this.#reader = reader;
@@ -318,7 +323,7 @@ class Subscription {
 		const version = this.#version;
 		const { group } = flight;
 		const stream = await this.#transport.createUnidirectionalStream({ sendOrder: this.#order(group.sequence) });
-		const writer = new Writer(stream);
+		const writer = new Writer(stream, this.#codes);
 		flight.writer = writer;
 		if (flight.cancelled) {
 			writer.reset(ErrorCode.Cancel);

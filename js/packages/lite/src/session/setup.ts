@@ -16,8 +16,8 @@ import {
 	versionFromAlpn,
 	versionFromCode,
 } from "../coding/index.ts";
-import { ErrorCode, MoqError } from "../error.ts";
-import { mapStreamError, streamError, type Transport, Writer } from "./stream.ts";
+import { ErrorCode, MoqError, WireCodes } from "../error.ts";
+import { mapStreamError, stopError, type Transport, Writer } from "./stream.ts";
 
 /** Compat parameter: MaxRequestId (even key, varint). */
 const COMPAT_PARAM_MAX_REQUEST_ID = 2;
@@ -44,12 +44,12 @@ export interface Incoming {
 	uni: ReadableStreamDefaultReader<ReadableStream<Uint8Array>>;
 }
 
-async function next<T>(reader: ReadableStreamDefaultReader<T>): Promise<T> {
+async function next<T>(reader: ReadableStreamDefaultReader<T>, codes: WireCodes): Promise<T> {
 	let result: ReadableStreamReadResult<T>;
 	try {
 		result = await reader.read();
 	} catch (err) {
-		throw mapStreamError(err);
+		throw mapStreamError(err, codes);
 	}
 	if (result.done) throw new MoqError(ErrorCode.Transport, "session closed during setup");
 	return result.value;
@@ -71,23 +71,25 @@ export async function clientSetup(
 	transport: Transport,
 	incoming: Incoming,
 	offer: { lite05: boolean; lite02: boolean },
+	codes: WireCodes = new WireCodes(),
 ): Promise<Negotiated> {
+	const mapError = (err: unknown) => mapStreamError(err, codes);
 	const version = negotiatedVersion(transport.protocol);
 	if (version === undefined) {
 		if (!offer.lite02)
 			throw new MoqError(ErrorCode.Version, "server negotiated no protocol and lite-02 is not offered");
-		return clientCompat(transport);
+		return clientCompat(transport, codes);
 	}
 	if (!offer.lite05) throw new MoqError(ErrorCode.Version, "server picked moq-lite-05, which was not offered");
 	// spec: §1.7 the client's SETUP goes on a uni stream (type 0x1) before anything else, then FIN.
-	const writer = new Writer(await transport.createUnidirectionalStream());
+	const writer = new Writer(await transport.createUnidirectionalStream(), codes);
 	await writer.encode((e) => {
 		e.varint(UniStream.Setup);
 		encodeSetup(e, {}, 5);
 	});
 	await writer.close();
 	// The reference server answers with its own SETUP stream; wait for it so errors surface in connect().
-	const reader = new Reader(await next(incoming.uni), mapStreamError);
+	const reader = new Reader(await next(incoming.uni, codes), mapError);
 	const type = await reader.decode((c) => c.varint());
 	if (type !== UniStream.Setup)
 		throw new MoqError(ErrorCode.ProtocolViolation, `expected SETUP stream, got type ${type}`);
@@ -95,10 +97,10 @@ export async function clientSetup(
 	return { version: 5, peerSetup };
 }
 
-async function clientCompat(transport: Transport): Promise<Negotiated> {
+async function clientCompat(transport: Transport, codes: WireCodes): Promise<Negotiated> {
 	const stream = await transport.createBidirectionalStream();
-	const writer = new Writer(stream.writable);
-	const reader = new Reader(stream.readable, mapStreamError);
+	const writer = new Writer(stream.writable, codes);
+	const reader = new Reader(stream.readable, (err) => mapStreamError(err, codes));
 	await writer.encode((e) =>
 		encodeClientSetupCompat(e, {
 			versions: [versionCode(2)],
@@ -116,12 +118,17 @@ async function clientCompat(transport: Transport): Promise<Negotiated> {
 }
 
 /** The server's side (used by tests and peer-to-peer setups): read the client's SETUP or answer the compat exchange. */
-export async function serverSetup(transport: Transport, incoming: Incoming): Promise<Negotiated> {
+export async function serverSetup(
+	transport: Transport,
+	incoming: Incoming,
+	codes: WireCodes = new WireCodes(),
+): Promise<Negotiated> {
+	const mapError = (err: unknown) => mapStreamError(err, codes);
 	const version = negotiatedVersion(transport.protocol);
 	if (version === undefined) {
-		const stream = await next(incoming.bi);
-		const writer = new Writer(stream.writable);
-		const reader = new Reader(stream.readable, mapStreamError);
+		const stream = await next(incoming.bi, codes);
+		const writer = new Writer(stream.writable, codes);
+		const reader = new Reader(stream.readable, mapError);
 		const kind = await reader.decode((c) => c.varint());
 		if (kind !== CLIENT_SETUP_COMPAT)
 			throw new MoqError(ErrorCode.UnexpectedStream, `expected compat SETUP, got ${kind}`);
@@ -134,14 +141,14 @@ export async function serverSetup(transport: Transport, incoming: Incoming): Pro
 	}
 	// spec: §1.7 uni streams that arrive before the client's SETUP are refused (code 10).
 	for (;;) {
-		const reader = new Reader(await next(incoming.uni), mapStreamError);
+		const reader = new Reader(await next(incoming.uni, codes), mapError);
 		const type = await reader.decode((c) => c.varint());
 		if (type !== UniStream.Setup) {
-			reader.cancel(streamError(ErrorCode.UnexpectedStream));
+			reader.cancel(stopError(codes, ErrorCode.UnexpectedStream));
 			continue;
 		}
 		const peerSetup = await reader.decode((c) => decodeSetup(c, 5));
-		const writer = new Writer(await transport.createUnidirectionalStream());
+		const writer = new Writer(await transport.createUnidirectionalStream(), codes);
 		await writer.encode((e) => {
 			e.varint(UniStream.Setup);
 			encodeSetup(e, {}, 5);

@@ -1,7 +1,7 @@
 /** The transport surface the session needs (a WebTransport satisfies it), plus stream helpers. */
 
 import { type Encoder, encode } from "../coding/primitives.ts";
-import { ErrorCode, MoqError } from "../error.ts";
+import { ErrorCode, MoqError, WireCodes } from "../error.ts";
 
 /** A bidirectional stream. */
 export interface BidiStream {
@@ -38,35 +38,54 @@ export interface Transport {
 	close(info?: { closeCode?: number; reason?: string }): void;
 }
 
-/** An error object carrying `code` the way WebTransport expects it for RESET_STREAM / STOP_SENDING. */
-export function streamError(code: number, message = ""): Error {
+/** Marks the error objects we make ourselves, with our own code (so they are not read as the peer's). */
+const LOCAL_CODE = Symbol("moq local code");
+
+/**
+ * An error object carrying `wire` the way WebTransport expects it for RESET_STREAM / STOP_SENDING
+ * (`wire` = the code in the peer's registry: {@link WireCodes.toStream}); `code` is ours, kept
+ * for when the browser hands this very object back to us (a write after our own reset).
+ */
+export function streamError(wire: number, code = wire, message = ""): Error {
 	const WTError = (globalThis as { WebTransportError?: new (...args: unknown[]) => Error }).WebTransportError;
+	let err: Error | undefined;
 	if (WTError) {
 		// Chromium implements the older `WebTransportError({streamErrorCode, message})` constructor;
 		// the current W3C text is `WebTransportError(message, {source, streamErrorCode})`.
 		try {
-			return new WTError({ streamErrorCode: code, message });
+			err = new WTError({ streamErrorCode: wire, message });
 		} catch {
 			try {
-				return new WTError(message, { source: "stream", streamErrorCode: code });
+				err = new WTError(message, { source: "stream", streamErrorCode: wire });
 			} catch {
 				// fall through to a plain error carrying the code
 			}
 		}
 	}
-	return Object.assign(new Error(message || `stream error ${code}`), { streamErrorCode: code, source: "stream" });
+	err ??= Object.assign(new Error(message || `stream error ${wire}`), { streamErrorCode: wire, source: "stream" });
+	return Object.assign(err, { [LOCAL_CODE]: code });
 }
 
-/** Map a failed stream read/write (reset, stop, session loss) to a MoqError with the peer's code. */
-export function mapStreamError(err: unknown): Error {
+/**
+ * Map a failed stream read/write (reset, stop, session loss) to a MoqError; a code from the
+ * peer is read in its registry (`codes`; spec §8 when not given).
+ */
+export function mapStreamError(err: unknown, codes: WireCodes = new WireCodes("lite")): Error {
 	if (err instanceof MoqError) return err;
 	if (typeof err === "object" && err !== null) {
+		const local = (err as { [LOCAL_CODE]?: number })[LOCAL_CODE];
+		if (typeof local === "number") return new MoqError(local);
 		const e = err as { streamErrorCode?: number | null; source?: string; message?: string };
-		if (typeof e.streamErrorCode === "number") return new MoqError(e.streamErrorCode);
+		if (typeof e.streamErrorCode === "number") return codes.fromStream(e.streamErrorCode);
 		if (e.source === "session") return new MoqError(ErrorCode.Transport, e.message || "session closed");
 		if (e.source === "stream") return new MoqError(ErrorCode.Cancel, e.message || "stream reset");
 	}
 	return new MoqError(ErrorCode.Transport, err instanceof Error ? err.message : String(err));
+}
+
+/** The reason to STOP_SENDING with for our `code`, in the peer's registry. */
+export function stopError(codes: WireCodes, code: number): Error {
+	return streamError(codes.toStream(code), code);
 }
 
 /** The code to put on a reset for `err`. */
@@ -78,12 +97,14 @@ export function errorCode(err: unknown): number {
 export class Writer {
 	readonly stream: WritableStream<Uint8Array>;
 	readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+	readonly #codes: WireCodes;
 	#done = false;
 
-	/** Take the stream's writer lock. */
-	constructor(stream: WritableStream<Uint8Array>) {
+	/** Take the stream's writer lock; codes cross the wire in the peer's registry (`codes`; spec §8 when not given). */
+	constructor(stream: WritableStream<Uint8Array>, codes: WireCodes = new WireCodes("lite")) {
 		this.stream = stream;
 		this.#writer = stream.getWriter();
+		this.#codes = codes;
 	}
 
 	/** Write bytes (queued in order); rejects with a MoqError if the peer stopped the stream. */
@@ -91,7 +112,7 @@ export class Writer {
 		try {
 			await this.#writer.write(bytes);
 		} catch (err) {
-			throw mapStreamError(err);
+			throw mapStreamError(err, this.#codes);
 		}
 	}
 
@@ -112,11 +133,11 @@ export class Writer {
 		await this.#writer.close().catch(() => {});
 	}
 
-	/** RESET_STREAM with `code`. */
+	/** RESET_STREAM with our `code`, sent in the peer's registry. */
 	reset(code: number): void {
 		if (this.#done) return;
 		this.#done = true;
-		this.#writer.abort(streamError(code)).catch(() => {});
+		this.#writer.abort(streamError(this.#codes.toStream(code), code)).catch(() => {});
 	}
 
 	/** Change the W3C send order (higher first). */

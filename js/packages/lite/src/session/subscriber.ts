@@ -20,11 +20,11 @@ import {
 	Reader,
 	type TrackInfo,
 } from "../coding/index.ts";
-import { ErrorCode, MoqError, toError } from "../error.ts";
+import { ErrorCode, MoqError, toError, type WireCodes } from "../error.ts";
 import { AnnouncedQueue } from "../model/announced.ts";
 import { type Frame, type FrameSource, GroupConsumer } from "../model/group.ts";
 import { type SubscribeOptions, TrackConsumer } from "../model/track.ts";
-import { mapStreamError, streamError, type Transport, Writer } from "./stream.ts";
+import { mapStreamError, stopError, type Transport, Writer } from "./stream.ts";
 
 /**
  * How long after the publisher FINs a Subscribe stream we still accept Group streams for it (they
@@ -50,13 +50,15 @@ interface Active {
 class WireFrames implements FrameSource {
 	readonly #reader: Reader;
 	readonly #version: LiteVersion;
+	readonly #codes: WireCodes;
 	#timestamp = 0;
 	#chain: Promise<unknown> = Promise.resolve();
 	#done = false;
 
-	constructor(reader: Reader, version: LiteVersion) {
+	constructor(reader: Reader, version: LiteVersion, codes: WireCodes) {
 		this.#reader = reader;
 		this.#version = version;
+		this.#codes = codes;
 	}
 
 	next(): Promise<Frame | undefined> {
@@ -83,7 +85,7 @@ class WireFrames implements FrameSource {
 	cancel(): void {
 		this.#done = true;
 		// spec: §3.3 cancel a group = STOP_SENDING code 0.
-		this.#reader.cancel(streamError(ErrorCode.Cancel));
+		this.#reader.cancel(stopError(this.#codes, ErrorCode.Cancel));
 	}
 }
 
@@ -91,16 +93,20 @@ class WireFrames implements FrameSource {
 export class Subscriber {
 	readonly #transport: Transport;
 	readonly #version: LiteVersion;
+	readonly #codes: WireCodes;
 	readonly #subscriptions = new Map<number, Active>();
 	readonly #announced = new Set<AnnouncedQueue>();
 	#nextId = 0;
 	#closed: Error | undefined;
 
-	/** A subscriber on `transport` speaking `version`. */
-	constructor(transport: Transport, version: LiteVersion) {
+	/** A subscriber on `transport` speaking `version`, with the peer's error `codes`. */
+	constructor(transport: Transport, version: LiteVersion, codes: WireCodes) {
 		this.#transport = transport;
 		this.#version = version;
+		this.#codes = codes;
 	}
+
+	#mapError = (err: unknown): Error => mapStreamError(err, this.#codes);
 
 	/** Open an Announce stream for `prefix` and feed the returned queue. */
 	announced(prefix: string): AnnouncedQueue {
@@ -129,12 +135,12 @@ export class Subscriber {
 	async #runAnnounced(prefix: string, queue: AnnouncedQueue, onStop: (stop: () => void) => void): Promise<void> {
 		const version = this.#version;
 		const stream = await this.#transport.createBidirectionalStream();
-		const writer = new Writer(stream.writable);
-		const reader = new Reader(stream.readable, mapStreamError);
+		const writer = new Writer(stream.writable, this.#codes);
+		const reader = new Reader(stream.readable, this.#mapError);
 		onStop(() => {
 			// spec: §3.3 FIN our side to end the request; stop reading the rest.
 			writer.close();
-			reader.cancel(streamError(ErrorCode.Cancel));
+			reader.cancel(stopError(this.#codes, ErrorCode.Cancel));
 		});
 		await writer.encode((e) => {
 			e.varint(BiStream.Announce);
@@ -213,11 +219,11 @@ export class Subscriber {
 			version >= 5
 				? (async () => {
 						const stream = await this.#transport.createBidirectionalStream();
-						const writer = new Writer(stream.writable);
-						const reader = new Reader(stream.readable, mapStreamError);
+						const writer = new Writer(stream.writable, this.#codes);
+						const reader = new Reader(stream.readable, this.#mapError);
 						stopFns.push(() => {
 							writer.reset(ErrorCode.Cancel);
-							reader.cancel(streamError(ErrorCode.Cancel));
+							reader.cancel(stopError(this.#codes, ErrorCode.Cancel));
 						});
 						await writer.encode((e) => {
 							e.varint(BiStream.Track);
@@ -232,12 +238,12 @@ export class Subscriber {
 				: Promise.resolve();
 
 		const stream = await this.#transport.createBidirectionalStream();
-		const writer = new Writer(stream.writable);
-		const reader = new Reader(stream.readable, mapStreamError);
+		const writer = new Writer(stream.writable, this.#codes);
+		const reader = new Reader(stream.readable, this.#mapError);
 		stopFns.push(() => {
 			// spec: §3.3 unsubscribe = FIN our side of the Subscribe stream.
 			writer.close();
-			reader.cancel(streamError(ErrorCode.Cancel));
+			reader.cancel(stopError(this.#codes, ErrorCode.Cancel));
 		});
 		if (stopped) {
 			for (const fn of stopFns) fn();
@@ -305,10 +311,10 @@ export class Subscriber {
 		const active = this.#subscriptions.get(header.subscribeId);
 		// spec: §3.3 a Group stream for an unknown subscribe id is cancelled (STOP_SENDING 0).
 		if (!active) {
-			reader.cancel(streamError(ErrorCode.Cancel));
+			reader.cancel(stopError(this.#codes, ErrorCode.Cancel));
 			return;
 		}
-		const group = new GroupConsumer(header.sequence, new WireFrames(reader, version));
+		const group = new GroupConsumer(header.sequence, new WireFrames(reader, version, this.#codes));
 		if (!active.consumer.push(group)) {
 			group.close();
 			return;
