@@ -227,3 +227,77 @@ export async function waitFor<T>(what: string, ms: number, check: () => Promise<
 		await sleep(100);
 	}
 }
+
+/** Where the reference peers are installed (`scripts/install-peers.sh`; rs/test-support/src/peers.rs). */
+export const peersDir = process.env.MOQ_PEERS_DIR || join(process.env.HOME ?? "/root", ".cache", "moq-interop");
+
+/** Reference `moq-relay` releases the browser is tested against. */
+export type ReferenceVersion = "0.17.10" | "0.10.25";
+
+/**
+ * A reference `moq-relay` on 127.0.0.1 (QUIC and its HTTP listener on one free port), self-signed
+ * for `localhost`, anonymous access everywhere; the flags are those of TESTING.md per generation.
+ * Pages reach it at `http://127.0.0.1:PORT/anon` (an IP literal: `localhost` would go to [::1]).
+ */
+export class ReferenceRelay {
+	private constructor(
+		readonly version: ReferenceVersion,
+		readonly proc: Proc,
+		readonly port: number,
+	) {}
+
+	static async start(version: ReferenceVersion): Promise<ReferenceRelay> {
+		const command = join(peersDir, `relay-${version}`, "bin", "moq-relay");
+		if (!existsSync(command)) throw new Error(`${command} is missing: run scripts/install-peers.sh`);
+		for (let attempt = 0; ; attempt++) {
+			const port = await freePort();
+			const addr = `127.0.0.1:${port}`;
+			const args =
+				version === "0.17.10"
+					? ["--listen", addr, "--listen-tls-generate", "localhost", "--auth-public", "**"]
+					: ["--server-bind", addr, "--tls-generate", "localhost", "--auth-public", ""];
+			const proc = new Proc(`moq-relay ${version}`, command, [
+				...args,
+				"--web-http-listen",
+				addr,
+				"--log-level",
+				"info",
+			]);
+			const relay = new ReferenceRelay(version, proc, port);
+			if (await relay.healthy()) return relay;
+			await proc.kill();
+			if (attempt === 4) throw new Error(`reference relay ${version} did not start:\n${proc.log}`);
+		}
+	}
+
+	private async healthy(): Promise<boolean> {
+		for (let i = 0; i < 100 && this.proc.running(); i++) {
+			try {
+				if ((await fetch(`http://127.0.0.1:${this.port}/certificate.sha256`)).ok) return true;
+			} catch {
+				// not listening yet
+			}
+			await sleep(100);
+		}
+		return false;
+	}
+
+	/** The relay URL for clients (browser and `hang`): the `anon` scope. */
+	get url(): string {
+		return `http://127.0.0.1:${this.port}/anon`;
+	}
+
+	/** Poll its /announced until a path ending in `name` is listed. */
+	async waitAnnounced(name: string, log: () => string): Promise<void> {
+		for (let i = 0; i < 200; i++) {
+			const body = await (await fetch(`http://127.0.0.1:${this.port}/announced`)).text();
+			if (body.split(/\s+/).some((line) => line === name || line.endsWith(`/${name}`))) return;
+			await sleep(50);
+		}
+		throw new Error(`${name} never announced at relay ${this.version}\n${log()}\n--- relay ---\n${this.proc.log}`);
+	}
+
+	async stop(): Promise<void> {
+		await this.proc.kill();
+	}
+}
