@@ -603,7 +603,9 @@ mod tests {
     /// The same samples and times as js/packages/hang/test/fmp4.test.ts reads from these files.
     #[test]
     fn ffmpeg_fixtures_agree_with_the_browser_demuxer() {
-        let cases: [(&[u8], u64, &[usize], &[u64]); 3] = [
+        /// File, timescale, sample sizes, each fragment's first presentation time (µs).
+        type Case = (&'static [u8], u64, &'static [usize], &'static [u64]);
+        let cases: [Case; 3] = [
             (
                 include_bytes!("../../../../js/packages/hang/test/fixtures/h264.mp4"),
                 15360,
