@@ -1,7 +1,8 @@
 /**
  * Browser end-to-end with the public reference publisher: `moq` 0.14.10 (`import fmp4`, installed by
  * scripts/install-peers.sh into $MOQ_PEERS_DIR, default ~/.cache/moq-interop) reads a live ffmpeg
- * fMP4 stream (testsrc2 + sine → H.264 + Opus, 100 ms fragments) and publishes it through our
+ * fMP4 stream (testsrc2 + sine → H.264 + Opus, H.264 + AAC, VP9 + Opus, AV1 + Opus; 100 ms
+ * fragments) and publishes it through our
  * relay with CMAF-container renditions; our watch page plays it: >60 video frames decoded
  * within 5 s of load, the canvas not blank, audio frames decoded.
  */
@@ -17,11 +18,21 @@ import { results, Stack, waitFor } from "./harness.ts";
 const PEERS = process.env.MOQ_PEERS_DIR || join(homedir(), ".cache", "moq-interop");
 const REFERENCE_MOQ = join(PEERS, "cli-0.14.10", "bin", "moq");
 
-/** Audio codecs published in turn: ffmpeg encoder → what the catalog names. */
-const AUDIO = [
-	{ encoder: "libopus", codec: "opus", path: "ref-opus.hang" },
-	{ encoder: "aac", codec: "mp4a.40.2", path: "ref-aac.hang" },
-] as const;
+const H264 = ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency"];
+const VP9 = ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1", "-b:v", "1M"];
+const AV1 = ["-c:v", "libsvtav1", "-preset", "12", "-b:v", "1M"];
+
+/**
+ * The cells, published in turn: ffmpeg video and audio encoders, the picture size, and the codec
+ * strings the reference writes in the catalog (prefix for video). VP9 and AV1 are encoded small:
+ * the machine runs the encoder, the reference publisher, the relay and Chromium at once.
+ */
+const CELLS = [
+	{ path: "ref-h264-opus.hang", video: H264, size: [640, 360], codec: "avc1", audio: "libopus", audioCodec: "opus" },
+	{ path: "ref-h264-aac.hang", video: H264, size: [640, 360], codec: "avc1", audio: "aac", audioCodec: "mp4a.40.2" },
+	{ path: "ref-vp9-opus.hang", video: VP9, size: [320, 240], codec: "vp09", audio: "libopus", audioCodec: "opus" },
+	{ path: "ref-av1-opus.hang", video: AV1, size: [320, 240], codec: "av01", audio: "libopus", audioCodec: "opus" },
+];
 
 interface WatchStats {
 	framesDecoded: number;
@@ -40,7 +51,7 @@ class ReferencePublisher {
 	readonly moq: ChildProcess;
 	log = "";
 
-	constructor(url: string, path: string, audioEncoder: string) {
+	constructor(url: string, path: string, video: string[], size: number[], audioEncoder: string) {
 		if (!existsSync(REFERENCE_MOQ)) throw new Error(`${REFERENCE_MOQ} is missing: run scripts/install-peers.sh`);
 		const keep = (name: string) => (chunk: Buffer) => {
 			this.log = `${this.log}[${name}] ${chunk.toString()}`.slice(-20_000);
@@ -49,9 +60,9 @@ class ReferencePublisher {
 			"ffmpeg",
 			[
 				...["-hide_banner", "-loglevel", "error", "-re"],
-				...["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"],
+				...["-f", "lavfi", "-i", `testsrc2=size=${size.join("x")}:rate=30`],
 				...["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"],
-				...["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30", "-pix_fmt", "yuv420p"],
+				...[...video, "-g", "30", "-pix_fmt", "yuv420p"],
 				...["-c:a", audioEncoder, "-b:a", "64k"],
 				// A+V: 100 ms fragments (one per frame would repeat a tfdt, which the reference refuses).
 				...["-f", "mp4", "-frag_duration", "100000", "-movflags", "cmaf+separate_moof+delay_moov+skip_trailer", "-"],
@@ -123,22 +134,28 @@ async function canvasVariety(page: Page): Promise<number> {
 	});
 }
 
-for (const audio of AUDIO) {
-	test(`the reference CLI's CMAF broadcast (H.264 + ${audio.codec}) plays through our relay`, async () => {
-		const publisher = new ReferencePublisher(`http://127.0.0.1:${stack.port}/anon`, audio.path, audio.encoder);
+for (const cell of CELLS) {
+	test(`the reference CLI's CMAF broadcast (${cell.codec} + ${cell.audioCodec}) plays through our relay`, async () => {
+		const publisher = new ReferencePublisher(
+			`http://127.0.0.1:${stack.port}/anon`,
+			cell.path,
+			cell.video,
+			cell.size,
+			cell.audio,
+		);
 		publishers.push(publisher);
-		await stack.waitAnnounced(`anon/${audio.path}`, true, () => publisher.log);
+		await stack.waitAnnounced(`anon/${cell.path}`, true, () => publisher.log);
 		const { context, console } = await stack.context();
 		const page = await context.newPage();
 		try {
 			const start = Date.now();
-			await page.goto(`${stack.site}/?path=${audio.path}`);
+			await page.goto(`${stack.site}/?path=${cell.path}`);
 			const played = await waitFor("more than 60 decoded frames", 5000, async () => {
 				const s = await stats(page);
 				return s && s.framesDecoded > 60 ? s : undefined;
 			});
 			const elapsed = Date.now() - start;
-			assert.equal(played.videoCodec?.slice(0, 4), "avc1");
+			assert.equal(played.videoCodec?.slice(0, 4), cell.codec);
 			const variety = await canvasVariety(page);
 			assert.ok(variety > 0.01, `canvas looks blank (colour variety ${variety})`);
 			const audioFrames = await waitFor("decoded audio", 5000, async () => {
@@ -158,15 +175,15 @@ for (const audio of AUDIO) {
 			};
 			assert.ok(steady.framesDecoded > 60, `only ${steady.framesDecoded} frames decoded in 3 s`);
 			assert.ok(steady.audioFramesDecoded > 60, `only ${steady.audioFramesDecoded} audio frames decoded in 3 s`);
-			assert.equal(final?.audioCodec, audio.codec);
-			assert.deepEqual([final?.width, final?.height], [640, 360]);
+			assert.equal(final?.audioCodec, cell.audioCodec);
+			assert.deepEqual([final?.width, final?.height], cell.size);
 			process.stdout.write(
-				`# ${audio.path}: ${played.framesDecoded} frames decoded ${elapsed} ms after load; ` +
+				`# ${cell.path}: ${played.framesDecoded} frames decoded ${elapsed} ms after load; ` +
 					`colour variety ${variety.toFixed(3)}; audio frames ${audioFrames}; next 3 s ${JSON.stringify(steady)}; ` +
 					`stats ${JSON.stringify(final)}\n`,
 			);
 			mkdirSync(results, { recursive: true });
-			await page.screenshot({ path: join(results, `cmaf-${audio.codec}.png`) });
+			await page.screenshot({ path: join(results, `cmaf-${cell.codec}-${cell.audioCodec}.png`) });
 		} catch (err) {
 			throw new Error(
 				`${String(err)}\n--- page console ---\n${console.slice(-40).join("\n")}\n--- publisher ---\n${publisher.log.slice(-3000)}\n--- relay ---\n${stack.relay.log.slice(-3000)}`,

@@ -510,8 +510,9 @@ class Session {
 				const frame = await reader.read();
 				if (!frame || this.#closed) return;
 				this.#onData(frame.size);
-				const now = performance.now();
-				for (const sample of frame.samples) this.clock.observe(sample.timestamp, now, primary);
+				// A fragment's samples arrive together, when the last is complete: anchoring on its
+				// first sample gives that one the whole target latency (the others get more).
+				this.clock.observe(frame.timestamp, performance.now(), primary);
 				this.video.decode(frame);
 			}
 		} catch (e) {
@@ -562,8 +563,8 @@ class Session {
 				const step = next && last ? frame.timestamp - last.timestamp : 0;
 				const duration = frame.samples[0]?.duration || step;
 				if (duration > 0 && duration <= 120_000) frameUs = duration;
+				this.clock.observe(frame.timestamp, now, true);
 				frame.samples.forEach((sample, i) => {
-					this.clock.observe(sample.timestamp, now, true);
 					audio.decode(sample.timestamp, sample.payload, i === 0 && last !== undefined && !next);
 				});
 				last = { group: frame.group, timestamp: frame.timestamp };
