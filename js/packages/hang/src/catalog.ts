@@ -4,8 +4,8 @@
  *
  * A parsed catalog is the JSON object itself (validated, not copied), so every key this module does
  * not know (`user`, `chat`, `clock`, future fields, ...) survives a parse/serialize round trip.
- * A rendition whose container kind is unknown is kept in the document but skipped by
- * {@link videoRenditions} / {@link audioRenditions}.
+ * A rendition whose container kind is unknown (or a `cmaf` one without its `init`) is kept in the
+ * document but skipped by {@link videoRenditions} / {@link audioRenditions}.
  */
 
 /** Name of the catalog track in a hang broadcast. */
@@ -257,20 +257,23 @@ export function containerKind(config: { container?: Container }): string {
 }
 
 /** Container kinds this package can play. */
-export const SUPPORTED_CONTAINERS: readonly string[] = ["legacy"];
+export const SUPPORTED_CONTAINERS: readonly string[] = ["legacy", "cmaf"];
+
+/** Whether a rendition's container is one this package plays (a `cmaf` one needs its `init`). */
+export function containerSupported(config: { container?: Container }): boolean {
+	const kind = containerKind(config);
+	if (kind === "cmaf") return typeof config.container?.init === "string" && config.container.init !== "";
+	return SUPPORTED_CONTAINERS.includes(kind);
+}
 
 /** The video renditions a player can use (known container), in catalog order. */
 export function videoRenditions(catalog: Catalog): [string, VideoConfig][] {
-	return Object.entries(catalog.video?.renditions ?? {}).filter(([, c]) =>
-		SUPPORTED_CONTAINERS.includes(containerKind(c)),
-	);
+	return Object.entries(catalog.video?.renditions ?? {}).filter(([, c]) => containerSupported(c));
 }
 
 /** The audio renditions a player can use (known container), in catalog order. */
 export function audioRenditions(catalog: Catalog): [string, AudioConfig][] {
-	return Object.entries(catalog.audio?.renditions ?? {}).filter(([, c]) =>
-		SUPPORTED_CONTAINERS.includes(containerKind(c)),
-	);
+	return Object.entries(catalog.audio?.renditions ?? {}).filter(([, c]) => containerSupported(c));
 }
 
 /** The wall-clock time of pts 0 in µs since 2020-01-01, if the publisher anchored it. */

@@ -42,6 +42,7 @@ export {
 	type Container,
 	catalogClock,
 	containerKind,
+	containerSupported,
 	EPOCH_2020_MS,
 	hexToBytes,
 	MAX_CATALOG_SIZE,
@@ -71,6 +72,16 @@ export {
 } from "./container.ts";
 export { HangPublishElement, HangWatchElement, registerElements } from "./element/index.ts";
 export {
+	base64ToBytes,
+	Fmp4Error,
+	type Init,
+	type InitTrack,
+	MAX_SAMPLES_PER_FRAGMENT,
+	parseFragment,
+	parseInit,
+	type Sample,
+} from "./fmp4.ts";
+export {
 	Publish,
 	type PublishOptions,
 	type PublishSource,
@@ -79,4 +90,5 @@ export {
 } from "./publish/publish.ts";
 export { GroupReader, type GroupReaderOptions, type MediaFrame } from "./watch/reader.ts";
 export { emptyStats, type WatchStats, type WatchStatus } from "./watch/stats.ts";
+export { type Playable, playableAudio, playableVideo, type Unpack, unpackLegacy } from "./watch/unpack.ts";
 export { DEFAULT_LATENCY_MS, Watch, type WatchEventMap, type WatchOptions } from "./watch/watch.ts";

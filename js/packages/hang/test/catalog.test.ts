@@ -80,13 +80,16 @@ test("renditions with unknown container kinds are skipped, the rest kept", () =>
 					a: { codec: "vp8", container: { kind: "future" } },
 					b: { codec: "vp8" },
 					c: { codec: "vp8", container: { kind: "cmaf", init: "AAAA" } },
+					d: { codec: "vp8", container: { kind: "cmaf" } },
+					e: { codec: "vp8", container: { kind: "cmaf", init: 3 } },
 				},
 			},
 		}),
 	);
+	// A cmaf rendition is playable with its init; without one it is skipped like an unknown kind.
 	assert.deepEqual(
 		videoRenditions(catalog).map(([n]) => n),
-		["b"],
+		["b", "c"],
 	);
 	assert.ok(catalog.video?.renditions.a, "kept in the document");
 });

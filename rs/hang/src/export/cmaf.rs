@@ -587,6 +587,75 @@ mod tests {
         assert!(CmafRendition::parse("v", b"garbage").is_err());
     }
 
+    /// The browser demuxer's fixtures (real ffmpeg CMAF, js/packages/hang/test/fixtures): the
+    /// init segment before the first `moof`, then each `moof`+`mdat`.
+    fn ffmpeg_fixture(file: &[u8]) -> (Bytes, Vec<Bytes>) {
+        let file = Bytes::copy_from_slice(file);
+        let boxes = top_level_boxes(&file).unwrap();
+        let first = boxes.iter().position(|b| &b.kind == b"moof").unwrap();
+        let fragments = boxes[first..]
+            .chunks(2)
+            .map(|pair| file.slice(pair[0].start..pair[1].end))
+            .collect();
+        (file.slice(..boxes[first].start), fragments)
+    }
+
+    /// The same samples and times as js/packages/hang/test/fmp4.test.ts reads from these files.
+    #[test]
+    fn ffmpeg_fixtures_agree_with_the_browser_demuxer() {
+        /// File, timescale, sample sizes, each fragment's first presentation time (µs).
+        type Case = (&'static [u8], u64, &'static [usize], &'static [u64]);
+        let cases: [Case; 3] = [
+            (
+                include_bytes!("../../../../js/packages/hang/test/fixtures/h264.mp4"),
+                15360,
+                &[3055, 536, 212],
+                &[0],
+            ),
+            (
+                include_bytes!("../../../../js/packages/hang/test/fixtures/aac.mp4"),
+                48000,
+                &[86, 124, 93, 65],
+                &[0],
+            ),
+            (
+                include_bytes!("../../../../js/packages/hang/test/fixtures/opus.mp4"),
+                48000,
+                &[89, 62, 62, 54],
+                &[0, 20_000, 40_000, 60_000],
+            ),
+        ];
+        for (file, timescale, sizes, times) in cases {
+            let (init, fragments) = ffmpeg_fixture(file);
+            let mut rendition = CmafRendition::parse("r", &init).unwrap();
+            assert_eq!(rendition.tracks[0].timescale, timescale);
+            rendition.tracks[0].id = 7;
+            let source = rendition.tracks[0].source_id;
+            let mut got = Vec::new();
+            let mut sequence = 41;
+            for (fragment, time) in fragments.iter().zip(times) {
+                assert_eq!(rendition.timestamp(fragment), Some(*time));
+                got.extend(fragment_samples(&rendition, fragment, source).unwrap());
+                let rewritten = rendition.rewrite(fragment, &mut sequence).unwrap();
+                assert_eq!(rewritten.len(), fragment.len());
+                let moof = Moof::decode(&mut &rewritten[..]).unwrap();
+                assert_eq!(
+                    (moof.mfhd.sequence_number, moof.traf[0].tfhd.track_id),
+                    (sequence, 7)
+                );
+            }
+            let got: Vec<usize> = got.iter().map(Bytes::len).collect();
+            assert_eq!(got, sizes);
+            // Every cut of a real fragment is refused or read, never a panic.
+            let fragment = &fragments[0];
+            for cut in 0..fragment.len() {
+                let cut = fragment.slice(..cut);
+                assert!(rendition.rewrite(&cut, &mut sequence).is_err());
+                let _ = fragment_samples(&rendition, &cut, source);
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn never_panics_on_mutated_fragments(

@@ -16,11 +16,12 @@
  */
 
 import { shouldSkipGroup, skippedFrames } from "../buffer.ts";
-import { decodeFrame } from "../container.ts";
+import type { Sample, Unpack } from "./unpack.ts";
+import { unpackLegacy } from "./unpack.ts";
 
 /** The part of a moq-lite frame the reader uses. */
 export interface FrameLike {
-	/** The frame bytes (a legacy container frame). */
+	/** The frame bytes (a legacy or CMAF container frame). */
 	payload: Uint8Array;
 }
 
@@ -42,11 +43,16 @@ export interface TrackLike {
 
 /** A frame returned by {@link GroupReader.read}. */
 export interface MediaFrame {
-	/** Presentation time in µs (from the legacy container). */
+	/** Presentation time in µs of its first sample (the previous frame's for a frame without any). */
 	timestamp: number;
-	/** The codec payload. */
+	/** The codec payload of its first sample (empty for a frame without any). */
 	payload: Uint8Array;
-	/** First frame of its group: a keyframe. */
+	/**
+	 * Its samples in decode order: one for the legacy container, those of the fragment for CMAF;
+	 * none when the frame could not be unpacked.
+	 */
+	samples: Sample[];
+	/** First frame of its group: its first sample is a keyframe. */
 	keyframe: boolean;
 	/** Sequence of the group it came from. */
 	group: number;
@@ -64,6 +70,10 @@ export interface GroupReaderOptions {
 	frameDurationUs?: () => number;
 	/** Called with the number of frames skipped (never read) each time a group is abandoned. */
 	onSkip?: (frames: number) => void;
+	/** Frame to samples (default: the legacy container). */
+	unpack?: Unpack;
+	/** Called when a frame cannot be unpacked (it is returned without samples). */
+	onInvalid?: (error: unknown) => void;
 }
 
 /**
@@ -137,10 +147,18 @@ export class GroupReader {
 	}
 
 	#toFrame(entry: Entry, frame: FrameLike): MediaFrame {
-		const { timestamp, payload } = decodeFrame(frame.payload);
+		let samples: Sample[];
+		try {
+			samples = (this.#options.unpack ?? unpackLegacy)(frame.payload);
+		} catch (e) {
+			this.#options.onInvalid?.(e);
+			samples = [];
+		}
+		const first = samples[0];
 		const out = {
-			timestamp,
-			payload,
+			timestamp: first?.timestamp ?? this.#lastPts ?? 0,
+			payload: first?.payload ?? new Uint8Array(),
+			samples,
 			keyframe: entry.index === 0,
 			group: entry.group.sequence,
 			size: frame.payload.byteLength,
@@ -225,7 +243,7 @@ export class GroupReader {
 			if (this.#current?.peeked) {
 				const frame = this.#current.peeked;
 				this.#current.peeked = undefined;
-				this.#lastPts = frame.timestamp;
+				this.#lastPts = lastPts(frame);
 				return frame;
 			}
 			// The newest group whose keyframe is here: jump to it when behind.
@@ -306,7 +324,7 @@ export class GroupReader {
 						break;
 					}
 					const frame = this.#toFrame(event.entry, next.frame);
-					this.#lastPts = frame.timestamp;
+					this.#lastPts = lastPts(frame);
 					return frame;
 				}
 				case "pending": {
@@ -341,4 +359,9 @@ export class GroupReader {
 		this.#current = undefined;
 		this.#pending = [];
 	}
+}
+
+/** Presentation time of a frame's last sample: a fragment's samples all arrive with it. */
+function lastPts(frame: MediaFrame): number {
+	return frame.samples.reduce((max, s) => Math.max(max, s.timestamp), frame.timestamp);
 }

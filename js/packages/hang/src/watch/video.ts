@@ -80,23 +80,26 @@ export class VideoRenderer {
 		return decoder;
 	}
 
-	/** Decode a frame (frames before the first keyframe, or after a decoder error, are dropped). */
+	/**
+	 * Decode a frame's samples (those before the first keyframe, or after a decoder error, are
+	 * dropped). The first sample of a group's first frame is the keyframe (§12.4).
+	 */
 	decode(frame: MediaFrame): void {
+		frame.samples.forEach((sample, i) => {
+			this.#decodeSample(sample.timestamp, sample.payload, frame.keyframe && i === 0);
+		});
+	}
+
+	#decodeSample(timestamp: number, data: Uint8Array, keyframe: boolean): void {
 		if (this.#closed) return;
 		const decoder = this.#decoder ?? this.#open();
-		if (this.#waitKey && !frame.keyframe) {
+		if (this.#waitKey && !keyframe) {
 			this.#counters.dropped(1);
 			return;
 		}
 		this.#waitKey = false;
 		try {
-			decoder.decode(
-				new EncodedVideoChunk({
-					type: frame.keyframe ? "key" : "delta",
-					timestamp: frame.timestamp,
-					data: frame.payload,
-				}),
-			);
+			decoder.decode(new EncodedVideoChunk({ type: keyframe ? "key" : "delta", timestamp, data }));
 		} catch (e) {
 			console.warn("hang: video decode failed", e);
 			this.#waitKey = true;

@@ -21,6 +21,8 @@ import { AudioRenderer, audioSupported } from "./audio.ts";
 import { GroupReader } from "./reader.ts";
 import type { WatchStats, WatchStatus } from "./stats.ts";
 import { emptyStats } from "./stats.ts";
+import type { Playable } from "./unpack.ts";
+import { playableAudio, playableVideo } from "./unpack.ts";
 import { VideoRenderer, videoSupported } from "./video.ts";
 
 /** Default target latency in ms. */
@@ -386,18 +388,26 @@ interface SessionOptions {
 	onPlaying: () => void;
 }
 
-async function pickVideo(catalog: Catalog): Promise<[string, VideoConfig] | undefined> {
-	for (const rendition of videoRenditions(catalog)) {
-		if (await videoSupported(rendition[1])) return rendition;
-		console.warn("hang: video rendition not supported", rendition);
-	}
-	return undefined;
-}
-
-async function pickAudio(catalog: Catalog): Promise<[string, AudioConfig] | undefined> {
-	for (const rendition of audioRenditions(catalog)) {
-		if (await audioSupported(rendition[1])) return rendition;
-		console.warn("hang: audio rendition not supported", rendition);
+/**
+ * The first rendition this browser can play (`playable` is {@link playableVideo} or
+ * {@link playableAudio}): one whose container is known, whose CMAF init parses, and whose decoder
+ * configuration is supported.
+ */
+async function pick<C>(
+	renditions: [string, C][],
+	playable: (config: C) => Playable<C>,
+	supported: (config: C) => Promise<boolean>,
+): Promise<[string, Playable<C>] | undefined> {
+	for (const [name, config] of renditions) {
+		let ready: Playable<C>;
+		try {
+			ready = playable(config);
+		} catch (e) {
+			console.warn("hang: rendition skipped", name, e);
+			continue;
+		}
+		if (await supported(ready.config)) return [name, ready];
+		console.warn("hang: rendition not supported", name, ready.config);
 	}
 	return undefined;
 }
@@ -434,9 +444,12 @@ class Session {
 
 	static async start(broadcast: BroadcastConsumer, catalog: Catalog, opts: SessionOptions): Promise<Session> {
 		const session = new Session(catalog, opts);
-		const [video, audio] = await Promise.all([pickVideo(catalog), pickAudio(catalog)]);
-		opts.stats.videoCodec = video?.[1].codec;
-		opts.stats.audioCodec = audio?.[1].codec;
+		const [video, audio] = await Promise.all([
+			pick(videoRenditions(catalog), playableVideo, videoSupported),
+			pick(audioRenditions(catalog), playableAudio, audioSupported),
+		]);
+		opts.stats.videoCodec = video?.[1].config.codec;
+		opts.stats.audioCodec = audio?.[1].config.codec;
 		const running: Promise<void>[] = [];
 		if (audio) running.push(session.#runAudio(broadcast, audio[0], audio[1]));
 		if (video) running.push(session.#runVideo(broadcast, video[0], video[1], !audio));
@@ -457,7 +470,8 @@ class Session {
 		this.#opts.meter.add(size, now);
 	}
 
-	async #runVideo(broadcast: BroadcastConsumer, name: string, config: VideoConfig, primary: boolean) {
+	async #runVideo(broadcast: BroadcastConsumer, name: string, playable: Playable<VideoConfig>, primary: boolean) {
+		const config = playable.config;
 		if (config.framerate && config.framerate > 0) this.#frameDurationUs = 1_000_000 / config.framerate;
 		const stats = this.#opts.stats;
 		this.video = new VideoRenderer(config, this.#opts.canvas, {
@@ -487,6 +501,8 @@ class Session {
 			onSkip: (n) => {
 				stats.framesDropped += n;
 			},
+			unpack: playable.unpack,
+			onInvalid: (e) => console.warn("hang: bad video frame", name, e),
 		});
 		this.#readers.push(reader);
 		try {
@@ -494,6 +510,8 @@ class Session {
 				const frame = await reader.read();
 				if (!frame || this.#closed) return;
 				this.#onData(frame.size);
+				// A fragment's samples arrive together, when the last is complete: anchoring on its
+				// first sample gives that one the whole target latency (the others get more).
 				this.clock.observe(frame.timestamp, performance.now(), primary);
 				this.video.decode(frame);
 			}
@@ -502,7 +520,8 @@ class Session {
 		}
 	}
 
-	async #runAudio(broadcast: BroadcastConsumer, name: string, config: AudioConfig) {
+	async #runAudio(broadcast: BroadcastConsumer, name: string, playable: Playable<AudioConfig>) {
+		const config = playable.config;
 		const stats = this.#opts.stats;
 		const audio = new AudioRenderer(
 			config,
@@ -527,6 +546,8 @@ class Session {
 			onSkip: (n) => {
 				stats.audioFramesSkipped += n;
 			},
+			unpack: playable.unpack,
+			onInvalid: (e) => console.warn("hang: bad audio frame", name, e),
 		});
 		this.#readers.push(reader);
 		try {
@@ -534,13 +555,18 @@ class Session {
 				const frame = await reader.read();
 				if (!frame || this.#closed) return;
 				this.#onData(frame.size);
-				this.clock.observe(frame.timestamp, performance.now(), true);
-				// The frame duration (to count skipped frames), from frames of consecutive groups; a
-				// group missing before this one is a gap in the audio.
-				const next = last?.group === frame.group - 1;
+				const now = performance.now();
+				// A group missing before this frame is a gap in the audio; frames of one group, or of
+				// consecutive groups, follow each other. The sample duration (to count skipped
+				// frames) from the fragment, else from frames of consecutive groups.
+				const next = last !== undefined && (frame.group === last.group || frame.group === last.group + 1);
 				const step = next && last ? frame.timestamp - last.timestamp : 0;
-				if (step > 0 && step <= 120_000) frameUs = step;
-				audio.decode(frame.timestamp, frame.payload, last !== undefined && !next);
+				const duration = frame.samples[0]?.duration || step;
+				if (duration > 0 && duration <= 120_000) frameUs = duration;
+				this.clock.observe(frame.timestamp, now, true);
+				frame.samples.forEach((sample, i) => {
+					audio.decode(sample.timestamp, sample.payload, i === 0 && last !== undefined && !next);
+				});
 				last = { group: frame.group, timestamp: frame.timestamp };
 			}
 		} catch (e) {
