@@ -13,7 +13,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import type { Page } from "playwright-core";
-import { results, Stack, waitFor } from "./harness.ts";
+import { ReferenceRelay, type ReferenceVersion, results, Stack, waitFor } from "./harness.ts";
 
 const PEERS = process.env.MOQ_PEERS_DIR || join(homedir(), ".cache", "moq-interop");
 const REFERENCE_MOQ = join(PEERS, "cli-0.14.10", "bin", "moq");
@@ -134,64 +134,100 @@ async function canvasVariety(page: Page): Promise<number> {
 	});
 }
 
+type Cell = (typeof CELLS)[number];
+
+/**
+ * Publish `cell` with the reference CLI to `publishUrl`, wait for `announced`, load the watch page
+ * (through `relayUrl` when given: `?relay=`) and check it: >60 frames within 5 s, the picture,
+ * audio, 3 s of steady playback.
+ */
+async function cmafCell(
+	cell: Cell,
+	name: string,
+	publishUrl: string,
+	announced: (publisher: ReferencePublisher) => Promise<void>,
+	relayUrl?: string,
+	relayLog: () => string = () => stack.relay.log,
+): Promise<void> {
+	const publisher = new ReferencePublisher(publishUrl, cell.path, cell.video, cell.size, cell.audio);
+	publishers.push(publisher);
+	await announced(publisher);
+	const { context, console } = await stack.context();
+	const page = await context.newPage();
+	try {
+		const start = Date.now();
+		const relayParam = relayUrl ? `&relay=${encodeURIComponent(relayUrl)}` : "";
+		await page.goto(`${stack.site}/?path=${cell.path}${relayParam}`);
+		const played = await waitFor("more than 60 decoded frames", 5000, async () => {
+			const s = await stats(page);
+			return s && s.framesDecoded > 60 ? s : undefined;
+		});
+		const elapsed = Date.now() - start;
+		assert.equal(played.videoCodec?.slice(0, 4), cell.codec);
+		const variety = await canvasVariety(page);
+		assert.ok(variety > 0.01, `canvas looks blank (colour variety ${variety})`);
+		const audioFrames = await waitFor("decoded audio", 5000, async () => {
+			const s = await stats(page);
+			return s && s.audioFramesDecoded > 20 ? s.audioFramesDecoded : undefined;
+		});
+		// Steady state: what is decoded, dropped and late over the next 3 s.
+		const s1 = await stats(page);
+		await page.waitForTimeout(3000);
+		const final = await stats(page);
+		assert.ok(s1 && final);
+		const steady = {
+			framesDecoded: final.framesDecoded - s1.framesDecoded,
+			framesDropped: final.framesDropped - s1.framesDropped,
+			audioFramesDecoded: final.audioFramesDecoded - s1.audioFramesDecoded,
+			audioFramesLate: final.audioFramesLate - s1.audioFramesLate,
+		};
+		assert.ok(steady.framesDecoded > 60, `only ${steady.framesDecoded} frames decoded in 3 s`);
+		assert.ok(steady.audioFramesDecoded > 60, `only ${steady.audioFramesDecoded} audio frames decoded in 3 s`);
+		assert.equal(final?.audioCodec, cell.audioCodec);
+		assert.deepEqual([final?.width, final?.height], cell.size);
+		process.stdout.write(
+			`# ${name}: ${played.framesDecoded} frames decoded ${elapsed} ms after load; ` +
+				`colour variety ${variety.toFixed(3)}; audio frames ${audioFrames}; next 3 s ${JSON.stringify(steady)}; ` +
+				`stats ${JSON.stringify(final)}\n`,
+		);
+		mkdirSync(results, { recursive: true });
+		await page.screenshot({ path: join(results, `cmaf-${name.replace(/[^a-z0-9.-]+/gi, "_")}.png`) });
+	} catch (err) {
+		throw new Error(
+			`${String(err)}\n--- page console ---\n${console.slice(-40).join("\n")}\n--- publisher ---\n${publisher.log.slice(-3000)}\n--- relay ---\n${relayLog().slice(-3000)}`,
+			{ cause: err },
+		);
+	} finally {
+		await context.close();
+		await publisher.stop();
+	}
+}
+
 for (const cell of CELLS) {
 	test(`the reference CLI's CMAF broadcast (${cell.codec} + ${cell.audioCodec}) plays through our relay`, async () => {
-		const publisher = new ReferencePublisher(
-			`http://127.0.0.1:${stack.port}/anon`,
-			cell.path,
-			cell.video,
-			cell.size,
-			cell.audio,
+		await cmafCell(cell, `${cell.codec}-${cell.audioCodec}`, `http://127.0.0.1:${stack.port}/anon`, (publisher) =>
+			stack.waitAnnounced(`anon/${cell.path}`, true, () => publisher.log),
 		);
-		publishers.push(publisher);
-		await stack.waitAnnounced(`anon/${cell.path}`, true, () => publisher.log);
-		const { context, console } = await stack.context();
-		const page = await context.newPage();
+	});
+}
+
+// The same broadcast (H.264 + Opus) published to, and watched through, the reference relays.
+for (const version of ["0.17.10", "0.10.25"] as const satisfies readonly ReferenceVersion[]) {
+	test(`the reference CLI's CMAF broadcast (avc1 + opus) plays through reference moq-relay ${version}`, async () => {
+		const cell = CELLS[0];
+		assert.ok(cell);
+		const relay = await ReferenceRelay.start(version);
 		try {
-			const start = Date.now();
-			await page.goto(`${stack.site}/?path=${cell.path}`);
-			const played = await waitFor("more than 60 decoded frames", 5000, async () => {
-				const s = await stats(page);
-				return s && s.framesDecoded > 60 ? s : undefined;
-			});
-			const elapsed = Date.now() - start;
-			assert.equal(played.videoCodec?.slice(0, 4), cell.codec);
-			const variety = await canvasVariety(page);
-			assert.ok(variety > 0.01, `canvas looks blank (colour variety ${variety})`);
-			const audioFrames = await waitFor("decoded audio", 5000, async () => {
-				const s = await stats(page);
-				return s && s.audioFramesDecoded > 20 ? s.audioFramesDecoded : undefined;
-			});
-			// Steady state: what is decoded, dropped and late over the next 3 s.
-			const s1 = await stats(page);
-			await page.waitForTimeout(3000);
-			const final = await stats(page);
-			assert.ok(s1 && final);
-			const steady = {
-				framesDecoded: final.framesDecoded - s1.framesDecoded,
-				framesDropped: final.framesDropped - s1.framesDropped,
-				audioFramesDecoded: final.audioFramesDecoded - s1.audioFramesDecoded,
-				audioFramesLate: final.audioFramesLate - s1.audioFramesLate,
-			};
-			assert.ok(steady.framesDecoded > 60, `only ${steady.framesDecoded} frames decoded in 3 s`);
-			assert.ok(steady.audioFramesDecoded > 60, `only ${steady.audioFramesDecoded} audio frames decoded in 3 s`);
-			assert.equal(final?.audioCodec, cell.audioCodec);
-			assert.deepEqual([final?.width, final?.height], cell.size);
-			process.stdout.write(
-				`# ${cell.path}: ${played.framesDecoded} frames decoded ${elapsed} ms after load; ` +
-					`colour variety ${variety.toFixed(3)}; audio frames ${audioFrames}; next 3 s ${JSON.stringify(steady)}; ` +
-					`stats ${JSON.stringify(final)}\n`,
-			);
-			mkdirSync(results, { recursive: true });
-			await page.screenshot({ path: join(results, `cmaf-${cell.codec}-${cell.audioCodec}.png`) });
-		} catch (err) {
-			throw new Error(
-				`${String(err)}\n--- page console ---\n${console.slice(-40).join("\n")}\n--- publisher ---\n${publisher.log.slice(-3000)}\n--- relay ---\n${stack.relay.log.slice(-3000)}`,
-				{ cause: err },
+			await cmafCell(
+				cell,
+				`avc1-opus-via-${version}`,
+				relay.url,
+				(publisher) => relay.waitAnnounced(cell.path, () => publisher.log),
+				relay.url,
+				() => relay.proc.log,
 			);
 		} finally {
-			await context.close();
-			await publisher.stop();
+			await relay.stop();
 		}
 	});
 }
