@@ -31,7 +31,7 @@ const peer = join(
 
 /** Counts decoder outputs on the page, whoever creates the decoders. Plain JS: it runs as is. */
 const COUNT_DECODED = `(() => {
-	const decoded = { video: 0, audio: 0, video61At: undefined };
+	const decoded = { video: 0, audio: 0, video1At: undefined, video61At: undefined };
 	Object.defineProperty(window, "__decoded", { value: decoded });
 	for (const [name, kind] of [["VideoDecoder", "video"], ["AudioDecoder", "audio"]]) {
 		const Base = window[name];
@@ -42,6 +42,7 @@ const COUNT_DECODED = `(() => {
 					...init,
 					output: (out) => {
 						decoded[kind]++;
+						if (kind === "video" && decoded.video === 1) decoded.video1At = performance.now();
 						if (kind === "video" && decoded.video === 61) decoded.video61At = performance.now();
 						init.output(out);
 					},
@@ -54,6 +55,8 @@ const COUNT_DECODED = `(() => {
 interface Decoded {
 	video: number;
 	audio: number;
+	/** When the first video frame came out, in ms since the page's navigation started. */
+	video1At: number | undefined;
 	/** When the 61st video frame came out, in ms since the page's navigation started. */
 	video61At: number | undefined;
 }
@@ -128,6 +131,17 @@ async function canvasVariety(page: Page, host: string): Promise<number> {
 	}, host);
 }
 
+/** The sessions in the relay's (recent) log: id → negotiated version. */
+function sessions(): Map<string, string> {
+	const found = stack.relay.log.matchAll(/session accepted id=(\d+).*? version=(\S+)/g);
+	return new Map([...found].map((m) => [m[1] ?? "", m[2] ?? ""]));
+}
+
+/** "id=version" for the sessions accepted since `before` was taken. */
+function newSessions(before: Map<string, string>): string {
+	return [...sessions()].flatMap(([id, version]) => (before.has(id) ? [] : [`session ${id} ${version}`])).join(", ");
+}
+
 /**
  * The cell's verdict on a viewer page just navigated: >60 video frames decoded within 5 s of its
  * load, a canvas with colour variety above `minVariety`, and audio frames. Reports the counts.
@@ -141,7 +155,9 @@ async function assertPlays(page: Page, cell: string, host: string, minVariety: n
 		throw new Error(`${String(err)}; decoded so far ${JSON.stringify(await decoded(page))}`, { cause: err });
 	});
 	const at5s = await decoded(page);
-	process.stdout.write(`# ${cell}: 61st video frame at ${counts.video61At?.toFixed(0)} ms after load\n`);
+	process.stdout.write(
+		`# ${cell}: video frame 1 at ${counts.video1At?.toFixed(0)} ms, frame 61 at ${counts.video61At?.toFixed(0)} ms after load\n`,
+	);
 	assert.ok((counts.video61At ?? Infinity) <= 5000, `${cell}: 61st frame only at ${counts.video61At} ms`);
 
 	const variety = await waitFor(`${cell}: a picture`, 3000, async () => {
@@ -156,11 +172,16 @@ async function assertPlays(page: Page, cell: string, host: string, minVariety: n
 	}).catch(async (err: unknown) => {
 		throw new Error(`${String(err)}; decoded ${JSON.stringify(await decoded(page))}`, { cause: err });
 	});
+	// Still playing, not one burst of the first group: another 2 s brings at least 30 more frames.
+	const before = await decoded(page);
+	await page.waitForTimeout(2000);
 	const final = await decoded(page);
 	process.stdout.write(
-		`# ${cell}: video ${final.video} frames, audio ${final.audio} frames (≥${audio} checked), ` +
-			`colour variety ${variety.toFixed(3)}; at the 61st frame: ${JSON.stringify(at5s)}\n`,
+		`# ${cell}: at the 61st frame ${JSON.stringify(at5s)}; colour variety ${variety.toFixed(3)}; ` +
+			`audio ≥${audio}; 2 s later video ${final.video} (+${final.video - before.video}), audio ${final.audio}\n`,
 	);
+	assert.ok(final.video - before.video >= 30, `${cell}: only ${final.video - before.video} frames in 2 s`);
+	assert.ok(final.audio > before.audio, `${cell}: audio stopped`);
 }
 
 function fail(console: string[], err: unknown): never {
@@ -175,9 +196,12 @@ test("(a) the reference @moq/watch plays the CLI's test pattern through our rela
 	const { context, console } = await stack.context();
 	await context.addInitScript({ content: COUNT_DECODED });
 	const page = await context.newPage();
+	const before = sessions();
 	try {
 		await page.goto(referencePage("watch", "ref-pattern.hang"));
 		await assertPlays(page, "(a) hang → relay → @moq/watch", "moq-watch", 0.01);
+		const transport = console.find((line) => line.includes("connected via")) ?? "transport not logged";
+		process.stdout.write(`# (a) viewer session: ${newSessions(before)}; ${transport}\n`);
 		mkdirSync(results, { recursive: true });
 		await page.screenshot({ path: join(results, "reference-watch.png") });
 	} catch (err) {
@@ -193,13 +217,18 @@ test("(b) the reference @moq/publish camera reaches our watch page through our r
 	await context.grantPermissions(["camera", "microphone"]);
 	await context.addInitScript({ content: COUNT_DECODED });
 	const publisher = await context.newPage();
+	const before = sessions();
 	try {
 		await publisher.goto(referencePage("publish", "ref-camera.hang"));
 		await stack.waitAnnounced("anon/ref-camera.hang", true, () => console.join("\n"));
+		const transport = console.find((line) => line.includes("connected via")) ?? "transport not logged";
+		process.stdout.write(`# (b) publisher session: ${newSessions(before)}; ${transport}\n`);
 		const viewer = await context.newPage();
+		const publishing = sessions();
 		await viewer.goto(`${stack.site}/?path=ref-camera.hang`);
 		// Chromium's fake camera is a busy picture but mostly flat colour: a lower bar than (a).
 		await assertPlays(viewer, "(b) @moq/publish → relay → our watch page", "hang-watch", 0.001);
+		process.stdout.write(`# (b) viewer: ${newSessions(publishing)}\n`);
 		mkdirSync(results, { recursive: true });
 		await viewer.screenshot({ path: join(results, "reference-publish.png") });
 	} catch (err) {
