@@ -184,6 +184,20 @@ async function assertPlays(page: Page, cell: string, host: string, minVariety: n
 	assert.ok(final.audio > before.audio, `${cell}: audio stopped`);
 }
 
+/** Warnings and errors among `lines` (a protocol difference shows there first). */
+function warnings(lines: string[], pattern: RegExp): string {
+	const found = lines.filter((line) => pattern.test(line));
+	return found.length === 0 ? "none" : `${found.length}:\n${found.slice(-8).join("\n")}`;
+}
+
+function relayWarnings(): string {
+	return warnings(stack.relay.log.split("\n"), /\b(WARN|ERROR)\b/);
+}
+
+function pageWarnings(console: string[]): string {
+	return warnings(console, /^(error|warning|pageerror):/);
+}
+
 function fail(console: string[], err: unknown): never {
 	throw new Error(
 		`${String(err)}\n--- page console ---\n${console.slice(-60).join("\n")}\n--- relay ---\n${stack.relay.log.slice(-4000)}`,
@@ -202,6 +216,7 @@ test("(a) the reference @moq/watch plays the CLI's test pattern through our rela
 		await assertPlays(page, "(a) hang → relay → @moq/watch", "moq-watch", 0.01);
 		const transport = console.find((line) => line.includes("connected via")) ?? "transport not logged";
 		process.stdout.write(`# (a) viewer session: ${newSessions(before)}; ${transport}\n`);
+		process.stdout.write(`# (a) relay warnings: ${relayWarnings()}; page warnings: ${pageWarnings(console)}\n`);
 		mkdirSync(results, { recursive: true });
 		await page.screenshot({ path: join(results, "reference-watch.png") });
 	} catch (err) {
@@ -229,6 +244,7 @@ test("(b) the reference @moq/publish camera reaches our watch page through our r
 		// Chromium's fake camera is a busy picture but mostly flat colour: a lower bar than (a).
 		await assertPlays(viewer, "(b) @moq/publish → relay → our watch page", "hang-watch", 0.001);
 		process.stdout.write(`# (b) viewer: ${newSessions(publishing)}\n`);
+		process.stdout.write(`# (b) relay warnings: ${relayWarnings()}; page warnings: ${pageWarnings(console)}\n`);
 		mkdirSync(results, { recursive: true });
 		await viewer.screenshot({ path: join(results, "reference-publish.png") });
 	} catch (err) {
