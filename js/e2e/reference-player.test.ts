@@ -184,6 +184,15 @@ async function assertPlays(page: Page, cell: string, host: string, minVariety: n
 	assert.ok(final.audio > before.audio, `${cell}: audio stopped`);
 }
 
+/** A context from the stack whose console also lists failed HTTP requests, with their URLs. */
+async function newContext(): Promise<Awaited<ReturnType<Stack["context"]>>> {
+	const made = await stack.context();
+	made.context.on("response", (response) => {
+		if (response.status() >= 400) made.console.push(`error: HTTP ${response.status()} ${response.url()}`);
+	});
+	return made;
+}
+
 /** Warnings and errors among `lines` (a protocol difference shows there first). */
 function warnings(lines: string[], pattern: RegExp): string {
 	const found = lines.filter((line) => pattern.test(line));
@@ -207,7 +216,7 @@ function fail(console: string[], err: unknown): never {
 
 test("(a) the reference @moq/watch plays the CLI's test pattern through our relay", async () => {
 	await stack.publishPattern("ref-pattern.hang");
-	const { context, console } = await stack.context();
+	const { context, console } = await newContext();
 	await context.addInitScript({ content: COUNT_DECODED });
 	const page = await context.newPage();
 	const before = sessions();
@@ -228,7 +237,7 @@ test("(a) the reference @moq/watch plays the CLI's test pattern through our rela
 });
 
 test("(b) the reference @moq/publish camera reaches our watch page through our relay", async () => {
-	const { context, console } = await stack.context();
+	const { context, console } = await newContext();
 	await context.grantPermissions(["camera", "microphone"]);
 	await context.addInitScript({ content: COUNT_DECODED });
 	const publisher = await context.newPage();
