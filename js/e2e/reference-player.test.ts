@@ -172,17 +172,17 @@ async function assertPlays(page: Page, cell: string, host: string, minVariety: n
 	}).catch(async (err: unknown) => {
 		throw new Error(`${String(err)}; decoded ${JSON.stringify(await decoded(page))}`, { cause: err });
 	});
-	// Still playing, not one burst of the first group: another 2 s brings more frames. The bar is
-	// low (5 fps) because the machine is shared: at a load average of 9 the fake camera's 20 fps
-	// arrived as 12 fps (and the reference player skips audio groups through either relay).
+	// Still playing, not one burst of the first group: another 3 s brings more frames. The bar is
+	// low (10 frames) because the machine is shared: at a load average of 8 the fake camera's 20 fps
+	// arrived as 6.5 fps for 2 s (and the reference player skips audio groups through either relay).
 	const before = await decoded(page);
-	await page.waitForTimeout(2000);
+	await page.waitForTimeout(3000);
 	const final = await decoded(page);
 	process.stdout.write(
 		`# ${cell}: at the 61st frame ${JSON.stringify(at5s)}; colour variety ${variety.toFixed(3)}; ` +
-			`audio ≥${audio}; 2 s later video ${final.video} (+${final.video - before.video}), audio ${final.audio}\n`,
+			`audio ≥${audio}; 3 s later video ${final.video} (+${final.video - before.video}), audio ${final.audio}\n`,
 	);
-	assert.ok(final.video - before.video >= 10, `${cell}: only ${final.video - before.video} frames in 2 s`);
+	assert.ok(final.video - before.video >= 10, `${cell}: only ${final.video - before.video} frames in 3 s`);
 	assert.ok(final.audio > before.audio, `${cell}: audio stopped`);
 }
 
@@ -254,7 +254,11 @@ test("(b) the reference @moq/publish camera reaches our watch page through our r
 		await viewer.goto(`${stack.site}/?path=ref-camera.hang`);
 		// Chromium's fake camera is a busy picture but mostly flat colour: a lower bar than (a).
 		await assertPlays(viewer, "(b) @moq/publish → relay → our watch page", "hang-watch", 0.001);
-		process.stdout.write(`# (b) viewer: ${newSessions(publishing)}\n`);
+		const ours = await viewer.evaluate(() => {
+			const el = document.querySelector("hang-watch") as (HTMLElement & { stats?: object }) | null;
+			return el?.stats;
+		});
+		process.stdout.write(`# (b) viewer: ${newSessions(publishing)}; <hang-watch> stats ${JSON.stringify(ours)}\n`);
 		process.stdout.write(`# (b) relay warnings: ${relayWarnings()}; page warnings: ${pageWarnings(console)}\n`);
 		mkdirSync(results, { recursive: true });
 		await viewer.screenshot({ path: join(results, "reference-publish.png") });
