@@ -137,7 +137,7 @@ function sessions(): Map<string, string> {
 	return new Map([...found].map((m) => [m[1] ?? "", m[2] ?? ""]));
 }
 
-/** "id=version" for the sessions accepted since `before` was taken. */
+/** "session ID VERSION" for each session accepted since `before` was taken. */
 function newSessions(before: Map<string, string>): string {
 	return [...sessions()].flatMap(([id, version]) => (before.has(id) ? [] : [`session ${id} ${version}`])).join(", ");
 }
@@ -154,7 +154,7 @@ async function assertPlays(page: Page, cell: string, host: string, minVariety: n
 	}).catch(async (err: unknown) => {
 		throw new Error(`${String(err)}; decoded so far ${JSON.stringify(await decoded(page))}`, { cause: err });
 	});
-	const at5s = await decoded(page);
+	const atFrame61 = await decoded(page);
 	process.stdout.write(
 		`# ${cell}: video frame 1 at ${counts.video1At?.toFixed(0)} ms, frame 61 at ${counts.video61At?.toFixed(0)} ms after load\n`,
 	);
@@ -179,7 +179,7 @@ async function assertPlays(page: Page, cell: string, host: string, minVariety: n
 	await page.waitForTimeout(3000);
 	const final = await decoded(page);
 	process.stdout.write(
-		`# ${cell}: at the 61st frame ${JSON.stringify(at5s)}; colour variety ${variety.toFixed(3)}; ` +
+		`# ${cell}: at the 61st frame ${JSON.stringify(atFrame61)}; colour variety ${variety.toFixed(3)}; ` +
 			`audio ≥${audio}; 3 s later video ${final.video} (+${final.video - before.video}), audio ${final.audio}\n`,
 	);
 	assert.ok(final.video - before.video >= 10, `${cell}: only ${final.video - before.video} frames in 3 s`);
