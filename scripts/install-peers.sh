@@ -2,7 +2,10 @@
 # Install the reference peers used by the interop tests (rs/*/tests/interop_reference.rs): the
 # public `moq-relay` from crates.io, a current release (moq-lite-05) and a 0.10.x one (lite-01/02
 # via the compat SETUP), the public `moq-token` CLI (crate moq-token-cli), `moq-clock` and `moq`
-# (moq-cli). Idempotent: a binary already present is reused.
+# (moq-cli). Idempotent: a binary already present is reused. Also one npm peer, the public web
+# player and publisher (`@moq/watch`, `@moq/publish`, js/e2e/reference-player.test.ts): installed
+# with `npm ci` from js/e2e/reference/package-lock.json (exact versions, transitive ones too) and
+# bundled with esbuild from js/node_modules (scripts/js-setup.sh) into one file.
 #
 #   scripts/install-peers.sh              # every test peer that is missing (cheap build profile)
 #   scripts/install-peers.sh --optimised  # also the reference relays as their authors ship them
@@ -24,7 +27,8 @@
 #
 # Layout: ${MOQ_PEERS_DIR:-$HOME/.cache/moq-interop}/<name>-<version>/bin/<binary> (e.g.
 # relay-0.17.10/bin/moq-relay), one install log per peer next to it
-# (install-<name>-<version>.log). Prints a one-line status on
+# (install-<name>-<version>.log); the npm peer in npm-moq-watch-<v>-publish-<v>/moq-reference.js,
+# reinstalled when js/e2e/reference/package-lock.json changes. Prints a one-line status on
 # stdout (progress and failure details on stderr); exits non-zero if any install fails.
 # Peers only: never a dependency of the product.
 set -uo pipefail
@@ -76,6 +80,7 @@ command -v cargo >/dev/null 2>&1 || {
 	exit 1
 }
 mkdir -p "$PEERS_DIR" || exit 1
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
 
 install_peer() {
 	local name=$1 crate=$2 version=$3 binary=$4 flags=$5
@@ -136,12 +141,70 @@ install_peer() {
 	return 1
 }
 
+# The npm peer: js/e2e/reference/{package.json,package-lock.json,entry.js} copied into the cache
+# directory, `npm ci` there, then esbuild bundles entry.js into moq-reference.js. The directory
+# is named after the pinned versions (the test derives the same name from package.json).
+install_npm_peer() {
+	local src="$REPO/js/e2e/reference"
+	local esbuild="$REPO/js/node_modules/.bin/esbuild"
+	local versions
+	versions=$(cd "$src" && node -p 'const d = require("./package.json").dependencies;
+		`watch-${d["@moq/watch"]}-publish-${d["@moq/publish"]}`') || return 1
+	local name="npm-moq-$versions"
+	local root="$PEERS_DIR/$name"
+	local bundle="$root/moq-reference.js"
+	local log="$PEERS_DIR/install-$name.log"
+
+	current() { [[ -s $bundle ]] && cmp -s "$src/package-lock.json" "$root/package-lock.json" && cmp -s "$src/entry.js" "$root/entry.js"; }
+	if current; then
+		status+=("$name present")
+		return 0
+	fi
+	if [[ ! -x $esbuild ]] || ! command -v npm >/dev/null 2>&1; then
+		status+=("$name FAILED (needs npm and js/node_modules: scripts/js-setup.sh)")
+		echo "install-peers: $name needs npm and $esbuild (run scripts/js-setup.sh first)" >&2
+		return 1
+	fi
+
+	local lock
+	exec {lock}>"$PEERS_DIR/install-$name.lock" || return 1
+	flock "$lock"
+	if current; then
+		exec {lock}>&-
+		status+=("$name present")
+		return 0
+	fi
+
+	echo "install-peers: installing $name (npm), log: $log" >&2
+	local start=$SECONDS rc
+	{
+		rm -rf "$root" && mkdir -p "$root" &&
+			cp "$src/package.json" "$src/package-lock.json" "$src/entry.js" "$root/" &&
+			(cd "$root" && npm ci --no-audit --no-fund --loglevel=error) &&
+			"$esbuild" "$root/entry.js" --bundle --format=esm --target=chrome120 --sourcemap \
+				--outfile="$bundle"
+	} >"$log" 2>&1
+	rc=$?
+	echo "rc=$rc seconds=$((SECONDS - start))" >>"$log"
+	exec {lock}>&-
+
+	if [[ $rc -eq 0 ]] && current; then
+		status+=("$name installed in $((SECONDS - start))s")
+		return 0
+	fi
+	status+=("$name FAILED (rc=$rc, log $log)")
+	echo "install-peers: $name install failed (rc=$rc), last lines of $log:" >&2
+	tail -n 20 "$log" >&2
+	return 1
+}
+
 status=()
 failed=0
 for peer in "${PEERS[@]}"; do
 	read -r name crate version binary flags <<<"$peer"
 	install_peer "$name" "$crate" "$version" "$binary" "${flags:-}" || failed=1
 done
+install_npm_peer || failed=1
 joined=$(printf '%s; ' "${status[@]}")
 echo "install-peers: ${joined%; } (in $PEERS_DIR)"
 exit "$failed"
