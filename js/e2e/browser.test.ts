@@ -10,8 +10,7 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import type { Page } from "playwright-core";
-import { results, Stack, waitFor } from "./harness.ts";
+import { canvasVariety, results, Stack, waitFor, watchStats } from "./harness.ts";
 
 interface WatchStats {
 	version: string | undefined;
@@ -32,37 +31,6 @@ before(async () => {
 after(async () => {
 	await stack?.stop();
 });
-
-/** The first <hang-watch> element's stats on the page. */
-async function stats(page: Page): Promise<WatchStats | undefined> {
-	return page.evaluate(() => {
-		const el = document.querySelector("hang-watch") as (HTMLElement & { stats?: WatchStats }) | null;
-		return el?.stats ? { ...el.stats } : undefined;
-	});
-}
-
-/** Fraction of distinct colours among sampled canvas pixels: ~0 for a blank/uniform canvas. */
-async function canvasVariety(page: Page): Promise<number> {
-	return page.evaluate(() => {
-		const el = document.querySelector("hang-watch");
-		const canvas = (el?.shadowRoot ?? el)?.querySelector("canvas") as HTMLCanvasElement | null;
-		if (!canvas || canvas.width === 0 || canvas.height === 0) return 0;
-		const copy = document.createElement("canvas");
-		copy.width = canvas.width;
-		copy.height = canvas.height;
-		const ctx = copy.getContext("2d");
-		if (!ctx) return 0;
-		ctx.drawImage(canvas, 0, 0);
-		const { data } = ctx.getImageData(0, 0, copy.width, copy.height);
-		const colours = new Set<number>();
-		let samples = 0;
-		for (let i = 0; i < data.length; i += 4 * 97) {
-			colours.add(((data[i] ?? 0) << 16) | ((data[i + 1] ?? 0) << 8) | (data[i + 2] ?? 0));
-			samples++;
-		}
-		return colours.size / samples;
-	});
-}
 
 /** IDs of the sessions the relay has logged as `session accepted` or `session closed`. */
 function sessionIds(event: "accepted" | "closed"): Set<string> {
@@ -87,7 +55,7 @@ test("(a)+(c) the watch page plays the CLI's test pattern: frames, pixels, laten
 		const start = Date.now();
 		await page.goto(`${stack.site}/?path=pattern.hang`);
 		const played = await waitFor("more than 60 decoded frames", 5000, async () => {
-			const s = await stats(page);
+			const s = await watchStats<WatchStats>(page);
 			return s && s.framesDecoded > 60 ? s : undefined;
 		});
 		const elapsed = Date.now() - start;
@@ -97,13 +65,17 @@ test("(a)+(c) the watch page plays the CLI's test pattern: frames, pixels, laten
 		const variety = await canvasVariety(page);
 		assert.ok(variety > 0.01, `canvas looks blank (colour variety ${variety})`);
 
-		const latency = await waitFor("a latency reading", 3000, async () => (await stats(page))?.latencyMs);
+		const latency = await waitFor(
+			"a latency reading",
+			3000,
+			async () => (await watchStats<WatchStats>(page))?.latencyMs,
+		);
 		assert.ok(latency > 0 && latency < 2000, `latency ${latency} ms`);
 		process.stdout.write(`# publish-to-render latency: ${latency.toFixed(1)} ms\n`);
 
 		// (c) Audio: Opus packets every 20 ms decode.
 		const audio = await waitFor("decoded audio", 5000, async () => {
-			const s = await stats(page);
+			const s = await watchStats<WatchStats>(page);
 			return s && s.audioFramesDecoded > 50 ? s.audioFramesDecoded : undefined;
 		});
 		assert.ok(audio > 50);
@@ -115,7 +87,7 @@ test("(a)+(c) the watch page plays the CLI's test pattern: frames, pixels, laten
 		await page.waitForTimeout(1200);
 		mkdirSync(results, { recursive: true });
 		await page.screenshot({ path: join(results, "watch.png") });
-		const final = await stats(page);
+		const final = await watchStats<WatchStats>(page);
 		process.stdout.write(`# watch stats: ${JSON.stringify(final)}\n`);
 	} catch (err) {
 		fail(console, err);
@@ -134,7 +106,7 @@ test("(b) the publish page's fake camera reaches a second page through the relay
 		await stack.waitAnnounced("anon/e2e-camera.hang", true, () => console.join("\n"));
 		await viewer.goto(`${stack.site}/?path=e2e-camera.hang`);
 		const s = await waitFor("frames from the browser publisher", 15000, async () => {
-			const s = await stats(viewer);
+			const s = await watchStats<WatchStats>(viewer);
 			return s && s.framesDecoded > 30 ? s : undefined;
 		});
 		assert.ok(s.framesDecoded > 30);
@@ -156,16 +128,16 @@ test("(d) the watch page recovers when the publisher restarts", async () => {
 	try {
 		await page.goto(`${stack.site}/?path=restart.hang`);
 		await waitFor("first frames", 10000, async () => {
-			const s = await stats(page);
+			const s = await watchStats<WatchStats>(page);
 			return s && s.framesDecoded > 30 ? true : undefined;
 		});
 		await stack.unpublish("restart.hang");
-		const before = (await stats(page))?.framesDecoded ?? 0;
+		const before = (await watchStats<WatchStats>(page))?.framesDecoded ?? 0;
 		await new Promise((resolve) => setTimeout(resolve, 1000));
 		await stack.publishPattern("restart.hang");
 		const restarted = Date.now();
 		await waitFor("frames after the restart", 15000, async () => {
-			const s = await stats(page);
+			const s = await watchStats<WatchStats>(page);
 			return s && s.framesDecoded > before + 30 ? true : undefined;
 		});
 		process.stdout.write(`# recovered ${Date.now() - restarted} ms after the publisher restarted\n`);
@@ -184,7 +156,7 @@ test("(e) leaving or closing the watch page ends its sessions at the relay at on
 			const before = sessionIds("accepted");
 			await page.goto(`${stack.site}/?path=pattern.hang`);
 			await waitFor("frames", 10000, async () => {
-				const s = await stats(page);
+				const s = await watchStats<WatchStats>(page);
 				return s && s.framesDecoded > 10 ? true : undefined;
 			});
 			// The page's sessions: those accepted while it loaded (no other client connects meanwhile).
@@ -266,7 +238,7 @@ test("a plain page embeds the player with one script tag (hang-elements.js)", as
 	try {
 		await page.goto(`${stack.site}/embed`);
 		const s = await waitFor("frames in the embedded player", 10000, async () => {
-			const s = await stats(page);
+			const s = await watchStats<WatchStats>(page);
 			return s && s.framesDecoded > 30 ? s : undefined;
 		});
 		assert.ok(s.framesDecoded > 30);
@@ -284,7 +256,7 @@ test("the watch page plays over the lite-02 compat path too (versions=moq-lite-0
 	try {
 		await page.goto(`${stack.site}/?path=pattern.hang&versions=moq-lite-02`);
 		const s = await waitFor("frames over lite-02", 10000, async () => {
-			const s = await stats(page);
+			const s = await watchStats<WatchStats>(page);
 			return s && s.framesDecoded > 30 ? s : undefined;
 		});
 		assert.equal(s.version, "moq-lite-02");
@@ -305,14 +277,14 @@ test("the watch page plays over the lite-02 compat path too (versions=moq-lite-0
 		);
 		await page.goto(`${stack.site}/?path=e2e-lite02.hang&versions=moq-lite-02`);
 		await waitFor("frames from a lite-02 browser publisher", 15000, async () => {
-			const s = await stats(page);
+			const s = await watchStats<WatchStats>(page);
 			return s && s.framesDecoded > 30 ? s : undefined;
 		});
 		await publisher.close();
 		// And the default negotiates lite-05.
 		await page.goto(`${stack.site}/?path=pattern.hang`);
 		const d = await waitFor("frames over the default version", 10000, async () => {
-			const s = await stats(page);
+			const s = await watchStats<WatchStats>(page);
 			return s && s.framesDecoded > 10 ? s : undefined;
 		});
 		assert.equal(d.version, "moq-lite-05");

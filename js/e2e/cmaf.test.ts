@@ -12,8 +12,15 @@ import { existsSync, mkdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import type { Page } from "playwright-core";
-import { ReferenceRelay, type ReferenceVersion, results, Stack, waitFor } from "./harness.ts";
+import {
+	canvasVariety,
+	ReferenceRelay,
+	type ReferenceVersion,
+	results,
+	Stack,
+	waitFor,
+	watchStats,
+} from "./harness.ts";
 
 const PEERS = process.env.MOQ_PEERS_DIR || join(homedir(), ".cache", "moq-interop");
 const REFERENCE_MOQ = join(PEERS, "cli-0.14.10", "bin", "moq");
@@ -104,36 +111,6 @@ after(async () => {
 	await stack?.stop();
 });
 
-async function stats(page: Page): Promise<WatchStats | undefined> {
-	return page.evaluate(() => {
-		const el = document.querySelector("hang-watch") as (HTMLElement & { stats?: WatchStats }) | null;
-		return el?.stats ? { ...el.stats } : undefined;
-	});
-}
-
-/** Fraction of distinct colours among sampled canvas pixels: ~0 for a blank/uniform canvas. */
-async function canvasVariety(page: Page): Promise<number> {
-	return page.evaluate(() => {
-		const el = document.querySelector("hang-watch");
-		const canvas = (el?.shadowRoot ?? el)?.querySelector("canvas") as HTMLCanvasElement | null;
-		if (!canvas || canvas.width === 0 || canvas.height === 0) return 0;
-		const copy = document.createElement("canvas");
-		copy.width = canvas.width;
-		copy.height = canvas.height;
-		const ctx = copy.getContext("2d");
-		if (!ctx) return 0;
-		ctx.drawImage(canvas, 0, 0);
-		const { data } = ctx.getImageData(0, 0, copy.width, copy.height);
-		const colours = new Set<number>();
-		let samples = 0;
-		for (let i = 0; i < data.length; i += 4 * 97) {
-			colours.add(((data[i] ?? 0) << 16) | ((data[i + 1] ?? 0) << 8) | (data[i + 2] ?? 0));
-			samples++;
-		}
-		return colours.size / samples;
-	});
-}
-
 type Cell = (typeof CELLS)[number];
 
 /**
@@ -159,7 +136,7 @@ async function cmafCell(
 		const relayParam = relayUrl ? `&relay=${encodeURIComponent(relayUrl)}` : "";
 		await page.goto(`${stack.site}/?path=${cell.path}${relayParam}`);
 		const played = await waitFor("more than 60 decoded frames", 5000, async () => {
-			const s = await stats(page);
+			const s = await watchStats<WatchStats>(page);
 			return s && s.framesDecoded > 60 ? s : undefined;
 		});
 		const elapsed = Date.now() - start;
@@ -167,13 +144,13 @@ async function cmafCell(
 		const variety = await canvasVariety(page);
 		assert.ok(variety > 0.01, `canvas looks blank (colour variety ${variety})`);
 		const audioFrames = await waitFor("decoded audio", 5000, async () => {
-			const s = await stats(page);
+			const s = await watchStats<WatchStats>(page);
 			return s && s.audioFramesDecoded > 20 ? s.audioFramesDecoded : undefined;
 		});
 		// Steady state: what is decoded, dropped and late over the next 3 s.
-		const s1 = await stats(page);
+		const s1 = await watchStats<WatchStats>(page);
 		await page.waitForTimeout(3000);
-		const final = await stats(page);
+		const final = await watchStats<WatchStats>(page);
 		assert.ok(s1 && final);
 		const steady = {
 			framesDecoded: final.framesDecoded - s1.framesDecoded,

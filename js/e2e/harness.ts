@@ -301,3 +301,37 @@ export class ReferenceRelay {
 		await this.proc.kill();
 	}
 }
+
+/** The first `<hang-watch>` element's stats on the page (a copy), if it has any yet. */
+export async function watchStats<T>(page: import("playwright-core").Page): Promise<T | undefined> {
+	return page.evaluate(() => {
+		const el = document.querySelector("hang-watch") as (HTMLElement & { stats?: unknown }) | null;
+		return el?.stats ? ({ ...(el.stats as object) } as T) : undefined;
+	}) as Promise<T | undefined>;
+}
+
+/**
+ * Fraction of distinct colours among sampled pixels of the first canvas of the first `host`
+ * element (light or shadow DOM): ~0 for a blank or uniform canvas.
+ */
+export async function canvasVariety(page: import("playwright-core").Page, host = "hang-watch"): Promise<number> {
+	return page.evaluate((host) => {
+		const el = document.querySelector(host);
+		const canvas = (el?.shadowRoot ?? el)?.querySelector("canvas") as HTMLCanvasElement | null;
+		if (!canvas || canvas.width === 0 || canvas.height === 0) return 0;
+		const copy = document.createElement("canvas");
+		copy.width = canvas.width;
+		copy.height = canvas.height;
+		const ctx = copy.getContext("2d");
+		if (!ctx) return 0;
+		ctx.drawImage(canvas, 0, 0);
+		const { data } = ctx.getImageData(0, 0, copy.width, copy.height);
+		const colours = new Set<number>();
+		let samples = 0;
+		for (let i = 0; i < data.length; i += 4 * 97) {
+			colours.add(((data[i] ?? 0) << 16) | ((data[i + 1] ?? 0) << 8) | (data[i + 2] ?? 0));
+			samples++;
+		}
+		return colours.size / samples;
+	}, host);
+}

@@ -10,8 +10,16 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import type { Page } from "playwright-core";
-import { bin, Proc, ReferenceRelay, type ReferenceVersion, Stack, waitFor } from "./harness.ts";
+import {
+	bin,
+	canvasVariety,
+	Proc,
+	ReferenceRelay,
+	type ReferenceVersion,
+	Stack,
+	waitFor,
+	watchStats,
+} from "./harness.ts";
 
 /** What the cells read from <hang-watch>. */
 interface WatchStats {
@@ -58,36 +66,6 @@ function relay(version: ReferenceVersion): ReferenceRelay {
 	return r;
 }
 
-async function stats(page: Page): Promise<WatchStats | undefined> {
-	return page.evaluate(() => {
-		const el = document.querySelector("hang-watch") as (HTMLElement & { stats?: WatchStats }) | null;
-		return el?.stats ? { ...el.stats } : undefined;
-	});
-}
-
-/** Fraction of distinct colours among sampled canvas pixels: ~0 for a blank/uniform canvas. */
-async function canvasVariety(page: Page): Promise<number> {
-	return page.evaluate(() => {
-		const el = document.querySelector("hang-watch");
-		const canvas = (el?.shadowRoot ?? el)?.querySelector("canvas") as HTMLCanvasElement | null;
-		if (!canvas || canvas.width === 0 || canvas.height === 0) return 0;
-		const copy = document.createElement("canvas");
-		copy.width = canvas.width;
-		copy.height = canvas.height;
-		const ctx = copy.getContext("2d");
-		if (!ctx) return 0;
-		ctx.drawImage(canvas, 0, 0);
-		const { data } = ctx.getImageData(0, 0, copy.width, copy.height);
-		const colours = new Set<number>();
-		let samples = 0;
-		for (let i = 0; i < data.length; i += 4 * 97) {
-			colours.add(((data[i] ?? 0) << 16) | ((data[i + 1] ?? 0) << 8) | (data[i + 2] ?? 0));
-			samples++;
-		}
-		return colours.size / samples;
-	});
-}
-
 /**
  * Load the watch page for `path` through `relayUrl` and check the cell: frames decoded 5 s after
  * the load started, the picture, audio; print the figures under `name`.
@@ -106,7 +84,7 @@ async function watchCell(
 		await page.goto(`${stack.site}/?path=${encodeURIComponent(path)}&relay=${encodeURIComponent(relayUrl)}`);
 		let at5s: WatchStats | undefined;
 		for (;;) {
-			const s = await stats(page);
+			const s = await watchStats<WatchStats>(page);
 			if (Date.now() - start >= WINDOW_MS) {
 				at5s = s;
 				break;
@@ -119,7 +97,7 @@ async function watchCell(
 		const variety = await canvasVariety(page);
 		assert.ok(variety > minVariety, `canvas looks blank (colour variety ${variety})`);
 		const audio = await waitFor("decoded audio", 5000, async () => {
-			const s = await stats(page);
+			const s = await watchStats<WatchStats>(page);
 			return s && s.audioFramesDecoded > 50 ? s.audioFramesDecoded : undefined;
 		});
 		process.stdout.write(`# cell ${name}: audio ${audio} frames decoded, canvas variety ${variety.toFixed(3)}\n`);

@@ -18,7 +18,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import type { Page } from "playwright-core";
-import { repo, results, Stack, waitFor } from "./harness.ts";
+import { canvasVariety, repo, results, Stack, waitFor } from "./harness.ts";
 
 /** The committed page (index.html, page.js) and the peer's pins. */
 const reference = join(repo, "js", "e2e", "reference");
@@ -106,29 +106,6 @@ function referencePage(mode: "watch" | "publish", name: string): string {
 
 async function decoded(page: Page): Promise<Decoded> {
 	return page.evaluate(() => ({ ...(window as unknown as { __decoded: Decoded }).__decoded }));
-}
-
-/** Fraction of distinct colours among sampled pixels of the first canvas (light or shadow DOM). */
-async function canvasVariety(page: Page, host: string): Promise<number> {
-	return page.evaluate((host) => {
-		const el = document.querySelector(host);
-		const canvas = (el?.shadowRoot ?? el)?.querySelector("canvas") as HTMLCanvasElement | null;
-		if (!canvas || canvas.width === 0 || canvas.height === 0) return 0;
-		const copy = document.createElement("canvas");
-		copy.width = canvas.width;
-		copy.height = canvas.height;
-		const ctx = copy.getContext("2d");
-		if (!ctx) return 0;
-		ctx.drawImage(canvas, 0, 0);
-		const { data } = ctx.getImageData(0, 0, copy.width, copy.height);
-		const colours = new Set<number>();
-		let samples = 0;
-		for (let i = 0; i < data.length; i += 4 * 97) {
-			colours.add(((data[i] ?? 0) << 16) | ((data[i + 1] ?? 0) << 8) | (data[i + 2] ?? 0));
-			samples++;
-		}
-		return colours.size / samples;
-	}, host);
 }
 
 /** The sessions in the relay's (recent) log: id → negotiated version. */
