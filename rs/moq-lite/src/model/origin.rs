@@ -833,4 +833,64 @@ mod tests {
             "withdrawn once only its route left"
         );
     }
+
+    #[tokio::test]
+    async fn the_cheapest_route_wins_then_the_shortest_then_the_newest() {
+        let origin = OriginProducer::new();
+        let mut consumer = origin.consume();
+        // A short but expensive route (a metered link) ...
+        let short = BroadcastProducer::new();
+        origin
+            .publish_route(&p("a"), short.consume(), vec![1], Cost::new(10))
+            .unwrap();
+        assert_eq!(consumer.announced().await.hops, vec![1]);
+        // ... loses to a longer, cheaper one.
+        let cheap = BroadcastProducer::new();
+        origin
+            .publish_route(&p("a"), cheap.consume(), vec![2, 3, 4], Cost::new(3))
+            .unwrap();
+        let seen = consumer.announced().await;
+        assert_eq!((seen.hops, seen.cost), (vec![2, 3, 4], Cost::new(3)));
+        // Equal warm cost: the lower cold cost wins (the undiscounted path).
+        let colder = BroadcastProducer::new();
+        origin
+            .publish_route(
+                &p("a"),
+                colder.consume(),
+                vec![5, 6, 7],
+                Cost { warm: 3, cold: 2 },
+            )
+            .unwrap();
+        assert_eq!(consumer.announced().await.hops, vec![5, 6, 7]);
+        // Same cost: the shorter chain wins; same length: the newer.
+        let shorter = BroadcastProducer::new();
+        origin
+            .publish_route(
+                &p("a"),
+                shorter.consume(),
+                vec![8],
+                Cost { warm: 3, cold: 2 },
+            )
+            .unwrap();
+        assert_eq!(consumer.announced().await.hops, vec![8]);
+        let newer = BroadcastProducer::new();
+        origin
+            .publish_route(&p("a"), newer.consume(), vec![9], Cost { warm: 3, cold: 2 })
+            .unwrap();
+        assert_eq!(consumer.announced().await.hops, vec![9]);
+        // A local publisher is free and has no hops: it beats them all.
+        let local = BroadcastProducer::new();
+        origin.publish_broadcast(&p("a"), local.consume()).unwrap();
+        let seen = consumer.announced().await;
+        assert_eq!((seen.hops, seen.cost), (vec![], Cost::ZERO));
+        // Costs saturate instead of wrapping round to cheap.
+        assert_eq!(
+            Cost::new(Cost::MAX_VALUE).charged(5),
+            Cost::new(Cost::MAX_VALUE)
+        );
+        assert!(
+            Cost::UNKNOWN < Cost::new(1),
+            "a lite-05 route ranks as free now"
+        );
+    }
 }
