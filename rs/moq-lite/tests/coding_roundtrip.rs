@@ -6,7 +6,7 @@ use std::fmt::Debug;
 
 use bytes::Bytes;
 use moq_lite::coding::*;
-use moq_lite::{Path, Version};
+use moq_lite::{Cost, Path, Version};
 use proptest::prelude::*;
 
 /// Encode, decode back, and check nothing is left; with trailing bytes appended, a framed
@@ -172,7 +172,7 @@ fn announce(version: Version) -> impl Strategy<Value = Announce> {
         let hops = match version {
             Version::Lite01 | Version::Lite02 => vec![],
             Version::Lite03 => vec![0; hops.len()],
-            Version::Lite04 | Version::Lite05 => hops,
+            Version::Lite04 | Version::Lite05 | Version::Lite06 => hops,
         };
         Announce {
             status,
@@ -182,27 +182,61 @@ fn announce(version: Version) -> impl Strategy<Value = Announce> {
     })
 }
 
+/// The lite-06 form of preferences: no Ordered byte, `Some(0)` without a frame offset is no
+/// floor (`None`), frame bounds only with the group they qualify; older versions carry no bounds.
+fn canonical_prefs(
+    version: Version,
+    ordered: &mut bool,
+    (start_group, start_frame): (&mut Option<u64>, &mut u64),
+    (end_group, end_frame): (&mut Option<u64>, &mut Option<u64>),
+) {
+    if !version.is_lite06() {
+        (*start_frame, *end_frame) = (0, None);
+        return;
+    }
+    *ordered = false;
+    if start_group.is_none() {
+        *start_frame = 0;
+    }
+    if *start_group == Some(0) && *start_frame == 0 {
+        *start_group = None;
+    }
+    if end_group.is_none() {
+        *end_frame = None;
+    }
+}
+
+fn announce_message() -> impl Strategy<Value = AnnounceMessage> {
+    let cost = || (varint(), varint()).prop_map(|(warm, cold)| Cost { warm, cold });
+    prop_oneof![
+        (prefix(), hops(), cost()).prop_map(|(suffix, hops, cost)| AnnounceMessage::Start {
+            suffix,
+            hops,
+            cost
+        }),
+        varint().prop_map(|id| AnnounceMessage::End { id }),
+        (varint(), hops(), cost()).prop_map(|(id, hops, cost)| AnnounceMessage::Update {
+            id,
+            hops,
+            cost
+        }),
+        varint()
+            .prop_map(|kind| kind.max(3))
+            .prop_map(|kind| AnnounceMessage::Unknown { kind }),
+    ]
+}
+
 fn subscribe(version: Version) -> impl Strategy<Value = Subscribe> {
     (
-        varint(),
-        broadcast(),
-        text(),
-        any::<u8>(),
-        any::<bool>(),
-        varint(),
-        group(),
-        group(),
+        (varint(), broadcast(), text(), any::<u8>()),
+        (any::<bool>(), varint(), group(), group()),
+        (varint(), group()),
     )
         .prop_map(
             move |(
-                id,
-                broadcast,
-                track,
-                priority,
-                ordered,
-                max_latency_ms,
-                start_group,
-                end_group,
+                (id, broadcast, track, priority),
+                (ordered, max_latency_ms, start_group, end_group),
+                (start_frame, end_frame),
             )| {
                 let mut sub = Subscribe {
                     id,
@@ -213,7 +247,15 @@ fn subscribe(version: Version) -> impl Strategy<Value = Subscribe> {
                     max_latency_ms,
                     start_group,
                     end_group,
+                    start_frame,
+                    end_frame,
                 };
+                canonical_prefs(
+                    version,
+                    &mut sub.ordered,
+                    (&mut sub.start_group, &mut sub.start_frame),
+                    (&mut sub.end_group, &mut sub.end_frame),
+                );
                 if version < Version::Lite03 {
                     (
                         sub.ordered,
@@ -227,16 +269,31 @@ fn subscribe(version: Version) -> impl Strategy<Value = Subscribe> {
         )
 }
 
-fn subscribe_update() -> impl Strategy<Value = SubscribeUpdate> {
-    (any::<u8>(), any::<bool>(), varint(), group(), group()).prop_map(
-        |(priority, ordered, max_latency_ms, start_group, end_group)| SubscribeUpdate {
-            priority,
-            ordered,
-            max_latency_ms,
-            start_group,
-            end_group,
-        },
+fn subscribe_update(version: Version) -> impl Strategy<Value = SubscribeUpdate> {
+    (
+        (any::<u8>(), any::<bool>(), varint(), group(), group()),
+        (varint(), group()),
     )
+        .prop_map(
+            move |((priority, ordered, max_latency_ms, start_group, end_group), (sf, ef))| {
+                let mut update = SubscribeUpdate {
+                    priority,
+                    ordered,
+                    max_latency_ms,
+                    start_group,
+                    end_group,
+                    start_frame: sf,
+                    end_frame: ef,
+                };
+                canonical_prefs(
+                    version,
+                    &mut update.ordered,
+                    (&mut update.start_group, &mut update.start_frame),
+                    (&mut update.end_group, &mut update.end_frame),
+                );
+                update
+            },
+        )
 }
 
 fn subscribe_response(version: Version) -> BoxedStrategy<SubscribeResponse> {
@@ -253,7 +310,7 @@ fn subscribe_response(version: Version) -> BoxedStrategy<SubscribeResponse> {
             .boxed(),
         Version::Lite02 => Just(SubscribeResponse::OkLegacy { priority: 0 }).boxed(),
         Version::Lite03 | Version::Lite04 => {
-            let ok = subscribe_update().prop_map(|u| SubscribeResponse::Ok {
+            let ok = subscribe_update(version).prop_map(|u| SubscribeResponse::Ok {
                 priority: u.priority,
                 ordered: u.ordered,
                 max_latency_ms: u.max_latency_ms,
@@ -262,7 +319,7 @@ fn subscribe_response(version: Version) -> BoxedStrategy<SubscribeResponse> {
             });
             prop_oneof![ok, drop].boxed()
         }
-        Version::Lite05 => prop_oneof![
+        Version::Lite05 | Version::Lite06 => prop_oneof![
             varint().prop_map(|group| SubscribeResponse::Start { group }),
             varint().prop_map(|group| SubscribeResponse::End { group }),
             drop,
@@ -327,8 +384,13 @@ proptest! {
     }
 
     #[test]
-    fn announce_msg((version, value) in version().prop_flat_map(|v| (Just(v), announce(v)))) {
+    fn announce_msg((version, value) in version().prop_filter("lite-06 has typed announcements", |v| !v.is_lite06()).prop_flat_map(|v| (Just(v), announce(v)))) {
         roundtrip(&value, version)?;
+    }
+
+    #[test]
+    fn announce_message_06(value in announce_message()) {
+        roundtrip(&value, Version::Lite06)?;
     }
 
     #[test]
@@ -337,7 +399,7 @@ proptest! {
     }
 
     #[test]
-    fn subscribe_update_msg(value in subscribe_update(), version in versions(Version::Lite03)) {
+    fn subscribe_update_msg((version, value) in versions(Version::Lite03).prop_flat_map(|v| (Just(v), subscribe_update(v)))) {
         roundtrip(&value, version)?;
     }
 
@@ -355,11 +417,14 @@ proptest! {
     #[test]
     fn track_info(priority in any::<u8>(), ordered in any::<bool>(), max_latency_ms in varint(), timescale in 1..=MAX_VARINT) {
         roundtrip(&TrackInfo { priority, ordered, max_latency_ms, timescale }, Version::Lite05)?;
+        roundtrip(&TrackInfo { priority, ordered: false, max_latency_ms, timescale }, Version::Lite06)?;
     }
 
     #[test]
-    fn fetch(broadcast in broadcast(), track in text(), priority in any::<u8>(), group in varint()) {
-        roundtrip(&Fetch { broadcast, track, priority, group }, Version::Lite05)?;
+    fn fetch(broadcast in broadcast(), track in text(), priority in any::<u8>(), group in varint(), start_frame in varint(), len in proptest::option::of(0..1000u64)) {
+        roundtrip(&Fetch { broadcast: broadcast.clone(), track: track.clone(), priority, group, start_frame: 0, end_frame: None }, Version::Lite05)?;
+        let end_frame = len.map(|n| start_frame.saturating_add(n).min(MAX_VARINT - 1));
+        roundtrip(&Fetch { broadcast, track, priority, group, start_frame, end_frame }, Version::Lite06)?;
     }
 
     #[test]
@@ -374,8 +439,9 @@ proptest! {
     }
 
     #[test]
-    fn group_header(subscribe_id in varint(), sequence in varint(), version in version()) {
-        roundtrip(&GroupHeader { subscribe_id, sequence }, version)?;
+    fn group_header(subscribe_id in varint(), sequence in varint(), frame_start in varint(), version in version()) {
+        let frame_start = if version.is_lite06() { frame_start } else { 0 };
+        roundtrip(&GroupHeader { subscribe_id, sequence, frame_start }, version)?;
     }
 
     #[test]

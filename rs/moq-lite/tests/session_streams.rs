@@ -144,7 +144,8 @@ async fn track_info_then_subscribe_start_update_end_and_fin() {
         group.next::<GroupHeader>().await,
         GroupHeader {
             subscribe_id: 9,
-            sequence: 0
+            sequence: 0,
+            frame_start: 0,
         }
     );
     // Timestamps 0 and 1: deltas from 0, then +1.
@@ -177,6 +178,8 @@ async fn track_info_then_subscribe_start_update_end_and_fin() {
         max_latency_ms: 0,
         start_group: None,
         end_group: Some(1),
+        start_frame: 0,
+        end_frame: None,
     };
     use moq_lite::coding::Encode;
     send.write_all(&update.encode_to_vec(Version::Lite05))
@@ -252,6 +255,8 @@ async fn fetch_returns_one_cached_group_as_bare_frames() {
         track: "t".into(),
         priority: 0,
         group: 1,
+        start_frame: 0,
+        end_frame: None,
     };
     let (_send, mut wire) = open(&peer, BiStreamType::Fetch, &fetch).await;
     assert_eq!(

@@ -8,7 +8,7 @@
 //!                       one UDP port (quinn::Endpoint)
 //!                                   │ TLS ALPN
 //!                  ┌────────────────┴─────────────────┐
-//!                 "h3"                       "moq-lite-05" … "moql"
+//!                 "h3"                       "moq-lite-06" … "moql"
 //!          HTTP/3 CONNECT (URL, headers,        raw QUIC session,
 //!          WT-Available-Protocols)              URL = moql://<peer>/
 //!                  └────────────────┬─────────────────┘
@@ -64,7 +64,7 @@
 //!
 //! let client = QuicClient::new(QuicClientConfig { fingerprints: vec![fingerprint], ..Default::default() })?;
 //! let connection = client.connect(format!("https://localhost:{port}/anon").parse()?).await?;
-//! assert_eq!(connection.protocol.as_deref(), Some("moq-lite-05"));
+//! assert_eq!(connection.protocol.as_deref(), Some("moq-lite-06"));
 //! # Ok(())
 //! # }
 //! ```
@@ -105,7 +105,13 @@ pub use web_transport_quinn;
 ///
 /// Used as TLS ALPNs for raw QUIC and as `WT-Available-Protocols` for WebTransport.
 /// `moql` is the legacy identifier (lite-01/02 and moq-transport-14, negotiated in-band).
-pub const DEFAULT_PROTOCOLS: &[&str] = &["moq-lite-05", "moq-lite-04", "moq-lite-03", "moql"];
+pub const DEFAULT_PROTOCOLS: &[&str] = &[
+    "moq-lite-06",
+    "moq-lite-05",
+    "moq-lite-04",
+    "moq-lite-03",
+    "moql",
+];
 
 /// The ALPN of HTTP/3, which carries WebTransport.
 pub const ALPN_H3: &str = web_transport_quinn::ALPN;

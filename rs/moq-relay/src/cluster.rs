@@ -46,8 +46,10 @@ pub const SELF_LINK: moq_lite::Error = moq_lite::Error::App(1);
 pub struct Peer {
     /// The URL dialed (without `cost`, with `jwt` when a cluster token is set).
     pub url: Url,
-    /// The link's price (`?cost=N`; 1 when absent). Read, not used for routing yet.
-    pub cost: u64,
+    /// The link's price (`?cost=N`): on lite-06 it is added to the cost of every route learned
+    /// over the link and declared to the peer in SETUP Cost. `None` when absent: the peer's
+    /// SETUP Cost applies, else 1.
+    pub cost: Option<u64>,
 }
 
 impl Peer {
@@ -58,14 +60,15 @@ impl Peer {
             matches!(url.scheme(), "https" | "http" | "moql"),
             "cluster URL {url}: the scheme must be https, http or moql"
         );
-        let mut cost = 1;
+        let mut cost = None;
         let mut kept = Vec::new();
         for (key, value) in url.query_pairs() {
             match key.as_ref() {
                 "cost" => {
-                    cost = value
-                        .parse()
-                        .with_context(|| format!("cluster URL {url}: invalid cost {value:?}"))?
+                    cost =
+                        Some(value.parse().with_context(|| {
+                            format!("cluster URL {url}: invalid cost {value:?}")
+                        })?)
                 }
                 _ => kept.push((key.into_owned(), value.into_owned())),
             }
@@ -399,6 +402,7 @@ async fn dial_session(
     };
     let session = moq_lite::Client::new()
         .with_origin_id(relay.origin_id)
+        .with_link_cost(peer.cost)
         .with_stats(relay.stats.clone())
         .with_setup_path(connection.setup_path)
         .publish(relay.origin.consume())
@@ -592,11 +596,11 @@ mod tests {
     #[test]
     fn cost_is_read_and_token_goes_in_as_jwt() {
         let peer = Peer::parse("https://a.example:4443/?cost=5&x=1", Some("T")).unwrap();
-        assert_eq!(peer.cost, 5);
+        assert_eq!(peer.cost, Some(5));
         assert_eq!(peer.url.as_str(), "https://a.example:4443/?x=1&jwt=T");
         assert_eq!(peer.display(), "https://a.example:4443/?x=1&jwt=%E2%80%A6");
         let plain = Peer::parse("moql://b:1/", None).unwrap();
-        assert_eq!((plain.cost, plain.url.as_str()), (1, "moql://b:1/"));
+        assert_eq!((plain.cost, plain.url.as_str()), (None, "moql://b:1/"));
         assert!(Peer::parse("ftp://c/", None).is_err());
         assert!(Peer::parse("https://c/?cost=x", None).is_err());
         assert!(Peer::parse("not a url", None).is_err());

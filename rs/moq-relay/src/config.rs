@@ -89,7 +89,7 @@ pub struct Server {
     #[serde(alias = "listen")]
     pub bind: SocketAddr,
 
-    /// Protocols accepted, most preferred first. [default: moq-lite-05,moq-lite-04,moq-lite-03,moql]
+    /// Protocols accepted, most preferred first. [default: moq-lite-06,moq-lite-05,moq-lite-04,moq-lite-03,moql]
     #[arg(
         long = "server-protocol",
         env = "MOQ_SERVER_PROTOCOL",
@@ -348,7 +348,7 @@ pub struct Cluster {
 
     /// A peer relay to link to (repeatable, or comma-separated): https://host:port/ (WebTransport),
     /// http://host:port/ (pin the certificate served over HTTP at that port first) or
-    /// moql://host:port/ (raw QUIC). `?cost=N` is read here and not sent. Redialed forever, with
+    /// moql://host:port/ (raw QUIC). `?cost=N` is the link's price (lite-06 route cost), declared in SETUP and not sent in the URL. Redialed forever, with
     /// jittered backoff up to 10 s. A host name links to each of its addresses (see
     /// --cluster-resolve-interval).
     #[arg(

@@ -142,7 +142,7 @@ async fn main() -> anyhow::Result<()> {
     if !peers.is_empty() {
         let client = cluster_client(&config.cluster)?;
         for peer in peers {
-            tracing::info!(peer = %peer.display(), cost = peer.cost, origin_id = relay.origin_id, "linking to cluster peer");
+            tracing::info!(peer = %peer.display(), cost = ?peer.cost, origin_id = relay.origin_id, "linking to cluster peer");
             let interval = config.cluster.resolve_interval;
             tokio::spawn(cluster::connect(
                 relay.clone(),

@@ -1,5 +1,5 @@
 //! The public reference clients through OUR relay: the reference `moq-clock` 0.10 (it speaks
-//! lite-01..03), the reference `moq` CLI 0.14 (lite-05, and lite-02 when asked) publishing ffmpeg
+//! lite-01..03), the reference `moq` CLI 0.14 (lite-06 by default, lite-05 and lite-02 when asked) publishing ffmpeg
 //! fMP4 and exporting it again, and a key and token made by the reference `moq-token` CLI.
 //!
 //! The peers are installed by `scripts/install-peers.sh` into `$MOQ_PEERS_DIR`
@@ -217,7 +217,7 @@ fn reference_moq_cli_fmp4_through_our_relay() {
         .stdout(Stdio::null());
     procs.spawn("moq-publish", &mut publish);
 
-    for version in ["moq-lite-05", "moq-lite-02"] {
+    for version in ["moq-lite-06", "moq-lite-05", "moq-lite-02"] {
         let out = procs.path(&format!("out-{version}.mp4"));
         let mut export = Command::new(&moq);
         export
@@ -275,7 +275,23 @@ fn reference_moq_cli_fmp4_through_our_relay() {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
         assert!(packets >= 30, "{version}: only {packets} video packets");
+        // The reference logs the version it negotiated with our relay (ALPN / WT protocol).
+        assert!(
+            procs
+                .log(&name)
+                .contains(&format!("connected version={version}")),
+            "{version}: not negotiated\n{}",
+            procs.log(&name)
+        );
     }
+    // Unpinned, the reference CLI and our relay settle on lite-06.
+    assert!(
+        procs
+            .log("moq-publish")
+            .contains("connected version=moq-lite-06"),
+        "{}",
+        procs.log("moq-publish")
+    );
 }
 
 /// A key and a token made by the reference `moq-token` CLI are accepted by our relay, and the

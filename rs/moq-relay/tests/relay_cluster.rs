@@ -667,3 +667,61 @@ async fn a_withdraw_in_a_triangle_retracts_once() {
         "{seen:?}"
     );
 }
+
+/// lite-06 route cost: a relay with two routes to one broadcast takes the cheaper, even when it
+/// is the longer. D reaches A's `cam` through B (2 relays, but D prices that link at
+/// `?cost=10`: 1 + 10 = 11) and through C → E (3 relays, `?cost=1`: 1 + 1 + 1 = 3).
+#[tokio::test]
+async fn the_cheapest_route_wins_over_the_shortest() {
+    let a = relay_linked_to(61, &[]).await;
+    let b = relay_linked_to(62, &[&a]).await;
+    let c = relay_linked_to(63, &[&a]).await;
+    let e = relay_linked_to(65, &[&c]).await;
+    let expensive = format!("{}?cost=10", b.url(Via::Quic, "/"));
+    let cheap = format!("{}?cost=1", e.url(Via::Quic, "/"));
+    let d = Relay::start(RelayArgs::new(&[
+        "--auth-public",
+        "",
+        "--cluster-id",
+        "64",
+        "--connect-tls-insecure",
+        "--cluster-connect",
+        &expensive,
+        "--cluster-connect",
+        &cheap,
+    ]))
+    .await;
+
+    let (origin, broadcast) = origin_with("cam");
+    let track = patient_video_track(&broadcast);
+    track.write_frame(0, payload("cam", 0, 0, 1000)).unwrap();
+    let _publisher = a.publisher(Via::Quic, "/", &origin).await;
+    plays_from(&d, "cam").await;
+
+    // Both routes known; the one in use (listed first) is the cheap, longer one through E.
+    let internal: std::net::SocketAddr = format!("127.0.0.1:{}", d.internal).parse().unwrap();
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    let view = loop {
+        let response = test_support::http::get(internal, "/cluster").await.unwrap();
+        let view: serde_json::Value = serde_json::from_str(&response.body).unwrap();
+        if view["routes"]["cam"]["routes"]
+            .as_array()
+            .is_some_and(|r| r.len() == 2)
+        {
+            break view;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{view}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    for link in view["links"].as_object().expect("links").values() {
+        assert_eq!(link["version"], "moq-lite-06", "{view}");
+    }
+    let last = |chain: &serde_json::Value| chain.as_array().and_then(|c| c.last()).cloned();
+    let routes = &view["routes"]["cam"]["routes"];
+    assert_eq!(last(&routes[0]), Some(65.into()), "through E: {view}");
+    assert_eq!(last(&routes[1]), Some(62.into()), "through B: {view}");
+    assert!(
+        routes[0].as_array().unwrap().len() > routes[1].as_array().unwrap().len(),
+        "the cheap route is the longer one: {view}"
+    );
+}

@@ -1,6 +1,8 @@
 //! Our relay in one cluster with two reference relays (`moq-relay` 0.17.10, installed by
 //! scripts/install-peers.sh; spec §13.1): a triangle where every relay has two links, broadcasts
-//! published on a reference relay and on ours play from all three, and nothing loops.
+//! published on a reference relay and on ours play from all three, and nothing loops; at
+//! moq-lite-06 (what 0.17.10 relays speak to each other, and to ours by default) and at
+//! moq-lite-05 (everything pinned to it). Also a reference relay dialing ours.
 
 mod common;
 
@@ -96,19 +98,35 @@ async fn snapshot(ours: &Relay, r1: u16, r2: u16) -> (Snapshot, serde_json::Valu
 
 #[tokio::test]
 async fn a_triangle_of_two_reference_relays_and_ours_delivers_everywhere_without_loops() {
-    let mut run = test_support::Run::new("cluster-reference-triangle");
+    triangle("moq-lite-06").await;
+}
+
+#[tokio::test]
+async fn a_triangle_pinned_to_lite05_delivers_everywhere_without_loops() {
+    triangle("moq-lite-05").await;
+}
+
+/// R1; R2 → R1; O → R1, R2, every relay accepting only `version` (and the references dialing
+/// only it), so every link and session speaks it.
+async fn triangle(version: &str) {
+    let mut run = test_support::Run::new(&format!("cluster-reference-triangle-{version}"));
+    let pin = ["--listen-version", version, "--connect-version", version];
     // R1; R2 → R1; O → R1, R2: each relay has two links.
-    let r1 = run.start_reference_relay("r1", &["--cluster-id", "81"]);
+    let r1 = run.start_reference_relay("r1", &[&["--cluster-id", "81"][..], &pin].concat());
     let r1_url = format!("https://127.0.0.1:{r1}/");
     let r2 = run.start_reference_relay(
         "r2",
         &[
-            "--cluster-id",
-            "82",
-            "--cluster-connect",
-            &r1_url,
-            "--connect-tls-insecure",
-        ],
+            &[
+                "--cluster-id",
+                "82",
+                "--cluster-connect",
+                &r1_url,
+                "--connect-tls-insecure",
+            ][..],
+            &pin,
+        ]
+        .concat(),
     );
     let r2_url = format!("https://127.0.0.1:{r2}/");
     let ours = Relay::start(RelayArgs::new(&[
@@ -116,6 +134,8 @@ async fn a_triangle_of_two_reference_relays_and_ours_delivers_everywhere_without
         "",
         "--cluster-id",
         "83",
+        "--server-protocol",
+        version,
         "--connect-tls-insecure",
         "--cluster-connect",
         &r1_url,
@@ -130,8 +150,10 @@ async fn a_triangle_of_two_reference_relays_and_ours_delivers_everywhere_without
     r1_track
         .write_frame(0, payload("r1-cam", 0, 0, 1000))
         .unwrap();
-    let _r1_publisher =
+    let r1_publisher =
         reference_session(r1, moq_lite::Client::new().publish(r1_origin.consume())).await;
+    // Our client and the reference relay negotiated `version` by ALPN / WT protocol.
+    assert_eq!(r1_publisher.version().to_string(), version);
     let (o_origin, o_broadcast) = origin_with("o-cam");
     let o_track = patient_video_track(&o_broadcast);
     o_track
@@ -161,14 +183,14 @@ async fn a_triangle_of_two_reference_relays_and_ours_delivers_everywhere_without
         viewers.push((session, viewer));
     }
 
-    // O's links to R1 and R2 are both up, at lite-05.
+    // O's links to R1 and R2 are both up, at `version`.
     let (before, view) = snapshot(&ours, r1, r2).await;
     let links = view["links"].as_object().expect("links by peer");
     assert_eq!(links.len(), 2, "{view}");
     for link in links.values() {
         assert_eq!(link["state"], "up", "{view}");
-        // spec §13.1: the reference speaks lite-05 with a lite-05 peer.
-        assert_eq!(link["version"], "moq-lite-05", "{view}");
+        // docs/moq-lite.md: 0.17.10 speaks lite-06 with a lite-06 peer, lite-05 when pinned.
+        assert_eq!(link["version"], version, "{view}");
     }
     assert_eq!(
         view["broadcasts"],
@@ -210,4 +232,76 @@ async fn a_triangle_of_two_reference_relays_and_ours_delivers_everywhere_without
     for name in ["r1", "r2"] {
         assert!(!run.log(name).contains("panicked"), "{}", run.log(name));
     }
+}
+
+/// A reference relay dialing ours (`--cluster-connect`): the link negotiates moq-lite-06 with our
+/// server, and broadcasts flow both ways (published on the reference plays from ours, and the
+/// other way round). Our relay is the server here, so it learns the reference's hop and its
+/// routes' cost from the reference's SETUP and announcements.
+#[tokio::test]
+async fn a_reference_relay_dialing_ours_links_at_lite06_both_ways() {
+    let mut run = test_support::Run::new("cluster-reference-dials-ours");
+    let ours = Relay::start(RelayArgs::new(&["--auth-public", "", "--cluster-id", "93"])).await;
+    let ours_url = format!("https://127.0.0.1:{}/", ours.port);
+    let r = run.start_reference_relay(
+        "r",
+        &[
+            "--cluster-id",
+            "91",
+            "--cluster-connect",
+            &ours_url,
+            "--connect-tls-insecure",
+            "--connect-version",
+            "moq-lite-06",
+        ],
+    );
+
+    // Published on the reference relay, played from ours.
+    let (r_origin, r_broadcast) = origin_with("r-cam");
+    let r_track = patient_video_track(&r_broadcast);
+    r_track
+        .write_frame(0, payload("r-cam", 0, 0, 1000))
+        .unwrap();
+    let r_publisher =
+        reference_session(r, moq_lite::Client::new().publish(r_origin.consume())).await;
+    assert_eq!(r_publisher.version(), moq_lite::Version::Lite06);
+    let (_o_session, o_viewer) = ours.subscriber(Via::Quic, "/").await;
+    assert_eq!(
+        first_frame(&o_viewer, "r-cam").await,
+        payload("r-cam", 0, 0, 1000)
+    );
+
+    // Published on ours, played from the reference relay.
+    let (o_origin, o_broadcast) = origin_with("o-cam");
+    let o_track = patient_video_track(&o_broadcast);
+    o_track
+        .write_frame(0, payload("o-cam", 0, 0, 1000))
+        .unwrap();
+    let _o_publisher = ours.publisher(Via::Quic, "/", &o_origin).await;
+    let r_viewer = OriginProducer::new();
+    let r_session = reference_session(r, moq_lite::Client::new().subscribe(r_viewer.clone())).await;
+    assert_eq!(r_session.version(), moq_lite::Version::Lite06);
+    assert_eq!(
+        first_frame(&r_viewer, "o-cam").await,
+        payload("o-cam", 0, 0, 1000)
+    );
+
+    // Seen from our side, the route to r-cam came over that link with the reference's hop (91)
+    // at the end of its chain.
+    let (status, body) = http_get(ours.internal, "/cluster").await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let hops = view["routes"]["r-cam"]["hops"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(hops.last().and_then(|h| h.as_u64()), Some(91), "{view}");
+    // The reference's only client connection is its cluster link to us; it logs the version.
+    assert!(
+        run.log("r").contains("connected version=moq-lite-06"),
+        "the reference's link to ours negotiated lite-06:\n{}",
+        run.log("r")
+    );
+    assert!(!ours.log().contains("panicked"), "{}", ours.log());
+    assert!(!run.log("r").contains("panicked"), "{}", run.log("r"));
 }

@@ -1,12 +1,14 @@
-//! Announce stream messages (spec §5.1–§5.4).
+//! Announce stream messages (spec §5.1–§5.5; lite-06 as docs/moq-lite.md describes it).
+
+use std::collections::HashMap;
 
 use bytes::{Buf, BufMut};
 
 use super::{
-    get_message, get_path, get_u8, get_varint, put_message, put_path, put_varint, require_version,
-    Decode, DecodeError, Encode, Version, MAX_HOPS,
+    get_message, get_path, get_u8, get_varint, put_message, put_path, put_typed, put_varint,
+    require_version, Decode, DecodeError, Encode, Version, MAX_HOPS,
 };
-use crate::Path;
+use crate::{Cost, Path};
 
 /// ANNOUNCE_REQUEST (ANNOUNCE_PLEASE before lite-04): first message on an Announce stream.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -181,7 +183,7 @@ impl Encode for Announce {
             match version {
                 Version::Lite01 | Version::Lite02 => {}
                 Version::Lite03 => put_varint(b, self.hops.len() as u64),
-                Version::Lite04 | Version::Lite05 => {
+                Version::Lite04 | Version::Lite05 | Version::Lite06 => {
                     put_varint(b, self.hops.len() as u64);
                     for hop in &self.hops {
                         put_varint(b, *hop);
@@ -194,6 +196,8 @@ impl Encode for Announce {
 
 impl Decode for Announce {
     fn decode<B: Buf>(buf: &mut B, version: Version) -> Result<Self, DecodeError> {
+        // spec: lite-06 replaced ANNOUNCE with the typed ANNOUNCE_START/END/UPDATE.
+        require_version(!version.is_lite06(), "ANNOUNCE", version)?;
         get_message(buf, |b| {
             // spec: §5.4 status 2 (restart) is accepted only on lite-05.
             let status = match get_u8(b)? {
@@ -211,7 +215,7 @@ impl Decode for Announce {
             let hops = match version {
                 Version::Lite01 | Version::Lite02 => Vec::new(),
                 Version::Lite03 => vec![0; get_hop_count(b)?],
-                Version::Lite04 | Version::Lite05 => {
+                Version::Lite04 | Version::Lite05 | Version::Lite06 => {
                     let count = get_hop_count(b)?;
                     let mut hops = Vec::with_capacity(count);
                     for _ in 0..count {
@@ -226,6 +230,171 @@ impl Decode for Announce {
                 hops,
             })
         })
+    }
+}
+
+/// A lite-06 announcement: typed, the type outside the length (ANNOUNCE_START 0x0, ANNOUNCE_END 0x1,
+/// ANNOUNCE_UPDATE 0x2). The n-th START on a stream has the implicit announce id n (from 0); END and
+/// UPDATE name a live id ([`AnnounceIds`] keeps the table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnnounceMessage {
+    /// ANNOUNCE_START: a broadcast is live; takes the next announce id.
+    Start {
+        /// Path relative to the request prefix.
+        suffix: Path,
+        /// Hop IDs, without the sender (as lite-05). At most [`MAX_HOPS`].
+        hops: Vec<u64>,
+        /// Route cost as the sender sees it (the receiver adds the link's price).
+        cost: Cost,
+    },
+    /// ANNOUNCE_END: the broadcast with this id ended; the id is retired.
+    End {
+        /// Announce id.
+        id: u64,
+    },
+    /// ANNOUNCE_UPDATE (the reference calls it RESTART): new chain and cost for a live id.
+    Update {
+        /// Announce id.
+        id: u64,
+        /// Hop IDs, without the sender.
+        hops: Vec<u64>,
+        /// Route cost.
+        cost: Cost,
+    },
+    /// A type we do not know, skipped by its length (it takes no id). Decode only.
+    Unknown {
+        /// The type.
+        kind: u64,
+    },
+}
+
+const ANNOUNCE_START: u64 = 0x0;
+const ANNOUNCE_END: u64 = 0x1;
+const ANNOUNCE_UPDATE: u64 = 0x2;
+
+impl Encode for AnnounceMessage {
+    /// lite-06 only; hops beyond [`MAX_HOPS`] are a local bug (debug builds panic).
+    fn encode<B: BufMut>(&self, buf: &mut B, version: Version) {
+        debug_assert!(
+            version.is_lite06(),
+            "typed announcements do not exist in {version}"
+        );
+        match self {
+            AnnounceMessage::Start { suffix, hops, cost } => put_typed(buf, ANNOUNCE_START, |b| {
+                put_path(b, suffix);
+                put_hops_and_cost(b, hops, *cost);
+            }),
+            AnnounceMessage::End { id } => put_typed(buf, ANNOUNCE_END, |b| put_varint(b, *id)),
+            AnnounceMessage::Update { id, hops, cost } => put_typed(buf, ANNOUNCE_UPDATE, |b| {
+                put_varint(b, *id);
+                put_hops_and_cost(b, hops, *cost);
+            }),
+            // Never sent by a session; written empty so the fuzz round trip holds.
+            AnnounceMessage::Unknown { kind } => put_typed(buf, *kind, |_| {}),
+        }
+    }
+}
+
+fn put_hops_and_cost(b: &mut Vec<u8>, hops: &[u64], cost: Cost) {
+    debug_assert!(
+        hops.len() as u64 <= MAX_HOPS,
+        "{} hops exceed MAX_HOPS",
+        hops.len()
+    );
+    put_varint(b, hops.len() as u64);
+    for hop in hops {
+        put_varint(b, *hop);
+    }
+    let cost = cost.clamped();
+    put_varint(b, cost.warm);
+    put_varint(b, cost.cold);
+}
+
+fn get_hops_and_cost(b: &mut bytes::Bytes) -> Result<(Vec<u64>, Cost), DecodeError> {
+    let count = get_hop_count(b)?;
+    let mut hops = Vec::with_capacity(count);
+    for _ in 0..count {
+        hops.push(get_varint(b)?);
+    }
+    let cost = Cost {
+        warm: get_varint(b)?,
+        cold: get_varint(b)?,
+    };
+    Ok((hops, cost))
+}
+
+impl Decode for AnnounceMessage {
+    fn decode<B: Buf>(buf: &mut B, version: Version) -> Result<Self, DecodeError> {
+        require_version(version.is_lite06(), "ANNOUNCE_START/END/UPDATE", version)?;
+        let kind = get_varint(buf)?;
+        get_message(buf, |b| match kind {
+            ANNOUNCE_START => {
+                let suffix = get_path(b)?;
+                let (hops, cost) = get_hops_and_cost(b)?;
+                Ok(AnnounceMessage::Start { suffix, hops, cost })
+            }
+            ANNOUNCE_END => Ok(AnnounceMessage::End { id: get_varint(b)? }),
+            ANNOUNCE_UPDATE => {
+                let id = get_varint(b)?;
+                let (hops, cost) = get_hops_and_cost(b)?;
+                Ok(AnnounceMessage::Update { id, hops, cost })
+            }
+            // An unknown type is skipped by its length, so the stream stays up (as the reference).
+            kind => {
+                b.advance(b.remaining());
+                Ok(AnnounceMessage::Unknown { kind })
+            }
+        })
+    }
+}
+
+/// The implicit announce ids of one lite-06 Announce stream, either side: the n-th START is id n,
+/// END retires an id, an id is never reused. Pure state; the session bounds how many are live.
+#[derive(Debug, Default)]
+pub struct AnnounceIds {
+    next: u64,
+    live: HashMap<u64, Path>,
+    by_path: HashMap<Path, u64>,
+}
+
+impl AnnounceIds {
+    /// A START for `suffix`: its id. A suffix already live is a protocol violation for the
+    /// receiver (the sender must UPDATE it instead); the caller decides.
+    pub fn start(&mut self, suffix: Path) -> u64 {
+        let id = self.next;
+        self.next += 1;
+        if let Some(old) = self.by_path.insert(suffix.clone(), id) {
+            self.live.remove(&old);
+        }
+        self.live.insert(id, suffix);
+        id
+    }
+
+    /// The live id of `suffix`, if any (the sender's view).
+    pub fn id_of(&self, suffix: &Path) -> Option<u64> {
+        self.by_path.get(suffix).copied()
+    }
+
+    /// The suffix of live `id` (for UPDATE); `None` if unknown or retired.
+    pub fn get(&self, id: u64) -> Option<&Path> {
+        self.live.get(&id)
+    }
+
+    /// Retire `id` (for END): its suffix, or `None` if unknown or retired.
+    pub fn end(&mut self, id: u64) -> Option<Path> {
+        let suffix = self.live.remove(&id)?;
+        self.by_path.remove(&suffix);
+        Some(suffix)
+    }
+
+    /// Number of live ids.
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    /// True when no id is live.
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
     }
 }
 

@@ -93,12 +93,33 @@ pub fn setup(data: &[u8]) {
     check::<ServerSetupCompat>(data, Version::Lite02, Framing::Prefixed);
 }
 
-/// ANNOUNCE_REQUEST, ANNOUNCE_OK, ANNOUNCE_INIT and ANNOUNCE.
+/// ANNOUNCE_REQUEST, ANNOUNCE_OK, ANNOUNCE_INIT, ANNOUNCE and (lite-06) ANNOUNCE_START/END/UPDATE,
+/// plus the lite-06 announce id table driven by whatever decodes.
 pub fn announce(data: &[u8]) {
     each_version::<AnnounceRequest>(data);
     each_version::<AnnounceOk>(data);
     each_version::<AnnounceInit>(data);
     each_version::<Announce>(data);
+    each_version::<AnnounceMessage>(data);
+    let mut ids = AnnounceIds::default();
+    let mut rest = data;
+    while let Ok(msg) = AnnounceMessage::decode(&mut rest, Version::Lite06) {
+        match msg {
+            AnnounceMessage::Start { suffix, .. } => {
+                let id = ids.start(suffix.clone());
+                assert_eq!(ids.id_of(&suffix), Some(id));
+            }
+            AnnounceMessage::Update { id, .. } => {
+                let _ = ids.get(id);
+            }
+            AnnounceMessage::End { id } => {
+                if let Some(suffix) = ids.end(id) {
+                    assert_eq!(ids.id_of(&suffix), None);
+                }
+            }
+            AnnounceMessage::Unknown { .. } => {}
+        }
+    }
 }
 
 /// SUBSCRIBE, SUBSCRIBE_UPDATE and the subscribe responses.
@@ -130,7 +151,7 @@ pub fn datagram(data: &[u8]) {
     }
 }
 
-/// One whole stream as a peer would send it. The first byte picks the version (low 3 bits, mod 5),
+/// One whole stream as a peer would send it. The first byte picks the version (low 3 bits, mod 6: lite-05, 04, 03, 02, 01, 06),
 /// uni or bidi (bit 3) and, for bidi, the opener's or the responder's side (bit 4); the rest is
 /// the stream: its type varint, then messages in the order the spec allows, until one fails.
 pub fn stream(data: &[u8]) {
@@ -140,7 +161,16 @@ pub fn stream(data: &[u8]) {
 /// The body of [`stream`]; returns the unread rest, or `None` if there was no stream type.
 fn walk(data: &[u8]) -> Option<&[u8]> {
     let (&selector, rest) = data.split_first()?;
-    let version = Version::ALL[usize::from(selector & 0x7) % Version::ALL.len()];
+    // lite-06 last, so selectors 0…4 pick what they did before it existed (committed seeds).
+    const WALK: [Version; 6] = [
+        Version::Lite05,
+        Version::Lite04,
+        Version::Lite03,
+        Version::Lite02,
+        Version::Lite01,
+        Version::Lite06,
+    ];
+    let version = WALK[usize::from(selector & 0x7) % WALK.len()];
     let uni = selector & 0x08 != 0;
     let responder = selector & 0x10 != 0;
     let mut stream = Stream { rest, version };
@@ -173,10 +203,12 @@ fn walk(data: &[u8]) -> Option<&[u8]> {
         (BiStreamType::Announce, true) => {
             let first = match version {
                 Version::Lite01 | Version::Lite02 => stream.next::<AnnounceInit>().map(drop),
-                Version::Lite05 => stream.next::<AnnounceOk>().map(drop),
+                Version::Lite05 | Version::Lite06 => stream.next::<AnnounceOk>().map(drop),
                 Version::Lite03 | Version::Lite04 => Some(()),
             };
-            if first.is_some() {
+            if first.is_some() && version.is_lite06() {
+                while stream.next::<AnnounceMessage>().is_some() {}
+            } else if first.is_some() {
                 while stream.next::<Announce>().is_some() {}
             }
         }
@@ -279,6 +311,10 @@ mod tests {
             "11 04 05 80 26 25 a0 28",
             "03 20 00 1a 03 c0 00 00 00 ff 0d ad 02 c0 00 00 00 ff 0d ad 01 c0 00 00 00 ff 00 00 0e 00 01 00",
             "13 20 21 00 09 c0 00 00 00 ff 0d ad 02 00 01 00",
+            // lite-06: ANNOUNCE_OK, START, END; SUBSCRIBE with frame bounds; GROUP with frame start.
+            "15 01 03 70 39 01 00 08 03 62 62 62 01 07 01 01 01 01 00",
+            "05 02 17 01 08 61 6e 6f 6e 2f 62 62 62 05 76 69 64 65 6f 3c 41 f4 05 0a 0f 04",
+            "0d 00 07 41 2c 80 01 11 70 0f 00 01 61",
         ] {
             assert_eq!(walk(&hex(stream)), Some(&[][..]), "{stream}");
         }

@@ -14,6 +14,9 @@ pub struct GroupHeader {
     pub subscribe_id: u64,
     /// Group sequence.
     pub sequence: u64,
+    /// lite-06: index of the first frame on this stream (0 = the group from its start; more when a
+    /// subscription resumed partway through). Not on the wire before lite-06 (always 0 there).
+    pub frame_start: u64,
 }
 
 /// The header of one FRAME; the payload (`size` bytes) follows and is streamed separately so
@@ -30,20 +33,34 @@ pub struct FrameHeader {
 }
 
 impl Encode for GroupHeader {
-    fn encode<B: BufMut>(&self, buf: &mut B, _version: Version) {
+    /// A non-zero `frame_start` before lite-06 is a local bug (debug builds panic; release builds
+    /// drop it, and the peer numbers the frames from 0).
+    fn encode<B: BufMut>(&self, buf: &mut B, version: Version) {
+        debug_assert!(
+            self.frame_start == 0 || version.is_lite06(),
+            "GROUP frame start does not exist in {version}"
+        );
         put_message(buf, |b| {
             put_varint(b, self.subscribe_id);
             put_varint(b, self.sequence);
+            if version.is_lite06() {
+                put_varint(b, self.frame_start);
+            }
         });
     }
 }
 
 impl Decode for GroupHeader {
-    fn decode<B: Buf>(buf: &mut B, _version: Version) -> Result<Self, DecodeError> {
+    fn decode<B: Buf>(buf: &mut B, version: Version) -> Result<Self, DecodeError> {
         get_message(buf, |b| {
             Ok(Self {
                 subscribe_id: get_varint(b)?,
                 sequence: get_varint(b)?,
+                // spec (lite-06): GROUP carries the index of its first frame.
+                frame_start: match version.is_lite06() {
+                    true => get_varint(b)?,
+                    false => 0,
+                },
             })
         })
     }
@@ -173,6 +190,7 @@ mod tests {
         let group = GroupHeader {
             subscribe_id: 5,
             sequence: 7,
+            frame_start: 0,
         };
         assert_eq!(group.encode_to_vec(Version::Lite01), [0x02, 0x05, 0x07]);
         assert_eq!(

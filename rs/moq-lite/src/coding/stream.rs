@@ -158,10 +158,10 @@ mod tests {
         let allowed = |t: BiStreamType| Version::ALL.into_iter().filter(|v| t.allowed(*v)).count();
         assert_eq!(allowed(BiStreamType::Session), 2);
         assert_eq!(allowed(BiStreamType::ClientCompat), 2);
-        assert_eq!(allowed(BiStreamType::Announce), 5);
-        assert_eq!(allowed(BiStreamType::Subscribe), 5);
-        assert_eq!(allowed(BiStreamType::Probe), 3);
-        assert_eq!(allowed(BiStreamType::Goaway), 2);
+        assert_eq!(allowed(BiStreamType::Announce), 6);
+        assert_eq!(allowed(BiStreamType::Subscribe), 6);
+        assert_eq!(allowed(BiStreamType::Probe), 4);
+        assert_eq!(allowed(BiStreamType::Goaway), 3);
         assert!(
             BiStreamType::Fetch.allowed(Version::Lite05)
                 && !BiStreamType::Fetch.allowed(Version::Lite04)

@@ -28,6 +28,10 @@ pub struct Subscribe {
     pub start_group: Option<u64>,
     /// lite-03+: last group wanted, inclusive (`None` = unbounded), +1 encoded.
     pub end_group: Option<u64>,
+    /// lite-06: first frame wanted within `start_group` (0 = the whole group). Needs a `start_group`.
+    pub start_frame: u64,
+    /// lite-06: last frame wanted (inclusive) within `end_group`, +1 encoded. Needs an `end_group`.
+    pub end_frame: Option<u64>,
 }
 
 /// SUBSCRIBE_UPDATE (lite-03+): replaces the subscription's preferences.
@@ -43,6 +47,10 @@ pub struct SubscribeUpdate {
     pub start_group: Option<u64>,
     /// Last group wanted inclusive (+1 encoded).
     pub end_group: Option<u64>,
+    /// lite-06: first frame wanted within `start_group` (see [`Subscribe::start_frame`]).
+    pub start_frame: u64,
+    /// lite-06: last frame wanted within `end_group` (see [`Subscribe::end_frame`]).
+    pub end_frame: Option<u64>,
 }
 
 /// A publisher → subscriber message on the Subscribe stream; which variants exist depends on the version.
@@ -97,10 +105,14 @@ impl Encode for Subscribe {
             put_string(b, &self.track);
             b.put_u8(self.priority);
             if version >= Version::Lite03 {
-                put_bool(b, self.ordered);
-                put_varint(b, self.max_latency_ms);
-                put_plus_one(b, self.start_group);
-                put_plus_one(b, self.end_group);
+                put_preferences(
+                    b,
+                    version,
+                    self.ordered,
+                    self.max_latency_ms,
+                    (self.start_group, self.start_frame),
+                    (self.end_group, self.end_frame),
+                );
             }
         });
     }
@@ -124,17 +136,22 @@ impl Decode for Subscribe {
                     max_latency_ms: 0,
                     start_group: None,
                     end_group: None,
+                    start_frame: 0,
+                    end_frame: None,
                 });
             }
+            let p = get_preferences(b, version)?;
             Ok(Self {
                 id,
                 broadcast,
                 track,
                 priority,
-                ordered: get_bool(b, "ordered")?,
-                max_latency_ms: get_varint(b)?,
-                start_group: get_plus_one(b)?,
-                end_group: get_plus_one(b)?,
+                ordered: p.ordered,
+                max_latency_ms: p.max_latency_ms,
+                start_group: p.start_group,
+                end_group: p.end_group,
+                start_frame: p.start_frame,
+                end_frame: p.end_frame,
             })
         })
     }
@@ -148,10 +165,14 @@ impl Encode for SubscribeUpdate {
         );
         put_message(buf, |b| {
             b.put_u8(self.priority);
-            put_bool(b, self.ordered);
-            put_varint(b, self.max_latency_ms);
-            put_plus_one(b, self.start_group);
-            put_plus_one(b, self.end_group);
+            put_preferences(
+                b,
+                version,
+                self.ordered,
+                self.max_latency_ms,
+                (self.start_group, self.start_frame),
+                (self.end_group, self.end_frame),
+            );
         });
     }
 }
@@ -160,15 +181,104 @@ impl Decode for SubscribeUpdate {
     fn decode<B: Buf>(buf: &mut B, version: Version) -> Result<Self, DecodeError> {
         require_version(version >= Version::Lite03, "SUBSCRIBE_UPDATE", version)?;
         get_message(buf, |b| {
+            let priority = get_u8(b)?;
+            let p = get_preferences(b, version)?;
             Ok(Self {
-                priority: get_u8(b)?,
-                ordered: get_bool(b, "ordered")?,
-                max_latency_ms: get_varint(b)?,
-                start_group: get_plus_one(b)?,
-                end_group: get_plus_one(b)?,
+                priority,
+                ordered: p.ordered,
+                max_latency_ms: p.max_latency_ms,
+                start_group: p.start_group,
+                end_group: p.end_group,
+                start_frame: p.start_frame,
+                end_frame: p.end_frame,
             })
         })
     }
+}
+
+/// The subscription preferences shared by SUBSCRIBE (lite-03+) and SUBSCRIBE_UPDATE, after the
+/// priority byte.
+struct Preferences {
+    ordered: bool,
+    max_latency_ms: u64,
+    start_group: Option<u64>,
+    end_group: Option<u64>,
+    start_frame: u64,
+    end_frame: Option<u64>,
+}
+
+/// lite-03…05: `Ordered (8), Max Latency (i), Group Start (+1), Group End (+1)`.
+/// lite-06: `Max Age (i), Group Start (raw), Group End (+1), Frame Start (i), Frame End (+1)`: the
+/// Ordered byte is gone and Group Start is the plain sequence, 0 meaning no floor (so `None` and
+/// `Some(0)` write the same bytes). Frame bounds need a group to qualify; a frame bound without
+/// one, or on an older version, is a local bug (debug builds panic, release builds drop it).
+fn put_preferences(
+    b: &mut Vec<u8>,
+    version: Version,
+    ordered: bool,
+    max_latency_ms: u64,
+    (start_group, start_frame): (Option<u64>, u64),
+    (end_group, end_frame): (Option<u64>, Option<u64>),
+) {
+    if !version.is_lite06() {
+        debug_assert!(
+            start_frame == 0 && end_frame.is_none(),
+            "frame bounds do not exist in {version}"
+        );
+        put_bool(b, ordered);
+        put_varint(b, max_latency_ms);
+        put_plus_one(b, start_group);
+        put_plus_one(b, end_group);
+        return;
+    }
+    debug_assert!(
+        (start_frame == 0 || start_group.is_some()) && (end_frame.is_none() || end_group.is_some()),
+        "a frame bound needs its group"
+    );
+    put_varint(b, max_latency_ms);
+    put_varint(b, start_group.unwrap_or(0));
+    put_plus_one(b, end_group);
+    put_varint(b, start_frame);
+    put_plus_one(b, end_frame);
+}
+
+fn get_preferences(b: &mut bytes::Bytes, version: Version) -> Result<Preferences, DecodeError> {
+    if !version.is_lite06() {
+        return Ok(Preferences {
+            ordered: get_bool(b, "ordered")?,
+            max_latency_ms: get_varint(b)?,
+            start_group: get_plus_one(b)?,
+            end_group: get_plus_one(b)?,
+            start_frame: 0,
+            end_frame: None,
+        });
+    }
+    let max_latency_ms = get_varint(b)?;
+    let start = get_varint(b)?;
+    let end_group = get_plus_one(b)?;
+    let start_frame = get_varint(b)?;
+    let end_frame = get_plus_one(b)?;
+    // spec (lite-06): a Frame End qualifies a Group End; without one there is nothing to count from.
+    if end_frame.is_some() && end_group.is_none() {
+        return Err(DecodeError::InvalidValue {
+            what: "frame end without a group end",
+            value: end_frame.unwrap_or(0),
+        });
+    }
+    // Group Start 0 with Frame Start 0 is no floor at all; group 0 stays named when a frame
+    // offset qualifies it.
+    let start_group = match (start, start_frame) {
+        (0, 0) => None,
+        (start, _) => Some(start),
+    };
+    Ok(Preferences {
+        ordered: false,
+        max_latency_ms,
+        start_group,
+        end_group,
+        start_frame,
+        end_frame,
+    })
 }
 
 impl SubscribeResponse {
@@ -257,7 +367,8 @@ impl Decode for SubscribeResponse {
                     value: kind,
                 }),
             },
-            Version::Lite05 => match get_varint(buf)? {
+            // spec: §5.9 lite-06 keeps the lite-05 responses.
+            Version::Lite05 | Version::Lite06 => match get_varint(buf)? {
                 0x0 => get_message(buf, |b| {
                     Ok(Self::Start {
                         group: get_varint(b)?,
@@ -409,7 +520,9 @@ mod tests {
                 ordered: true,
                 max_latency_ms: 0,
                 start_group: None,
-                end_group: None
+                end_group: None,
+                start_frame: 0,
+                end_frame: None,
             })
         );
     }

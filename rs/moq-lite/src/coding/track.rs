@@ -3,8 +3,9 @@
 use bytes::{Buf, BufMut};
 
 use super::{
-    get_bool, get_message, get_path, get_string, get_u8, get_varint, put_bool, put_message,
-    put_path, put_string, put_varint, require_version, Decode, DecodeError, Encode, Version,
+    get_bool, get_message, get_path, get_plus_one, get_string, get_u8, get_varint, put_bool,
+    put_message, put_path, put_plus_one, put_string, put_varint, require_version, Decode,
+    DecodeError, Encode, Version,
 };
 use crate::Path;
 
@@ -41,6 +42,10 @@ pub struct Fetch {
     pub priority: u8,
     /// Group sequence.
     pub group: u64,
+    /// lite-06: first frame wanted (0 = from the start of the group).
+    pub start_frame: u64,
+    /// lite-06: last frame wanted, inclusive (`None` = to the end), +1 encoded.
+    pub end_frame: Option<u64>,
 }
 
 /// PROBE (lite-03+): `Bitrate`, and `RTT` on lite-04+.
@@ -93,7 +98,10 @@ impl Encode for TrackInfo {
         debug_assert!(self.timescale != 0, "TRACK_INFO timescale must not be 0");
         put_message(buf, |b| {
             b.put_u8(self.priority);
-            put_bool(b, self.ordered);
+            // lite-06 dropped the Ordered byte.
+            if !version.is_lite06() {
+                put_bool(b, self.ordered);
+            }
             put_varint(b, self.max_latency_ms);
             put_varint(b, self.timescale);
         });
@@ -106,7 +114,10 @@ impl Decode for TrackInfo {
         get_message(buf, |b| {
             let info = Self {
                 priority: get_u8(b)?,
-                ordered: get_bool(b, "ordered")?,
+                ordered: match version.is_lite06() {
+                    true => false,
+                    false => get_bool(b, "ordered")?,
+                },
                 max_latency_ms: get_varint(b)?,
                 timescale: get_varint(b)?,
             };
@@ -128,11 +139,19 @@ impl Encode for Fetch {
             version >= Version::Lite05,
             "FETCH does not exist in {version}"
         );
+        debug_assert!(
+            version.is_lite06() || (self.start_frame == 0 && self.end_frame.is_none()),
+            "FETCH frame bounds do not exist in {version}"
+        );
         put_message(buf, |b| {
             put_path(b, &self.broadcast);
             put_string(b, &self.track);
             b.put_u8(self.priority);
             put_varint(b, self.group);
+            if version.is_lite06() {
+                put_varint(b, self.start_frame);
+                put_plus_one(b, self.end_frame);
+            }
         });
     }
 }
@@ -142,11 +161,28 @@ impl Decode for Fetch {
         // spec: §3.1 the reference serves and uses FETCH only from lite-05 on.
         require_version(version >= Version::Lite05, "FETCH", version)?;
         get_message(buf, |b| {
+            let broadcast = get_path(b)?;
+            let track = get_string(b)?;
+            let priority = get_u8(b)?;
+            let group = get_varint(b)?;
+            let (start_frame, end_frame) = match version.is_lite06() {
+                true => (get_varint(b)?, get_plus_one(b)?),
+                false => (0, None),
+            };
+            // spec (lite-06): a range that ends before it starts can never be served.
+            if let Some(end) = end_frame.filter(|end| *end < start_frame) {
+                return Err(DecodeError::InvalidValue {
+                    what: "fetch frame end before its start",
+                    value: end,
+                });
+            }
             Ok(Self {
-                broadcast: get_path(b)?,
-                track: get_string(b)?,
-                priority: get_u8(b)?,
-                group: get_varint(b)?,
+                broadcast,
+                track,
+                priority,
+                group,
+                start_frame,
+                end_frame,
             })
         })
     }

@@ -14,13 +14,17 @@ pub enum Version {
     Lite03,
     /// moq-lite-04 (ALPN `moq-lite-04`).
     Lite04,
-    /// moq-lite-05 (ALPN `moq-lite-05`), the current default.
+    /// moq-lite-05 (ALPN `moq-lite-05`).
     Lite05,
+    /// moq-lite-06 (ALPN `moq-lite-06`) as moq-relay 0.17.10 speaks it: typed announcements with
+    /// implicit ids and a route cost, no Ordered byte, frame bounds (docs/moq-lite.md).
+    Lite06,
 }
 
 impl Version {
     /// Every version, newest (most preferred) first.
-    pub const ALL: [Version; 5] = [
+    pub const ALL: [Version; 6] = [
+        Version::Lite06,
         Version::Lite05,
         Version::Lite04,
         Version::Lite03,
@@ -37,6 +41,7 @@ impl Version {
                 Version::Lite03 => 3,
                 Version::Lite04 => 4,
                 Version::Lite05 => 5,
+                Version::Lite06 => 6,
             }
     }
 
@@ -52,15 +57,17 @@ impl Version {
             Version::Lite03 => "moq-lite-03",
             Version::Lite04 => "moq-lite-04",
             Version::Lite05 => "moq-lite-05",
+            Version::Lite06 => "moq-lite-06",
         }
     }
 
-    /// The version fixed by an ALPN alone (`moq-lite-03`…`05`); `None` for `moql` and others.
+    /// The version fixed by an ALPN alone (`moq-lite-03`…`06`); `None` for `moql` and others.
     pub fn from_alpn(alpn: &str) -> Option<Self> {
         match alpn {
             "moq-lite-03" => Some(Version::Lite03),
             "moq-lite-04" => Some(Version::Lite04),
             "moq-lite-05" => Some(Version::Lite05),
+            "moq-lite-06" => Some(Version::Lite06),
             _ => None,
         }
     }
@@ -73,12 +80,19 @@ impl Version {
             Version::Lite03 => "moq-lite-03",
             Version::Lite04 => "moq-lite-04",
             Version::Lite05 => "moq-lite-05",
+            Version::Lite06 => "moq-lite-06",
         }
     }
 
     /// True for versions negotiated through the compat SETUP exchange (lite-01/02).
     pub const fn is_compat(self) -> bool {
         matches!(self, Version::Lite01 | Version::Lite02)
+    }
+
+    /// lite-06+: typed ANNOUNCE_START/END/UPDATE with implicit ids and route cost, no Exclude Hop,
+    /// no Ordered byte, raw Group Start and frame bounds in SUBSCRIBE/FETCH/GROUP.
+    pub const fn is_lite06(self) -> bool {
+        matches!(self, Version::Lite06)
     }
 }
 
@@ -94,6 +108,6 @@ impl std::str::FromStr for Version {
         Self::ALL
             .into_iter()
             .find(|v| v.name() == s)
-            .ok_or_else(|| format!("unknown version {s:?} (expected moq-lite-01 … moq-lite-05)"))
+            .ok_or_else(|| format!("unknown version {s:?} (expected moq-lite-01 … moq-lite-06)"))
     }
 }

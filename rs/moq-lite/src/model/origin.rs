@@ -1,9 +1,9 @@
 //! An origin: the table of live broadcasts by path, and the announcements of changes to it.
 //!
 //! Publishers insert broadcasts at paths; consumers look them up or follow announcements under a
-//! prefix. Several broadcasts (routes) may be published at one path: the one with the shortest hop
-//! chain is active (a local publisher, with no hops, first), the newest among equals, and the
-//! others are backups that take over, re-announced, when it closes. A broadcast is unannounced
+//! prefix. Several broadcasts (routes) may be published at one path: the one with the lowest
+//! [`Cost`] is active, then the shortest hop chain (a local publisher, cost 0 and no hops, first),
+//! then the newest among equals, and the others are backups that take over, re-announced, when it closes. A broadcast is unannounced
 //! automatically when it closes. A consumer made with [`OriginConsumer::excluding`] never sees a
 //! route whose chain holds a given origin id (split horizon: what a peer sent us is not offered
 //! back to it), and each consumer is told of a path only when the route it sees there changes.
@@ -24,6 +24,59 @@ use super::BroadcastConsumer;
 use crate::lock::lock;
 use crate::{Error, Path};
 
+/// What pulling a broadcast through a route costs (lite-06 route cost), compared warm first, then
+/// cold; lower wins.
+///
+/// `warm` is the cost as the mesh stands (a relay already carrying the broadcast may advertise a
+/// discount), `cold` the same path without any discount. Each link a route crosses adds its price
+/// to both, saturating at [`Cost::MAX_VALUE`] (the largest a QUIC varint carries).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cost {
+    /// Cost now.
+    pub warm: u64,
+    /// Cost without discounts.
+    pub cold: u64,
+}
+
+impl Cost {
+    /// The largest value either half can take.
+    pub const MAX_VALUE: u64 = (1 << 62) - 1;
+    /// A local publisher: free.
+    pub const ZERO: Cost = Cost { warm: 0, cold: 0 };
+    /// A route learned over a version without route cost (before lite-06): free now, unknown
+    /// cold, as the reference ranks it (so hop count decides among such routes).
+    pub const UNKNOWN: Cost = Cost {
+        warm: 0,
+        cold: Self::MAX_VALUE,
+    };
+
+    /// Both halves at `cost`.
+    pub const fn new(cost: u64) -> Self {
+        Cost {
+            warm: cost,
+            cold: cost,
+        }
+    }
+
+    /// This cost after crossing a link priced `link`, saturating.
+    #[must_use]
+    pub fn charged(self, link: u64) -> Self {
+        Cost {
+            warm: self.warm.saturating_add(link).min(Self::MAX_VALUE),
+            cold: self.cold.saturating_add(link).min(Self::MAX_VALUE),
+        }
+    }
+
+    /// Both halves clamped to [`Cost::MAX_VALUE`].
+    #[must_use]
+    pub fn clamped(self) -> Self {
+        Cost {
+            warm: self.warm.min(Self::MAX_VALUE),
+            cold: self.cold.min(Self::MAX_VALUE),
+        }
+    }
+}
+
 /// A change seen by an [`OriginConsumer`].
 #[derive(Debug, Clone)]
 pub struct Announced {
@@ -34,6 +87,8 @@ pub struct Announced {
     /// Origin IDs the announcement travelled through, original publisher first and the nearest
     /// relay last (empty when published locally).
     pub hops: Vec<u64>,
+    /// What the route costs ([`Cost::ZERO`] when published locally or ended).
+    pub cost: Cost,
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +96,18 @@ struct Entry {
     id: u64,
     broadcast: BroadcastConsumer,
     hops: Vec<u64>,
+    cost: Cost,
+}
+
+impl Entry {
+    /// Ordering key: the largest is the best route (lowest cost, then shortest chain, then newest).
+    fn rank(&self) -> (std::cmp::Reverse<Cost>, std::cmp::Reverse<usize>, u64) {
+        (
+            std::cmp::Reverse(self.cost),
+            std::cmp::Reverse(self.hops.len()),
+            self.id,
+        )
+    }
 }
 
 /// A route found by [`OriginConsumer::route`].
@@ -50,6 +117,8 @@ pub struct Route {
     pub broadcast: BroadcastConsumer,
     /// Origin IDs the announcement travelled through (see [`Announced::hops`]).
     pub hops: Vec<u64>,
+    /// What the route costs.
+    pub cost: Cost,
 }
 
 #[derive(Debug, Default)]
@@ -90,13 +159,13 @@ impl Queue {
     }
 }
 
-/// The route to use among `entries`: the shortest hop chain, then the most recent, skipping chains
-/// that hold `exclude` (when not 0).
+/// The route to use among `entries`: the lowest cost, then the shortest hop chain, then the most
+/// recent (spec §5.6), skipping chains that hold `exclude` (when not 0).
 fn best(entries: &[Entry], exclude: u64) -> Option<&Entry> {
     entries
         .iter()
         .filter(|e| exclude == 0 || !e.hops.contains(&exclude))
-        .max_by_key(|e| (std::cmp::Reverse(e.hops.len()), e.id))
+        .max_by_key(|e| e.rank())
 }
 
 #[derive(Debug, Default)]
@@ -211,15 +280,28 @@ impl OriginProducer {
         path: &Path,
         broadcast: BroadcastConsumer,
     ) -> Result<(), Error> {
-        self.publish_with_hops(path, broadcast, Vec::new())
+        self.publish_route(path, broadcast, Vec::new(), Cost::ZERO)
     }
 
-    /// Publish a broadcast that arrived through other origins (`hops`, original publisher first).
+    /// Publish a broadcast that arrived through other origins (`hops`, original publisher first),
+    /// at no cost.
     pub fn publish_with_hops(
         &self,
         path: &Path,
         broadcast: BroadcastConsumer,
         hops: Vec<u64>,
+    ) -> Result<(), Error> {
+        self.publish_route(path, broadcast, hops, Cost::ZERO)
+    }
+
+    /// Publish a broadcast that arrived through other origins (`hops`, original publisher first)
+    /// at `cost` (already charged with the link it came over).
+    pub fn publish_route(
+        &self,
+        path: &Path,
+        broadcast: BroadcastConsumer,
+        hops: Vec<u64>,
+        cost: Cost,
     ) -> Result<(), Error> {
         let absolute = self
             .root
@@ -240,6 +322,7 @@ impl OriginProducer {
             id,
             broadcast: broadcast.clone(),
             hops,
+            cost: cost.clamped(),
         };
         state
             .broadcasts
@@ -449,11 +532,13 @@ impl OriginConsumer {
                     path: relative,
                     broadcast: Some(e.broadcast),
                     hops: e.hops,
+                    cost: e.cost,
                 },
                 None => Announced {
                     path: relative,
                     broadcast: None,
                     hops: Vec::new(),
+                    cost: Cost::ZERO,
                 },
             });
         }
@@ -537,10 +622,11 @@ fn find_route(
         .iter()
         .filter(|e| hidden == 0 || !e.hops.contains(&hidden))
         .filter(|e| exclude == 0 || !e.hops.contains(&exclude))
-        .max_by_key(|e| (std::cmp::Reverse(e.hops.len()), e.id))
+        .max_by_key(|e| e.rank())
         .map(|e| Route {
             broadcast: e.broadcast.clone(),
             hops: e.hops.clone(),
+            cost: e.cost,
         })
 }
 
@@ -745,6 +831,66 @@ mod tests {
         assert!(
             gone.broadcast.is_none(),
             "withdrawn once only its route left"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_cheapest_route_wins_then_the_shortest_then_the_newest() {
+        let origin = OriginProducer::new();
+        let mut consumer = origin.consume();
+        // A short but expensive route (a metered link) ...
+        let short = BroadcastProducer::new();
+        origin
+            .publish_route(&p("a"), short.consume(), vec![1], Cost::new(10))
+            .unwrap();
+        assert_eq!(consumer.announced().await.hops, vec![1]);
+        // ... loses to a longer, cheaper one.
+        let cheap = BroadcastProducer::new();
+        origin
+            .publish_route(&p("a"), cheap.consume(), vec![2, 3, 4], Cost::new(3))
+            .unwrap();
+        let seen = consumer.announced().await;
+        assert_eq!((seen.hops, seen.cost), (vec![2, 3, 4], Cost::new(3)));
+        // Equal warm cost: the lower cold cost wins (the undiscounted path).
+        let colder = BroadcastProducer::new();
+        origin
+            .publish_route(
+                &p("a"),
+                colder.consume(),
+                vec![5, 6, 7],
+                Cost { warm: 3, cold: 2 },
+            )
+            .unwrap();
+        assert_eq!(consumer.announced().await.hops, vec![5, 6, 7]);
+        // Same cost: the shorter chain wins; same length: the newer.
+        let shorter = BroadcastProducer::new();
+        origin
+            .publish_route(
+                &p("a"),
+                shorter.consume(),
+                vec![8],
+                Cost { warm: 3, cold: 2 },
+            )
+            .unwrap();
+        assert_eq!(consumer.announced().await.hops, vec![8]);
+        let newer = BroadcastProducer::new();
+        origin
+            .publish_route(&p("a"), newer.consume(), vec![9], Cost { warm: 3, cold: 2 })
+            .unwrap();
+        assert_eq!(consumer.announced().await.hops, vec![9]);
+        // A local publisher is free and has no hops: it beats them all.
+        let local = BroadcastProducer::new();
+        origin.publish_broadcast(&p("a"), local.consume()).unwrap();
+        let seen = consumer.announced().await;
+        assert_eq!((seen.hops, seen.cost), (vec![], Cost::ZERO));
+        // Costs saturate instead of wrapping round to cheap.
+        assert_eq!(
+            Cost::new(Cost::MAX_VALUE).charged(5),
+            Cost::new(Cost::MAX_VALUE)
+        );
+        assert!(
+            Cost::UNKNOWN < Cost::new(1),
+            "a lite-05 route ranks as free now"
         );
     }
 }

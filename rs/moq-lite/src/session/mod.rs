@@ -35,6 +35,8 @@ struct Config {
     publish: Option<OriginConsumer>,
     subscribe: Option<OriginProducer>,
     origin_id: u64,
+    /// Our price for this link (lite-06 route cost); declared in our SETUP Cost.
+    link_cost: Option<u64>,
     stats: Option<Arc<Stats>>,
     streams: Option<StreamWindow>,
 }
@@ -123,6 +125,14 @@ macro_rules! config_setters {
             self
         }
 
+        /// Price this link at `cost` (lite-06 route cost): added to the cost of every route the
+        /// peer announces, and declared to the peer in our SETUP Cost parameter (the reference's
+        /// `?cost=N` on a cluster link). Unset: the peer's SETUP Cost, else 1.
+        pub fn with_link_cost(mut self, cost: Option<u64>) -> Self {
+            self.config.link_cost = cost;
+            self
+        }
+
         /// Count this session's traffic in a child of `stats` (see [`Session::stats`]).
         pub fn with_stats(mut self, stats: Arc<Stats>) -> Self {
             self.config.stats = Some(stats);
@@ -160,7 +170,12 @@ impl Client {
             (None, Some(_)) => Some(Role::Subscriber),
             _ => None,
         };
-        let setup = setup::our_setup(self.setup_path.clone(), role, self.config.origin_id);
+        let setup = setup::our_setup(
+            self.setup_path.clone(),
+            role,
+            self.config.origin_id,
+            self.config.link_cost,
+        );
         let negotiated = match setup::client(&transport, setup).await {
             Ok(n) => n,
             Err(err) => {
@@ -273,6 +288,7 @@ impl Session {
         let stats = config.stats.as_ref().map_or_else(Stats::new, Stats::child);
         let sessions = stats.gauge(Metric::Sessions);
         let origin_id = config.origin_id;
+        let peer_setup = setup::PeerSetup::new(negotiated.peer_setup.clone());
         let goaway = Arc::new(tokio::sync::watch::channel(None).0);
         let upstream = Arc::new(tokio::sync::watch::channel(0).0);
         let publisher = Arc::new(Publisher::new(
@@ -282,6 +298,7 @@ impl Session {
             origin_id,
             stats.clone(),
             goaway.clone(),
+            peer_setup.clone(),
         ));
         let subscriber = config.subscribe.map(|origin| {
             Arc::new(Subscriber::new(
@@ -292,6 +309,8 @@ impl Session {
                 stats.clone(),
                 goaway.subscribe(),
                 upstream.clone(),
+                peer_setup.clone(),
+                config.link_cost,
             ))
         });
         let driver = Driver {
@@ -302,6 +321,8 @@ impl Session {
             peer_setup_seen: negotiated.peer_setup.is_some(),
             server_setup: negotiated.peer_setup.is_some(),
             origin_id,
+            link_cost: config.link_cost,
+            peer_setup,
             streams: config.streams.map(|w| {
                 (
                     Allowance::new(w.initial, w.max_bidi),
@@ -392,7 +413,15 @@ impl Session {
         }
         let group = GroupProducer::new(Group { sequence });
         let consumer = group.consume();
-        subscriber::fetch_into(&self.transport, broadcast, track, priority, group).await?;
+        subscriber::fetch_into(
+            &self.transport,
+            self.version,
+            broadcast,
+            track,
+            priority,
+            group,
+        )
+        .await?;
         Ok(consumer)
     }
 
@@ -469,6 +498,8 @@ struct Driver {
     /// We are the server side of a lite-05 session and still owe our SETUP.
     server_setup: bool,
     origin_id: u64,
+    link_cost: Option<u64>,
+    peer_setup: setup::PeerSetup,
     /// Peer stream allowances that grow with use (bidi, uni), if configured.
     streams: Option<(Allowance, Allowance)>,
 }
@@ -481,8 +512,8 @@ impl Driver {
     }
 
     async fn serve(&mut self, compat: Option<(Writer, Reader)>) -> Error {
-        if self.server_setup && self.version == Version::Lite05 {
-            let setup = setup::our_setup(None, None, self.origin_id);
+        if self.server_setup && self.version >= Version::Lite05 {
+            let setup = setup::our_setup(None, None, self.origin_id, self.link_cost);
             // Boxed, like every await in here that is done once or rarely: this future lives as
             // long as the session, and an inline await would add its state to every session.
             if let Err(err) = Box::pin(self.send_setup(setup)).await {
@@ -559,7 +590,10 @@ impl Driver {
                                 }
                                 self.peer_setup_seen = true;
                                 match Box::pin(reader.decode::<Setup>()).await {
-                                    Ok(setup) => tracing::debug!(?setup, "peer SETUP"),
+                                    Ok(setup) => {
+                                        tracing::debug!(?setup, "peer SETUP");
+                                        self.peer_setup.set(setup);
+                                    }
                                     Err(err) => return err,
                                 }
                             }

@@ -16,16 +16,22 @@ type Transport = Arc<web_transport_quinn::Session>;
 use super::follow::{Current, Follow, Routes};
 use super::gate::Gate;
 use super::priority;
+use super::setup::PeerSetup;
 use super::stream::{session_error, Reader, Writer};
 use crate::coding::{
-    Announce, AnnounceInit, AnnounceOk, AnnounceRequest, AnnounceStatus, Fetch, FrameHeader,
-    Goaway, GroupHeader, Probe, Subscribe, SubscribeResponse, SubscribeUpdate, TrackRequest,
-    UniStreamType, Version,
+    Announce, AnnounceIds, AnnounceInit, AnnounceMessage, AnnounceOk, AnnounceRequest,
+    AnnounceStatus, Fetch, FrameHeader, Goaway, GroupHeader, Probe, Subscribe, SubscribeResponse,
+    SubscribeUpdate, TrackRequest, UniStreamType, Version,
 };
 use crate::lock::lock;
-use crate::model::{GroupConsumer, OriginConsumer, Route, Track};
+use crate::model::{Cost, GroupConsumer, OriginConsumer, Route, Track};
 use crate::stats::{Metric, Stats};
 use crate::{Error, Path};
+
+/// The peer's SETUP Origin if it is already known (the server has the client's), else 0.
+fn peer_setup_origin(peer_setup: &PeerSetup) -> u64 {
+    peer_setup.now().and_then(|s| s.origin).unwrap_or(0)
+}
 
 /// One served group stream (`Publisher::serve_group`), boxed: a FuturesUnordered keeps a stub
 /// task holding an (empty) element for its whole life, ~1 KB per subscription if unboxed.
@@ -39,9 +45,12 @@ pub(crate) struct Publisher {
     pub version: Version,
     pub origin: Option<OriginConsumer>,
     pub origin_id: u64,
-    /// The peer's origin id, from its ANNOUNCE_REQUEST's exclude hop (0 until known): routes
-    /// through it are never offered or served back to it (split horizon, spec §13.1).
+    /// The peer's origin id, from its ANNOUNCE_REQUEST's exclude hop (lite-04/05) or its SETUP
+    /// Origin (lite-06), 0 until known: routes through it are never offered or served back to it
+    /// (split horizon, spec §5.6, §13.1).
     peer_id: AtomicU64,
+    /// The peer's SETUP (lite-05+).
+    peer_setup: PeerSetup,
     /// Subscribe IDs in use by the peer (spec §5.7: unique per session).
     subscribe_ids: Mutex<HashSet<u64>>,
     pub stats: Arc<Stats>,
@@ -60,14 +69,17 @@ impl Publisher {
         origin_id: u64,
         stats: Arc<Stats>,
         goaway: Arc<tokio::sync::watch::Sender<Option<String>>>,
+        peer_setup: PeerSetup,
     ) -> Self {
+        let peer_id = peer_setup_origin(&peer_setup);
         Self {
             goaway,
+            peer_setup,
             transport,
             version,
             origin,
             origin_id,
-            peer_id: AtomicU64::new(0),
+            peer_id: AtomicU64::new(peer_id),
             subscribe_ids: Mutex::default(),
             stats,
             inflight: Mutex::default(),
@@ -90,7 +102,10 @@ impl Publisher {
 
     /// The route to serve `path` from: the best one not through the peer.
     fn route(&self, path: &Path) -> Result<Route, Error> {
-        let peer = self.peer_id.load(Ordering::Relaxed);
+        let peer = match self.peer_id.load(Ordering::Relaxed) {
+            0 => peer_setup_origin(&self.peer_setup),
+            peer => peer,
+        };
         self.origin
             .as_ref()
             .and_then(|o| o.route(path, peer))
@@ -114,14 +129,21 @@ impl Publisher {
                 .await?;
             return reader.closed().await;
         };
-        if request.exclude_hop != 0 {
-            self.peer_id.store(request.exclude_hop, Ordering::Relaxed);
+        // spec §5.1/§5.6: lite-04/05 name the peer in the request; lite-06 in its SETUP Origin.
+        let exclude_hop = match self.version.is_lite06() {
+            true => self
+                .peer_setup
+                .get()
+                .await
+                .and_then(|s| s.origin)
+                .unwrap_or(0),
+            false => request.exclude_hop,
+        };
+        if exclude_hop != 0 {
+            self.peer_id.store(exclude_hop, Ordering::Relaxed);
         }
-        let mut announced = origin
-            .with_prefix(&request.prefix)?
-            .excluding(request.exclude_hop);
-        let excluded =
-            |hops: &[u64]| request.exclude_hop != 0 && hops.contains(&request.exclude_hop);
+        let mut announced = origin.with_prefix(&request.prefix)?.excluding(exclude_hop);
+        let excluded = |hops: &[u64]| exclude_hop != 0 && hops.contains(&exclude_hop);
 
         let mut active: HashSet<Path> = HashSet::new();
         let mut snapshot = Vec::new();
@@ -131,9 +153,22 @@ impl Publisher {
                     continue;
                 };
                 active.insert(suffix.clone());
-                snapshot.push((suffix, a.hops));
+                snapshot.push((suffix, a.hops, a.cost));
             }
         }
+        if self.version.is_lite06() {
+            return self
+                .run_announce_06(
+                    writer,
+                    reader,
+                    &request.prefix,
+                    announced,
+                    snapshot,
+                    exclude_hop,
+                )
+                .await;
+        }
+        let snapshot = snapshot.into_iter().map(|(s, h, _)| (s, h)).collect();
         self.write_initial(writer, &request.prefix, snapshot)
             .await?;
 
@@ -162,6 +197,64 @@ impl Publisher {
         }
     }
 
+    /// lite-06 announcements: ANNOUNCE_OK, a START per live route (each takes the next id), then
+    /// START / UPDATE (a live suffix's new route) / END as routes change.
+    async fn run_announce_06(
+        &self,
+        writer: &mut Writer,
+        reader: &mut Reader,
+        prefix: &Path,
+        mut announced: OriginConsumer,
+        snapshot: Vec<(Path, Vec<u64>, Cost)>,
+        exclude_hop: u64,
+    ) -> Result<(), Error> {
+        let excluded = |hops: &[u64]| exclude_hop != 0 && hops.contains(&exclude_hop);
+        // spec §5.5: hops go without the sender (implicit from ANNOUNCE_OK), at most MAX_HOPS.
+        let chain = |hops: Vec<u64>| -> Vec<u64> {
+            hops.into_iter()
+                .take(crate::coding::MAX_HOPS as usize)
+                .collect()
+        };
+        let mut ids = AnnounceIds::default();
+        writer
+            .encode(&AnnounceOk {
+                hop_id: self.origin_id,
+                active_count: snapshot.len() as u64,
+            })
+            .await?;
+        for (suffix, hops, cost) in snapshot {
+            ids.start(suffix.clone());
+            let hops = chain(hops);
+            writer
+                .encode(&AnnounceMessage::Start { suffix, hops, cost })
+                .await?;
+        }
+        loop {
+            tokio::select! {
+                a = announced.announced() => {
+                    let Some(suffix) = a.path.strip_prefix(prefix) else { continue };
+                    let live = ids.id_of(&suffix);
+                    let msg = match (a.broadcast, live) {
+                        (Some(_), Some(id)) if !excluded(&a.hops) => {
+                            AnnounceMessage::Update { id, hops: chain(a.hops), cost: a.cost }
+                        }
+                        (Some(_), None) if !excluded(&a.hops) => {
+                            ids.start(suffix.clone());
+                            AnnounceMessage::Start { suffix, hops: chain(a.hops), cost: a.cost }
+                        }
+                        (_, Some(id)) => {
+                            ids.end(id);
+                            AnnounceMessage::End { id }
+                        }
+                        (_, None) => continue,
+                    };
+                    writer.encode(&msg).await?;
+                }
+                res = reader.closed() => return res,
+            }
+        }
+    }
+
     async fn write_initial(
         &self,
         writer: &mut Writer,
@@ -181,7 +274,7 @@ impl Publisher {
                 }
                 Ok(())
             }
-            Version::Lite05 => {
+            Version::Lite05 | Version::Lite06 => {
                 let ok = AnnounceOk {
                     hop_id: self.origin_id,
                     active_count: snapshot.len() as u64,
@@ -204,8 +297,8 @@ impl Publisher {
             // lite-03/04: the sender appends itself; lite-03 carries only the count.
             (_, Version::Lite03) => vec![0; hops.len() + 1],
             (_, Version::Lite04) => hops.iter().copied().chain([self.origin_id]).collect(),
-            // lite-05: the sender is implicit from ANNOUNCE_OK.
-            (_, Version::Lite05) => hops.to_vec(),
+            // lite-05: the sender is implicit from ANNOUNCE_OK (lite-06 uses AnnounceMessage).
+            (_, Version::Lite05 | Version::Lite06) => hops.to_vec(),
         };
         let hops = hops
             .into_iter()
@@ -243,7 +336,12 @@ impl Publisher {
             .subscribe_track(&Track::new(fetch.track));
         track.info_ready().await?;
         let group = track.get_group(fetch.group).ok_or(Error::NotFound)?;
-        write_frames(writer, group, self.version, None).await?;
+        // spec (lite-06): FETCH may ask for a frame range of the group.
+        let frames = FrameRange {
+            start: fetch.start_frame,
+            end: fetch.end_frame,
+        };
+        write_frames(writer, group, self.version, frames, None).await?;
         writer.flush().await
     }
 
@@ -346,7 +444,7 @@ impl Publisher {
                 };
                 writer.encode(&ok).await?
             }
-            Version::Lite05 => {}
+            Version::Lite05 | Version::Lite06 => {}
         }
 
         let mut prefs = Prefs {
@@ -454,9 +552,18 @@ impl Publisher {
                             self.write_end(writer, last).await?;
                             continue;
                         }
-                        if first.is_none() && self.version == Version::Lite05 {
+                        if first.is_none() && self.version >= Version::Lite05 {
                             writer.encode(&SubscribeResponse::Start { group: sequence }).await?;
                         }
+                        // spec (lite-06): a subscription may resume partway through its first
+                        // group (Frame Start) and stop partway through its last (Frame End).
+                        let frames = FrameRange {
+                            start: match first.is_none() && subscribe.start_group == Some(sequence) {
+                                true => subscribe.start_frame,
+                                false => 0,
+                            },
+                            end: subscribe.end_frame.filter(|_| prefs.end == Some(sequence)),
+                        };
                         let base = *first.get_or_insert(sequence);
                         last = Some(last.map_or(sequence, |l| l.max(sequence)));
                         let now = Instant::now();
@@ -468,7 +575,7 @@ impl Publisher {
                         let (cancel_tx, cancel_rx) = oneshot::channel();
                         inflight.push_back(InflightGroup { sequence, superseded: None, cancel: cancel_tx });
                         let send_order = priority::send_order(prefs.priority, prefs.ordered, sequence.wrapping_sub(base));
-                        let group: GroupFuture = Box::pin(self.serve_group(subscribe.id, group, sequence, send_order, cancel_rx));
+                        let group: GroupFuture = Box::pin(self.serve_group(subscribe.id, group, sequence, frames, send_order, cancel_rx));
                         if let Some(older) = current.replace(group) {
                             groups.push(older);
                         }
@@ -503,7 +610,7 @@ impl Publisher {
 
     /// SUBSCRIBE_END (lite-05): the first sequence that will never come.
     async fn write_end(&self, writer: &mut Writer, last: Option<u64>) -> Result<(), Error> {
-        if self.version == Version::Lite05 {
+        if self.version >= Version::Lite05 {
             writer
                 .encode(&SubscribeResponse::End {
                     group: last.map_or(0, |l| l + 1),
@@ -541,6 +648,7 @@ impl Publisher {
         id: u64,
         group: GroupConsumer,
         sequence: u64,
+        frames: FrameRange,
         send_order: i32,
         mut cancel: oneshot::Receiver<Error>,
     ) {
@@ -568,9 +676,9 @@ impl Publisher {
         let result = tokio::select! {
             res = async {
                 writer.queue(&UniStreamType::Group);
-                writer.queue(&GroupHeader { subscribe_id: id, sequence });
+                writer.queue(&GroupHeader { subscribe_id: id, sequence, frame_start: frames.start });
                 let counters = FrameCounters { stats: &self.stats, written: &written };
-                write_frames(&mut writer, group, self.version, Some(counters)).await?;
+                write_frames(&mut writer, group, self.version, frames, Some(counters)).await?;
                 writer.flush().await
             } => res,
             Ok(err) = &mut cancel => Err(err),
@@ -653,6 +761,16 @@ impl Prefs {
     }
 }
 
+/// Which frames of a group [`write_frames`] sends: `start..=end` (lite-06 frame bounds; always
+/// the whole group before lite-06, where the codec cannot carry anything else).
+#[derive(Debug, Clone, Copy, Default)]
+struct FrameRange {
+    /// Index of the first frame sent (the GROUP header's Frame Start).
+    start: u64,
+    /// Index of the last frame sent, inclusive; `None` = to the end of the group.
+    end: Option<u64>,
+}
+
 /// Where [`write_frames`] counts what it sent.
 #[derive(Clone, Copy)]
 struct FrameCounters<'a> {
@@ -667,11 +785,20 @@ async fn write_frames(
     writer: &mut Writer,
     mut group: GroupConsumer,
     version: Version,
+    frames: FrameRange,
     counters: Option<FrameCounters<'_>>,
 ) -> Result<(), Error> {
     let mut previous = 0u64;
     let mut chunks: Vec<Bytes> = Vec::new();
+    let mut index = 0u64;
     while let Some(mut frame) = group.next_frame().await? {
+        index += 1;
+        if index <= frames.start {
+            continue;
+        }
+        if frames.end.is_some_and(|end| index - 1 > end) {
+            break;
+        }
         let info = *frame.info();
         let delta = (info.timestamp as i128 - previous as i128).clamp(
             -(crate::coding::MAX_ZIGZAG as i128),

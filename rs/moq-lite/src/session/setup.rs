@@ -54,7 +54,7 @@ pub(crate) async fn client(transport: &Transport, setup: Setup) -> Result<Negoti
     let Some(version) = negotiated_version(transport)? else {
         return client_compat(transport, setup.path).await;
     };
-    if version == Version::Lite05 {
+    if version >= Version::Lite05 {
         // spec §1.7: the client's SETUP goes on its first uni stream, before anything else.
         let stream = transport.open_uni().await.map_err(session_error)?;
         let mut writer = Writer::new(stream, version);
@@ -110,7 +110,7 @@ pub(crate) async fn server(transport: &Transport) -> Result<Negotiated, Error> {
     let Some(version) = negotiated_version(transport)? else {
         return server_compat(transport).await;
     };
-    if version != Version::Lite05 {
+    if version < Version::Lite05 {
         return Ok(Negotiated {
             version,
             peer_setup: None,
@@ -175,13 +175,54 @@ async fn server_compat(transport: &Transport) -> Result<Negotiated, Error> {
     })
 }
 
-/// The SETUP we send (lite-05).
-pub(crate) fn our_setup(path: Option<String>, role: Option<Role>, origin_id: u64) -> Setup {
+/// The SETUP we send (lite-05+); `cost` is the link price we declare (lite-06 route cost).
+pub(crate) fn our_setup(
+    path: Option<String>,
+    role: Option<Role>,
+    origin_id: u64,
+    cost: Option<u64>,
+) -> Setup {
     Setup {
         probe: Some(ProbeLevel::Report),
         path: path.filter(|p| !p.is_empty()),
         role,
-        cost: None,
+        cost,
         origin: (origin_id != 0).then_some(origin_id),
+    }
+}
+
+/// How long a part of the session waits for the peer's SETUP before going on without it.
+const PEER_SETUP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The peer's SETUP (lite-05+), shared by the parts of a session: known at once on the server
+/// (it reads the client's before starting), set by the driver on the client when the server's
+/// Setup stream has been read. lite-06 needs its Origin (split horizon) and Cost (link price).
+#[derive(Debug, Clone)]
+pub(crate) struct PeerSetup(std::sync::Arc<tokio::sync::watch::Sender<Option<Setup>>>);
+
+impl PeerSetup {
+    pub fn new(initial: Option<Setup>) -> Self {
+        Self(std::sync::Arc::new(tokio::sync::watch::channel(initial).0))
+    }
+
+    /// Record the peer's SETUP.
+    pub fn set(&self, setup: Setup) {
+        self.0.send_replace(Some(setup));
+    }
+
+    /// The peer's SETUP if it has arrived.
+    pub fn now(&self) -> Option<Setup> {
+        self.0.borrow().clone()
+    }
+
+    /// The peer's SETUP, waiting for it at most [`PEER_SETUP_WAIT`]; `None` if it did not come.
+    pub async fn get(&self) -> Option<Setup> {
+        let mut rx = self.0.subscribe();
+        let setup = match tokio::time::timeout(PEER_SETUP_WAIT, rx.wait_for(Option::is_some)).await
+        {
+            Ok(Ok(setup)) => setup.clone(),
+            _ => None,
+        };
+        setup
     }
 }

@@ -12,14 +12,17 @@ use tokio::time::Instant;
 /// Shared by every part of a session (the connection handle is ~800 bytes: one copy, not one per part).
 type Transport = Arc<web_transport_quinn::Session>;
 
+use super::setup::PeerSetup;
 use super::stream::{session_error, Reader, Writer};
 use crate::coding::{
-    Announce, AnnounceInit, AnnounceOk, AnnounceRequest, AnnounceStatus, BiStreamType, Fetch,
-    FrameHeader, GroupHeader, Subscribe, SubscribeResponse, SubscribeUpdate, TrackRequest, Version,
-    MAX_FRAME_SIZE,
+    Announce, AnnounceIds, AnnounceInit, AnnounceMessage, AnnounceOk, AnnounceRequest,
+    AnnounceStatus, BiStreamType, Fetch, FrameHeader, GroupHeader, Subscribe, SubscribeResponse,
+    SubscribeUpdate, TrackRequest, Version, MAX_FRAME_SIZE,
 };
 use crate::lock::lock;
-use crate::model::{BroadcastProducer, Frame, Group, OriginProducer, TrackInfo, TrackProducer};
+use crate::model::{
+    BroadcastProducer, Cost, Frame, Group, OriginProducer, TrackInfo, TrackProducer,
+};
 use crate::stats::{Gauge, Metric, Stats};
 use crate::{Error, Path};
 
@@ -58,6 +61,10 @@ pub(crate) struct Subscriber {
     goaway: tokio::sync::watch::Receiver<Option<String>>,
     /// Upstream subscriptions open (for [`crate::Session::drained`]).
     upstream: Arc<tokio::sync::watch::Sender<usize>>,
+    /// The peer's SETUP (its Cost prices the link on lite-06).
+    peer_setup: PeerSetup,
+    /// Our own price for this link, if configured (wins over the peer's SETUP Cost).
+    link_cost: Option<u64>,
 }
 
 /// Counts one open upstream subscription while it lives.
@@ -77,6 +84,8 @@ impl Drop for Upstream<'_> {
 }
 
 impl Subscriber {
+    // One call site (Session::start), which names every part; a builder would only add code.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         transport: Transport,
         version: Version,
@@ -85,10 +94,14 @@ impl Subscriber {
         stats: Arc<Stats>,
         goaway: tokio::sync::watch::Receiver<Option<String>>,
         upstream: Arc<tokio::sync::watch::Sender<usize>>,
+        peer_setup: PeerSetup,
+        link_cost: Option<u64>,
     ) -> Self {
         Self {
             goaway,
             upstream,
+            peer_setup,
+            link_cost,
             transport,
             version,
             origin,
@@ -122,14 +135,19 @@ impl Subscriber {
                 self.stats
                     .add(Metric::AnnounceMessagesIn, init.suffixes.len() as u64);
                 for suffix in init.suffixes.into_iter().take(MAX_ANNOUNCED) {
-                    self.start_broadcast(&mut broadcasts, suffix, Vec::new());
+                    self.start_broadcast(&mut broadcasts, suffix, Vec::new(), Cost::UNKNOWN);
                 }
             }
-            Version::Lite05 => {
+            Version::Lite05 | Version::Lite06 => {
                 let ok: AnnounceOk = reader.decode().await?;
                 upstream_hop = ok.hop_id;
             }
             Version::Lite03 | Version::Lite04 => {}
+        }
+        if self.version.is_lite06() {
+            return self
+                .run_announce_06(&mut reader, upstream_hop, &mut broadcasts)
+                .await;
         }
 
         let mut goaway = self.goaway.clone();
@@ -165,7 +183,7 @@ impl Subscriber {
                     if broadcasts.len() >= MAX_ANNOUNCED && !broadcasts.contains_key(&suffix) {
                         return Err(Error::ProtocolViolation("too many announced broadcasts"));
                     }
-                    self.start_broadcast(&mut broadcasts, suffix, hops);
+                    self.start_broadcast(&mut broadcasts, suffix, hops, Cost::UNKNOWN);
                 }
                 AnnounceStatus::Ended => {
                     if broadcasts.remove(&suffix).is_none() {
@@ -177,19 +195,97 @@ impl Subscriber {
         Ok(())
     }
 
+    /// lite-06 announcements after ANNOUNCE_OK: START / UPDATE / END with implicit ids, route cost
+    /// charged with this link's price.
+    async fn run_announce_06(
+        self: &Arc<Self>,
+        reader: &mut Reader,
+        upstream_hop: u64,
+        broadcasts: &mut HashMap<Path, (BroadcastProducer, Gauge)>,
+    ) -> Result<(), Error> {
+        // spec §5.5: the link's price is ours if configured, else the peer's SETUP Cost, else 1.
+        let link_cost = match self.link_cost {
+            Some(cost) => cost,
+            None => self
+                .peer_setup
+                .get()
+                .await
+                .and_then(|s| s.cost)
+                .unwrap_or(1),
+        };
+        let mut ids = AnnounceIds::default();
+        let mut goaway = self.goaway.clone();
+        loop {
+            let msg = tokio::select! {
+                msg = reader.decode_maybe::<AnnounceMessage>() => msg?,
+                Ok(_) = goaway.wait_for(Option::is_some) => {
+                    tracing::debug!(routes = broadcasts.len(), "peer sent GOAWAY: withdrawing its routes");
+                    broadcasts.clear();
+                    return Ok(());
+                }
+            };
+            let Some(msg) = msg else { return Ok(()) };
+            self.stats.add(Metric::AnnounceMessagesIn, 1);
+            let (suffix, mut hops, cost) = match msg {
+                AnnounceMessage::Start { suffix, hops, cost } => {
+                    // spec §5.5: one live announcement per suffix; a replacement is an UPDATE.
+                    if ids.id_of(&suffix).is_some() {
+                        return Err(Error::ProtocolViolation("ANNOUNCE_START for a live path"));
+                    }
+                    if ids.len() >= MAX_ANNOUNCED {
+                        return Err(Error::ProtocolViolation("too many announced broadcasts"));
+                    }
+                    ids.start(suffix.clone());
+                    (suffix, hops, cost)
+                }
+                AnnounceMessage::Update { id, hops, cost } => {
+                    let Some(suffix) = ids.get(id).cloned() else {
+                        return Err(Error::ProtocolViolation(
+                            "ANNOUNCE_UPDATE for an unknown id",
+                        ));
+                    };
+                    (suffix, hops, cost)
+                }
+                AnnounceMessage::End { id } => {
+                    let Some(suffix) = ids.end(id) else {
+                        return Err(Error::ProtocolViolation("ANNOUNCE_END for an unknown id"));
+                    };
+                    broadcasts.remove(&suffix);
+                    continue;
+                }
+                AnnounceMessage::Unknown { kind } => {
+                    tracing::debug!(kind, "skipping an unknown announcement type");
+                    continue;
+                }
+            };
+            // spec §5.2: the full chain is hops ++ [ANNOUNCE_OK hop].
+            if upstream_hop != 0 {
+                hops.push(upstream_hop);
+            }
+            // spec §5.6: discard a path through ourselves (a loop).
+            if self.origin_id != 0 && hops.contains(&self.origin_id) {
+                tracing::debug!(path = %suffix, "ignoring announcement that loops through us");
+                broadcasts.remove(&suffix);
+                continue;
+            }
+            self.start_broadcast(broadcasts, suffix, hops, cost.charged(link_cost));
+        }
+    }
+
     fn start_broadcast(
         self: &Arc<Self>,
         broadcasts: &mut HashMap<Path, (BroadcastProducer, Gauge)>,
         path: Path,
         hops: Vec<u64>,
+        cost: Cost,
     ) {
-        tracing::debug!(%path, ?hops, "remote broadcast announced");
+        tracing::debug!(%path, ?hops, ?cost, "remote broadcast announced");
         let producer = BroadcastProducer::new();
         let mut requests = producer.requests();
         let fetches = (self.version >= Version::Lite05).then(|| producer.fetch_requests());
         if let Err(err) = self
             .origin
-            .publish_with_hops(&path, producer.consume(), hops)
+            .publish_route(&path, producer.consume(), hops, cost)
         {
             tracing::warn!(%path, %err, "cannot publish remote broadcast");
             return;
@@ -200,13 +296,14 @@ impl Subscriber {
             (producer, self.stats.gauge(Metric::Announcements)),
         );
         if let Some(mut fetches) = fetches {
-            let (transport, path) = (self.transport.clone(), path.clone());
+            let (transport, path, version) = (self.transport.clone(), path.clone(), self.version);
             // Ends when the broadcast closes (its fetch queue closes with it).
             tokio::spawn(async move {
                 while let Some(request) = fetches.next().await {
                     let sequence = request.group.info().sequence;
                     if let Err(err) =
-                        fetch_into(&transport, &path, &request.track, 0, request.group).await
+                        fetch_into(&transport, version, &path, &request.track, 0, request.group)
+                            .await
                     {
                         tracing::debug!(%path, sequence, %err, "upstream fetch failed");
                     }
@@ -286,6 +383,8 @@ impl Subscriber {
             max_latency_ms: requested.max_latency_ms(),
             start_group: None,
             end_group: None,
+            start_frame: 0,
+            end_frame: None,
         };
         writer.encode(&subscribe).await?;
 
@@ -308,6 +407,8 @@ impl Subscriber {
                         max_latency_ms: requested.max_latency_ms(),
                         start_group: None,
                         end_group: None,
+                        start_frame: 0,
+                        end_frame: None,
                     };
                     writer.encode(&update).await?;
                     continue;
@@ -384,25 +485,28 @@ impl Subscriber {
 /// the group.
 pub(crate) async fn fetch_into(
     transport: &Transport,
+    version: Version,
     broadcast: &Path,
     track: &str,
     priority: u8,
     mut group: crate::model::GroupProducer,
 ) -> Result<(), Error> {
     let (send, recv) = transport.open_bi().await.map_err(session_error)?;
-    let mut writer = Writer::new(send, Version::Lite05);
-    let mut reader = Reader::new(recv, Version::Lite05);
+    let mut writer = Writer::new(send, version);
+    let mut reader = Reader::new(recv, version);
     writer.encode(&BiStreamType::Fetch).await?;
     let fetch = Fetch {
         broadcast: broadcast.clone(),
         track: track.to_string(),
         priority,
         group: group.info().sequence,
+        start_frame: 0,
+        end_frame: None,
     };
     writer.encode(&fetch).await?;
     // Ends with the fetch stream; dropping every consumer does not cancel it early.
     tokio::spawn(async move {
-        match read_frames(&mut reader, &mut group, Version::Lite05, None, None).await {
+        match read_frames(&mut reader, &mut group, version, None, None).await {
             Ok(()) => {
                 group.finish();
                 // Our FIN only after theirs: an early FIN would read as a cancel.
@@ -462,7 +566,7 @@ pub(crate) async fn read_frames(
             return Err(Error::FrameTooLarge);
         }
         timestamp = match (version, started) {
-            (Version::Lite05, _) | (_, None) => timestamp
+            (Version::Lite05 | Version::Lite06, _) | (_, None) => timestamp
                 .checked_add_signed(header.timestamp_delta)
                 .ok_or(Error::ProtocolViolation("frame timestamp below zero"))?,
             (_, Some(started)) => started.elapsed().as_millis() as u64,

@@ -302,6 +302,8 @@ pub fn subscribe(id: u64, broadcast: &str, track: &str) -> moq_lite::coding::Sub
         max_latency_ms: 0,
         start_group: None,
         end_group: None,
+        start_frame: 0,
+        end_frame: None,
     }
 }
 

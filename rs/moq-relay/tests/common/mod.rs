@@ -887,6 +887,8 @@ pub fn subscribe_bytes(id: u64, broadcast: &str, track: &str) -> Vec<u8> {
         max_latency_ms: 0,
         start_group: None,
         end_group: None,
+        start_frame: 0,
+        end_frame: None,
     };
     bytes.extend(subscribe.encode_to_vec(Version::Lite05));
     bytes
