@@ -238,8 +238,8 @@ fn start_ours(run: &mut Run, id: &str, cluster: &[&str]) -> RelayAddrs {
     run.start_relay("ours", &relay_bin(), &options)
 }
 
-/// Our relay's one cluster link is up (`GET /cluster`), at the version the reference speaks
-/// with a lite-05 peer.
+/// Our relay's one cluster link is up (`GET /cluster`), at the version two relays of 0.17.10's
+/// generation speak: moq-lite-06.
 fn assert_link_up(run: &Run, ours: &RelayAddrs) {
     run.wait_until("our relay's link up", Duration::from_secs(20), || {
         let response = test_support::http::get_blocking(ours.internal(), "/cluster").ok()?;
@@ -249,8 +249,8 @@ fn assert_link_up(run: &Run, ours: &RelayAddrs) {
         up.then(|| links.values().next().map(|l| l["version"].clone()))
     })
     .inspect(|version| eprintln!("our link to the reference relay is up: {version}"))
-    .filter(|version| version == "moq-lite-05")
-    .expect("the link speaks moq-lite-05");
+    .filter(|version| version == "moq-lite-06")
+    .expect("the link speaks moq-lite-06");
 }
 
 const OURS: Leg = Leg {

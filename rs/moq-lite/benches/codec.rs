@@ -36,6 +36,8 @@ fn subscribe() -> Subscribe {
         max_latency_ms: 5_000,
         start_group: Some(1_234),
         end_group: None,
+        start_frame: 0,
+        end_frame: None,
     }
 }
 
@@ -110,6 +112,7 @@ fn print_allocations() {
     let group = GroupHeader {
         subscribe_id: 3,
         sequence: 1_234,
+        frame_start: 0,
     };
     line(
         "GROUP header",
@@ -172,6 +175,7 @@ fn group_header(c: &mut Criterion) {
     let header = GroupHeader {
         subscribe_id: 3,
         sequence: 1_234,
+        frame_start: 0,
     };
     let mut buf = Vec::with_capacity(64);
     g.bench_function("encode", |b| {
