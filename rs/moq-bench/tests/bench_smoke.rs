@@ -236,7 +236,8 @@ fn sd_preset_json_lines() {
         "{json}"
     );
     assert!(json.get("relay_rss_per_subscriber_kb").is_some(), "{json}");
-    assert_eq!(json["version"], "moq-lite-05", "{json}");
+    // The newest version both our relay and moq-bench speak.
+    assert_eq!(json["version"], "moq-lite-06", "{json}");
     assert!(
         json.get("machine_mem_latency_ns").is_none(),
         "the memory probe runs only when asked: {json}"

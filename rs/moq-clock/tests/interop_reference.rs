@@ -483,32 +483,32 @@ fn clock_line_parser() {
     assert_eq!(parse_clock_line(" 2024-02-29 00:00:01"), None);
 }
 
-/// (a) 0.17.10 defaults, WebTransport: negotiates lite-05.
+/// (a) 0.17.10 defaults, WebTransport: negotiates lite-06, the newest both speak.
 #[test]
-fn relay_0_17_webtransport_lite05() {
+fn relay_0_17_webtransport_lite06() {
     run(Case {
-        name: "a-0.17-wt-lite05",
+        name: "a-0.17-wt-lite06",
         relay: Relay::V0_17,
         relay_version: None,
         transport: Transport::WebTransport,
         client_protocol: None,
-        expect_version: "moq-lite-05",
-        expect_relay_log: &["negotiated version=moq-lite-05"],
+        expect_version: "moq-lite-06",
+        expect_relay_log: &["negotiated version=moq-lite-06"],
     });
 }
 
-/// (b) 0.17.10 defaults, raw QUIC: lite-05 with the path (`/anon`) in the SETUP Path parameter.
+/// (b) 0.17.10 defaults, raw QUIC: lite-06 with the path (`/anon`) in the SETUP Path parameter.
 #[test]
-fn relay_0_17_raw_quic_lite05() {
+fn relay_0_17_raw_quic_lite06() {
     run(Case {
-        name: "b-0.17-quic-lite05",
+        name: "b-0.17-quic-lite06",
         relay: Relay::V0_17,
         relay_version: None,
         transport: Transport::RawQuic("127.0.0.1"),
         client_protocol: None,
-        expect_version: "moq-lite-05",
+        expect_version: "moq-lite-06",
         // root=anon: the relay took the path from our SETUP (raw QUIC has no URL).
-        expect_relay_log: &["negotiated version=moq-lite-05", "root=anon"],
+        expect_relay_log: &["negotiated version=moq-lite-06", "root=anon"],
     });
 }
 

@@ -148,7 +148,7 @@ async fn http_url_fetches_and_pins_the_fingerprint() {
             .parse()
             .unwrap();
         let conn = client.connect(url).await.unwrap();
-        assert_eq!(conn.protocol.as_deref(), Some("moq-lite-05"));
+        assert_eq!(conn.protocol.as_deref(), Some("moq-lite-06"));
         assert_eq!(roundtrip(&conn.session, b"dev").await, b"dev");
         conn.session.close(0, b"done");
 

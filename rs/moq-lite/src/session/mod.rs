@@ -24,7 +24,7 @@ use crate::stats::{Gauge, Metric, Stats};
 use crate::Error;
 use publisher::Publisher;
 use setup::{Negotiated, StreamId};
-use stream::{session_error, Reader, Writer};
+use stream::{session_error, session_error_for, Reader, Writer};
 use subscriber::Subscriber;
 
 pub use publisher::MAX_INFLIGHT_GROUPS;
@@ -260,7 +260,8 @@ impl Handshake {
 
     /// Refuse the session with an error code.
     pub fn reject(self, err: Error) {
-        self.transport.close(err.code(), err.to_string().as_bytes());
+        let code = err.session_code(self.negotiated.version);
+        self.transport.close(code, err.to_string().as_bytes());
     }
 }
 
@@ -390,12 +391,13 @@ impl Session {
 
     /// Resolves when the session ends, with the reason.
     pub async fn closed(&self) -> Error {
-        session_error(self.transport.closed().await)
+        session_error_for(self.transport.closed().await, self.version)
     }
 
     /// Close the session, sending `err`'s code to the peer (use [`Error::Cancel`] for a clean close).
     pub fn close(&self, err: Error) {
-        self.transport.close(err.code(), err.to_string().as_bytes());
+        self.transport
+            .close(err.session_code(self.version), err.to_string().as_bytes());
     }
 
     /// Fetch one group of a track from the peer (lite-05 FETCH): its frames arrive in the returned
@@ -508,7 +510,8 @@ impl Driver {
     async fn run(mut self, compat: Option<(Writer, Reader)>) {
         let err = self.serve(compat).await;
         tracing::debug!(%err, "session closed");
-        self.transport.close(err.code(), err.to_string().as_bytes());
+        self.transport
+            .close(err.session_code(self.version), err.to_string().as_bytes());
     }
 
     async fn serve(&mut self, compat: Option<(Writer, Reader)>) -> Error {
@@ -557,7 +560,7 @@ impl Driver {
                             drop(open);
                         });
                     }
-                    Err(err) => return session_error(err),
+                    Err(err) => return session_error_for(err, self.version),
                 },
                 uni = self.transport.accept_uni() => match uni {
                     Ok(recv) => {
@@ -600,7 +603,7 @@ impl Driver {
                             None => reader.stop(&Error::UnexpectedStream(kind)),
                         }
                     }
-                    Err(err) => return session_error(err),
+                    Err(err) => return session_error_for(err, self.version),
                 },
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 err = &mut compat_closed => return err,

@@ -9,31 +9,41 @@ use crate::Error;
 /// The most bytes buffered while waiting for one message to complete.
 const MAX_BUFFER: usize = MAX_MESSAGE_SIZE as usize + 64;
 
+/// A session-level failure, its close code read as spec §8 (where the version is not at hand:
+/// opening a stream, the handshake).
 pub(crate) fn session_error(err: SessionError) -> Error {
+    session_error_for(err, Version::Lite05)
+}
+
+/// A session-level failure, its close code read in the table of `version`'s peers.
+pub(crate) fn session_error_for(err: SessionError, version: Version) -> Error {
     match err {
         SessionError::WebTransportError(web_transport_quinn::WebTransportError::Closed(
             code,
             _,
-        )) => Error::from_code(code),
+        )) => Error::from_session_code(code, version),
         SessionError::ConnectionError(quinn::ConnectionError::ApplicationClosed(close)) => {
-            Error::from_code(u32::try_from(close.error_code.into_inner()).unwrap_or(u32::MAX))
+            Error::from_session_code(
+                u32::try_from(close.error_code.into_inner()).unwrap_or(u32::MAX),
+                version,
+            )
         }
         err => Error::Transport(err.to_string()),
     }
 }
 
-fn read_error(err: ReadError) -> Error {
+fn read_error(err: ReadError, version: Version) -> Error {
     match err {
-        ReadError::Reset(code) => Error::from_code(code),
-        ReadError::SessionError(err) => session_error(err),
+        ReadError::Reset(code) => Error::from_stream_code(code, version),
+        ReadError::SessionError(err) => session_error_for(err, version),
         err => Error::Transport(err.to_string()),
     }
 }
 
-fn write_error(err: WriteError) -> Error {
+fn write_error(err: WriteError, version: Version) -> Error {
     match err {
-        WriteError::Stopped(code) => Error::from_code(code),
-        WriteError::SessionError(err) => session_error(err),
+        WriteError::Stopped(code) => Error::from_stream_code(code, version),
+        WriteError::SessionError(err) => session_error_for(err, version),
         err => Error::Transport(err.to_string()),
     }
 }
@@ -67,7 +77,7 @@ impl Reader {
             .stream
             .read_chunk(MAX_BUFFER - self.buffer.len(), true)
             .await
-            .map_err(read_error)?
+            .map_err(|e| read_error(e, self.version))?
         {
             Some(chunk) => {
                 self.buffer.extend_from_slice(&chunk.bytes);
@@ -118,7 +128,7 @@ impl Reader {
             .stream
             .read_chunk(max, true)
             .await
-            .map_err(read_error)?
+            .map_err(|e| read_error(e, self.version))?
         {
             Some(chunk) => Ok(Some(chunk.bytes)),
             None => Ok(None),
@@ -135,7 +145,7 @@ impl Reader {
 
     /// Ask the peer to stop sending.
     pub fn stop(&mut self, err: &Error) {
-        let _ = self.stream.stop(err.code());
+        let _ = self.stream.stop(err.stream_code(self.version));
     }
 }
 
@@ -173,7 +183,10 @@ impl Writer {
             return Ok(());
         }
         let pending = self.pending.split().freeze();
-        self.stream.write_chunk(pending).await.map_err(write_error)
+        self.stream
+            .write_chunk(pending)
+            .await
+            .map_err(|e| write_error(e, self.version))
     }
 
     /// Encode and write one message (or stream header).
@@ -183,7 +196,7 @@ impl Writer {
         self.stream
             .write_all(&self.buffer)
             .await
-            .map_err(write_error)
+            .map_err(|e| write_error(e, self.version))
     }
 
     /// Write several payload chunks without copying, after anything queued: one write (one lock
@@ -196,7 +209,7 @@ impl Writer {
             .stream
             .write_all_chunks(chunks)
             .await
-            .map_err(write_error);
+            .map_err(|e| write_error(e, self.version));
         chunks.clear();
         result
     }
@@ -222,14 +235,14 @@ impl Writer {
     /// not sent yet).
     pub fn reset(&mut self, err: &Error) {
         self.done = true;
-        let _ = self.stream.reset(err.code());
+        let _ = self.stream.reset(err.stream_code(self.version));
     }
 }
 
 impl Drop for Writer {
     fn drop(&mut self) {
         if !self.done {
-            let _ = self.stream.reset(Error::Cancel.code());
+            let _ = self.stream.reset(Error::Cancel.stream_code(self.version));
         }
     }
 }
