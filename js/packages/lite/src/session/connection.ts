@@ -56,7 +56,7 @@ export interface TransportOptions {
 }
 
 /** The versions offered when none are given. */
-export const DEFAULT_VERSIONS: readonly Version[] = ["moq-lite-05", "moq-lite-02"];
+export const DEFAULT_VERSIONS: readonly Version[] = ["moq-lite-06", "moq-lite-05", "moq-lite-02"];
 
 function hexToBytes(hex: string): Uint8Array {
 	const clean = hex.trim().replace(/[^0-9a-fA-F]/g, "");
