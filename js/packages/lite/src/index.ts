@@ -20,5 +20,12 @@ export type { Announced, Announcement } from "./model/announced.ts";
 export { BroadcastConsumer, BroadcastProducer } from "./model/broadcast.ts";
 export { type Frame, GroupConsumer, GroupProducer } from "./model/group.ts";
 export { type SubscribeOptions, TrackConsumer, type TrackOptions, TrackProducer } from "./model/track.ts";
-export { Connection, type ConnectOptions, type TransportOptions, type Version } from "./session/connection.ts";
+export {
+	Connection,
+	type ConnectOptions,
+	DEFAULT_VERSIONS,
+	type TransportOptions,
+	VERSIONS,
+	type Version,
+} from "./session/connection.ts";
 export type { BidiStream, StreamOptions, Transport } from "./session/stream.ts";

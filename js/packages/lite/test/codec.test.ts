@@ -619,8 +619,9 @@ describe("garbage input", () => {
 	it("never throws anything but DecodeError (seeded)", () => {
 		const r = rng(42);
 		const decoders: ((c: Wire.Cursor) => unknown)[] = [];
-		for (const v of [1, 2, 3, 4, 5] as V[]) {
+		for (const v of [1, 2, 3, 4, 5, 6] as V[]) {
 			decoders.push(
+				(c) => Wire.decodeAnnounceMessage(c, v),
 				(c) => Wire.decodeSubscribe(c, v),
 				(c) => Wire.decodeSubscribeUpdate(c, v),
 				(c) => Wire.decodeSubscribeResponse(c, v),

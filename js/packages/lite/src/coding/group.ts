@@ -18,6 +18,8 @@ export interface GroupHeader {
 	subscribeId: number;
 	/** Group sequence number. */
 	sequence: number;
+	/** lite-06: index of the first frame on the stream (0 = whole group); absent before lite-06. */
+	frameStart?: number;
 }
 
 /** FRAME header: lite-05 carries a zigzag timestamp delta before the size. */
@@ -52,13 +54,24 @@ export interface Datagram {
 export const MAX_DATAGRAM_SIZE = 1200;
 
 /** Encode GROUP. */
-export function encodeGroup(e: Encoder, m: GroupHeader, _version: LiteVersion): void {
-	putMessage(e, (b) => b.varint(m.subscribeId).varint(m.sequence));
+export function encodeGroup(e: Encoder, m: GroupHeader, version: LiteVersion): void {
+	const frameStart = m.frameStart ?? 0;
+	if (version < 6 && frameStart !== 0)
+		throw new MoqError(ErrorCode.Unsupported, `frame start does not exist in moq-lite-0${version}`);
+	putMessage(e, (b) => {
+		b.varint(m.subscribeId).varint(m.sequence);
+		if (version >= 6) b.varint(frameStart);
+	});
 }
 
 /** Decode GROUP. */
-export function decodeGroup(c: Cursor, _version: LiteVersion): GroupHeader {
-	return getMessage(c, (b) => ({ subscribeId: b.varint(), sequence: b.varint() }));
+export function decodeGroup(c: Cursor, version: LiteVersion): GroupHeader {
+	return getMessage(c, (b): GroupHeader => {
+		const subscribeId = b.varint();
+		const sequence = b.varint();
+		if (version < 6) return { subscribeId, sequence };
+		return { subscribeId, sequence, frameStart: b.varint() };
+	});
 }
 
 /** Encode a FRAME header (payload written separately). */

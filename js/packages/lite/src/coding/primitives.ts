@@ -26,6 +26,8 @@ export const MAX_VERSIONS = 64;
 export const MAX_ANNOUNCE_INIT = 4096;
 /** Largest varint value this implementation represents (JS numbers are exact up to 2^53 − 1). */
 export const MAX_VARINT = Number.MAX_SAFE_INTEGER;
+/** Largest QUIC varint (2^62 − 1), as a bigint: lite-06 route costs saturate here. */
+export const MAX_VARINT_BIG = (1n << 62n) - 1n;
 /** Largest magnitude of a zigzag-encoded value so its varint stays ≤ {@link MAX_VARINT}. */
 export const MAX_ZIGZAG = 2 ** 52 - 1;
 
@@ -118,6 +120,21 @@ export class Cursor {
 				v = hi * 2 ** 32 + lo;
 			}
 		}
+		this.#pos += len;
+		return v;
+	}
+
+	/**
+	 * A QUIC varint as a bigint, exact over the whole range up to 2^62 − 1 (lite-06 route costs,
+	 * whose saturated value 2^62 − 1 does not fit a JS number).
+	 */
+	varintBig(): bigint {
+		if (this.#pos >= this.#end) throw SHORT;
+		const first = this.#buf[this.#pos] as number;
+		const len = 1 << (first >> 6);
+		if (this.remaining < len) throw SHORT;
+		let v = BigInt(first & 0x3f);
+		for (let i = 1; i < len; i++) v = (v << 8n) | BigInt(this.#buf[this.#pos + i] as number);
 		this.#pos += len;
 		return v;
 	}
@@ -236,6 +253,19 @@ export class Encoder {
 			b[p] = lo & 0xff;
 		}
 		this.#len += n;
+		return this;
+	}
+
+	/** A bigint varint in its minimal form; values above 2^62 − 1 saturate (lite-06 route costs). */
+	varintBig(v: bigint): this {
+		if (v < 0n) throw new RangeError(`varint out of range: ${v}`);
+		const clamped = v > MAX_VARINT_BIG ? MAX_VARINT_BIG : v;
+		if (clamped <= BigInt(Number.MAX_SAFE_INTEGER)) return this.varint(Number(clamped));
+		this.#reserve(8);
+		for (let i = 7; i >= 0; i--) {
+			const byte = Number((clamped >> BigInt(i * 8)) & 0xffn);
+			this.#buf[this.#len++] = i === 7 ? 0xc0 | byte : byte;
+		}
 		return this;
 	}
 

@@ -1,7 +1,7 @@
-/** Track metadata and fetch (lite-05, spec §5.10–§5.11): TRACK, TRACK_INFO, FETCH. */
-import { DecodeError, ErrorCode } from "../error.ts";
+/** Track metadata and fetch (lite-05/06, spec §5.10–§5.11): TRACK, TRACK_INFO, FETCH. */
+import { DecodeError, ErrorCode, MoqError } from "../error.ts";
 import { normalizePath } from "./path.ts";
-import { type Cursor, type Encoder, getMessage, putMessage } from "./primitives.ts";
+import { type Cursor, type Encoder, getMessage, getPlusOne, putMessage, putPlusOne } from "./primitives.ts";
 import { requireEncodable, requireVersion } from "./setup.ts";
 import type { LiteVersion } from "./version.ts";
 
@@ -17,7 +17,7 @@ export interface Track {
 export interface TrackInfo {
 	/** Publisher priority 0..255. */
 	priority: number;
-	/** Publisher ordered flag. */
+	/** Publisher ordered flag (lite-05; not on the wire in lite-06: decoded as false). */
 	ordered: boolean;
 	/** Publisher max latency / retention in ms. */
 	maxLatencyMs: number;
@@ -35,6 +35,10 @@ export interface Fetch {
 	priority: number;
 	/** Group sequence. */
 	group: number;
+	/** lite-06: first frame wanted (0 = from the start); absent before lite-06. */
+	startFrame?: number;
+	/** lite-06: last frame wanted (inclusive), undefined = to the end; absent before lite-06. */
+	endFrame?: number | undefined;
 }
 
 /** Encode TRACK. */
@@ -53,14 +57,20 @@ export function decodeTrack(c: Cursor, version: LiteVersion): Track {
 export function encodeTrackInfo(e: Encoder, m: TrackInfo, version: LiteVersion): void {
 	requireEncodable(version >= 5, "TRACK_INFO", version);
 	if (m.timescale === 0) throw new RangeError("timescale must not be 0");
-	putMessage(e, (b) => b.u8(m.priority).bool(m.ordered).varint(m.maxLatencyMs).varint(m.timescale));
+	putMessage(e, (b) => {
+		b.u8(m.priority);
+		if (version < 6) b.bool(m.ordered);
+		b.varint(m.maxLatencyMs).varint(m.timescale);
+	});
 }
 
 /** Decode TRACK_INFO; timescale 0 is a protocol violation. */
 export function decodeTrackInfo(c: Cursor, version: LiteVersion): TrackInfo {
 	requireVersion(version >= 5, "TRACK_INFO", version);
 	return getMessage(c, (b) => {
-		const m = { priority: b.u8(), ordered: b.bool("ordered"), maxLatencyMs: b.varint(), timescale: b.varint() };
+		const priority = b.u8();
+		const ordered = version < 6 ? b.bool("ordered") : false;
+		const m = { priority, ordered, maxLatencyMs: b.varint(), timescale: b.varint() };
 		// spec: §5.10 timescale 0 is a protocol violation.
 		if (m.timescale === 0) throw new DecodeError("timescale 0", { code: ErrorCode.ProtocolViolation });
 		return m;
@@ -70,16 +80,32 @@ export function decodeTrackInfo(c: Cursor, version: LiteVersion): TrackInfo {
 /** Encode FETCH. */
 export function encodeFetch(e: Encoder, m: Fetch, version: LiteVersion): void {
 	requireEncodable(version >= 5, "FETCH", version);
-	putMessage(e, (b) => b.string(m.broadcast).string(m.track).u8(m.priority).varint(m.group));
+	const startFrame = m.startFrame ?? 0;
+	if (version < 6 && (startFrame !== 0 || m.endFrame !== undefined))
+		throw new MoqError(ErrorCode.Unsupported, `frame bounds do not exist in moq-lite-0${version}`);
+	if (m.endFrame !== undefined && m.endFrame < startFrame) throw new RangeError("fetch frame end before its start");
+	putMessage(e, (b) => {
+		b.string(m.broadcast).string(m.track).u8(m.priority).varint(m.group);
+		if (version >= 6) {
+			b.varint(startFrame);
+			putPlusOne(b, m.endFrame);
+		}
+	});
 }
 
 /** Decode FETCH. */
 export function decodeFetch(c: Cursor, version: LiteVersion): Fetch {
 	requireVersion(version >= 5, "FETCH", version);
-	return getMessage(c, (b) => ({
-		broadcast: normalizePath(b.string("broadcast")),
-		track: b.string("track"),
-		priority: b.u8(),
-		group: b.varint(),
-	}));
+	return getMessage(c, (b): Fetch => {
+		const broadcast = normalizePath(b.string("broadcast"));
+		const track = b.string("track");
+		const priority = b.u8();
+		const group = b.varint();
+		if (version < 6) return { broadcast, track, priority, group };
+		const startFrame = b.varint();
+		const endFrame = getPlusOne(b);
+		// spec (lite-06): a range that ends before it starts can never be served.
+		if (endFrame !== undefined && endFrame < startFrame) throw new DecodeError("fetch frame end before its start");
+		return { broadcast, track, priority, group, startFrame, endFrame };
+	});
 }

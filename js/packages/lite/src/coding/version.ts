@@ -1,7 +1,7 @@
 /** moq-lite versions as the codec sees them (spec §1.1). Encoders/decoders take one of these. */
 
-/** The lite draft number: 1..5 = moq-lite-01..05. */
-export type LiteVersion = 1 | 2 | 3 | 4 | 5;
+/** The lite draft number: 1..6 = moq-lite-01..06. */
+export type LiteVersion = 1 | 2 | 3 | 4 | 5 | 6;
 
 /** Named lite versions. */
 export const Lite = {
@@ -15,6 +15,8 @@ export const Lite = {
 	V04: 4,
 	/** moq-lite-05 (ALPN + SETUP stream). */
 	V05: 5,
+	/** moq-lite-06 (ALPN + SETUP stream; typed announcements, frame bounds), as moq-relay 0.17.10 speaks it. */
+	V06: 6,
 } as const satisfies Record<string, LiteVersion>;
 
 /** The SETUP version code: 0xff0dad00 + draft. */
@@ -25,7 +27,7 @@ export function versionCode(v: LiteVersion): number {
 /** The lite version for a SETUP version code, if it is one. */
 export function versionFromCode(code: number): LiteVersion | undefined {
 	const n = code - 0xff0dad00;
-	return n >= 1 && n <= 5 ? (n as LiteVersion) : undefined;
+	return n >= 1 && n <= 6 ? (n as LiteVersion) : undefined;
 }
 
 /** The ALPN / WebTransport protocol string (01/02 share "moql"). */
@@ -42,6 +44,8 @@ export function versionFromAlpn(alpn: string | undefined): LiteVersion | undefin
 			return 4;
 		case "moq-lite-05":
 			return 5;
+		case "moq-lite-06":
+			return 6;
 		default:
 			return undefined;
 	}

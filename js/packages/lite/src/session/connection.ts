@@ -10,11 +10,26 @@ import { type BidiStream, errorCode, mapStreamError, stopError, type Transport, 
 import { Subscriber } from "./subscriber.ts";
 
 /** A moq-lite version this client speaks. */
-export type Version = "moq-lite-05" | "moq-lite-02";
+export type Version = "moq-lite-06" | "moq-lite-05" | "moq-lite-02";
+
+/** Every version this client speaks, most preferred first. */
+export const VERSIONS: readonly Version[] = ["moq-lite-06", "moq-lite-05", "moq-lite-02"];
+
+/** The WT protocol offered for each version (lite-02 is reached through "moql" + compat SETUP). */
+const PROTOCOLS: Record<Version, string> = {
+	"moq-lite-06": "moq-lite-06",
+	"moq-lite-05": "moq-lite-05",
+	"moq-lite-02": "moql",
+};
+
+function versionName(v: LiteVersion): Version {
+	if (v >= 6) return "moq-lite-06";
+	return v === 5 ? "moq-lite-05" : "moq-lite-02";
+}
 
 /** Options for {@link Connection.connect}. */
 export interface ConnectOptions {
-	/** Versions to offer, most preferred first. Default ["moq-lite-05", "moq-lite-02"]. */
+	/** Versions to offer (always sent most preferred first: 06, 05, 02). Default {@link DEFAULT_VERSIONS}. */
 	versions?: Version[];
 	/**
 	 * For http:// URLs: where to GET the hex SHA-256 of the server certificate.
@@ -30,7 +45,7 @@ export interface ConnectOptions {
 
 /** Options for {@link Connection.accept} over a custom transport. */
 export interface TransportOptions {
-	/** Versions allowed. Default both. */
+	/** Versions allowed. Default every version we speak ({@link VERSIONS}): the transport's protocol already fixed it. */
 	versions?: Version[];
 	/** Play the server's part of the handshake (peer-to-peer and tests). Default false. */
 	server?: boolean;
@@ -40,7 +55,8 @@ export interface TransportOptions {
 	codes?: CodeRegistry;
 }
 
-const DEFAULT_VERSIONS: Version[] = ["moq-lite-05", "moq-lite-02"];
+/** The versions offered when none are given. */
+export const DEFAULT_VERSIONS: readonly Version[] = ["moq-lite-06", "moq-lite-05", "moq-lite-02"];
 
 function hexToBytes(hex: string): Uint8Array {
 	const clean = hex.trim().replace(/[^0-9a-fA-F]/g, "");
@@ -80,10 +96,11 @@ export class Connection {
 		this.#transport = transport;
 		this.#incoming = incoming;
 		this.#wire = negotiated.version;
-		this.version = negotiated.version >= 5 ? "moq-lite-05" : "moq-lite-02";
+		this.version = versionName(negotiated.version);
 		this.closed = this.#closed.promise;
 		this.#publisher = new Publisher(transport, this.#wire, codes);
-		this.#subscriber = new Subscriber(transport, this.#wire, codes);
+		// A lite-06 announcement that breaks the id rules is a protocol violation: the session ends.
+		this.#subscriber = new Subscriber(transport, this.#wire, codes, (err) => this.#fail(err));
 
 		transport.closed.then(
 			// spec §8: the close code is read in the peer's registry (1 = transport-level, not an extension).
@@ -101,8 +118,9 @@ export class Connection {
 	 *   pin it (`serverCertificateHashes`) and connect to `https://host:port/path`.
 	 * - `https://host:port/path`: normal WebPKI connect.
 	 *
-	 * Offers the WT protocols `moq-lite-05` and/or `moql`; "moq-lite-05" selected = lite-05 (SETUP
-	 * stream), none or "moql" = the compat CLIENT_SETUP offering lite-02.
+	 * Offers the WT protocols `moq-lite-06`, `moq-lite-05` and/or `moql` (in that order);
+	 * "moq-lite-06"/"moq-lite-05" selected = that version (SETUP stream), none or "moql" = the compat
+	 * CLIENT_SETUP offering lite-02.
 	 */
 	static async connect(url: string | URL, options?: ConnectOptions): Promise<Connection> {
 		const given = new URL(url);
@@ -119,10 +137,7 @@ export class Connection {
 		} else if (given.protocol !== "https:") {
 			throw new MoqError(ErrorCode.Unsupported, `unsupported URL scheme ${given.protocol}`);
 		}
-		const protocols: string[] = [];
-		if (versions.includes("moq-lite-05")) protocols.push("moq-lite-05");
-		if (versions.includes("moq-lite-02")) protocols.push("moql");
-		wtOptions.protocols = protocols;
+		wtOptions.protocols = VERSIONS.filter((v) => versions.includes(v)).map((v) => PROTOCOLS[v]);
 
 		const transport = new WebTransport(target, wtOptions);
 		try {
@@ -139,19 +154,13 @@ export class Connection {
 	 */
 	static accept(transport: Transport, options?: TransportOptions): Promise<Connection> {
 		const url = new URL(options?.url ?? "moql://transport/");
-		return Connection.#start(
-			url,
-			transport,
-			options?.versions ?? DEFAULT_VERSIONS,
-			options?.server ?? false,
-			options?.codes,
-		);
+		return Connection.#start(url, transport, options?.versions ?? VERSIONS, options?.server ?? false, options?.codes);
 	}
 
 	static async #start(
 		url: URL,
 		transport: Transport,
-		versions: Version[],
+		versions: readonly Version[],
 		server: boolean,
 		registry: CodeRegistry | undefined,
 	): Promise<Connection> {
@@ -161,7 +170,11 @@ export class Connection {
 			uni: transport.incomingUnidirectionalStreams.getReader(),
 		};
 		try {
-			const offer = { lite05: versions.includes("moq-lite-05"), lite02: versions.includes("moq-lite-02") };
+			const offer = {
+				lite06: versions.includes("moq-lite-06"),
+				lite05: versions.includes("moq-lite-05"),
+				lite02: versions.includes("moq-lite-02"),
+			};
 			const negotiated = server
 				? await serverSetup(transport, incoming, codes)
 				: await clientSetup(transport, incoming, offer, codes);

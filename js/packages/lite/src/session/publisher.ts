@@ -1,8 +1,9 @@
 /**
  * Publisher side of a session: serves our broadcasts to the peer (the relay pulls).
  *
- * - Announce streams the peer opens: ANNOUNCE_OK + snapshot (lite-05) or ANNOUNCE_INIT (lite-02),
- *   then live ANNOUNCE changes, until the peer FINs.
+ * - Announce streams the peer opens: ANNOUNCE_OK + snapshot (lite-05/06) or ANNOUNCE_INIT (lite-02),
+ *   then live changes (ANNOUNCE; lite-06: ANNOUNCE_START with the next id / ANNOUNCE_END by id),
+ *   until the peer FINs. We are a leaf: no hops, lite-06 cost warm = cold = 0.
  * - Track streams (lite-05): TRACK_INFO then FIN, or reset 13.
  * - Subscribe streams: one uni Group stream per group, newest/highest priority first via
  *   `sendOrder`; SUBSCRIBE_OK(START) before the first group (lite-05) / SUBSCRIBE_OK at once (lite-02);
@@ -17,8 +18,10 @@ import {
 	decodeSubscribe,
 	decodeSubscribeUpdate,
 	decodeTrack,
+	type Encoder,
 	encodeAnnounce,
 	encodeAnnounceInit,
+	encodeAnnounceMessage,
 	encodeAnnounceOk,
 	encodeFrame,
 	encodeGroup,
@@ -60,9 +63,10 @@ async function writeFrames(
 	group: GroupState,
 	version: LiteVersion,
 	cancelled: () => boolean,
+	range: { start: number; end: number | undefined } = { start: 0, end: undefined },
 ): Promise<boolean> {
 	let previous = 0;
-	for (let i = 0; ; i++) {
+	for (let i = range.start; range.end === undefined || i <= range.end; i++) {
 		const frame = await group.frameAt(i);
 		if (cancelled()) return false;
 		if (!frame) return true;
@@ -73,6 +77,7 @@ async function writeFrames(
 		);
 		previous = timestamp;
 	}
+	return true;
 }
 
 export class Publisher {
@@ -121,11 +126,26 @@ export class Publisher {
 			const suffix = stripPrefix(request.prefix, path);
 			if (suffix !== undefined) active.push(suffix);
 		}
+		// lite-06: the n-th START is id n; END retires the id of the suffix (spec lite-06 announcements).
+		const ids = new Map<string, number>();
+		let nextId = 0;
+		const start = (e: Encoder, suffix: string) => {
+			ids.set(suffix, nextId++);
+			// We are the origin: nothing is cached elsewhere, so warm = cold = 0 (the receiver adds its link cost).
+			encodeAnnounceMessage(e, { type: "start", suffix, hops: [], cost: { warm: 0n, cold: 0n } }, version);
+		};
 		const listener: AnnounceListener = (path, isActive) => {
 			const suffix = stripPrefix(request.prefix, path);
 			if (suffix === undefined) return;
 			writer
-				.encode((e) => encodeAnnounce(e, { status: isActive ? 1 : 0, suffix, hops: [] }, version))
+				.encode((e) => {
+					if (version < 6) return encodeAnnounce(e, { status: isActive ? 1 : 0, suffix, hops: [] }, version);
+					const id = ids.get(suffix);
+					if (isActive && id === undefined) return start(e, suffix);
+					if (isActive || id === undefined) return; // a re-publish goes out as END then START
+					ids.delete(suffix);
+					encodeAnnounceMessage(e, { type: "end", id }, version);
+				})
 				.catch(() => reader.cancel());
 		};
 		// Register before the snapshot is written so nothing published meanwhile is lost (writes stay ordered).
@@ -135,7 +155,10 @@ export class Publisher {
 				if (version >= 5) {
 					// We are a leaf: hop id 0 = unknown; lite-05 senders do not append themselves (spec §5.4).
 					encodeAnnounceOk(e, { hopId: 0, activeCount: active.length }, version);
-					for (const suffix of active) encodeAnnounce(e, { status: 1, suffix, hops: [] }, version);
+					for (const suffix of active) {
+						if (version >= 6) start(e, suffix);
+						else encodeAnnounce(e, { status: 1, suffix, hops: [] }, version);
+					}
 				} else {
 					encodeAnnounceInit(e, { suffixes: active }, version);
 				}
@@ -166,7 +189,8 @@ export class Publisher {
 		const request = await reader.decode((c) => decodeFetch(c, version));
 		const group = this.#track(request.broadcast, request.track)?.group(request.group);
 		if (!group) throw new MoqError(ErrorCode.NotFound, "group not cached");
-		await writeFrames(writer, group, version, () => false);
+		// lite-06: only frames [start, end] of the group (the first one deltas against 0).
+		await writeFrames(writer, group, version, () => false, { start: request.startFrame ?? 0, end: request.endFrame });
 		await writer.close();
 	}
 

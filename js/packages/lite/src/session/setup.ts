@@ -28,9 +28,9 @@ const IMPLEMENTATION = "moqx-lite-js";
 
 /** The outcome of the handshake. */
 export interface Negotiated {
-	/** The version spoken from now on (5 or 2). */
+	/** The version spoken from now on (6, 5 or 2). */
 	version: LiteVersion;
-	/** The peer's SETUP (lite-05). */
+	/** The peer's SETUP (lite-05/06). */
 	peerSetup?: Setup;
 	/** The compat session stream (lite-01/02): its end is the session's end. */
 	compat?: { reader: Reader; writer: Writer };
@@ -56,21 +56,39 @@ async function next<T>(reader: ReadableStreamDefaultReader<T>, codes: WireCodes)
 }
 
 /**
- * The version fixed by the WebTransport protocol the server picked: lite-05 for "moq-lite-05",
- * undefined (= compat exchange) for "moql" or none; anything else is unsupported.
+ * The version fixed by the WebTransport protocol the server picked: lite-06 for "moq-lite-06",
+ * lite-05 for "moq-lite-05", undefined (= compat exchange) for "moql" or none; anything else is
+ * unsupported.
  */
 export function negotiatedVersion(protocol: string | undefined): LiteVersion | undefined {
 	if (!protocol || protocol === "moql") return undefined;
 	const version = versionFromAlpn(protocol);
-	if (version !== 5) throw new MoqError(ErrorCode.Version, `unsupported protocol ${protocol}`);
+	if (version !== 5 && version !== 6) throw new MoqError(ErrorCode.Version, `unsupported protocol ${protocol}`);
 	return version;
 }
 
-/** The client's side: SETUP stream on lite-05, compat CLIENT_SETUP (offering `compat`) otherwise. */
+/** What the client offers. */
+export interface Offer {
+	/** moq-lite-06 (WT protocol "moq-lite-06"). */
+	lite06: boolean;
+	/** moq-lite-05 (WT protocol "moq-lite-05"). */
+	lite05: boolean;
+	/** moq-lite-02 (WT protocol "moql" + compat CLIENT_SETUP). */
+	lite02: boolean;
+}
+
+/**
+ * Our SETUP (lite-05/06): no parameters. Like the Rust side, Origin goes out only when we have an
+ * origin id (a leaf browser has none), so a lite-06 peer filters nothing for us; Probe is not
+ * offered because we serve no Probe stream (spec §5.14).
+ */
+const OUR_SETUP: Setup = {};
+
+/** The client's side: SETUP stream on lite-05/06, compat CLIENT_SETUP (offering lite-02) otherwise. */
 export async function clientSetup(
 	transport: Transport,
 	incoming: Incoming,
-	offer: { lite05: boolean; lite02: boolean },
+	offer: Offer,
 	codes: WireCodes = new WireCodes(),
 ): Promise<Negotiated> {
 	const mapError = (err: unknown) => mapStreamError(err, codes);
@@ -80,12 +98,13 @@ export async function clientSetup(
 			throw new MoqError(ErrorCode.Version, "server negotiated no protocol and lite-02 is not offered");
 		return clientCompat(transport, codes);
 	}
-	if (!offer.lite05) throw new MoqError(ErrorCode.Version, "server picked moq-lite-05, which was not offered");
+	if (!(version === 6 ? offer.lite06 : offer.lite05))
+		throw new MoqError(ErrorCode.Version, `server picked moq-lite-0${version}, which was not offered`);
 	// spec: §1.7 the client's SETUP goes on a uni stream (type 0x1) before anything else, then FIN.
 	const writer = new Writer(await transport.createUnidirectionalStream(), codes);
 	await writer.encode((e) => {
 		e.varint(UniStream.Setup);
-		encodeSetup(e, {}, 5);
+		encodeSetup(e, OUR_SETUP, version);
 	});
 	await writer.close();
 	// The reference server answers with its own SETUP stream; wait for it so errors surface in connect().
@@ -93,8 +112,8 @@ export async function clientSetup(
 	const type = await reader.decode((c) => c.varint());
 	if (type !== UniStream.Setup)
 		throw new MoqError(ErrorCode.ProtocolViolation, `expected SETUP stream, got type ${type}`);
-	const peerSetup = await reader.decode((c) => decodeSetup(c, 5));
-	return { version: 5, peerSetup };
+	const peerSetup = await reader.decode((c) => decodeSetup(c, version));
+	return { version, peerSetup };
 }
 
 async function clientCompat(transport: Transport, codes: WireCodes): Promise<Negotiated> {
@@ -147,14 +166,14 @@ export async function serverSetup(
 			reader.cancel(stopError(codes, ErrorCode.UnexpectedStream));
 			continue;
 		}
-		const peerSetup = await reader.decode((c) => decodeSetup(c, 5));
+		const peerSetup = await reader.decode((c) => decodeSetup(c, version));
 		const writer = new Writer(await transport.createUnidirectionalStream(), codes);
 		await writer.encode((e) => {
 			e.varint(UniStream.Setup);
-			encodeSetup(e, {}, 5);
+			encodeSetup(e, OUR_SETUP, version);
 		});
 		await writer.close();
-		return { version: 5, peerSetup };
+		return { version, peerSetup };
 	}
 }
 

@@ -3,9 +3,11 @@
  * Subscribe streams we open) and the incoming Group streams routed to them by subscribe id.
  */
 import {
+	AnnounceIds,
 	BiStream,
 	decodeAnnounce,
 	decodeAnnounceInit,
+	decodeAnnounceMessage,
 	decodeAnnounceOk,
 	decodeFrame,
 	decodeGroup,
@@ -31,6 +33,9 @@ import { mapStreamError, stopError, type Transport, Writer } from "./stream.ts";
  * may still be in flight on other QUIC streams) unless SUBSCRIBE_END says all have been seen.
  */
 const LINGER_MS = 500;
+
+/** Most broadcasts live at once on one lite-06 Announce stream (as the Rust side). */
+export const MAX_ANNOUNCED = 16 * 1024;
 
 /** One of our subscriptions. */
 interface Active {
@@ -96,14 +101,24 @@ export class Subscriber {
 	readonly #codes: WireCodes;
 	readonly #subscriptions = new Map<number, Active>();
 	readonly #announced = new Set<AnnouncedQueue>();
+	readonly #violation: (err: MoqError) => void;
 	#nextId = 0;
 	#closed: Error | undefined;
 
-	/** A subscriber on `transport` speaking `version`, with the peer's error `codes`. */
-	constructor(transport: Transport, version: LiteVersion, codes: WireCodes) {
+	/**
+	 * A subscriber on `transport` speaking `version`, with the peer's error `codes`. `violation` is
+	 * told of a protocol violation on a stream we opened (it ends the session).
+	 */
+	constructor(
+		transport: Transport,
+		version: LiteVersion,
+		codes: WireCodes,
+		violation: (err: MoqError) => void = () => {},
+	) {
 		this.#transport = transport;
 		this.#version = version;
 		this.#codes = codes;
+		this.#violation = violation;
 	}
 
 	#mapError = (err: unknown): Error => mapStreamError(err, this.#codes);
@@ -124,7 +139,9 @@ export class Subscriber {
 		this.#runAnnounced(normalized, queue, (fn) => {
 			stop = fn;
 		})
-			.catch(() => {})
+			.catch((err: unknown) => {
+				if (err instanceof MoqError && err.code === ErrorCode.ProtocolViolation) this.#violation(err);
+			})
 			.finally(() => {
 				this.#announced.delete(queue);
 				queue.finish();
@@ -160,10 +177,24 @@ export class Subscriber {
 			const init = await reader.decode((c) => decodeAnnounceInit(c, version));
 			for (const suffix of init.suffixes) set(suffix, true);
 		}
-		for (;;) {
-			const announce = await reader.decodeMaybe((c) => decodeAnnounce(c, version));
-			if (!announce) break;
-			set(announce.suffix, announce.status !== 0);
+		if (version >= 6) {
+			// spec (lite-06): START takes the next id, END/UPDATE name a live one (else a protocol
+			// violation), an unknown type is skipped. An UPDATE (new route) changes nothing for a leaf.
+			const ids = new AnnounceIds();
+			for (;;) {
+				const message = await reader.decodeMaybe((c) => decodeAnnounceMessage(c, version));
+				if (!message) break;
+				if (message.type === "start" && ids.size >= MAX_ANNOUNCED)
+					throw new MoqError(ErrorCode.ProtocolViolation, "too many announced broadcasts");
+				const change = ids.apply(message);
+				if (change) set(change.suffix, change.active);
+			}
+		} else {
+			for (;;) {
+				const announce = await reader.decodeMaybe((c) => decodeAnnounce(c, version));
+				if (!announce) break;
+				set(announce.suffix, announce.status !== 0);
+			}
 		}
 		await writer.close();
 	}
