@@ -281,13 +281,13 @@ test("the watch page plays over the lite-02 compat path too (versions=moq-lite-0
 			return s && s.framesDecoded > 30 ? s : undefined;
 		});
 		await publisher.close();
-		// And the default negotiates lite-05.
+		// And the default negotiates lite-06, the newest both speak.
 		await page.goto(`${stack.site}/?path=pattern.hang`);
 		const d = await waitFor("frames over the default version", 10000, async () => {
 			const s = await watchStats<WatchStats>(page);
 			return s && s.framesDecoded > 10 ? s : undefined;
 		});
-		assert.equal(d.version, "moq-lite-05");
+		assert.equal(d.version, "moq-lite-06");
 	} catch (err) {
 		fail(console, err);
 	} finally {

@@ -43,6 +43,6 @@ export function versionsAttr(value: string | null): Version[] | undefined {
 	const list = (value ?? "")
 		.split(",")
 		.map((v) => v.trim())
-		.filter((v): v is Version => v === "moq-lite-05" || v === "moq-lite-02");
+		.filter((v): v is Version => v === "moq-lite-06" || v === "moq-lite-05" || v === "moq-lite-02");
 	return list.length > 0 ? list : undefined;
 }

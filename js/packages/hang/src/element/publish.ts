@@ -5,7 +5,7 @@
  * `screen` or `none` (audio only), `audio` microphone on unless `audio="false"` (or `noaudio` is
  * present), `keyframe-interval` ms (default 2000), `bitrate` video bit/s (default from the size),
  * `width`/`height`/`framerate` capture hints, `versions` moq-lite versions to offer (comma-separated,
- * default "moq-lite-05,moq-lite-02"). Changing any of them restarts publishing.
+ * default "moq-lite-06,moq-lite-05,moq-lite-02"). Changing any of them restarts publishing.
  *
  * Properties: `stats` ({@link PublishStats}), `publisher` (the {@link Publish}), `broadcast` (its
  * `BroadcastProducer`: add tracks such as chat), `connection`, `stream`, `setCatalogSection()`.

@@ -4,7 +4,7 @@
  * Attributes: `url` relay URL (e.g. `http://localhost:4443/anon`), `path` broadcast path relative
  * to it (e.g. `pattern.hang`), `latency` target latency in ms (default 200), `muted` (boolean),
  * `paused` (boolean), `volume` 0..1 (default 1), `versions` moq-lite versions to offer
- * (comma-separated, default "moq-lite-05,moq-lite-02"). Changing `url`, `path` or `versions`
+ * (comma-separated, default "moq-lite-06,moq-lite-05,moq-lite-02"). Changing `url`, `path` or `versions`
  * restarts playback.
  *
  * Properties: `stats` ({@link WatchStats}), `watch` (the {@link Watch} or undefined),
