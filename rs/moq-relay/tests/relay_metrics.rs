@@ -98,9 +98,11 @@ async fn metrics_are_openmetrics_with_each_family_once() {
         )
         .await
         .expect("a session rooted at q\"u\\ote");
+    // The client's connect returns once its SETUP is sent: wait for the relay to have all three.
     relay
-        .wait_metrics("the viewer", |m| {
+        .wait_metrics("the viewer and all three sessions", |m| {
             m.get("moq_relay_viewers", &[("broadcast", "live/cam")]) == Some(1.0)
+                && m.sessions().len() == 3
         })
         .await;
     let mut group = track.append_group().unwrap();
