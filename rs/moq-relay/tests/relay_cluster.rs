@@ -7,27 +7,6 @@ mod common;
 use common::*;
 use moq_lite::{OriginProducer, Session, Track};
 
-/// Start a relay linked to `peers` (by raw QUIC, certificate not checked: loopback test relays
-/// have self-signed certificates) with cluster id `id`.
-async fn relay_linked_to(id: u64, peers: &[&Relay]) -> Relay {
-    let id = id.to_string();
-    let mut args = vec![
-        "--auth-public",
-        "",
-        "--cluster-id",
-        &id,
-        "--connect-tls-insecure",
-    ];
-    let urls: Vec<String> = peers
-        .iter()
-        .map(|peer| peer.url(Via::Quic, "/").to_string())
-        .collect();
-    for url in &urls {
-        args.extend(["--cluster-connect", url]);
-    }
-    Relay::start(RelayArgs::new(&args)).await
-}
-
 /// A frame published on `origin` reaches a viewer of `relay` (group 0, frame 0 of `cam`).
 async fn plays_from(relay: &Relay, name: &str) {
     let (_session, viewer) = relay.subscriber(Via::Quic, "/").await;
@@ -226,27 +205,6 @@ async fn carrying(relays: &[&Relay]) -> Vec<usize> {
         }
     }
     out
-}
-
-/// A relay like [`relay_linked_to`] with more flags.
-async fn relay_linked_with(id: u64, peers: &[&Relay], extra: &[&str]) -> Relay {
-    let id = id.to_string();
-    let urls: Vec<String> = peers
-        .iter()
-        .map(|peer| peer.url(Via::Quic, "/").to_string())
-        .collect();
-    let mut args = vec![
-        "--auth-public",
-        "",
-        "--cluster-id",
-        &id,
-        "--connect-tls-insecure",
-    ];
-    for url in &urls {
-        args.extend(["--cluster-connect", url]);
-    }
-    args.extend(extra);
-    Relay::start(RelayArgs::new(&args)).await
 }
 
 /// A publisher writing a group of one 100-byte frame tagged `tag` every 100 ms into `cam` on

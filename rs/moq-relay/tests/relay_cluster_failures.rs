@@ -26,27 +26,6 @@ const IDLE_TIMEOUT: Duration = Duration::from_millis(moq_native::CLIENT_IDLE_TIM
 /// relay is a binary, so it is restated here).
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-/// Start a relay linked to `peers` (by raw QUIC, certificate not checked: loopback test relays
-/// have self-signed certificates) with cluster id `id`.
-async fn relay_linked_to(id: u64, peers: &[&Relay]) -> Relay {
-    let id = id.to_string();
-    let mut args = vec![
-        "--auth-public",
-        "",
-        "--cluster-id",
-        &id,
-        "--connect-tls-insecure",
-    ];
-    let urls: Vec<String> = peers
-        .iter()
-        .map(|peer| peer.url(Via::Quic, "/").to_string())
-        .collect();
-    for url in &urls {
-        args.extend(["--cluster-connect", url]);
-    }
-    Relay::start(RelayArgs::new(&args)).await
-}
-
 /// A publisher writing a group of one 100-byte frame tagged `tag` every 100 ms into the
 /// broadcast `name` on `relay`, until the returned task is aborted (which also ends its session).
 async fn publish(relay: &Relay, name: &str, tag: &'static str) -> tokio::task::JoinHandle<()> {

@@ -181,9 +181,9 @@ export function parseInit(init: Uint8Array): Init {
 	for (const b of mvex ? boxes(mvex.body) : []) {
 		if (b.type !== "trex") continue;
 		const r = new Reader(b.body, "trex");
-		r.skip(4);
+		r.skip(4); // version + flags: trex has one layout
 		const trackId = r.u32();
-		r.skip(4); // default_sample_description_index
+		r.skip(4); // default_sample_description_index: one sample entry per track is all CMAF allows
 		trexes.set(trackId, { duration: r.u32(), size: r.u32(), flags: r.u32() });
 	}
 	const traks = top.filter((b) => b.type === "trak");
@@ -196,16 +196,16 @@ export function parseInit(init: Uint8Array): Init {
 function parseTrak(trak: Uint8Array, trexes: Map<number, Defaults>): InitTrack {
 	const tkhd = new Reader(need(trak, "tkhd", "trak").body, "tkhd");
 	const version = tkhd.u8();
-	tkhd.skip(3 + (version === 1 ? 16 : 8));
+	tkhd.skip(3 + (version === 1 ? 16 : 8)); // flags, creation and modification times: not used for playback
 	const trackId = tkhd.u32();
 	const mdia = need(trak, "mdia", "trak").body;
 	const mdhd = new Reader(need(mdia, "mdhd", "mdia").body, "mdhd");
 	const mdhdVersion = mdhd.u8();
-	mdhd.skip(3 + (mdhdVersion === 1 ? 16 : 8));
+	mdhd.skip(3 + (mdhdVersion === 1 ? 16 : 8)); // flags, creation and modification times: only the timescale matters
 	const timescale = mdhd.u32();
 	if (timescale === 0) throw new Fmp4Error(`track ${trackId} has timescale 0`);
 	const hdlr = new Reader(need(mdia, "hdlr", "mdia").body, "hdlr");
-	hdlr.skip(8);
+	hdlr.skip(8); // version + flags, pre_defined
 	const handler = fourcc(hdlr.bytes(4), 0);
 	const minf = need(mdia, "minf", "mdia").body;
 	const stbl = need(minf, "stbl", "minf").body;
@@ -229,10 +229,10 @@ function parseTrak(trak: Uint8Array, trexes: Map<number, Defaults>): InitTrack {
 /** VisualSampleEntry: 8 bytes SampleEntry, 16 reserved, width, height, 50 more, then boxes. */
 function parseVisual(body: Uint8Array, track: InitTrack) {
 	const r = new Reader(body, track.entry);
-	r.skip(24);
+	r.skip(24); // SampleEntry (reserved, data_reference_index) and pre_defined/reserved fields
 	track.codedWidth = r.u16();
 	track.codedHeight = r.u16();
-	r.skip(50);
+	r.skip(50); // resolutions, frame_count, compressorname, depth, pre_defined: WebCodecs needs none
 	const config = boxes(body, r.pos).find((b) => ["avcC", "hvcC", "av1C"].includes(b.type));
 	// VP8/VP9 (vpcC) take no WebCodecs description.
 	if (config) track.description = config.body;
@@ -241,11 +241,11 @@ function parseVisual(body: Uint8Array, track: InitTrack) {
 /** AudioSampleEntry: 8 bytes SampleEntry, version, 6 reserved, channels, size, 4, rate (16.16), boxes. */
 function parseAudio(body: Uint8Array, track: InitTrack) {
 	const r = new Reader(body, track.entry);
-	r.skip(8);
+	r.skip(8); // SampleEntry: reserved, data_reference_index
 	const version = r.u16();
-	r.skip(6);
+	r.skip(6); // revision level, vendor
 	track.numberOfChannels = r.u16();
-	r.skip(6);
+	r.skip(6); // samplesize, compression id, packet size: the codec config box is authoritative
 	track.sampleRate = r.u32() >>> 16;
 	// QuickTime sound descriptions version 1 and 2 carry 16 and 36 more bytes.
 	if (version === 1) r.skip(16);

@@ -893,3 +893,30 @@ pub fn subscribe_bytes(id: u64, broadcast: &str, track: &str) -> Vec<u8> {
     bytes.extend(subscribe.encode_to_vec(Version::Lite05));
     bytes
 }
+
+/// Start a relay (anonymous access) with cluster id `id`, linked to `peers` by raw QUIC
+/// (certificates not checked: loopback test relays have self-signed ones).
+pub async fn relay_linked_to(id: u64, peers: &[&Relay]) -> Relay {
+    relay_linked_with(id, peers, &[]).await
+}
+
+/// [`relay_linked_to`] with more flags.
+pub async fn relay_linked_with(id: u64, peers: &[&Relay], extra: &[&str]) -> Relay {
+    let id = id.to_string();
+    let urls: Vec<String> = peers
+        .iter()
+        .map(|peer| peer.url(Via::Quic, "/").to_string())
+        .collect();
+    let mut args = vec![
+        "--auth-public",
+        "",
+        "--cluster-id",
+        &id,
+        "--connect-tls-insecure",
+    ];
+    for url in &urls {
+        args.extend(["--cluster-connect", url]);
+    }
+    args.extend(extra);
+    Relay::start(RelayArgs::new(&args)).await
+}
