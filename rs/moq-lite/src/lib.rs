@@ -1,4 +1,4 @@
-//! moq-lite: live pub/sub over QUIC and WebTransport.
+//! moq-lite: live pub/sub over QUIC, WebTransport and QMux (WebSocket, TCP).
 //!
 //! A publisher announces **broadcasts** (by path) made of **tracks** (by name); a track is a
 //! sequence of **groups** (each a QUIC stream, the unit a late or slow subscriber skips) of
@@ -10,7 +10,8 @@
 //!        │                               ▲ consumers, one per reader
 //!   moq-lite session     Client / Server / Session                      (session)
 //!        │               messages as bytes, per version                 (coding)
-//!   QUIC / WebTransport  web_transport_quinn::Session (see the moq-native crate)
+//!   transport            moq_io::Connection: QUIC, WebTransport, QMux over WebSocket or
+//!                        TCP (set up by the moq-native crate), or moq_io::memory::pair()
 //! ```
 //!
 //! The wire protocol is moq-lite-05 (and 04, 03, and 01/02 through the compat SETUP), byte for

@@ -425,12 +425,12 @@ async fn dial_session(
 /// then added to the link's.
 async fn run(relay: &Relay, session: Arc<moq_lite::Session>, name: &str) -> moq_lite::Error {
     let err = relay.run_link(session.clone()).await;
-    let quic = session.quic_stats();
+    let transport = session.transport_stats();
     let announces = session.stats().get(moq_lite::Metric::AnnounceMessagesIn);
     relay.set_link(name, |s| {
         s.session = None;
-        s.ended_bytes_in += quic.udp_rx.bytes;
-        s.ended_bytes_out += quic.udp_tx.bytes;
+        s.ended_bytes_in += transport.bytes_received;
+        s.ended_bytes_out += transport.bytes_sent;
         s.ended_announce_messages += announces;
     });
     err

@@ -107,13 +107,14 @@ impl Collector for RelayCollector {
         // Per session: bounded by --max-sessions. `root` is the session's URL path, escaped.
         let mut family = encoder.encode_descriptor(
             "moq_relay_session_rtt_seconds",
-            "the session's QUIC smoothed round-trip time",
+            "the session's smoothed round-trip time (QUIC's, or QMux's QX_PING estimate; 0 when unknown)",
             None,
             MetricType::Gauge,
         )?;
         for (id, session) in &live {
             let labels = session_labels(*id, session.root.as_str());
-            let rtt = session.session.quic_stats().path.rtt.as_secs_f64();
+            let rtt = session.session.transport_stats().rtt.unwrap_or_default();
+            let rtt = rtt.as_secs_f64();
             ConstGauge::new(rtt).encode(family.encode_family(&labels)?)?;
         }
         let mut family = encoder.encode_descriptor(

@@ -34,10 +34,9 @@ struct Registered<'a> {
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
         self.live.session.close(Error::Cancel);
-        let quic = self.live.session.quic_stats();
         let mut sessions = self.relay.sessions();
         sessions.remove(&self.id);
-        lock(&self.relay.closed_quic).add(&quic);
+        lock(&self.relay.closed_quic).add_session(&self.live.session);
     }
 }
 
@@ -74,6 +73,13 @@ pub struct QuicTotals {
 }
 
 impl QuicTotals {
+    /// Add a session's counters, if QUIC carries it (WebSocket and TCP sessions have none).
+    pub fn add_session(&mut self, session: &moq_lite::Session) {
+        if let Some(stats) = moq_io::quinn_stats(session.transport()) {
+            self.add(&stats);
+        }
+    }
+
     /// Add one connection's counters.
     pub fn add(&mut self, stats: &quinn::ConnectionStats) {
         self.udp_datagrams_sent += stats.udp_tx.datagrams;
@@ -214,7 +220,7 @@ impl LinkStatus {
 
     /// The status with the live session's counters read now.
     pub fn view(&self) -> LinkView {
-        let quic = self.session.as_ref().map(|s| s.quic_stats());
+        let transport = self.session.as_ref().map(|s| s.transport_stats());
         let stats = self.session.as_ref().map(|s| s.stats());
         let since = SystemTime::UNIX_EPOCH + Duration::from_millis(self.since_unix_ms);
         LinkView {
@@ -226,9 +232,11 @@ impl LinkStatus {
             since_unix_ms: self.since_unix_ms,
             sessions: self.sessions,
             last_error: self.last_error.clone(),
-            rtt_ms: quic.as_ref().map(|q| q.path.rtt.as_secs_f64() * 1e3),
-            bytes_in: self.ended_bytes_in + quic.as_ref().map_or(0, |q| q.udp_rx.bytes),
-            bytes_out: self.ended_bytes_out + quic.as_ref().map_or(0, |q| q.udp_tx.bytes),
+            rtt_ms: transport
+                .and_then(|t| t.rtt)
+                .map(|rtt| rtt.as_secs_f64() * 1e3),
+            bytes_in: self.ended_bytes_in + transport.map_or(0, |t| t.bytes_received),
+            bytes_out: self.ended_bytes_out + transport.map_or(0, |t| t.bytes_sent),
             routes: stats.map_or(0, |s| s.get(Metric::Announcements)),
             upstream_subscriptions: stats.map_or(0, |s| s.get(Metric::SubscriptionsUpstream)),
             announce_messages: self.ended_announce_messages
@@ -492,17 +500,20 @@ impl Relay {
                 Err(live.session.closed().await)
             }
         };
-        let quic = live.session.quic_stats();
         {
             // Under the sessions lock, so a metrics scrape sees it either live or closed.
             let mut sessions = self.sessions();
             sessions.remove(&id);
-            lock(&self.closed_quic).add(&quic);
+            lock(&self.closed_quic).add_session(&live.session);
         }
+        let transport = live.session.transport_stats();
+        let quic = moq_io::quinn_stats(live.session.transport()).unwrap_or_default();
         tracing::info!(
             id,
             %remote,
-            rtt_ms = quic.path.rtt.as_secs_f64() * 1e3,
+            transport = %live.session.transport_kind(),
+            rtt_ms = transport.rtt.unwrap_or_default().as_secs_f64() * 1e3,
+            bytes_sent = transport.bytes_sent,
             packets_sent = quic.path.sent_packets,
             packets_lost = quic.path.lost_packets,
             congestion_events = quic.path.congestion_events,
@@ -567,7 +578,7 @@ impl Relay {
         let sessions = self.sessions();
         let mut totals = *lock(&self.closed_quic);
         for live in sessions.values() {
-            totals.add(&live.session.quic_stats());
+            totals.add_session(&live.session);
         }
         totals
     }

@@ -1,4 +1,5 @@
-//! Sessions: the async glue between the model and a QUIC/WebTransport connection.
+//! Sessions: the async glue between the model and a transport connection ([`moq_io::Connection`]:
+//! QUIC, WebTransport, QMux over WebSocket or TCP, or the in-memory pair).
 //!
 //! A session is symmetric: each side may publish (serve an [`OriginConsumer`] to the peer) and
 //! subscribe (mirror the peer's broadcasts into an [`OriginProducer`]). [`Client`] and [`Server`]
@@ -15,8 +16,8 @@ mod subscriber;
 use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
+use moq_io::Session as Transport;
 use tokio::task::JoinSet;
-use web_transport_quinn::Session as Transport;
 
 use crate::coding::{BiStreamType, Goaway, Probe, Role, Setup, UniStreamType, Version};
 use crate::model::{Group, GroupConsumer, GroupProducer, OriginConsumer, OriginProducer};
@@ -164,7 +165,8 @@ impl Client {
     }
 
     /// Negotiate the version over `transport` and start the session.
-    pub async fn connect(self, transport: Transport) -> Result<Session, Error> {
+    pub async fn connect(self, transport: impl Into<Transport>) -> Result<Session, Error> {
+        let transport = transport.into();
         let role = match (&self.config.publish, &self.config.subscribe) {
             (Some(_), None) => Some(Role::Publisher),
             (None, Some(_)) => Some(Role::Subscriber),
@@ -204,7 +206,7 @@ impl Server {
     config_setters!();
 
     /// Run the handshake and start the session.
-    pub async fn accept(self, transport: Transport) -> Result<Session, Error> {
+    pub async fn accept(self, transport: impl Into<Transport>) -> Result<Session, Error> {
         Handshake::accept(transport).await?.start(self)
     }
 }
@@ -218,7 +220,8 @@ pub struct Handshake {
 
 impl Handshake {
     /// Negotiate the version and read the client's SETUP.
-    pub async fn accept(transport: Transport) -> Result<Self, Error> {
+    pub async fn accept(transport: impl Into<Transport>) -> Result<Self, Error> {
+        let transport = transport.into();
         match setup::server(&transport).await {
             Ok(negotiated) => Ok(Self {
                 transport,
@@ -268,7 +271,7 @@ impl Handshake {
 /// A running session. Dropping it closes the connection.
 #[must_use = "the session closes when dropped"]
 pub struct Session {
-    transport: Arc<Transport>,
+    transport: Transport,
     version: Version,
     driver: tokio::task::JoinHandle<()>,
     stats: Arc<Stats>,
@@ -282,9 +285,9 @@ pub struct Session {
 
 impl Session {
     fn start(transport: Transport, negotiated: Negotiated, config: Config) -> Self {
-        // One connection handle for the session, its driver, publisher and subscriber: a
-        // `web_transport_quinn::Session` is ~800 bytes, and each clone copies its CONNECT request.
-        let transport = Arc::new(transport);
+        // `transport` is one shared connection handle for the session, its driver, publisher and
+        // subscriber (a `web_transport_quinn::Session` is ~800 bytes; cloning it copied its
+        // CONNECT request).
         let version = negotiated.version;
         let stats = config.stats.as_ref().map_or_else(Stats::new, Stats::child);
         let sessions = stats.gauge(Metric::Sessions);
@@ -372,10 +375,20 @@ impl Session {
         &self.stats
     }
 
-    /// The QUIC connection's counters: packets and UDP sends, losses, congestion events, RTT,
-    /// congestion window, path MTU.
-    pub fn quic_stats(&self) -> quinn::ConnectionStats {
-        quinn::Connection::stats(&self.transport)
+    /// The connection this session runs on (for transport-specific counters, e.g.
+    /// `moq_io::quinn_stats(session.transport())`).
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// What carries this session: QUIC, WebTransport, WebSocket, TCP or memory.
+    pub fn transport_kind(&self) -> moq_io::Kind {
+        self.transport.kind()
+    }
+
+    /// The connection's counters (RTT, bytes on the wire) as its transport knows them.
+    pub fn transport_stats(&self) -> moq_io::Stats {
+        self.transport.stats()
     }
 
     /// Payload bytes held for this peer and not yet handed to QUIC (see the crate docs on what a
@@ -491,7 +504,7 @@ impl std::fmt::Debug for Session {
 
 /// Owns every task of a session; aborting it (on [`Session`] drop) ends them all.
 struct Driver {
-    transport: Arc<Transport>,
+    transport: Transport,
     version: Version,
     publisher: Arc<Publisher>,
     subscriber: Option<Arc<Subscriber>>,
@@ -618,10 +631,7 @@ impl Driver {
         let (open, grant) = if bidi { bi.opened() } else { uni.opened() };
         if let Some(n) = grant {
             tracing::debug!(streams = n, bidi, "raising the peer's stream allowance");
-            match bidi {
-                true => self.transport.set_max_concurrent_bi_streams(n.into()),
-                false => self.transport.set_max_concurrent_uni_streams(n.into()),
-            }
+            self.transport.set_max_streams(bidi, n.into());
         }
         Some(open)
     }
@@ -640,8 +650,8 @@ impl Driver {
 async fn handle_bi(
     publisher: Arc<Publisher>,
     version: Version,
-    send: web_transport_quinn::SendStream,
-    recv: web_transport_quinn::RecvStream,
+    send: Box<dyn moq_io::SendStream>,
+    recv: Box<dyn moq_io::RecvStream>,
 ) {
     let mut writer = Writer::new(send, version);
     let mut reader = Reader::new(recv, version);
@@ -688,8 +698,8 @@ mod tests {
             |(p, v, s, r): (
                 Arc<Publisher>,
                 Version,
-                web_transport_quinn::SendStream,
-                web_transport_quinn::RecvStream,
+                Box<dyn moq_io::SendStream>,
+                Box<dyn moq_io::RecvStream>,
             )| { handle_bi(p, v, s, r) },
         );
         // Before the connection handle was shared and SETUP boxed: driver 3304, request 1600.

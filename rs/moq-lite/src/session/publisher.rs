@@ -11,7 +11,7 @@ use futures::StreamExt;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 /// Shared by every part of a session (the connection handle is ~800 bytes: one copy, not one per part).
-type Transport = Arc<web_transport_quinn::Session>;
+type Transport = moq_io::Session;
 
 use super::follow::{Current, Follow, Routes};
 use super::gate::Gate;
@@ -354,10 +354,15 @@ impl Publisher {
                 _ = interval.tick() => {}
                 res = reader.closed() => return res,
             }
-            let rtt = self.transport.rtt();
-            let cwnd = quinn::Connection::stats(&self.transport).path.cwnd;
-            let rtt_ms = (rtt.as_millis() as u64).max(1);
-            let bitrate = (cwnd.saturating_mul(8).saturating_mul(1000) / rtt_ms).max(1);
+            let stats = self.transport.stats();
+            let rtt_ms = (stats.rtt.unwrap_or_default().as_millis() as u64).max(1);
+            // QUIC: a congestion window per round trip; QMux: the socket's own estimate, if any.
+            let bitrate = match (stats.cwnd, stats.send_rate) {
+                (Some(cwnd), _) => cwnd.saturating_mul(8).saturating_mul(1000) / rtt_ms,
+                (None, Some(rate)) => rate,
+                (None, None) => 0,
+            }
+            .max(1);
             let probe = Probe { bitrate, rtt_ms };
             let now = Instant::now();
             let send = match &last {

@@ -1,7 +1,7 @@
 //! Version negotiation and the SETUP exchange (spec §1.6, §1.7, §4).
 
 use bytes::{Buf, Bytes};
-use web_transport_quinn::Session as Transport;
+use moq_io::Session as Transport;
 
 use super::stream::{session_error, Reader, Writer};
 use crate::coding::{
@@ -39,7 +39,7 @@ pub(crate) struct Negotiated {
 
 /// The version fixed by the transport's negotiated protocol, or `None` for the compat exchange.
 fn negotiated_version(transport: &Transport) -> Result<Option<Version>, Error> {
-    match transport.protocol() {
+    match transport.protocol().as_deref() {
         None => Ok(None),
         Some(ALPN_LEGACY) => Ok(None),
         Some(protocol) => match Version::from_alpn(protocol) {

@@ -1,7 +1,7 @@
 //! Buffered message reading and writing over one QUIC stream.
 
 use bytes::{Buf, Bytes, BytesMut};
-use web_transport_quinn::{ReadError, RecvStream, SendStream, SessionError, WriteError};
+use moq_io::{RecvStream, SendStream};
 
 use crate::coding::{Decode, DecodeError, Encode, Version, MAX_MESSAGE_SIZE};
 use crate::Error;
@@ -11,52 +11,29 @@ const MAX_BUFFER: usize = MAX_MESSAGE_SIZE as usize + 64;
 
 /// A session-level failure, its close code read as spec §8 (where the version is not at hand:
 /// opening a stream, the handshake).
-pub(crate) fn session_error(err: SessionError) -> Error {
+pub(crate) fn session_error(err: moq_io::Error) -> Error {
     session_error_for(err, Version::Lite05)
 }
 
-/// A session-level failure, its close code read in the table of `version`'s peers.
-pub(crate) fn session_error_for(err: SessionError, version: Version) -> Error {
+/// A transport failure, its code read in the table of `version`'s peers: a connection close
+/// code as a session code, a stream reset or stop as a stream code.
+pub(crate) fn session_error_for(err: moq_io::Error, version: Version) -> Error {
     match err {
-        SessionError::WebTransportError(web_transport_quinn::WebTransportError::Closed(
-            code,
-            _,
-        )) => Error::from_session_code(code, version),
-        SessionError::ConnectionError(quinn::ConnectionError::ApplicationClosed(close)) => {
-            Error::from_session_code(
-                u32::try_from(close.error_code.into_inner()).unwrap_or(u32::MAX),
-                version,
-            )
-        }
-        err => Error::Transport(err.to_string()),
-    }
-}
-
-fn read_error(err: ReadError, version: Version) -> Error {
-    match err {
-        ReadError::Reset(code) => Error::from_stream_code(code, version),
-        ReadError::SessionError(err) => session_error_for(err, version),
-        err => Error::Transport(err.to_string()),
-    }
-}
-
-fn write_error(err: WriteError, version: Version) -> Error {
-    match err {
-        WriteError::Stopped(code) => Error::from_stream_code(code, version),
-        WriteError::SessionError(err) => session_error_for(err, version),
-        err => Error::Transport(err.to_string()),
+        moq_io::Error::Closed { code, .. } => Error::from_session_code(code, version),
+        moq_io::Error::Stream(code) => Error::from_stream_code(code, version),
+        moq_io::Error::Other(err) => Error::Transport(err),
     }
 }
 
 /// Reads length-prefixed messages and raw payload bytes from a receive stream.
 pub(crate) struct Reader {
-    stream: RecvStream,
+    stream: Box<dyn RecvStream>,
     buffer: BytesMut,
     version: Version,
 }
 
 impl Reader {
-    pub fn new(stream: RecvStream, version: Version) -> Self {
+    pub fn new(stream: Box<dyn RecvStream>, version: Version) -> Self {
         Self {
             stream,
             buffer: BytesMut::new(),
@@ -75,12 +52,12 @@ impl Reader {
         }
         match self
             .stream
-            .read_chunk(MAX_BUFFER - self.buffer.len(), true)
+            .read_chunk(MAX_BUFFER - self.buffer.len())
             .await
-            .map_err(|e| read_error(e, self.version))?
+            .map_err(|e| session_error_for(e, self.version))?
         {
             Some(chunk) => {
-                self.buffer.extend_from_slice(&chunk.bytes);
+                self.buffer.extend_from_slice(&chunk);
                 Ok(true)
             }
             None => Ok(false),
@@ -124,15 +101,10 @@ impl Reader {
             let n = max.min(self.buffer.len());
             return Ok(Some(self.buffer.split_to(n).freeze()));
         }
-        match self
-            .stream
-            .read_chunk(max, true)
+        self.stream
+            .read_chunk(max)
             .await
-            .map_err(|e| read_error(e, self.version))?
-        {
-            Some(chunk) => Ok(Some(chunk.bytes)),
-            None => Ok(None),
-        }
+            .map_err(|e| session_error_for(e, self.version))
     }
 
     /// Wait for the peer to finish (`Ok`) or reset (`Err`) the stream; any further bytes are a violation.
@@ -145,13 +117,13 @@ impl Reader {
 
     /// Ask the peer to stop sending.
     pub fn stop(&mut self, err: &Error) {
-        let _ = self.stream.stop(err.stream_code(self.version));
+        self.stream.stop(err.stream_code(self.version));
     }
 }
 
 /// Encodes messages onto a send stream. Dropping it without [`Writer::finish`] resets the stream (code 0).
 pub(crate) struct Writer {
-    stream: SendStream,
+    stream: Box<dyn SendStream>,
     buffer: Vec<u8>,
     /// Headers [`Writer::queue`]d to go out with the next payload chunk: one write (one lock of
     /// the connection, one wake-up of its driver) instead of one per header.
@@ -161,7 +133,7 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub fn new(stream: SendStream, version: Version) -> Self {
+    pub fn new(stream: Box<dyn SendStream>, version: Version) -> Self {
         Self {
             stream,
             buffer: Vec::new(),
@@ -186,7 +158,7 @@ impl Writer {
         self.stream
             .write_chunk(pending)
             .await
-            .map_err(|e| write_error(e, self.version))
+            .map_err(|e| session_error_for(e, self.version))
     }
 
     /// Encode and write one message (or stream header).
@@ -196,7 +168,7 @@ impl Writer {
         self.stream
             .write_all(&self.buffer)
             .await
-            .map_err(|e| write_error(e, self.version))
+            .map_err(|e| session_error_for(e, self.version))
     }
 
     /// Write several payload chunks without copying, after anything queued: one write (one lock
@@ -207,42 +179,42 @@ impl Writer {
         }
         let result = self
             .stream
-            .write_all_chunks(chunks)
+            .write_chunks(chunks)
             .await
-            .map_err(|e| write_error(e, self.version));
+            .map_err(|e| session_error_for(e, self.version));
         chunks.clear();
         result
     }
 
     /// Set the QUIC send priority (higher is sent first).
-    pub fn set_priority(&self, priority: i32) {
-        let _ = self.stream.set_priority(priority);
+    pub fn set_priority(&mut self, priority: i32) {
+        self.stream.set_priority(priority);
     }
 
     /// Finish the stream (FIN).
     pub fn finish(&mut self) {
         self.done = true;
-        let _ = self.stream.finish();
+        self.stream.finish();
     }
 
     /// Resolves once the peer has acknowledged everything written (after [`Writer::finish`]) or
     /// stopped the stream, or the session is gone.
-    pub async fn acknowledged(&self) {
-        let _ = self.stream.stopped().await;
+    pub async fn acknowledged(&mut self) {
+        self.stream.stopped().await;
     }
 
     /// Reset the stream with an error code (also after [`Writer::finish`], discarding what was
     /// not sent yet).
     pub fn reset(&mut self, err: &Error) {
         self.done = true;
-        let _ = self.stream.reset(err.stream_code(self.version));
+        self.stream.reset(err.stream_code(self.version));
     }
 }
 
 impl Drop for Writer {
     fn drop(&mut self) {
         if !self.done {
-            let _ = self.stream.reset(Error::Cancel.stream_code(self.version));
+            self.stream.reset(Error::Cancel.stream_code(self.version));
         }
     }
 }

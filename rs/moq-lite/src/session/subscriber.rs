@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
 use tokio::time::Instant;
 /// Shared by every part of a session (the connection handle is ~800 bytes: one copy, not one per part).
-type Transport = Arc<web_transport_quinn::Session>;
+type Transport = moq_io::Session;
 
 use super::setup::PeerSetup;
 use super::stream::{session_error, Reader, Writer};
