@@ -132,7 +132,7 @@ impl Connect {
         role: impl FnOnce(moq_lite::Client) -> moq_lite::Client,
     ) -> anyhow::Result<Session> {
         let connection = client
-            .connect(self.url.clone())
+            .connect_any(self.url.clone())
             .await
             .with_context(|| format!("cannot connect to {}", self.url))?;
         let session = role(moq_lite::Client::new().with_setup_path(connection.setup_path))

@@ -81,7 +81,7 @@ async fn open(
 ) -> anyhow::Result<moq_lite::Session> {
     tracing::info!(url = %cli.url, "connecting");
     let connection = native
-        .connect(cli.url.clone())
+        .connect_any(cli.url.clone())
         .await
         .with_context(|| format!("cannot connect to {}", cli.url))?;
     let client = moq_lite::Client::new().with_setup_path(connection.setup_path);

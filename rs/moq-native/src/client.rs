@@ -1,4 +1,5 @@
-//! The client: WebTransport (`https://`, `http://`) and raw QUIC (`moql://`, `moqt://`).
+//! The client: WebTransport (`https://`, `http://`), raw QUIC (`moql://`, `moqt://`), and QMux
+//! over WebSocket (`ws://`, `wss://`) or TCP (`moql+tcp://`) through [`QuicClient::connect_any`].
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -133,7 +134,90 @@ pub struct Connection {
     pub setup_path: Option<String>,
 }
 
+/// An established session over any transport ([`QuicClient::connect_any`]).
+#[derive(Debug)]
+pub struct AnyConnection {
+    /// The session's connection, for `moq_lite::Client::connect`.
+    pub session: moq_io::Session,
+    /// The negotiated moq protocol (ALPN, WT-Protocol, or the WebSocket subprotocol's moq
+    /// part); None = legacy/compat.
+    pub protocol: Option<String>,
+    /// The URL path + query that lite-05+ carries in the SETUP Path parameter on transports
+    /// without a URL (raw QUIC, plain TCP); None when it is just "/" or the URL carries it.
+    pub setup_path: Option<String>,
+}
+
+/// The SETUP path for a URL-less transport (spec §1.2): path and query, None for the root.
+fn setup_path(url: &Url) -> Option<String> {
+    match (url.path(), url.query()) {
+        ("" | "/", None) => None,
+        ("", Some(query)) => Some(format!("/?{query}")),
+        (path, None) => Some(path.to_string()),
+        (path, Some(query)) => Some(format!("{path}?{query}")),
+    }
+}
+
 impl QuicClient {
+    /// Connect to any URL a moq client takes: what [`QuicClient::connect`] dials, plus
+    /// `ws://` and `wss://` (QMux over a WebSocket to the relay's HTTP(S) listener, same path
+    /// and query as WebTransport) and `moql+tcp://host:port/path` (QMux over plain TCP, for
+    /// trusted networks). Bounded by the connect timeout like [`QuicClient::connect`].
+    pub async fn connect_any(&self, url: Url) -> Result<AnyConnection, Error> {
+        self.connect_any_bounded(url, None).await
+    }
+
+    /// Like [`QuicClient::connect_any`], dialing `addr` instead of resolving the URL's host
+    /// (see [`QuicClient::connect_to`]).
+    pub async fn connect_any_to(&self, url: Url, addr: SocketAddr) -> Result<AnyConnection, Error> {
+        self.connect_any_bounded(url, Some(addr)).await
+    }
+
+    async fn connect_any_bounded(
+        &self,
+        url: Url,
+        addr: Option<SocketAddr>,
+    ) -> Result<AnyConnection, Error> {
+        let timeout = self.connect_timeout.unwrap_or(Duration::from_secs(3600));
+        let (session, protocol, setup_path) = match url.scheme() {
+            "ws" | "wss" => {
+                let tls = Arc::new(self.verifier.client_config(&["http/1.1".to_string()])?);
+                let connect = crate::over_tcp::connect_websocket(&url, addr, tls, &self.protocols);
+                let (session, protocol) =
+                    tokio::time::timeout(timeout, connect).await.map_err(|_| {
+                        Error::Timeout {
+                            what: format!("connecting to {url}"),
+                            after: timeout,
+                        }
+                    })??;
+                (session, protocol, None)
+            }
+            "moql+tcp" => {
+                let connect = crate::over_tcp::connect_tcp(&url, addr, &self.protocols, timeout);
+                let (session, protocol) =
+                    tokio::time::timeout(timeout, connect).await.map_err(|_| {
+                        Error::Timeout {
+                            what: format!("connecting to {url}"),
+                            after: timeout,
+                        }
+                    })??;
+                (session, protocol, setup_path(&url))
+            }
+            _ => {
+                let connection = self.connect_bounded(url, addr).await?;
+                (
+                    connection.session.into(),
+                    connection.protocol,
+                    connection.setup_path,
+                )
+            }
+        };
+        Ok(AnyConnection {
+            session,
+            protocol,
+            setup_path,
+        })
+    }
+
     /// Bind the UDP socket and load the root certificates. Needs a Tokio runtime.
     ///
     /// Fails with [`Error::Certificate`] for an unreadable root file or an invalid pinned
@@ -265,12 +349,7 @@ impl QuicClient {
                 tracing::debug!(%url, ?protocol, "raw QUIC session");
 
                 // spec §1.2: lite-05+ clients carry path + query in SETUP's Path parameter.
-                let setup_path = match (url.path(), url.query()) {
-                    ("" | "/", None) => None,
-                    ("", Some(query)) => Some(format!("/?{query}")),
-                    (path, None) => Some(path.to_string()),
-                    (path, Some(query)) => Some(format!("{path}?{query}")),
-                };
+                let setup_path = setup_path(&url);
 
                 Ok(Connection {
                     session,
@@ -280,7 +359,7 @@ impl QuicClient {
             }
             scheme => Err(Error::Url {
                 url: url.to_string(),
-                reason: format!("unsupported scheme {scheme:?} (use https, http, moql or moqt)"),
+                reason: format!("unsupported scheme {scheme:?} (use https, http, moql or moqt; ws, wss and moql+tcp through connect_any)"),
             }),
         }
     }

@@ -78,17 +78,25 @@ mod fingerprint;
 pub mod fuzz;
 mod http;
 mod log;
+mod over_tcp;
 mod quic;
 mod reconnect;
 mod server;
 mod tls;
 
 pub use backoff::Backoff;
-pub use client::{Connection, QuicClient, QuicClientConfig, DEFAULT_CONNECT_TIMEOUT_MS};
+pub use client::{
+    AnyConnection, Connection, QuicClient, QuicClientConfig, DEFAULT_CONNECT_TIMEOUT_MS,
+};
 pub use error::{BoxError, Error};
 pub use fingerprint::{fetch_fingerprint, serve_fingerprint, FINGERPRINT_PATH};
 pub use http::{http_get, http_get_response, HttpError, HttpResponse};
 pub use log::Log;
+pub use over_tcp::{
+    accept_tcp, accept_websocket, client_subprotocols, moq_protocol, select_subprotocol,
+    server_subprotocols, websocket_config, Io, KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT,
+    LEGACY_SUBPROTOCOL, MAX_MESSAGE_SIZE, TCP_VERSION,
+};
 pub use quic::{
     Congestion, QuicConfig, CLIENT_IDLE_TIMEOUT_MS, CLIENT_KEEP_ALIVE_MS, DEFAULT_ACK_THRESHOLD,
     DEFAULT_MAX_MTU, DEFAULT_MAX_STREAMS_BIDI, DEFAULT_MAX_STREAMS_UNI, DEFAULT_SOCKET_BUFFER,
@@ -99,6 +107,7 @@ pub use server::{
 };
 pub use tls::ServerTlsConfig;
 
+pub use moq_io;
 pub use web_transport_quinn;
 
 /// Default moq protocols offered/accepted, most preferred first.

@@ -57,8 +57,11 @@ impl Peer {
     pub fn parse(url: &str, token: Option<&str>) -> anyhow::Result<Self> {
         let mut url = Url::parse(url).with_context(|| format!("invalid cluster URL {url:?}"))?;
         anyhow::ensure!(
-            matches!(url.scheme(), "https" | "http" | "moql"),
-            "cluster URL {url}: the scheme must be https, http or moql"
+            matches!(
+                url.scheme(),
+                "https" | "http" | "moql" | "ws" | "wss" | "moql+tcp"
+            ),
+            "cluster URL {url}: the scheme must be https, http, moql, ws, wss or moql+tcp"
         );
         let mut cost = None;
         let mut kept = Vec::new();
@@ -397,8 +400,8 @@ async fn dial_session(
     name: &str,
 ) -> anyhow::Result<Arc<moq_lite::Session>> {
     let connection = match dial {
-        Some(addr) => client.connect_to(peer.url.clone(), addr).await?,
-        None => client.connect(peer.url.clone()).await?,
+        Some(addr) => client.connect_any_to(peer.url.clone(), addr).await?,
+        None => client.connect_any(peer.url.clone()).await?,
     };
     let session = moq_lite::Client::new()
         .with_origin_id(relay.origin_id)

@@ -113,6 +113,12 @@ pub struct Server {
     )]
     pub workers: usize,
 
+    /// TCP address for moq over plain TCP (QMux, `moql+tcp://host:port/path?jwt=`; the moq
+    /// version is negotiated in-band and the path travels in SETUP, as on raw QUIC). No TLS:
+    /// for trusted networks (a sidecar, a LAN). [default: off]
+    #[arg(long = "tcp-listen", env = "MOQ_TCP_LISTEN", value_name = "ADDR")]
+    pub tcp_listen: Option<SocketAddr>,
+
     /// On shutdown (SIGINT/SIGTERM), how long sessions get to leave after GOAWAY.
     #[arg(
         long = "shutdown-timeout",
@@ -309,6 +315,19 @@ pub struct WebHttp {
         value_name = "ADDR"
     )]
     pub listen: Option<SocketAddr>,
+
+    /// Accept moq sessions over WebSocket (QMux; the fallback of browsers where UDP is blocked)
+    /// on this listener, at `/` and `/<path>` with the same `?jwt=` as WebTransport.
+    /// [default: true]
+    #[arg(
+        id = "web_ws",
+        long = "web-ws",
+        env = "MOQ_WEB_WS",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub ws: Option<bool>,
 }
 
 /// `[internal]`: the private listener.

@@ -108,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
         quic: addr,
         http: None,
         internal: None,
+        tcp: None,
     };
     if let Some(listen) = config.web.http.listen {
         let listener = tokio::net::TcpListener::bind(listen)
@@ -119,8 +120,36 @@ async fn main() -> anyhow::Result<()> {
         if let Some(root) = &config.web.root {
             tracing::info!(root = %root.display(), "serving static files");
         }
-        let router = web::router(relay.clone(), fingerprint.clone(), config.web.root.clone());
+        let websocket = config
+            .web
+            .http
+            .ws
+            .unwrap_or(true)
+            .then(|| web::WebSocket::new(relay.clone(), &server_protocols(&quic.protocols)));
+        if websocket.is_some() {
+            tracing::info!(%addr, "accepting WebSocket sessions (QMux) on the HTTP listener");
+        }
+        let router = web::router(
+            relay.clone(),
+            fingerprint.clone(),
+            config.web.root.clone(),
+            websocket,
+        )
+        .into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, router).await });
+    }
+    if let Some(listen) = quic.tcp_listen {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot bind --tcp-listen {listen}"))?;
+        let addr = listener.local_addr()?;
+        bound.tcp = Some(addr);
+        tracing::info!(%addr, "listening for moq over TCP (QMux)");
+        tokio::spawn(serve_tcp(
+            relay.clone(),
+            listener,
+            Arc::new(server_protocols(&quic.protocols)),
+        ));
     }
     if let Some(listen) = config.internal.listen {
         let listener = tokio::net::TcpListener::bind(listen)
@@ -221,6 +250,45 @@ struct Bound {
     /// The internal listener (`--internal-listen`: /metrics, /health), TCP.
     #[serde(skip_serializing_if = "Option::is_none")]
     internal: Option<SocketAddr>,
+    /// moq over plain TCP (`--tcp-listen`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tcp: Option<SocketAddr>,
+}
+
+/// The moq protocols the relay speaks (`--server-protocol`, or moq-native's defaults).
+fn server_protocols(configured: &[String]) -> Vec<String> {
+    match configured.is_empty() {
+        true => moq_native::DEFAULT_PROTOCOLS
+            .iter()
+            .map(|p| p.to_string())
+            .collect(),
+        false => configured.to_vec(),
+    }
+}
+
+/// Accept moq-over-TCP connections: each takes a `--max-sessions` slot (none left: the
+/// connection is closed at once) and runs on its own task.
+async fn serve_tcp(
+    relay: Arc<Relay>,
+    listener: tokio::net::TcpListener,
+    protocols: Arc<Vec<String>>,
+) {
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                // EMFILE and the like: wait instead of spinning.
+                tracing::warn!(%err, "TCP accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = relay.connections.clone().try_acquire_owned() else {
+            tracing::warn!(%remote, "refusing TCP connection: --max-sessions reached");
+            continue;
+        };
+        tokio::spawn(relay.clone().handle_tcp(stream, protocols.clone(), permit));
+    }
 }
 
 impl Bound {

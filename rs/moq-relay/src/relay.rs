@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use moq_lite::{Error, Handshake, Metric, OriginProducer, Path, Session, Stats, StreamWindow};
-use moq_native::{web_transport_quinn, Request, Transport};
-use tokio::sync::{watch, Semaphore};
+use moq_native::{Request, Transport};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::auth::{split_path_and_token, Auth, Scope};
@@ -351,6 +351,65 @@ impl Relay {
         }
     }
 
+    /// Serve a session over a WebSocket the HTTP listener upgraded: `scope` was authorised on the
+    /// upgrade request (its URL path and `?jwt=`), `permit` is the connection's `--max-sessions`
+    /// slot, held until the session ends.
+    pub async fn handle_websocket(
+        self: Arc<Self>,
+        transport: moq_io::Session,
+        scope: Scope,
+        remote: SocketAddr,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let _slot = permit;
+        let deadline = Instant::now() + self.handshake_timeout;
+        let Some(handshake) = Box::pin(self.setup(transport, deadline, remote)).await else {
+            return;
+        };
+        if let Err(err) = self.run(handshake, scope, remote, 0).await {
+            tracing::debug!(%remote, %err, "WebSocket session ended");
+        }
+    }
+
+    /// Serve a session over an accepted plain-TCP connection (`--tcp-listen`, QMux with the moq
+    /// version negotiated in-band). Like raw QUIC there is no URL: the path and token come in
+    /// the client's SETUP (lite-05+), older versions get the root.
+    pub async fn handle_tcp(
+        self: Arc<Self>,
+        stream: tokio::net::TcpStream,
+        protocols: Arc<Vec<String>>,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let _slot = permit;
+        let remote = stream
+            .peer_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let deadline = Instant::now() + self.handshake_timeout;
+        let transport =
+            match moq_native::accept_tcp(stream, &protocols, self.handshake_timeout).await {
+                Ok(transport) => transport,
+                Err(err) => {
+                    tracing::debug!(%remote, %err, "QMux over TCP handshake failed");
+                    return;
+                }
+            };
+        let Some(handshake) = Box::pin(self.setup(transport, deadline, remote)).await else {
+            return;
+        };
+        let (path, token) = split_path_and_token(handshake.setup_path().unwrap_or("/"));
+        let scope = match self.auth.verify(&path, token.as_deref()) {
+            Ok(scope) => scope,
+            Err(err) => {
+                tracing::warn!(%remote, %path, %err, "refusing TCP session: unauthorized");
+                handshake.reject(Error::Unauthorized);
+                return;
+            }
+        };
+        if let Err(err) = self.run(handshake, scope, remote, 0).await {
+            tracing::debug!(%remote, %err, "TCP session ended");
+        }
+    }
+
     /// Authorise a connection and run the moq-lite handshake by the connection's deadline;
     /// `None` if it was refused, failed or ran out of time.
     async fn accept(&self, request: Request) -> Option<(Handshake, Scope)> {
@@ -412,10 +471,11 @@ impl Relay {
     /// [`Error::Timeout`] (code 3) and the reason `handshake timeout: no SETUP`.
     async fn setup(
         &self,
-        transport: web_transport_quinn::Session,
+        transport: impl Into<moq_io::Session>,
         deadline: Instant,
         remote: std::net::SocketAddr,
     ) -> Option<Handshake> {
+        let transport = transport.into();
         let connection = transport.clone();
         match tokio::time::timeout_at(deadline, Handshake::accept(transport)).await {
             // A relay dialing the addresses of its own host name (a headless Service lists every
@@ -467,7 +527,8 @@ impl Relay {
         }
         let session = handshake.start(server)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(id, %remote, %version, root = %scope.root, publish = ?scope.publish, subscribe = ?scope.subscribe, worker, "session accepted");
+        let transport = session.transport_kind();
+        tracing::info!(id, %remote, %version, %transport, root = %scope.root, publish = ?scope.publish, subscribe = ?scope.subscribe, worker, "session accepted");
         let live = Arc::new(Live {
             session: Arc::new(session),
             root: scope.root.clone(),

@@ -28,10 +28,35 @@ struct Web {
     root: Option<Arc<PathBuf>>,
 }
 
+/// Where the public router accepts WebSocket sessions: the subprotocols, most preferred first
+/// (`moq_native::server_subprotocols`); `None` turns WebSocket sessions off.
+#[derive(Clone)]
+pub struct WebSocket {
+    relay: Arc<Relay>,
+    subprotocols: Arc<Vec<String>>,
+}
+
+impl WebSocket {
+    /// Accept WebSocket sessions for the moq `protocols` (ALPN names, most preferred first).
+    pub fn new(relay: Arc<Relay>, protocols: &[String]) -> Self {
+        Self {
+            relay,
+            subprotocols: Arc::new(moq_native::server_subprotocols(protocols)),
+        }
+    }
+}
+
 /// The public HTTP router. Every GET answers with `Access-Control-Allow-Origin: *`. With `root`,
-/// any other GET path is a static file below it (a web app such as the demo site).
-pub fn router(relay: Arc<Relay>, fingerprint: String, root: Option<PathBuf>) -> Router {
-    Router::new()
+/// any other GET path is a static file below it (a web app such as the demo site). With
+/// `websocket`, a WebSocket upgrade on any path starts a moq session (QMux over WebSocket,
+/// spec §1.5) scoped to that path.
+pub fn router(
+    relay: Arc<Relay>,
+    fingerprint: String,
+    root: Option<PathBuf>,
+    websocket: Option<WebSocket>,
+) -> Router {
+    let router = Router::new()
         .route("/certificate.sha256", get(certificate))
         .route("/health", get(health))
         .route("/announced", get(announced_root))
@@ -43,7 +68,110 @@ pub fn router(relay: Arc<Relay>, fingerprint: String, root: Option<PathBuf>) -> 
             relay,
             fingerprint,
             root: root.map(Arc::new),
-        })
+        });
+    match websocket {
+        Some(websocket) => router.layer(axum::middleware::from_fn_with_state(
+            websocket,
+            upgrade_websocket,
+        )),
+        None => router,
+    }
+}
+
+/// A plain-text HTTP error answer.
+fn refuse(status: StatusCode, text: impl Into<String>) -> Response {
+    (status, text.into()).into_response()
+}
+
+/// A WebSocket upgrade on any path becomes a moq session there; other requests go on to the
+/// routes. The upgrade is checked before it is answered: the subprotocol (400 when the client
+/// offers only ones we do not speak), the token for the path (401), a `--max-sessions` slot
+/// (503). Then the answer is 101 and the session runs on the upgraded connection.
+async fn upgrade_websocket(
+    State(ws): State<WebSocket>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = request.headers();
+    let upgrade = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !upgrade {
+        return next.run(request).await;
+    }
+    let remote = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v != "13")
+    {
+        return refuse(StatusCode::BAD_REQUEST, "WebSocket version 13 only");
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+        return refuse(StatusCode::BAD_REQUEST, "no Sec-WebSocket-Key");
+    };
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let offered = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let subprotocol = match moq_native::select_subprotocol(offered, &ws.subprotocols) {
+        Ok(chosen) => chosen,
+        Err(offered) => {
+            tracing::info!(%remote, ?offered, "refusing WebSocket session: no subprotocol we speak");
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "no supported subprotocol (we speak {})",
+                    ws.subprotocols.join(", ")
+                ),
+            );
+        }
+    };
+    let path = request.uri().path().to_string();
+    let token = request.uri().query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "jwt")
+            .map(|(_, v)| v.into_owned())
+    });
+    let scope = match ws.relay.auth.verify(&path, token.as_deref()) {
+        Ok(scope) => scope,
+        Err(err) => {
+            tracing::warn!(%remote, %path, %err, "refusing WebSocket session: 401");
+            return refuse(StatusCode::UNAUTHORIZED, err.to_string());
+        }
+    };
+    let Ok(permit) = ws.relay.connections.clone().try_acquire_owned() else {
+        tracing::warn!(%remote, "refusing WebSocket session: --max-sessions reached");
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "too many sessions");
+    };
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    let relay = ws.relay.clone();
+    let chosen = subprotocol.clone();
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let io = hyper_util::rt::TokioIo::new(upgraded);
+                let session = moq_native::accept_websocket(io, chosen.as_deref()).await;
+                relay.handle_websocket(session, scope, remote, permit).await;
+            }
+            Err(err) => tracing::debug!(%remote, %err, "WebSocket upgrade failed"),
+        }
+    });
+    let mut response = Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::UPGRADE, "websocket")
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept);
+    if let Some(subprotocol) = &subprotocol {
+        response = response.header(header::SEC_WEBSOCKET_PROTOCOL, subprotocol);
+    }
+    response
+        .body(Body::empty())
+        .unwrap_or_else(|_| refuse(StatusCode::INTERNAL_SERVER_ERROR, "bad response"))
 }
 
 /// The internal router: metrics and health.

@@ -31,7 +31,7 @@ pub(super) async fn start_publisher(
     preset: &Preset,
     shared: &Shared,
 ) -> anyhow::Result<Publisher> {
-    let connection = tokio::time::timeout(CONNECT_TIMEOUT, client.connect(url.clone()))
+    let connection = tokio::time::timeout(CONNECT_TIMEOUT, client.connect_any(url.clone()))
         .await
         .context("publisher connect timed out")?
         .with_context(|| format!("publisher cannot connect to {url}"))?;

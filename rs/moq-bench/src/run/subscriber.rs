@@ -33,7 +33,7 @@ impl Sub {
     pub(super) async fn run(mut self) -> anyhow::Result<()> {
         let permit = self.permits.clone().acquire_owned().await?;
         let begin = Instant::now();
-        let connection = tokio::time::timeout(CONNECT_TIMEOUT, self.client.connect(self.url))
+        let connection = tokio::time::timeout(CONNECT_TIMEOUT, self.client.connect_any(self.url))
             .await
             .context("connect timed out")??;
         let origin = OriginProducer::new();

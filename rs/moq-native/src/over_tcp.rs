@@ -1,0 +1,379 @@
+//! moq over TCP: QMux over WebSocket (`ws://`, `wss://`) and over plain TCP (`moql+tcp://`).
+//!
+//! Where UDP is blocked (offices, hotels, some carriers) neither QUIC nor WebTransport gets
+//! through; a WebSocket on the relay's HTTP(S) port does. QMux (draft-ietf-quic-qmux) carries
+//! QUIC's streams over that one ordered byte stream (the `qmux` crate does the framing, flow
+//! control and send scheduling); [`moq_io::QmuxSession`] makes it a session transport.
+//!
+//! The subprotocol replaces the ALPN (spec §1.5): `qmux-01.<moq protocol>` and
+//! `qmux-00.<moq protocol>` for each moq version, the bare `qmux-01` / `qmux-00` (no moq
+//! version: the session negotiates lite-01/02 in-band, §1.6) and the legacy `webtransport`
+//! framing, which is also what a client offering no subprotocol at all gets.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moq_io::{ByteCounters, Kind, QmuxSession};
+use qmux::Version as QmuxVersion;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite::{
+    self, client::IntoClientRequest, http, protocol::Role, protocol::WebSocketConfig,
+};
+use url::Url;
+
+use crate::{protocols_or_default, Error};
+
+/// The legacy WebSocket framing (web-transport-ws): no flow control, no moq version.
+pub const LEGACY_SUBPROTOCOL: &str = "webtransport";
+
+/// QMux drafts we speak on a WebSocket, most preferred first, with their subprotocol prefix.
+const WS_VERSIONS: [(QmuxVersion, &str); 2] = [
+    (QmuxVersion::QMux01, "qmux-01"),
+    (QmuxVersion::QMux00, "qmux-00"),
+];
+
+/// The moq protocol identifier with no prefixed WebSocket form: its version is negotiated
+/// in-band, which the bare `qmux-0N` subprotocols already mean.
+const LEGACY_ALPN: &str = "moql";
+
+/// Largest WebSocket message accepted. A QMux-01 record is at most our `max_record_size`
+/// (16 382 bytes), a QMux-00 message one frame of at most 16 384; the legacy framing has no
+/// limit of its own, so this bounds it (a browser's legacy client writes small frames).
+pub const MAX_MESSAGE_SIZE: usize = 1 << 20;
+
+/// WebSocket keep-alive (spec §1.5): a Ping every 5 s, and a peer silent for 30 s is gone.
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// See [`KEEP_ALIVE_INTERVAL`].
+pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The QMux draft spoken on plain TCP (`moql+tcp://`), where nothing negotiates it.
+pub const TCP_VERSION: QmuxVersion = QmuxVersion::QMux01;
+
+/// The subprotocols a server accepts, most preferred first: `qmux-01.<p>`, `qmux-00.<p>` for
+/// each moq protocol `p` (the legacy `moql` excepted), then `qmux-01`, `qmux-00` and
+/// `webtransport`.
+pub fn server_subprotocols(protocols: &[String]) -> Vec<String> {
+    let mut list = prefixed(protocols);
+    list.extend(WS_VERSIONS.iter().map(|(_, bare)| bare.to_string()));
+    list.push(LEGACY_SUBPROTOCOL.to_string());
+    list
+}
+
+/// What a client offers: the prefixed pairs, then the bare `qmux-01` and `qmux-00` when the
+/// legacy `moql` is among `protocols` (it means "negotiate in-band").
+pub fn client_subprotocols(protocols: &[String]) -> Vec<String> {
+    let mut list = prefixed(protocols);
+    if protocols.iter().any(|p| p == LEGACY_ALPN) {
+        list.extend(WS_VERSIONS.iter().map(|(_, bare)| bare.to_string()));
+    }
+    list
+}
+
+fn prefixed(protocols: &[String]) -> Vec<String> {
+    protocols
+        .iter()
+        .filter(|p| *p != LEGACY_ALPN)
+        .flat_map(|p| WS_VERSIONS.iter().map(move |(_, v)| format!("{v}.{p}")))
+        .collect()
+}
+
+/// The server's choice among the subprotocols a client offered (the values of its
+/// `Sec-WebSocket-Protocol` headers): the first of `supported` it offered. `Ok(None)` when it
+/// offered none (the legacy framing), `Err` when it offered only ones we do not speak (HTTP 400).
+pub fn select_subprotocol<'a>(
+    offered: impl IntoIterator<Item = &'a str>,
+    supported: &[String],
+) -> Result<Option<String>, Vec<String>> {
+    let offered: Vec<&str> = offered
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    if offered.is_empty() {
+        return Ok(None);
+    }
+    match supported.iter().find(|s| offered.contains(&s.as_str())) {
+        Some(chosen) => Ok(Some(chosen.clone())),
+        None => Err(offered.into_iter().map(str::to_string).collect()),
+    }
+}
+
+/// The moq protocol a negotiated subprotocol carries (`qmux-01.moq-lite-06` → `moq-lite-06`),
+/// `None` for the bare and legacy ones.
+pub fn moq_protocol(subprotocol: &str) -> Option<&str> {
+    WS_VERSIONS
+        .iter()
+        .find_map(|(_, v)| subprotocol.strip_prefix(v)?.strip_prefix('.'))
+        .filter(|p| !p.is_empty())
+}
+
+/// The WebSocket limits both sides use.
+pub fn websocket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE_SIZE))
+        .max_frame_size(Some(MAX_MESSAGE_SIZE))
+}
+
+/// QMux session settings: qmux's defaults (100 streams of each kind, 1 MB connection window,
+/// 256 KB per stream, 16 KB records, 30 s idle timeout), with the handshake bounded by `timeout`.
+fn session_config(version: QmuxVersion, timeout: Duration) -> qmux::Config {
+    let mut config = qmux::Config::new(version);
+    config.handshake_timeout = timeout;
+    config
+}
+
+fn keep_alive() -> qmux::ws::KeepAlive {
+    qmux::ws::KeepAlive::new(KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT)
+}
+
+/// A byte stream QMux can ride on.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+/// Run the server side of a QMux session over a WebSocket whose HTTP upgrade is done (`io` is
+/// the upgraded connection), speaking `subprotocol` as chosen by [`select_subprotocol`]
+/// (`None`: the legacy framing).
+pub async fn accept_websocket(io: impl Io, subprotocol: Option<&str>) -> moq_io::Session {
+    let counters = ByteCounters::default();
+    let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        counters.wrap(io),
+        Role::Server,
+        Some(websocket_config()),
+    )
+    .await;
+    let mut upgraded = qmux::ws::Upgraded::new(ws).with_keep_alive(keep_alive());
+    if let Some(subprotocol) = subprotocol {
+        upgraded = upgraded.with_alpn(subprotocol);
+    }
+    QmuxSession::new(upgraded.accept(), Kind::WebSocket, counters).into()
+}
+
+/// Run the server side of a QMux session over an accepted TCP connection, negotiating one of
+/// `protocols` in-band; fails if the client sends no transport parameters within `timeout`.
+pub async fn accept_tcp(
+    stream: tokio::net::TcpStream,
+    protocols: &[String],
+    timeout: Duration,
+) -> Result<moq_io::Session, Error> {
+    let peer = stream
+        .peer_addr()
+        .map_or_else(|_| "TCP peer".to_string(), |a| a.to_string());
+    let _ = stream.set_nodelay(true);
+    let counters = ByteCounters::default();
+    let mut config = session_config(TCP_VERSION, timeout);
+    config.protocol = qmux::Protocol::Negotiate(protocols_or_default(protocols));
+    let transport =
+        qmux::transport::Stream::new(counters.wrap(stream), TCP_VERSION, config.max_record_size);
+    let session = qmux::Session::accept(transport, config)
+        .await
+        .map_err(|err| Error::Connect {
+            peer,
+            source: err.into(),
+        })?;
+    Ok(QmuxSession::new(session, Kind::Tcp, counters).into())
+}
+
+/// Connect a QMux session over a WebSocket to a `ws://` or `wss://` URL (same path and query as
+/// the WebTransport URL), offering `protocols`; `tls` verifies `wss://` servers.
+///
+/// Returns the session and the moq protocol the server chose (`None`: in-band negotiation).
+pub(crate) async fn connect_websocket(
+    url: &Url,
+    addr: Option<std::net::SocketAddr>,
+    tls: Arc<rustls::ClientConfig>,
+    protocols: &[String],
+) -> Result<(moq_io::Session, Option<String>), Error> {
+    let secure = url.scheme() == "wss";
+    let host = url.host_str().ok_or_else(|| Error::Url {
+        url: url.to_string(),
+        reason: "no host".into(),
+    })?;
+    let port = url
+        .port_or_known_default()
+        .unwrap_or(if secure { 443 } else { 80 });
+    let tcp = tcp_connect(url, host, port, addr).await?;
+    let counters = ByteCounters::default();
+    let io = counters.wrap(tcp);
+    let io: Box<dyn Io> = match secure {
+        false => Box::new(io),
+        true => {
+            let name = rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']))
+                .map_err(|err| Error::Url {
+                    url: url.to_string(),
+                    reason: format!("not a TLS server name: {err}"),
+                })?
+                .to_owned();
+            let stream = tokio_rustls::TlsConnector::from(tls)
+                .connect(name, io)
+                .await
+                .map_err(|err| Error::Tls {
+                    peer: url.to_string(),
+                    source: err.into(),
+                })?;
+            Box::new(stream)
+        }
+    };
+
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|err| Error::Url {
+            url: url.to_string(),
+            reason: err.to_string(),
+        })?;
+    let offer = client_subprotocols(&protocols_or_default(protocols)).join(", ");
+    if !offer.is_empty() {
+        let value = http::HeaderValue::from_str(&offer).map_err(|err| Error::Url {
+            url: url.to_string(),
+            reason: format!("bad protocol list: {err}"),
+        })?;
+        request
+            .headers_mut()
+            .insert(http::header::SEC_WEBSOCKET_PROTOCOL, value);
+    }
+    let (ws, response) =
+        tokio_tungstenite::client_async_with_config(request, io, Some(websocket_config()))
+            .await
+            .map_err(|err| match err {
+                tungstenite::Error::Http(response) => Error::Refused {
+                    peer: url.to_string(),
+                    status: Some(response.status().as_u16()),
+                },
+                err => Error::Connect {
+                    peer: url.to_string(),
+                    source: err.into(),
+                },
+            })?;
+    let chosen = response
+        .headers()
+        .get(http::header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    tracing::debug!(%url, subprotocol = ?chosen, "WebSocket session");
+    let mut upgraded = qmux::ws::Upgraded::new(ws).with_keep_alive(keep_alive());
+    if let Some(chosen) = &chosen {
+        upgraded = upgraded.with_alpn(chosen);
+    }
+    let protocol = chosen.as_deref().and_then(moq_protocol).map(str::to_string);
+    let session = QmuxSession::new(upgraded.connect(), Kind::WebSocket, counters);
+    Ok((session.into(), protocol))
+}
+
+/// Connect a QMux session over plain TCP to a `moql+tcp://host:port/` URL, negotiating one of
+/// `protocols` in-band within `timeout`.
+pub(crate) async fn connect_tcp(
+    url: &Url,
+    addr: Option<std::net::SocketAddr>,
+    protocols: &[String],
+    timeout: Duration,
+) -> Result<(moq_io::Session, Option<String>), Error> {
+    let host = url.host_str().ok_or_else(|| Error::Url {
+        url: url.to_string(),
+        reason: "no host".into(),
+    })?;
+    let port = url.port().ok_or_else(|| Error::Url {
+        url: url.to_string(),
+        reason: "moql+tcp:// needs a port".into(),
+    })?;
+    let tcp = tcp_connect(url, host, port, addr).await?;
+    let counters = ByteCounters::default();
+    let mut config = session_config(TCP_VERSION, timeout);
+    config.protocol = qmux::Protocol::Negotiate(protocols_or_default(protocols));
+    let transport =
+        qmux::transport::Stream::new(counters.wrap(tcp), TCP_VERSION, config.max_record_size);
+    let session = qmux::Session::connect(transport, config)
+        .await
+        .map_err(|err| Error::Connect {
+            peer: url.to_string(),
+            source: err.into(),
+        })?;
+    let session = QmuxSession::new(session, Kind::Tcp, counters);
+    let protocol = moq_io::Connection::protocol(&session).filter(|p| p != LEGACY_ALPN);
+    tracing::debug!(%url, ?protocol, "QMux over TCP session");
+    Ok((session.into(), protocol))
+}
+
+async fn tcp_connect(
+    url: &Url,
+    host: &str,
+    port: u16,
+    addr: Option<std::net::SocketAddr>,
+) -> Result<tokio::net::TcpStream, Error> {
+    let connected = match addr {
+        Some(addr) => tokio::net::TcpStream::connect(addr).await,
+        None => tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port)).await,
+    };
+    let stream = connected.map_err(|err| Error::Connect {
+        peer: url.to_string(),
+        source: err.into(),
+    })?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_server_list_is_prefixed_pairs_then_bare_then_legacy() {
+        let ours = list(&["moq-lite-06", "moq-lite-05", "moql"]);
+        assert_eq!(
+            server_subprotocols(&ours),
+            list(&[
+                "qmux-01.moq-lite-06",
+                "qmux-00.moq-lite-06",
+                "qmux-01.moq-lite-05",
+                "qmux-00.moq-lite-05",
+                "qmux-01",
+                "qmux-00",
+                "webtransport"
+            ])
+        );
+        assert_eq!(
+            client_subprotocols(&ours),
+            list(&[
+                "qmux-01.moq-lite-06",
+                "qmux-00.moq-lite-06",
+                "qmux-01.moq-lite-05",
+                "qmux-00.moq-lite-05",
+                "qmux-01",
+                "qmux-00"
+            ])
+        );
+    }
+
+    #[test]
+    fn the_server_picks_its_first_preference_the_client_offered() {
+        let supported = server_subprotocols(&list(&["moq-lite-06", "moq-lite-05"]));
+        let pick = |offered: &[&str]| select_subprotocol(offered.iter().copied(), &supported);
+        assert_eq!(
+            pick(&["qmux-00.moq-lite-05, qmux-01.moq-lite-05"]),
+            Ok(Some("qmux-01.moq-lite-05".into()))
+        );
+        assert_eq!(
+            pick(&["qmux-01.moq-lite-05", "qmux-01.moq-lite-06"]),
+            Ok(Some("qmux-01.moq-lite-06".into()))
+        );
+        assert_eq!(pick(&["webtransport"]), Ok(Some("webtransport".into())));
+        assert_eq!(pick(&[]), Ok(None));
+        assert_eq!(
+            pick(&["chat", "qmux-09.x"]),
+            Err(list(&["chat", "qmux-09.x"]))
+        );
+    }
+
+    #[test]
+    fn the_moq_protocol_is_the_part_after_the_qmux_prefix() {
+        assert_eq!(moq_protocol("qmux-01.moq-lite-06"), Some("moq-lite-06"));
+        assert_eq!(moq_protocol("qmux-00.moq-lite-05"), Some("moq-lite-05"));
+        assert_eq!(moq_protocol("qmux-01"), None);
+        assert_eq!(moq_protocol("webtransport"), None);
+        assert_eq!(moq_protocol("qmux-01."), None);
+    }
+}
