@@ -21,7 +21,7 @@ fn publish(relay: &Relay, name: &str) -> BroadcastProducer {
     broadcast
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn late_join_starts_at_latest_group_from_its_first_frame() {
     let relay = relay(&[]);
     let broadcast = publish(&relay, "live");
@@ -30,7 +30,7 @@ async fn late_join_starts_at_latest_group_from_its_first_frame() {
         write_group(&track, 3, 100);
     }
 
-    let (_session, remote) = relay.watch(Via::WebTransport, "live").await;
+    let (_session, remote) = relay.watch(Via::Memory, "live").await;
     let mut consumer = remote.subscribe_track(&Track::new("video"));
     consumer.set_max_latency(Duration::from_secs(10));
 
@@ -54,7 +54,7 @@ async fn late_join_starts_at_latest_group_from_its_first_frame() {
 
 /// Group streams race: a group that reaches a publisher (a relay's upstream side) after a newer
 /// one was already served is still forwarded, and reaches a subscriber that asks for late groups.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_group_that_loses_the_race_upstream_is_still_delivered() {
     let relay = relay(&[]);
     let broadcast = publish(&relay, "chat");
@@ -68,7 +68,7 @@ async fn a_group_that_loses_the_race_upstream_is_still_delivered() {
     };
     message(0);
 
-    let (_session, remote) = relay.watch(Via::Quic, "chat").await;
+    let (_session, remote) = relay.watch(Via::Memory, "chat").await;
     let mut consumer = remote.subscribe_track(&Track::new("messages"));
     consumer.set_max_latency(Duration::from_secs(10));
     consumer.set_late_groups(true);
@@ -249,18 +249,18 @@ async fn higher_priority_track_arrives_first_under_a_bandwidth_limit() {
 
 /// A relay forwards a frame's bytes as they arrive: the subscriber two hops away reads the first
 /// half of a frame whose second half has not been written yet.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn frames_are_forwarded_before_they_are_complete() {
     let relay = relay(&[]);
     let (pub_origin, _broadcast, track) = broadcast("live", "t");
     let _publisher = relay
         .connect(
-            Via::WebTransport,
+            Via::Memory,
             &[],
             Client::new().publish(pub_origin.consume()),
         )
         .await;
-    let (_subscriber, remote) = relay.watch(Via::Quic, "live").await;
+    let (_subscriber, remote) = relay.watch(Via::Memory, "live").await;
     let mut consumer = remote.subscribe_track(&Track::new("t"));
 
     // Keep a group open with a frame half written, until the subscriber has its first half.
@@ -309,7 +309,7 @@ async fn frames_are_forwarded_before_they_are_complete() {
 
 /// A subscriber that stops reading, then cancels its subscription: the group the relay was still
 /// writing (held back by QUIC flow control) is reset and no longer counted or held.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_cancelled_subscription_leaves_nothing_queued() {
     use moq_lite::coding::{BiStreamType, SubscribeResponse};
 
@@ -363,18 +363,18 @@ async fn a_cancelled_subscription_leaves_nothing_queued() {
 
 /// A frame whose bytes have all arrived is relayed as one chunk, not one per QUIC packet: the relay
 /// joins what has arrived once, so its subscribers' streams carry one buffer per frame.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_arrived_frame_is_relayed_as_one_chunk() {
     let relay = relay(&[]);
     let (pub_origin, _broadcast, track) = broadcast("live", "t");
     let _publisher = relay
         .connect(
-            Via::WebTransport,
+            Via::Memory,
             &[],
             Client::new().publish(pub_origin.consume()),
         )
         .await;
-    let (_subscriber, remote) = relay.watch(Via::Quic, "live").await;
+    let (_subscriber, remote) = relay.watch(Via::Memory, "live").await;
     let mut consumer = remote.subscribe_track(&Track::new("t"));
 
     // 10 KB written as ten 1 KB chunks: at least 8 QUIC packets on every hop.
@@ -421,7 +421,7 @@ async fn an_arrived_frame_is_relayed_as_one_chunk() {
 
 /// Groups published in a burst open their streams in sequence order, so a subscriber that drops a
 /// group arriving after a newer one (the default) still gets every group of the burst.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_burst_of_groups_arrives_in_order() {
     let relay = relay(&[]);
     let broadcast = publish(&relay, "live");
@@ -434,7 +434,7 @@ async fn a_burst_of_groups_arrives_in_order() {
     );
     write_group(&track, 1, 10);
 
-    let (_session, remote) = relay.watch(Via::WebTransport, "live").await;
+    let (_session, remote) = relay.watch(Via::Memory, "live").await;
     let mut consumer = remote.subscribe_track(&Track::new("video"));
     consumer.set_max_latency(Duration::from_secs(30));
     let first = tokio::time::timeout(TIMEOUT, consumer.next_group())

@@ -1,4 +1,5 @@
-//! Publish → relay → subscribe over real QUIC on loopback, for every version and both transports.
+//! Publish → relay → subscribe for every version: over real QUIC on loopback, both transports,
+//! and over the in-memory pair on paused time.
 
 mod common;
 
@@ -124,4 +125,29 @@ async fn quic_lite03() {
 #[tokio::test]
 async fn quic_lite02_compat_setup() {
     publish_subscribe(Via::Quic, "moql", Version::Lite02).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_lite06() {
+    publish_subscribe(Via::Memory, "moq-lite-06", Version::Lite06).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_lite05() {
+    publish_subscribe(Via::Memory, "moq-lite-05", Version::Lite05).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_lite04() {
+    publish_subscribe(Via::Memory, "moq-lite-04", Version::Lite04).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_lite03() {
+    publish_subscribe(Via::Memory, "moq-lite-03", Version::Lite03).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_lite02_compat_setup() {
+    publish_subscribe(Via::Memory, "moql", Version::Lite02).await;
 }

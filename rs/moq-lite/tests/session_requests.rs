@@ -6,7 +6,8 @@ use bytes::Bytes;
 use common::*;
 use moq_lite::{BroadcastProducer, Client, Error, Track, TrackInfo};
 
-#[tokio::test]
+// In memory on paused time: what is tested is the session's requests, not a transport.
+#[tokio::test(start_paused = true)]
 async fn fetch_probe_and_goaway_from_a_client() {
     let relay = relay(&[]);
     let broadcast = BroadcastProducer::new();
@@ -21,7 +22,7 @@ async fn fetch_probe_and_goaway_from_a_client() {
             .unwrap();
     }
 
-    let session = relay.connect(Via::WebTransport, &[], Client::new()).await;
+    let session = relay.connect(Via::Memory, &[], Client::new()).await;
 
     // FETCH one cached group, with its timestamp.
     let mut group = session.fetch(&path("live"), "t", 0, 1).await.unwrap();
@@ -58,10 +59,10 @@ async fn fetch_probe_and_goaway_from_a_client() {
         .unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn requests_not_in_the_version_are_refused_locally() {
     let relay = relay(&[]);
-    let session = relay.connect(Via::Quic, &["moql"], Client::new()).await;
+    let session = relay.connect(Via::Memory, &["moql"], Client::new()).await;
     assert_eq!(session.version(), moq_lite::Version::Lite02);
     assert!(matches!(
         session.fetch(&path("x"), "t", 0, 0).await,

@@ -24,10 +24,15 @@ pub enum Via {
     WebTransport,
     /// Raw QUIC (`moql://`), the protocol offered as the TLS ALPN.
     Quic,
+    /// The in-memory pair (`moq_io::memory`), the first protocol offered as the negotiated one:
+    /// no sockets and no clocks of its own, so a test may run on paused time.
+    Memory,
 }
 
 /// A server whose sessions all share one origin; dropped → stopped.
 pub struct Relay {
+    /// Accepts the server side of [`Via::Memory`] connections.
+    memory: tokio::sync::mpsc::UnboundedSender<moq_io::memory::MemoryConnection>,
     pub origin: OriginProducer,
     /// Totals over every session the relay accepted.
     pub stats: std::sync::Arc<moq_lite::Stats>,
@@ -82,10 +87,19 @@ pub fn relay_with(
     let relay_stats = stats.clone();
     let sessions = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Session>::new()));
     let accepted = sessions.clone();
+    let (memory, mut memory_rx) =
+        tokio::sync::mpsc::unbounded_channel::<moq_io::memory::MemoryConnection>();
     let task = tokio::spawn(async move {
-        while let Some(request) = server.accept().await {
-            let Ok(transport) = request.ok().await else {
-                continue;
+        loop {
+            let transport: moq_io::Session = tokio::select! {
+                request = server.accept() => {
+                    let Some(request) = request else { break };
+                    match request.ok().await {
+                        Ok(transport) => transport.into(),
+                        Err(_) => continue,
+                    }
+                }
+                Some(memory) = memory_rx.recv() => memory.into(),
             };
             let mut server = Server::new()
                 .publish(shared.consume())
@@ -95,13 +109,18 @@ pub fn relay_with(
             if let Some(window) = streams {
                 server = server.with_stream_window(window);
             }
-            match server.accept(transport).await {
-                Ok(session) => accepted.lock().unwrap().push(session),
-                Err(err) => tracing::warn!(%err, "test relay: session failed"),
-            }
+            // On its own task: a memory client's handshake waits on this accept.
+            let accepted = accepted.clone();
+            tokio::spawn(async move {
+                match server.accept(transport).await {
+                    Ok(session) => accepted.lock().unwrap().push(session),
+                    Err(err) => tracing::warn!(%err, "test relay: session failed"),
+                }
+            });
         }
     });
     Relay {
+        memory,
         origin,
         stats,
         fingerprint,
@@ -127,6 +146,17 @@ impl Relay {
         let url = match via {
             Via::WebTransport => format!("https://localhost:{}/", self.port),
             Via::Quic => format!("moql://localhost:{}/", self.port),
+            Via::Memory => {
+                // The legacy `moql` means no negotiated protocol: the compat SETUP (lite-02).
+                let protocol = match protocols.first() {
+                    Some(&"moql") => None,
+                    Some(p) => Some(*p),
+                    None => Some("moq-lite-06"),
+                };
+                let (ours, theirs) = moq_io::memory::pair(protocol);
+                self.memory.send(theirs).unwrap();
+                return client.connect(ours).await.unwrap();
+            }
         };
         self.connect_url(&url, protocols, client).await
     }
