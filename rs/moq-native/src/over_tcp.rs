@@ -10,8 +10,12 @@
 //! version: the session negotiates lite-01/02 in-band, §1.6) and the legacy `webtransport`
 //! framing, which is also what a client offering no subprotocol at all gets.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use futures::{Sink, Stream};
 
 use moq_io::{ByteCounters, Kind, QmuxSession};
 use qmux::Version as QmuxVersion;
@@ -142,7 +146,7 @@ pub async fn accept_websocket(io: impl Io, subprotocol: Option<&str>) -> moq_io:
         Some(websocket_config()),
     )
     .await;
-    let mut upgraded = qmux::ws::Upgraded::new(ws).with_keep_alive(keep_alive());
+    let mut upgraded = qmux::ws::Upgraded::new(BinaryOnly::new(ws)).with_keep_alive(keep_alive());
     if let Some(subprotocol) = subprotocol {
         upgraded = upgraded.with_alpn(subprotocol);
     }
@@ -251,13 +255,89 @@ pub(crate) async fn connect_websocket(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     tracing::debug!(%url, subprotocol = ?chosen, "WebSocket session");
-    let mut upgraded = qmux::ws::Upgraded::new(ws).with_keep_alive(keep_alive());
+    let mut upgraded = qmux::ws::Upgraded::new(BinaryOnly::new(ws)).with_keep_alive(keep_alive());
     if let Some(chosen) = &chosen {
         upgraded = upgraded.with_alpn(chosen);
     }
     let protocol = chosen.as_deref().and_then(moq_protocol).map(str::to_string);
     let session = QmuxSession::new(upgraded.connect(), Kind::WebSocket, counters);
     Ok((session.into(), protocol))
+}
+
+/// A WebSocket that refuses text messages: QMux speaks only binary ones, and a text message
+/// is a connection error (spec §14). The peer gets a Close frame with 1003 (unsupported data)
+/// and the session ends; qmux itself would skip the message.
+struct BinaryOnly<S> {
+    ws: S,
+    refused: bool,
+}
+
+impl<S> BinaryOnly<S> {
+    fn new(ws: S) -> Self {
+        Self { ws, refused: false }
+    }
+}
+
+impl<S> Stream for BinaryOnly<S>
+where
+    S: Stream<Item = Result<tungstenite::Message, tungstenite::Error>>
+        + Sink<tungstenite::Message, Error = tungstenite::Error>
+        + Unpin,
+{
+    type Item = Result<tungstenite::Message, tungstenite::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.refused {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut self.ws).poll_next(cx) {
+            Poll::Ready(Some(Ok(tungstenite::Message::Text(_)))) => {
+                self.refused = true;
+                tracing::debug!("text message on a QMux WebSocket: closing with 1003");
+                let close = tungstenite::protocol::CloseFrame {
+                    code: tungstenite::protocol::frame::coding::CloseCode::Unsupported,
+                    reason: "QMux takes binary messages only".into(),
+                };
+                // Best effort: the Close goes out if the socket takes it now.
+                let ws = &mut self.ws;
+                if let Poll::Ready(Ok(())) = Pin::new(&mut *ws).poll_ready(cx) {
+                    if Pin::new(&mut *ws)
+                        .start_send(tungstenite::Message::Close(Some(close)))
+                        .is_ok()
+                    {
+                        let _ = Pin::new(&mut *ws).poll_flush(cx);
+                    }
+                }
+                Poll::Ready(Some(Err(tungstenite::Error::Protocol(
+                    tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                ))))
+            }
+            other => other,
+        }
+    }
+}
+
+impl<S> Sink<tungstenite::Message> for BinaryOnly<S>
+where
+    S: Sink<tungstenite::Message, Error = tungstenite::Error> + Unpin,
+{
+    type Error = tungstenite::Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Pin::new(&mut self.ws).poll_ready(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, item: tungstenite::Message) -> Result<(), Self::Error> {
+        Pin::new(&mut self.ws).start_send(item)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Pin::new(&mut self.ws).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Pin::new(&mut self.ws).poll_close(cx)
+    }
 }
 
 /// Connect a QMux session over plain TCP to a `moql+tcp://host:port/` URL, negotiating one of

@@ -92,6 +92,39 @@ impl Collector for RelayCollector {
             }
         }
         let mut family = encoder.encode_descriptor(
+            "moq_relay_transport_sessions",
+            "live sessions by what carries them: quic (raw QUIC), webtransport, websocket \
+             (QMux on the HTTP listener), tcp (QMux on --tcp-listen)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for kind in moq_io::Kind::ALL {
+            if kind == moq_io::Kind::Memory {
+                continue;
+            }
+            let count = live
+                .iter()
+                .filter(|(_, s)| s.session.transport_kind() == kind)
+                .count();
+            let labels = [("transport", kind.as_str())];
+            ConstGauge::new(saturate(count as u64)).encode(family.encode_family(&labels)?)?;
+        }
+        drop(family);
+        let mut family = encoder.encode_descriptor(
+            "moq_relay_transport_sessions_accepted",
+            "sessions accepted since start, by transport (see moq_relay_transport_sessions)",
+            None,
+            MetricType::Counter,
+        )?;
+        for kind in moq_io::Kind::ALL {
+            if kind == moq_io::Kind::Memory {
+                continue;
+            }
+            let labels = [("transport", kind.as_str())];
+            ConstCounter::new(relay.accepted(kind)).encode(family.encode_family(&labels)?)?;
+        }
+        drop(family);
+        let mut family = encoder.encode_descriptor(
             "moq_relay_worker_sessions",
             "live sessions on each server worker (--server-workers)",
             None,

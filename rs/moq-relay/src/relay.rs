@@ -123,6 +123,8 @@ pub struct Relay {
     /// Live sessions by ID.
     pub sessions: Mutex<HashMap<u64, Arc<Live>>>,
     next_id: AtomicU64,
+    /// Sessions accepted since start, by transport (indexed like [`moq_io::Kind::ALL`]).
+    accepted: [AtomicU64; 5],
     /// Flips to true when shutting down.
     pub shutdown: watch::Sender<bool>,
     /// Peer stream allowances that start small and grow with use (`--quic-initial-streams`).
@@ -267,6 +269,7 @@ impl Relay {
             workers: 1,
             sessions: Mutex::default(),
             next_id: AtomicU64::new(0),
+            accepted: Default::default(),
             shutdown: watch::channel(false).0,
             streams: None,
             closed_quic: Mutex::default(),
@@ -528,6 +531,9 @@ impl Relay {
         let session = handshake.start(server)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let transport = session.transport_kind();
+        if let Some(i) = moq_io::Kind::ALL.iter().position(|k| *k == transport) {
+            self.accepted[i].fetch_add(1, Ordering::Relaxed);
+        }
         tracing::info!(id, %remote, %version, %transport, root = %scope.root, publish = ?scope.publish, subscribe = ?scope.subscribe, worker, "session accepted");
         let live = Arc::new(Live {
             session: Arc::new(session),
@@ -642,6 +648,14 @@ impl Relay {
             totals.add_session(&live.session);
         }
         totals
+    }
+
+    /// Sessions accepted since start over `kind` (cluster links this relay dialed excluded).
+    pub fn accepted(&self, kind: moq_io::Kind) -> u64 {
+        moq_io::Kind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .map_or(0, |i| self.accepted[i].load(Ordering::Relaxed))
     }
 
     /// Live sessions (for metrics).

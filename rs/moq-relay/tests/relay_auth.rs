@@ -262,7 +262,7 @@ async fn subscribing_outside_get_is_not_found() {
         })
         .await;
 
-    for via in Via::BOTH {
+    for via in Via::ALL {
         let (_session, seen) = relay.subscriber(via, &format!("/demo?jwt={viewer}")).await;
         assert_eq!(
             read_first(&seen, "alice/cam").await,

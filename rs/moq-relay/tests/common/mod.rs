@@ -63,6 +63,8 @@ pub struct Relay {
     pub spare: u16,
     /// Internal listener (`/metrics`, `/health`).
     pub internal: u16,
+    /// moq over plain TCP (`--tcp-listen`; 0 when the relay was started with its own flags).
+    pub tcp: u16,
     /// SHA-256 of the relay's certificate, from `/certificate.sha256`.
     pub fingerprint: String,
     log: PathBuf,
@@ -173,6 +175,7 @@ impl Relay {
                 cmd.args(["--listen", "127.0.0.1:0", "--tls-generate", "localhost"])
                     .args(["--web-http-listen", "127.0.0.1:0"])
                     .args(["--internal-listen", "127.0.0.1:0"])
+                    .args(["--tcp-listen", "127.0.0.1:0"])
                     .arg("--port-file")
                     .arg(&port_file);
             }
@@ -188,6 +191,7 @@ impl Relay {
                 host: std::net::IpAddr::from([127, 0, 0, 1]),
                 web,
                 internal,
+                tcp: 0,
                 spare,
                 fingerprint: String::new(),
                 log,
@@ -202,6 +206,7 @@ impl Relay {
                 relay.port = ports.addr("quic").port();
                 relay.web = ports.addr("http").port();
                 relay.internal = ports.addr("internal").port();
+                relay.tcp = ports.addr("tcp").port();
             }
             match relay.wait_healthy().await {
                 Ok(()) => {
@@ -352,14 +357,17 @@ impl Relay {
         }
     }
 
-    /// A URL on the relay: `https://127.0.0.1:P{path}` for WebTransport, `moql://…` for raw QUIC.
+    /// A URL on the relay: `https://127.0.0.1:P{path}` for WebTransport, `moql://…` for raw QUIC,
+    /// `ws://…` on the HTTP listener for WebSocket, `moql+tcp://…` for `--tcp-listen`.
     /// (An IP literal: `localhost` would race `[::1]`, where nothing listens.)
     pub fn url(&self, via: Via, path_and_query: &str) -> url::Url {
-        let scheme = match via {
-            Via::WebTransport => "https",
-            Via::Quic => "moql",
+        let (scheme, port) = match via {
+            Via::WebTransport => ("https", self.port),
+            Via::Quic => ("moql", self.port),
+            Via::WebSocket => ("ws", self.web),
+            Via::Tcp => ("moql+tcp", self.tcp),
         };
-        let addr = std::net::SocketAddr::new(self.host, self.port);
+        let addr = std::net::SocketAddr::new(self.host, port);
         format!("{scheme}://{addr}{path_and_query}")
             .parse()
             .unwrap()
@@ -406,7 +414,7 @@ impl Relay {
         client: Client,
     ) -> anyhow::Result<Session> {
         let url = self.url(via, path_and_query);
-        let connection = tokio::time::timeout(TIMEOUT, native.connect(url)).await??;
+        let connection = tokio::time::timeout(TIMEOUT, native.connect_any(url)).await??;
         let session = tokio::time::timeout(
             TIMEOUT,
             client
@@ -484,10 +492,16 @@ pub enum Via {
     WebTransport,
     /// Raw QUIC (`moql://`), the path in the lite-05 SETUP.
     Quic,
+    /// QMux over a WebSocket on the HTTP listener (`ws://`), the path in the URL.
+    WebSocket,
+    /// QMux over plain TCP (`moql+tcp://`, `--tcp-listen`), the path in the SETUP.
+    Tcp,
 }
 
 impl Via {
     pub const BOTH: [Via; 2] = [Via::WebTransport, Via::Quic];
+    /// Every transport a client can reach the relay over.
+    pub const ALL: [Via; 4] = [Via::WebTransport, Via::Quic, Via::WebSocket, Via::Tcp];
 }
 
 /// A minimal HTTP/1.1 GET to 127.0.0.1:`port` (the relay's listeners speak plain HTTP/1.1).
@@ -835,11 +849,12 @@ impl Freezer {
         self.frozen.store(false, Ordering::Relaxed);
     }
 
-    /// A URL through the proxy.
+    /// A URL through the proxy (a UDP proxy: QUIC transports only).
     pub fn url(&self, via: Via, path_and_query: &str) -> url::Url {
         let scheme = match via {
             Via::WebTransport => "https",
             Via::Quic => "moql",
+            Via::WebSocket | Via::Tcp => panic!("the freezer proxies UDP only"),
         };
         format!("{scheme}://127.0.0.1:{}{path_and_query}", self.port)
             .parse()
