@@ -31,16 +31,25 @@ fn error(err: qmux::Error) -> Error {
 /// Bits of a quinn send order that hold a group's position (see moq-lite's `priority` module).
 const POSITION_BITS: u32 = 23;
 /// Recency slots per priority class.
-const SLOTS: i64 = 31;
+const SLOTS: i64 = 8;
+
+/// The priority class (0–30) of a subscriber priority: 0–15 each their own class (the media
+/// priorities catalogs use are small: audio 2, video 1), 16–255 in steps of 16.
+fn class(priority: i64) -> i64 {
+    match priority {
+        ..=15 => priority,
+        _ => 16 + (priority - 16) / 16,
+    }
+}
 
 /// The qmux band (0–255, higher first) for a quinn send order.
 ///
 /// Control streams (order ≥ 0) get 255, above all data. A group stream's order is
-/// `(subscriber priority − 256) · 2^23 + position`; its band is
-/// `(subscriber priority / 32) · 31 + position mod 31`: eight priority classes, each above the
-/// one below, and within a class the newer group (higher position) first. The recency order
-/// wraps every 31 groups: only when groups 31 apart are in flight together does the older one
-/// go first, and the publisher drops groups that old long before that.
+/// `(subscriber priority − 256) · 2^23 + position`; its band is `class · 8 + position mod 8`
+/// ([`class`]: 31 classes, each above the one below), so within a class the newer group
+/// (higher position) goes first. The recency order wraps every 8 groups: only groups 8 apart
+/// in flight together go out oldest first, and the publisher drops video groups that old long
+/// before; for one-frame audio groups the inversion is 8 frames wide at most.
 pub fn band(order: i32) -> u8 {
     if order >= 0 {
         return u8::MAX;
@@ -48,7 +57,7 @@ pub fn band(order: i32) -> u8 {
     let order = i64::from(order);
     let priority = (order >> POSITION_BITS) + 256; // 0..=255
     let position = order & ((1 << POSITION_BITS) - 1);
-    let band = (priority / 32) * SLOTS + position % SLOTS; // 0..=247
+    let band = class(priority) * SLOTS + position % SLOTS; // 0..=247
     band.clamp(0, 254) as u8
 }
 
@@ -302,16 +311,21 @@ mod tests {
 
     #[test]
     fn newer_groups_first_within_a_subscription() {
-        for position in 0..30 {
+        for position in 0..7 {
             assert!(band(order(128, position + 1)) > band(order(128, position)));
+            assert!(band(order(1, position + 1)) > band(order(1, position)));
         }
     }
 
     #[test]
     fn a_higher_priority_class_beats_any_group_of_a_lower_one() {
         for position in 0..200 {
+            // Small priorities are told apart one by one (a catalog's audio 2 over video 1).
+            assert!(band(order(2, 0)) > band(order(1, position)));
+            assert!(band(order(1, 0)) > band(order(0, position)));
+            assert!(band(order(100, 0)) > band(order(2, position)));
             assert!(band(order(200, 0)) > band(order(100, position)));
-            assert!(band(order(32, 0)) > band(order(31, position)));
         }
+        assert_eq!(band(order(255, 7)), 30 * 8 + 7);
     }
 }

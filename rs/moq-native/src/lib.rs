@@ -94,8 +94,8 @@ pub use http::{http_get, http_get_response, HttpError, HttpResponse};
 pub use log::Log;
 pub use over_tcp::{
     accept_tcp, accept_websocket, client_subprotocols, moq_protocol, select_subprotocol,
-    server_subprotocols, websocket_config, Io, KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT,
-    LEGACY_SUBPROTOCOL, MAX_MESSAGE_SIZE, TCP_VERSION,
+    server_subprotocols, tune_tcp, websocket_config, Io, KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT,
+    LEGACY_SUBPROTOCOL, MAX_MESSAGE_SIZE, TCP_NOTSENT_LOWAT, TCP_VERSION,
 };
 pub use quic::{
     Congestion, QuicConfig, CLIENT_IDLE_TIMEOUT_MS, CLIENT_KEEP_ALIVE_MS, DEFAULT_ACK_THRESHOLD,

@@ -136,6 +136,9 @@ async fn main() -> anyhow::Result<()> {
             websocket,
         )
         .into_make_service_with_connect_info::<SocketAddr>();
+        // A WebSocket session's unsent bytes wait in its QMux queue, not the kernel's buffer.
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|tcp: &mut tokio::net::TcpStream| moq_native::tune_tcp(tcp));
         tokio::spawn(async move { axum::serve(listener, router).await });
     }
     if let Some(listen) = quic.tcp_listen {
