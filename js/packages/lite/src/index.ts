@@ -20,12 +20,19 @@ export type { Announced, Announcement } from "./model/announced.ts";
 export { BroadcastConsumer, BroadcastProducer } from "./model/broadcast.ts";
 export { type Frame, GroupConsumer, GroupProducer } from "./model/group.ts";
 export { type SubscribeOptions, TrackConsumer, type TrackOptions, TrackProducer } from "./model/track.ts";
+export * as Qmux from "./qmux/frame.ts";
+export { DEFAULT_LIMITS, type Limits, type MessageSocket, type QmuxOptions, QmuxTransport } from "./qmux/session.ts";
+export { connectWebSocket, parseWsProtocol, QMUX_VERSIONS, wsProtocols, wsUrl } from "./qmux/websocket.ts";
 export {
 	Connection,
 	type ConnectOptions,
 	DEFAULT_VERSIONS,
+	type TransportChoice,
+	type TransportKind,
 	type TransportOptions,
 	VERSIONS,
 	type Version,
+	WEBSOCKET_HEAD_START_MS,
+	webTransportUnusable,
 } from "./session/connection.ts";
 export type { BidiStream, StreamOptions, Transport } from "./session/stream.ts";
