@@ -33,6 +33,7 @@ export {
 	VERSIONS,
 	type Version,
 	WEBSOCKET_HEAD_START_MS,
+	webSocketProtocols,
 	webTransportUnusable,
 } from "./session/connection.ts";
 export type { BidiStream, StreamOptions, Transport } from "./session/stream.ts";

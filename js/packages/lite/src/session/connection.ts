@@ -373,8 +373,12 @@ async function connectWebTransport(
 	return transport as unknown as Transport;
 }
 
-/** The WebSocket subprotocols for `versions` (lite-02 has no prefixed name: it takes the bare ones). */
-function subprotocols(versions: readonly Version[]): string[] {
+/**
+ * The WebSocket subprotocols offered for `versions`, most preferred first: `qmux-01.moq-lite-06`,
+ * `qmux-00.moq-lite-06`, `qmux-01.moq-lite-05`, `qmux-00.moq-lite-05`, then the bare `qmux-01`,
+ * `qmux-00` (lite-02 has no prefixed name: a bare subprotocol leads to the compat SETUP).
+ */
+export function webSocketProtocols(versions: readonly Version[]): string[] {
 	const alpns = VERSIONS.filter((v) => versions.includes(v) && v !== "moq-lite-02");
 	return wsProtocols(alpns, versions.includes("moq-lite-02") || alpns.length === 0);
 }
@@ -444,7 +448,7 @@ async function raceTransports(
 		attempts.push(
 			wsGo.then(async () => {
 				if (abort.signal.aborted) throw new MoqError(ErrorCode.Cancel, "WebSocket not needed");
-				const transport = await connectWebSocket(given, subprotocols(versions), abort.signal);
+				const transport = await connectWebSocket(given, webSocketProtocols(versions), abort.signal);
 				return { kind: "websocket" as const, transport };
 			}),
 		);
