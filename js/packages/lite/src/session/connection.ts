@@ -43,7 +43,7 @@ export interface ConnectOptions {
 	/**
 	 * The transport: `"auto"` (default) races WebTransport against a WebSocket started
 	 * {@link WEBSOCKET_HEAD_START_MS} later (at once where WebTransport is missing or known bad, or
-	 * when the WebSocket won last time for this URL); the first ready wins.
+	 * when the WebSocket won last time for this relay host); the first ready wins.
 	 */
 	transport?: TransportChoice;
 	/** Versions to offer (always sent most preferred first: 06, 05, 02). Default {@link DEFAULT_VERSIONS}. */
@@ -392,15 +392,18 @@ export function webTransportUnusable(userAgent = globalThis.navigator?.userAgent
 	return /AppleWebKit/.test(userAgent) && !/(Chrome|Chromium|Edg)\//.test(userAgent);
 }
 
-/** The transport that won the last auto race per URL, in memory and in localStorage. */
+/**
+ * The transport that won the last auto race per relay (host and port: the query may carry a
+ * token, which has no business in storage), in memory and in localStorage when available.
+ */
 const winners = new Map<string, TransportKind>();
 const STORAGE_PREFIX = "moq-transport:";
 
 function lastWinner(url: URL): TransportKind | undefined {
-	const remembered = winners.get(url.href);
+	const remembered = winners.get(url.host);
 	if (remembered) return remembered;
 	try {
-		const stored = globalThis.localStorage?.getItem(STORAGE_PREFIX + url.href);
+		const stored = globalThis.localStorage?.getItem(STORAGE_PREFIX + url.host);
 		if (stored === "websocket" || stored === "webtransport") return stored;
 	} catch {
 		// storage disabled (private mode, sandboxed frame)
@@ -409,9 +412,9 @@ function lastWinner(url: URL): TransportKind | undefined {
 }
 
 function rememberWinner(url: URL, kind: TransportKind): void {
-	winners.set(url.href, kind);
+	winners.set(url.host, kind);
 	try {
-		globalThis.localStorage?.setItem(STORAGE_PREFIX + url.href, kind);
+		globalThis.localStorage?.setItem(STORAGE_PREFIX + url.host, kind);
 	} catch {
 		// storage disabled
 	}
