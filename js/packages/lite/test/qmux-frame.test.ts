@@ -203,4 +203,19 @@ describe("qmux frame rejections", () => {
 	it("QX_PING and DATAGRAM do not exist on qmux-00", () => {
 		rejects(hex("f48c67529ef8c7bd 07"), TransportError.FrameEncoding, /ping frame on qmux-00/, "qmux-00");
 	});
+
+	it("random garbage only ever fails with a QmuxError (seeded)", () => {
+		const next = rng(22);
+		for (let round = 0; round < 5000; round++) {
+			const bytes = Uint8Array.from({ length: Math.floor(next() * 40) }, () => Math.floor(next() * 256));
+			// Bias towards real frame types so the bodies get exercised too.
+			if (bytes.length > 0 && next() < 0.7)
+				bytes[0] = [0x04, 0x05, 0x0e, 0x0f, 0x10, 0x11, 0x12, 0x1c, 0x1d, 0x31][round % 10] ?? 0;
+			try {
+				decodeMessage(bytes, round % 2 ? "qmux-00" : "qmux-01", 16382);
+			} catch (err) {
+				assert.ok(err instanceof QmuxError, `round ${round}: ${String(err)}`);
+			}
+		}
+	});
 });

@@ -13,7 +13,7 @@ import {
 } from "../src/index.ts";
 import { LOW_WATER } from "../src/qmux/session.ts";
 import { mapStreamError, stopError, Writer } from "../src/session/stream.ts";
-import { hex, type PipeSocket, socketPair, within } from "./helpers.ts";
+import { hex, type PipeSocket, rng, socketPair, within } from "./helpers.ts";
 
 const { decodeMessage, frameBytes, defaultParams, TransportError } = Qmux;
 const bytes = (s: string) => new TextEncoder().encode(s);
@@ -303,5 +303,26 @@ describe("QmuxTransport protocol errors", () => {
 		await within(two.client.ready);
 		two.peer.send(frameBytes({ type: "connection_close", application: true, code: 64 + 3, reason: "bye" }));
 		assert.deepEqual(await within(two.client.closed), { closeCode: 67, reason: "bye" });
+	});
+
+	it("random messages after the handshake end in a clean close, never an uncaught error (seeded)", async () => {
+		const next = rng(1234);
+		for (let round = 0; round < 30; round++) {
+			const { client, peer, hello } = raw(round % 2 ? "qmux-00" : "qmux-01");
+			hello();
+			for (let i = 0; i < 10; i++) {
+				const msg = Uint8Array.from({ length: 1 + Math.floor(next() * 30) }, () => Math.floor(next() * 256));
+				msg[0] = [0x04, 0x05, 0x0e, 0x0f, 0x10, 0x11, 0x12, 0x13, 0x1d, 0x00][Math.floor(next() * 10)] ?? 0;
+				peer.send(msg);
+			}
+			peer.send(hex("1e"));
+			const outcome = await within(
+				client.closed.then(
+					(info) => `closed ${JSON.stringify(info)}`,
+					(e: unknown) => `error ${(e as Error).message}`,
+				),
+			);
+			assert.match(outcome, /^(closed|error) /);
+		}
 	});
 });
