@@ -1,5 +1,7 @@
 /**
- * `@moqx/lite`: the moq-lite client for browsers (lite-05, with the lite-02 compat path).
+ * `@moqx/lite`: the moq-lite client for browsers (lite-06 and lite-05, with the lite-02 compat path),
+ * over WebTransport or, where UDP or WebTransport is unavailable, QMux over a WebSocket
+ * (`qmux/`; {@link Connection.connect} races the two).
  *
  * ```
  * Connection ──publish(path, BroadcastProducer)──► TrackProducer ──► GroupProducer ──► frames
