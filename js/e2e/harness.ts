@@ -335,3 +335,26 @@ export async function canvasVariety(page: import("playwright-core").Page, host =
 		return colours.size / samples;
 	}, host);
 }
+
+/** Counts decoder outputs on the page, whoever creates the decoders. Plain JS: it runs as is. */
+export const COUNT_DECODED = `(() => {
+	const decoded = { video: 0, audio: 0, video1At: undefined, video61At: undefined };
+	Object.defineProperty(window, "__decoded", { value: decoded });
+	for (const [name, kind] of [["VideoDecoder", "video"], ["AudioDecoder", "audio"]]) {
+		const Base = window[name];
+		if (!Base) continue;
+		window[name] = class extends Base {
+			constructor(init) {
+				super({
+					...init,
+					output: (out) => {
+						decoded[kind]++;
+						if (kind === "video" && decoded.video === 1) decoded.video1At = performance.now();
+						if (kind === "video" && decoded.video === 61) decoded.video61At = performance.now();
+						init.output(out);
+					},
+				});
+			}
+		};
+	}
+})();`;

@@ -18,7 +18,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import type { Page } from "playwright-core";
-import { canvasVariety, repo, results, Stack, waitFor } from "./harness.ts";
+import { COUNT_DECODED, canvasVariety, repo, results, Stack, waitFor } from "./harness.ts";
 
 /** The committed page (index.html, page.js) and the peer's pins. */
 const reference = join(repo, "js", "e2e", "reference");
@@ -28,29 +28,6 @@ const peer = join(
 	process.env.MOQ_PEERS_DIR ?? join(homedir(), ".cache", "moq-interop"),
 	`npm-moq-watch-${pins["@moq/watch"]}-publish-${pins["@moq/publish"]}`,
 );
-
-/** Counts decoder outputs on the page, whoever creates the decoders. Plain JS: it runs as is. */
-const COUNT_DECODED = `(() => {
-	const decoded = { video: 0, audio: 0, video1At: undefined, video61At: undefined };
-	Object.defineProperty(window, "__decoded", { value: decoded });
-	for (const [name, kind] of [["VideoDecoder", "video"], ["AudioDecoder", "audio"]]) {
-		const Base = window[name];
-		if (!Base) continue;
-		window[name] = class extends Base {
-			constructor(init) {
-				super({
-					...init,
-					output: (out) => {
-						decoded[kind]++;
-						if (kind === "video" && decoded.video === 1) decoded.video1At = performance.now();
-						if (kind === "video" && decoded.video === 61) decoded.video61At = performance.now();
-						init.output(out);
-					},
-				});
-			}
-		};
-	}
-})();`;
 
 interface Decoded {
 	video: number;

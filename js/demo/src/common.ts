@@ -15,6 +15,15 @@ export function relayUrl(): string {
 	return params.get("relay") ?? `${location.origin}/anon`;
 }
 
+/**
+ * The transport forced by `?transport=` ("webtransport" or "websocket"; default auto), for the
+ * elements' `transport` attribute and `Connection.connect`.
+ */
+export function transportParam(): "auto" | "webtransport" | "websocket" {
+	const t = params.get("transport");
+	return t === "webtransport" || t === "websocket" ? t : "auto";
+}
+
 /** Show the relay URL in the header. */
 export function showRelay(): void {
 	const el = document.getElementById("relay");

@@ -3,7 +3,7 @@
  * path in the form (`?path=` or a random `*.hang` name), with a link to watch it.
  */
 import { registerElements } from "@moqx/hang";
-import { byId, params, randomName, relayUrl, setParam, showRelay } from "./common.ts";
+import { byId, params, randomName, relayUrl, setParam, showRelay, transportParam } from "./common.ts";
 
 registerElements();
 showRelay();
@@ -29,6 +29,7 @@ function start(): void {
 	element.setAttribute("source", source.value);
 	const versions = params.get("versions");
 	if (versions) element.setAttribute("versions", versions);
+	element.setAttribute("transport", transportParam());
 	publisher.append(element);
 	link.href = `./?path=${encodeURIComponent(path)}`;
 	link.textContent = `watch ${path} ↗`;

@@ -9,7 +9,7 @@
 
 import { registerElements } from "@moqx/hang";
 import { type BroadcastProducer, Connection, type TrackProducer } from "@moqx/lite";
-import { byId, params, randomName, relayUrl, setParam, showRelay } from "./common.ts";
+import { byId, params, randomName, relayUrl, setParam, showRelay, transportParam } from "./common.ts";
 
 registerElements();
 showRelay();
@@ -127,6 +127,7 @@ async function join(room: string, name: string): Promise<void> {
 		attachChat((event as CustomEvent<BroadcastProducer>).detail, publisher),
 	);
 	publisher.setAttribute("url", relayUrl());
+	publisher.setAttribute("transport", transportParam());
 	publisher.setAttribute("path", mine);
 	if (source.value === "none") {
 		publisher.setAttribute("source", "none");
@@ -140,7 +141,7 @@ async function join(room: string, name: string): Promise<void> {
 	const members = new Map<string, { element: HTMLElement; gone: AbortController }>();
 	for (;;) {
 		try {
-			const connection = await Connection.connect(relayUrl());
+			const connection = await Connection.connect(relayUrl(), { transport: transportParam() });
 			for await (const { path, active } of connection.announced(prefix)) {
 				if (path === mine || !path.endsWith(".hang")) continue;
 				const member = members.get(path);
@@ -155,6 +156,7 @@ async function join(room: string, name: string): Promise<void> {
 				const element = tile(path, label);
 				const watch = document.createElement("hang-watch");
 				watch.setAttribute("url", relayUrl());
+				watch.setAttribute("transport", transportParam());
 				watch.setAttribute("path", path);
 				watch.setAttribute("latency", "200");
 				element.append(watch);

@@ -5,7 +5,7 @@
 
 import { registerElements } from "@moqx/hang";
 import { Connection } from "@moqx/lite";
-import { byId, params, relayUrl, setParam, showRelay } from "./common.ts";
+import { byId, params, relayUrl, setParam, showRelay, transportParam } from "./common.ts";
 
 registerElements();
 showRelay();
@@ -26,6 +26,7 @@ function play(path: string): void {
 		if (params.has("muted")) watch.setAttribute("muted", "");
 		const versions = params.get("versions");
 		if (versions) watch.setAttribute("versions", versions);
+		watch.setAttribute("transport", transportParam());
 		player.append(watch);
 	}
 	watch.setAttribute("url", relayUrl());
@@ -58,7 +59,7 @@ function render(): void {
 async function discover(): Promise<void> {
 	for (;;) {
 		try {
-			const connection = await Connection.connect(relayUrl());
+			const connection = await Connection.connect(relayUrl(), { transport: transportParam() });
 			live.clear();
 			render();
 			for await (const { path, active } of connection.announced("")) {

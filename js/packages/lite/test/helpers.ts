@@ -129,3 +129,75 @@ export function within<T>(p: Promise<T>, ms = 2000, what = "operation"): Promise
 	});
 	return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
+
+/**
+ * One end of an in-memory WebSocket: binary messages are copied and delivered on a later task,
+ * `bufferedAmount` counts what the peer has not received yet; `paused` holds delivery (a congested
+ * socket) until `resume()`.
+ */
+export class PipeSocket {
+	protocol: string;
+	bufferedAmount = 0;
+	/** The highest `bufferedAmount` seen. */
+	maxBuffered = 0;
+	/** Every message this end sent, in order (for wire-level assertions). */
+	readonly sent: (Uint8Array | string)[] = [];
+	onmessage: ((event: { data: unknown }) => void) | null = null;
+	onclose: ((event: { code: number; reason: string }) => void) | null = null;
+	onerror: ((event: unknown) => void) | null = null;
+	peer!: PipeSocket;
+	paused = false;
+	closed = false;
+	readonly #queue: (Uint8Array | string)[] = [];
+
+	constructor(protocol: string) {
+		this.protocol = protocol;
+	}
+
+	send(data: Uint8Array | string): void {
+		if (this.closed) return;
+		const copy = typeof data === "string" ? data : data.slice();
+		this.sent.push(copy);
+		this.#queue.push(copy);
+		this.bufferedAmount += typeof copy === "string" ? copy.length : copy.length;
+		this.maxBuffered = Math.max(this.maxBuffered, this.bufferedAmount);
+		setTimeout(() => this.#deliver(), 0);
+	}
+
+	/** Deliver what was held while paused. */
+	resume(): void {
+		this.paused = false;
+		setTimeout(() => this.#deliver(), 0);
+	}
+
+	#deliver(): void {
+		while (!this.paused && this.#queue.length > 0) {
+			const msg = this.#queue.shift() as Uint8Array | string;
+			this.bufferedAmount -= msg.length;
+			if (this.peer.closed) continue;
+			this.peer.onmessage?.({ data: typeof msg === "string" ? msg : msg.buffer });
+		}
+	}
+
+	close(code = 1000, reason = ""): void {
+		if (this.closed) return;
+		this.closed = true;
+		setTimeout(() => {
+			this.#deliver();
+			this.onclose?.({ code, reason });
+			if (!this.peer.closed) {
+				this.peer.closed = true;
+				this.peer.onclose?.({ code, reason });
+			}
+		}, 0);
+	}
+}
+
+/** Two connected in-memory WebSockets that negotiated `protocol`. */
+export function socketPair(protocol: string): [PipeSocket, PipeSocket] {
+	const a = new PipeSocket(protocol);
+	const b = new PipeSocket(protocol);
+	a.peer = b;
+	b.peer = a;
+	return [a, b];
+}

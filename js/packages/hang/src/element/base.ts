@@ -1,6 +1,6 @@
 /** Shared bits of the custom elements. */
 
-import type { Version } from "@moqx/lite";
+import type { TransportChoice, Version } from "@moqx/lite";
 
 /**
  * `HTMLElement`, or a stand-in outside the browser so importing the package in Node (unit tests,
@@ -37,6 +37,12 @@ export const BASE_CSS = `
 .badge { position: absolute; top: 6px; right: 6px; padding: 2px 8px; background: rgba(200,120,0,.85); border-radius: 10px; }
 [hidden] { display: none !important; }
 `;
+
+/** A `transport` attribute ("auto", "webtransport" or "websocket") as the transport choice; undefined = auto. */
+export function transportAttr(value: string | null): TransportChoice | undefined {
+	const v = value?.trim();
+	return v === "auto" || v === "webtransport" || v === "websocket" ? v : undefined;
+}
 
 /** A `versions` attribute (comma-separated, e.g. "moq-lite-02") as the versions to offer; undefined = the client's default. */
 export function versionsAttr(value: string | null): Version[] | undefined {

@@ -5,7 +5,8 @@
  * `screen` or `none` (audio only), `audio` microphone on unless `audio="false"` (or `noaudio` is
  * present), `keyframe-interval` ms (default 2000), `bitrate` video bit/s (default from the size),
  * `width`/`height`/`framerate` capture hints, `versions` moq-lite versions to offer (comma-separated,
- * default "moq-lite-06,moq-lite-05,moq-lite-02"). Changing any of them restarts publishing.
+ * default "moq-lite-06,moq-lite-05,moq-lite-02"), `transport` "auto" (default: WebTransport with a
+ * WebSocket fallback), "webtransport" or "websocket". Changing any of them restarts publishing.
  *
  * Properties: `stats` ({@link PublishStats}), `publisher` (the {@link Publish}), `broadcast` (its
  * `BroadcastProducer`: add tracks such as chat), `connection`, `stream`, `setCatalogSection()`.
@@ -17,7 +18,7 @@
 import type { BroadcastProducer, Connection } from "@moqx/lite";
 import type { PublishSource, PublishStats } from "../publish/publish.ts";
 import { Publish } from "../publish/publish.ts";
-import { BASE_CSS, ElementBase, formatStats, numberAttr, versionsAttr } from "./base.ts";
+import { BASE_CSS, ElementBase, formatStats, numberAttr, transportAttr, versionsAttr } from "./base.ts";
 
 const ATTRIBUTES = [
 	"url",
@@ -31,6 +32,7 @@ const ATTRIBUTES = [
 	"height",
 	"framerate",
 	"versions",
+	"transport",
 ];
 
 /** The `<hang-publish>` element. See the module documentation. */
@@ -115,6 +117,7 @@ export class HangPublishElement extends ElementBase {
 			...(this.hasAttribute("height") ? { height: numberAttr(this.getAttribute("height"), 720) } : {}),
 			...(this.hasAttribute("framerate") ? { framerate: numberAttr(this.getAttribute("framerate"), 30) } : {}),
 			versions: versionsAttr(this.getAttribute("versions")),
+			transport: transportAttr(this.getAttribute("transport")),
 		});
 		publish.addEventListener("status", (e) => {
 			if (publish !== this.#publish) return;
@@ -161,6 +164,7 @@ export class HangPublishElement extends ElementBase {
 				audioCodec: undefined,
 				connects: 0,
 				version: undefined,
+				transport: undefined,
 				error: undefined,
 			}
 		);

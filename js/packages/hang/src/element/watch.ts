@@ -4,8 +4,9 @@
  * Attributes: `url` relay URL (e.g. `http://localhost:4443/anon`), `path` broadcast path relative
  * to it (e.g. `pattern.hang`), `latency` target latency in ms (default 200), `muted` (boolean),
  * `paused` (boolean), `volume` 0..1 (default 1), `versions` moq-lite versions to offer
- * (comma-separated, default "moq-lite-06,moq-lite-05,moq-lite-02"). Changing `url`, `path` or `versions`
- * restarts playback.
+ * (comma-separated, default "moq-lite-06,moq-lite-05,moq-lite-02"), `transport` "auto" (default:
+ * WebTransport with a WebSocket fallback), "webtransport" or "websocket". Changing `url`, `path`,
+ * `versions` or `transport` restarts playback.
  *
  * Properties: `stats` ({@link WatchStats}), `watch` (the {@link Watch} or undefined),
  * `connection`, `catalog`, plus `latency`, `muted`, `paused`, `volume` reflecting the attributes.
@@ -19,7 +20,7 @@ import type { Catalog } from "../catalog.ts";
 import type { WatchStats } from "../watch/stats.ts";
 import { emptyStats } from "../watch/stats.ts";
 import { DEFAULT_LATENCY_MS, Watch } from "../watch/watch.ts";
-import { BASE_CSS, ElementBase, formatStats, numberAttr, versionsAttr } from "./base.ts";
+import { BASE_CSS, ElementBase, formatStats, numberAttr, transportAttr, versionsAttr } from "./base.ts";
 
 const CSS = `${BASE_CSS}
 .badge.status { background: rgba(60,60,60,.85); }
@@ -29,7 +30,7 @@ const CSS = `${BASE_CSS}
 export class HangWatchElement extends ElementBase {
 	/** Attributes the element reacts to. */
 	static get observedAttributes(): string[] {
-		return ["url", "path", "latency", "muted", "paused", "volume", "versions"];
+		return ["url", "path", "latency", "muted", "paused", "volume", "versions", "transport"];
 	}
 
 	#watch: Watch | undefined;
@@ -117,6 +118,7 @@ export class HangWatchElement extends ElementBase {
 			case "url":
 			case "path":
 			case "versions":
+			case "transport":
 				if (this.isConnected) this.#restart();
 				break;
 			case "latency":
@@ -154,6 +156,7 @@ export class HangWatchElement extends ElementBase {
 			volume: this.volume,
 			paused: this.paused,
 			versions: versionsAttr(this.getAttribute("versions")),
+			transport: transportAttr(this.getAttribute("transport")),
 		});
 		for (const type of ["stats", "status", "catalog"]) {
 			watch.addEventListener(type, (e) => {

@@ -3,7 +3,7 @@
  * hang broadcast (catalog + media tracks) on a relay, reconnecting with backoff.
  */
 
-import type { TrackProducer, Version } from "@moqx/lite";
+import type { TrackProducer, TransportChoice, Version } from "@moqx/lite";
 import { BroadcastProducer, Connection } from "@moqx/lite";
 import { Backoff, RateMeter } from "../buffer.ts";
 import type { AudioConfig, Catalog, VideoConfig } from "../catalog.ts";
@@ -49,6 +49,8 @@ export interface PublishOptions {
 	stream?: MediaStream;
 	/** moq-lite versions to offer, most preferred first (default: the client's, lite-05 then lite-02). */
 	versions?: Version[];
+	/** The transport: "auto" (default: WebTransport, WebSocket as fallback), "webtransport" or "websocket". */
+	transport?: TransportChoice;
 }
 
 /** Publisher state. */
@@ -78,6 +80,8 @@ export interface PublishStats {
 	connects: number;
 	/** The moq-lite version of the current connection. */
 	version: string | undefined;
+	/** The transport of the current connection ("webtransport" or "websocket"). */
+	transport: string | undefined;
 	/** The last error, if any (e.g. capture permission denied). */
 	error: string | undefined;
 }
@@ -153,6 +157,7 @@ export class Publish extends EventTarget {
 			audioCodec: this.#audio?.config?.codec,
 			connects: this.#connects,
 			version: this.#connection?.version,
+			transport: this.#connection?.transport,
 			error: this.#error,
 		};
 	}
@@ -292,7 +297,10 @@ export class Publish extends EventTarget {
 			let connection: Connection | undefined;
 			try {
 				if (this.#status !== "error") this.#setStatus("connecting");
-				connection = await Connection.connect(this.url, this.#versions ? { versions: this.#versions } : undefined);
+				connection = await Connection.connect(this.url, {
+					versions: this.#versions,
+					transport: this.#options.transport,
+				});
 				if (this.#closed.signal.aborted) {
 					connection.close();
 					return;

@@ -40,6 +40,8 @@ export interface WatchStats {
 	connects: number;
 	/** The moq-lite version of the current connection (e.g. "moq-lite-05"). */
 	version: string | undefined;
+	/** The transport of the current connection ("webtransport" or "websocket"). */
+	transport: string | undefined;
 	/** State of the audio output ("running" = audible unless muted; "suspended" until a user gesture). */
 	audioState: AudioContextState | "none";
 	/** Audio render quanta that found the buffer empty while playing. */
@@ -70,6 +72,7 @@ export function emptyStats(targetLatencyMs: number): WatchStats {
 		audioCodec: undefined,
 		connects: 0,
 		version: undefined,
+		transport: undefined,
 		audioState: "none",
 		audioUnderruns: 0,
 	};

@@ -4,7 +4,7 @@
  * ends, and resumes as soon as it is announced again.
  */
 
-import type { Announced, BroadcastConsumer, TrackConsumer, Version } from "@moqx/lite";
+import type { Announced, BroadcastConsumer, TrackConsumer, TransportChoice, Version } from "@moqx/lite";
 import { Connection } from "@moqx/lite";
 import { Backoff, isBuffering, PlaybackClock, RateMeter, wallLatencyMs } from "../buffer.ts";
 import type { AudioConfig, Catalog, VideoConfig } from "../catalog.ts";
@@ -49,6 +49,8 @@ export interface WatchOptions {
 	paused?: boolean;
 	/** moq-lite versions to offer, most preferred first (default: the client's, lite-05 then lite-02). */
 	versions?: Version[];
+	/** The transport: "auto" (default: WebTransport, WebSocket as fallback), "webtransport" or "websocket". */
+	transport?: TransportChoice;
 }
 
 /** Events of a {@link Watch}: `stats` every second and `status` on each change. */
@@ -80,6 +82,7 @@ export class Watch extends EventTarget {
 	/** Relay URL. */
 	readonly url: string;
 	readonly #versions: Version[] | undefined;
+	readonly #transport: TransportChoice | undefined;
 	/** Broadcast path. */
 	readonly path: string;
 	#canvas: HTMLCanvasElement;
@@ -103,6 +106,7 @@ export class Watch extends EventTarget {
 		this.url = String(options.url);
 		this.path = options.path;
 		this.#versions = options.versions;
+		this.#transport = options.transport;
 		this.#canvas = options.canvas;
 		this.#latencyMs = options.latencyMs ?? DEFAULT_LATENCY_MS;
 		this.#muted = options.muted ?? true;
@@ -212,11 +216,12 @@ export class Watch extends EventTarget {
 			let connection: Connection | undefined;
 			try {
 				this.#setStatus("connecting");
-				connection = await Connection.connect(this.url, this.#versions ? { versions: this.#versions } : undefined);
+				connection = await Connection.connect(this.url, { versions: this.#versions, transport: this.#transport });
 				if (this.#closed.signal.aborted || this.#paused) continue;
 				this.#connection = connection;
 				this.#stats.connects++;
 				this.#stats.version = connection.version;
+				this.#stats.transport = connection.transport;
 				const announced = new AnnounceWatcher(connection, this.path);
 				try {
 					while (!this.#closed.signal.aborted && !this.#paused && !wake.aborted) {

@@ -4,6 +4,8 @@ import { type CodeRegistry, ErrorCode, MoqError, toError, WireCodes } from "../e
 import type { Announced } from "../model/announced.ts";
 import { BroadcastConsumer, type BroadcastProducer } from "../model/broadcast.ts";
 import { deferred } from "../model/util.ts";
+import { QmuxTransport } from "../qmux/session.ts";
+import { connectWebSocket, wsProtocols } from "../qmux/websocket.ts";
 import { Publisher } from "./publisher.ts";
 import { clientSetup, type Incoming, type Negotiated, serverSetup } from "./setup.ts";
 import { type BidiStream, errorCode, mapStreamError, stopError, type Transport, Writer } from "./stream.ts";
@@ -27,8 +29,23 @@ function versionName(v: LiteVersion): Version {
 	return v === 5 ? "moq-lite-05" : "moq-lite-02";
 }
 
+/** Which transport carries a session: W3C WebTransport (QUIC) or QMux over a WebSocket (TCP). */
+export type TransportKind = "webtransport" | "websocket";
+
+/** How {@link Connection.connect} picks the transport: race both ("auto") or force one. */
+export type TransportChoice = "auto" | TransportKind;
+
+/** How long WebTransport runs alone before the WebSocket attempt starts (auto mode). */
+export const WEBSOCKET_HEAD_START_MS = 500;
+
 /** Options for {@link Connection.connect}. */
 export interface ConnectOptions {
+	/**
+	 * The transport: `"auto"` (default) races WebTransport against a WebSocket started
+	 * {@link WEBSOCKET_HEAD_START_MS} later (at once where WebTransport is missing or known bad, or
+	 * when the WebSocket won last time for this relay host); the first ready wins.
+	 */
+	transport?: TransportChoice;
 	/** Versions to offer (always sent most preferred first: 06, 05, 02). Default {@link DEFAULT_VERSIONS}. */
 	versions?: Version[];
 	/**
@@ -78,6 +95,8 @@ export class Connection {
 	readonly url: URL;
 	/** The negotiated version. */
 	readonly version: Version;
+	/** The transport that carries the session. */
+	readonly transport: TransportKind;
 	/** Resolves when the session ends (clean close or error; never rejects). */
 	readonly closed: Promise<Error | undefined>;
 
@@ -92,6 +111,7 @@ export class Connection {
 
 	private constructor(url: URL, transport: Transport, incoming: Incoming, negotiated: Negotiated, codes: WireCodes) {
 		this.url = url;
+		this.transport = transport instanceof QmuxTransport ? "websocket" : "webtransport";
 		this.#codes = codes;
 		this.#transport = transport;
 		this.#incoming = incoming;
@@ -114,38 +134,26 @@ export class Connection {
 
 	/**
 	 * Connect to `url`.
-	 * - `http://host:port/path`: fetch the certificate hash (see {@link ConnectOptions.fingerprintUrl}),
-	 *   pin it (`serverCertificateHashes`) and connect to `https://host:port/path`.
-	 * - `https://host:port/path`: normal WebPKI connect.
+	 * - `http://host:port/path`: WebTransport fetches the certificate hash (see
+	 *   {@link ConnectOptions.fingerprintUrl}), pins it (`serverCertificateHashes`) and connects to
+	 *   `https://host:port/path`; the WebSocket goes to `ws://host:port/path`.
+	 * - `https://host:port/path`: WebPKI WebTransport, or `wss://host:port/path`.
 	 *
 	 * Offers the WT protocols `moq-lite-06`, `moq-lite-05` and/or `moql` (in that order);
 	 * "moq-lite-06"/"moq-lite-05" selected = that version (SETUP stream), none or "moql" = the compat
-	 * CLIENT_SETUP offering lite-02.
+	 * CLIENT_SETUP offering lite-02. Over WebSocket the same versions go into the subprotocols
+	 * `qmux-01.moq-lite-06` … `qmux-00` (see {@link wsProtocols}). The transport is raced as
+	 * described at {@link ConnectOptions.transport}.
 	 */
 	static async connect(url: string | URL, options?: ConnectOptions): Promise<Connection> {
 		const given = new URL(url);
-		const versions = options?.versions ?? DEFAULT_VERSIONS;
-		const target = new URL(given);
-		const wtOptions: WebTransportOptions = { allowPooling: false, congestionControl: "low-latency" };
-		if (given.protocol === "http:") {
-			const fingerprintUrl = options?.fingerprintUrl ?? `http://${given.host}/certificate.sha256`;
-			const response = await fetch(fingerprintUrl);
-			if (!response.ok) throw new MoqError(ErrorCode.Transport, `GET ${fingerprintUrl}: ${response.status}`);
-			const hash = hexToBytes(await response.text());
-			wtOptions.serverCertificateHashes = [{ algorithm: "sha-256", value: hash as Uint8Array<ArrayBuffer> }];
-			target.protocol = "https:";
-		} else if (given.protocol !== "https:") {
+		if (given.protocol !== "http:" && given.protocol !== "https:")
 			throw new MoqError(ErrorCode.Unsupported, `unsupported URL scheme ${given.protocol}`);
-		}
-		wtOptions.protocols = VERSIONS.filter((v) => versions.includes(v)).map((v) => PROTOCOLS[v]);
-
-		const transport = new WebTransport(target, wtOptions);
-		try {
-			await transport.ready;
-		} catch (err) {
-			throw new MoqError(ErrorCode.Transport, `WebTransport to ${target} failed: ${toError(err).message}`);
-		}
-		return Connection.#start(given, transport as unknown as Transport, versions, false, options?.codes);
+		const versions = options?.versions ?? DEFAULT_VERSIONS;
+		const choice = options?.transport ?? "auto";
+		const { kind, transport } = await raceTransports(given, versions, choice, options?.fingerprintUrl);
+		if (choice === "auto") rememberWinner(given, kind);
+		return Connection.#start(given, transport, versions, false, options?.codes);
 	}
 
 	/**
@@ -326,6 +334,148 @@ export class Connection {
 		} catch (err) {
 			reader.cancel(stopError(codes, errorCode(err)));
 			throw err;
+		}
+	}
+}
+
+/** WebTransport to `given` (dev `http://` URLs pin the served certificate hash). */
+async function connectWebTransport(
+	given: URL,
+	versions: readonly Version[],
+	fingerprintUrl: string | undefined,
+	signal: AbortSignal,
+): Promise<Transport> {
+	const target = new URL(given);
+	const wtOptions: WebTransportOptions = { allowPooling: false, congestionControl: "low-latency" };
+	if (given.protocol === "http:") {
+		const from = fingerprintUrl ?? `http://${given.host}/certificate.sha256`;
+		const response = await fetch(from, { signal });
+		if (!response.ok) throw new MoqError(ErrorCode.Transport, `GET ${from}: ${response.status}`);
+		const hash = hexToBytes(await response.text());
+		wtOptions.serverCertificateHashes = [{ algorithm: "sha-256", value: hash as Uint8Array<ArrayBuffer> }];
+		target.protocol = "https:";
+	}
+	wtOptions.protocols = VERSIONS.filter((v) => versions.includes(v)).map((v) => PROTOCOLS[v]);
+	const transport = new WebTransport(target, wtOptions);
+	const onAbort = () => transport.close();
+	signal.addEventListener("abort", onAbort);
+	try {
+		await transport.ready;
+	} catch (err) {
+		throw new MoqError(ErrorCode.Transport, `WebTransport to ${target} failed: ${toError(err).message}`);
+	} finally {
+		signal.removeEventListener("abort", onAbort);
+	}
+	if (signal.aborted) {
+		transport.close();
+		throw new MoqError(ErrorCode.Cancel, "WebTransport lost the race");
+	}
+	return transport as unknown as Transport;
+}
+
+/**
+ * The WebSocket subprotocols offered for `versions`, most preferred first: `qmux-01.moq-lite-06`,
+ * `qmux-00.moq-lite-06`, `qmux-01.moq-lite-05`, `qmux-00.moq-lite-05`, then the bare `qmux-01`,
+ * `qmux-00` (lite-02 has no prefixed name: a bare subprotocol leads to the compat SETUP).
+ */
+export function webSocketProtocols(versions: readonly Version[]): string[] {
+	const alpns = VERSIONS.filter((v) => versions.includes(v) && v !== "moq-lite-02");
+	return wsProtocols(alpns, versions.includes("moq-lite-02") || alpns.length === 0);
+}
+
+/** Whether this browser's WebTransport is missing or known not to work for us (Safari, Firefox < 153). */
+export function webTransportUnusable(userAgent = globalThis.navigator?.userAgent ?? ""): boolean {
+	if (typeof WebTransport === "undefined") return true;
+	const firefox = /Firefox\/(\d+)/.exec(userAgent);
+	if (firefox) return Number(firefox[1]) < 153;
+	// Safari, and every iOS browser (all WebKit): no "Chrome/", "Chromium/" or "Edg/" token.
+	return /AppleWebKit/.test(userAgent) && !/(Chrome|Chromium|Edg)\//.test(userAgent);
+}
+
+/**
+ * The transport that won the last auto race per relay (host and port: the query may carry a
+ * token, which has no business in storage), in memory and in localStorage when available.
+ */
+const winners = new Map<string, TransportKind>();
+const STORAGE_PREFIX = "moq-transport:";
+
+function lastWinner(url: URL): TransportKind | undefined {
+	const remembered = winners.get(url.host);
+	if (remembered) return remembered;
+	try {
+		const stored = globalThis.localStorage?.getItem(STORAGE_PREFIX + url.host);
+		if (stored === "websocket" || stored === "webtransport") return stored;
+	} catch {
+		// storage disabled (private mode, sandboxed frame)
+	}
+	return undefined;
+}
+
+function rememberWinner(url: URL, kind: TransportKind): void {
+	winners.set(url.host, kind);
+	try {
+		globalThis.localStorage?.setItem(STORAGE_PREFIX + url.host, kind);
+	} catch {
+		// storage disabled
+	}
+}
+
+/**
+ * Run the transport attempts for `choice`; the first ready one wins and the others are closed.
+ * In auto mode the WebSocket waits {@link WEBSOCKET_HEAD_START_MS} unless WebTransport is
+ * unusable here, won nothing last time, or has already failed.
+ */
+async function raceTransports(
+	given: URL,
+	versions: readonly Version[],
+	choice: TransportChoice,
+	fingerprintUrl: string | undefined,
+): Promise<{ kind: TransportKind; transport: Transport }> {
+	const abort = new AbortController();
+	const useWt = choice === "webtransport" || (choice === "auto" && !webTransportUnusable());
+	const useWs = choice !== "webtransport";
+	const attempts: Promise<{ kind: TransportKind; transport: Transport }>[] = [];
+	let startWs: () => void = () => {};
+	const wsGo = new Promise<void>((resolve) => {
+		startWs = resolve;
+	});
+	let headStart: ReturnType<typeof setTimeout> | undefined;
+	if (useWt) {
+		const wt = connectWebTransport(given, versions, fingerprintUrl, abort.signal);
+		wt.catch(() => startWs());
+		attempts.push(wt.then((transport) => ({ kind: "webtransport" as const, transport })));
+	}
+	if (useWs) {
+		if (!useWt || lastWinner(given) === "websocket") startWs();
+		else headStart = setTimeout(startWs, WEBSOCKET_HEAD_START_MS);
+		attempts.push(
+			wsGo.then(async () => {
+				if (abort.signal.aborted) throw new MoqError(ErrorCode.Cancel, "WebSocket not needed");
+				const transport = await connectWebSocket(given, webSocketProtocols(versions), abort.signal);
+				return { kind: "websocket" as const, transport };
+			}),
+		);
+	}
+	let winner: Transport | undefined;
+	try {
+		const won = await Promise.any(attempts);
+		winner = won.transport;
+		return won;
+	} catch (err) {
+		const errors = err instanceof AggregateError ? err.errors : [err];
+		throw new MoqError(ErrorCode.Transport, errors.map((e) => toError(e).message).join("; "));
+	} finally {
+		clearTimeout(headStart);
+		abort.abort();
+		startWs();
+		// A loser that became ready in the same instant is closed too.
+		for (const attempt of attempts) {
+			attempt.then(
+				({ transport }) => {
+					if (transport !== winner) transport.close({ closeCode: 0, reason: "lost the race" });
+				},
+				() => {},
+			);
 		}
 	}
 }
