@@ -61,11 +61,23 @@ pub fn band(order: i32) -> u8 {
     band.clamp(0, 254) as u8
 }
 
-/// Bytes through a connection's socket, shared between the socket wrapper and the session.
-#[derive(Debug, Clone, Default)]
+/// Bytes through a connection's socket, and whether it has ended, shared between the socket
+/// wrapper and the session.
+#[derive(Debug, Clone)]
 pub struct ByteCounters {
     sent: Arc<AtomicU64>,
     received: Arc<AtomicU64>,
+    ended: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for ByteCounters {
+    fn default() -> Self {
+        Self {
+            sent: Arc::default(),
+            received: Arc::default(),
+            ended: Arc::new(tokio::sync::watch::channel(false).0),
+        }
+    }
 }
 
 impl ByteCounters {
@@ -85,6 +97,18 @@ impl ByteCounters {
     /// Bytes read so far.
     pub fn received(&self) -> u64 {
         self.received.load(Ordering::Relaxed)
+    }
+
+    /// Record that the socket (or the message stream over it) ended: end of stream or an error.
+    /// The session then ends too, whatever state QMux is in.
+    pub fn mark_ended(&self) {
+        self.ended.send_replace(true);
+    }
+
+    /// Resolves once [`ByteCounters::mark_ended`] was called.
+    pub async fn ended(&self) {
+        let mut ended = self.ended.subscribe();
+        let _ = ended.wait_for(|e| *e).await;
     }
 }
 
@@ -107,6 +131,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for CountingIo<T> {
         self.counters
             .received
             .fetch_add(read as u64, Ordering::Relaxed);
+        match &poll {
+            // End of stream (with room to read) or a failed socket.
+            Poll::Ready(Ok(())) if read == 0 && buf.remaining() > 0 => self.counters.mark_ended(),
+            Poll::Ready(Err(_)) => self.counters.mark_ended(),
+            _ => {}
+        }
         poll
     }
 }
@@ -172,6 +202,21 @@ impl QmuxSession {
     pub fn inner(&self) -> &qmux::Session {
         &self.session
     }
+
+    /// Resolves when the session ends: QMux closed it, or its socket ended. qmux 0.5.3 does not
+    /// always notice the second (found by the `qmux_websocket` fuzz target: a peer's WebSocket
+    /// closing after some malformed messages left the session open for good), so the socket's
+    /// end closes the session here.
+    async fn ended(&self) -> Error {
+        tokio::select! {
+            biased;
+            err = self.session.closed() => error(err),
+            () = self.counters.ended() => {
+                self.session.close(0, "the transport closed");
+                Error::Other("the transport closed".into())
+            }
+        }
+    }
 }
 
 fn boxed(
@@ -196,9 +241,16 @@ impl Connection for QmuxSession {
         })
     }
 
+    // The accepts also watch for the session's end: qmux 0.5.3 can leave an accept pending
+    // after the session failed (found by the `qmux_websocket` fuzz target), and a session
+    // driver waiting on it would never learn the session is gone.
     fn accept_uni(&self) -> BoxFuture<'_, Result<Box<dyn RecvStream>, Error>> {
         Box::pin(async move {
-            let recv = self.session.accept_uni().await.map_err(error)?;
+            let recv = tokio::select! {
+                biased;
+                recv = self.session.accept_uni() => recv.map_err(error)?,
+                err = self.ended() => return Err(err),
+            };
             Ok(Box::new(recv) as Box<dyn RecvStream>)
         })
     }
@@ -207,7 +259,11 @@ impl Connection for QmuxSession {
         &self,
     ) -> BoxFuture<'_, Result<(Box<dyn SendStream>, Box<dyn RecvStream>), Error>> {
         Box::pin(async move {
-            let (send, recv) = self.session.accept_bi().await.map_err(error)?;
+            let (send, recv) = tokio::select! {
+                biased;
+                bi = self.session.accept_bi() => bi.map_err(error)?,
+                err = self.ended() => return Err(err),
+            };
             Ok(boxed(send, recv))
         })
     }
@@ -217,7 +273,7 @@ impl Connection for QmuxSession {
     }
 
     fn closed(&self) -> BoxFuture<'_, Error> {
-        Box::pin(async move { error(self.session.closed().await) })
+        Box::pin(self.ended())
     }
 
     fn protocol(&self) -> Option<String> {

@@ -180,7 +180,7 @@ pub async fn accept_websocket(io: impl Io, subprotocol: Option<&str>) -> moq_io:
         Some(websocket_config()),
     )
     .await;
-    let mut upgraded = qmux::ws::Upgraded::new(BinaryOnly::new(ws))
+    let mut upgraded = qmux::ws::Upgraded::new(BinaryOnly::new(ws, counters.clone()))
         .with_keep_alive(keep_alive())
         .with_session_config(session_config(QmuxVersion::QMux01, Duration::ZERO, false));
     if let Some(subprotocol) = subprotocol {
@@ -291,7 +291,7 @@ pub(crate) async fn connect_websocket(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     tracing::debug!(%url, subprotocol = ?chosen, "WebSocket session");
-    let mut upgraded = qmux::ws::Upgraded::new(BinaryOnly::new(ws))
+    let mut upgraded = qmux::ws::Upgraded::new(BinaryOnly::new(ws, counters.clone()))
         .with_keep_alive(keep_alive())
         .with_session_config(session_config(QmuxVersion::QMux01, Duration::ZERO, true));
     if let Some(chosen) = &chosen {
@@ -305,14 +305,20 @@ pub(crate) async fn connect_websocket(
 /// A WebSocket that refuses text messages: QMux speaks only binary ones, and a text message
 /// is a connection error (spec §14). The peer gets a Close frame with 1003 (unsupported data)
 /// and the session ends; qmux itself would skip the message.
-struct BinaryOnly<S> {
+pub(crate) struct BinaryOnly<S> {
     ws: S,
     refused: bool,
+    /// Told when the message stream ends (or fails): the session ends with it.
+    counters: ByteCounters,
 }
 
 impl<S> BinaryOnly<S> {
-    fn new(ws: S) -> Self {
-        Self { ws, refused: false }
+    pub(crate) fn new(ws: S, counters: ByteCounters) -> Self {
+        Self {
+            ws,
+            refused: false,
+            counters,
+        }
     }
 }
 
@@ -328,7 +334,11 @@ where
         if self.refused {
             return Poll::Ready(None);
         }
-        match Pin::new(&mut self.ws).poll_next(cx) {
+        let next = Pin::new(&mut self.ws).poll_next(cx);
+        if let Poll::Ready(None | Some(Err(_))) = &next {
+            self.counters.mark_ended();
+        }
+        match next {
             Poll::Ready(Some(Ok(tungstenite::Message::Text(_)))) => {
                 self.refused = true;
                 tracing::debug!("text message on a QMux WebSocket: closing with 1003");
@@ -346,6 +356,7 @@ where
                         let _ = Pin::new(&mut *ws).poll_flush(cx);
                     }
                 }
+                self.counters.mark_ended();
                 Poll::Ready(Some(Err(tungstenite::Error::Protocol(
                     tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
                 ))))

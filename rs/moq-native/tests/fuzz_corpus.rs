@@ -46,3 +46,8 @@ fn every_target_has_a_corpus() {
         );
     }
 }
+
+#[test]
+fn qmux_websocket() {
+    replay("qmux_websocket", moq_native::fuzz::qmux_websocket);
+}
