@@ -94,10 +94,18 @@ pub struct Load {
     pub label: Option<String>,
 
     /// Relay URL: `https://host:port/path` (WebTransport), `http://…` (pin the certificate
-    /// fingerprint served over HTTP at the same port first, for local relays), or
-    /// `moql://host:port/path` (raw QUIC). Required except for `compare` (see --url-template).
+    /// fingerprint served over HTTP at the same port first, for local relays),
+    /// `moql://host:port/path` (raw QUIC), `ws://` / `wss://` (QMux over a WebSocket to the
+    /// relay's HTTP listener) or `moql+tcp://host:port/path` (QMux over TCP). Required except
+    /// for `compare` (see --url-template).
     #[arg(long, env = "MOQ_URL")]
     pub url: Option<Url>,
+
+    /// Where the publisher connects, when not at --url: e.g. publish over QUIC and watch over
+    /// WebSocket (`--url ws://… --publish-url http://…`) to compare what each transport's
+    /// viewers cost the relay.
+    #[arg(long, value_name = "URL")]
+    pub publish_url: Option<Url>,
 
     /// Workload preset name (`moq-bench presets` lists them): sd, hd, audio, chat, churn, or
     /// one from --preset-file.
@@ -208,7 +216,14 @@ pub async fn run(load: &Load, preset: &Preset, ticks: bool) -> anyhow::Result<Va
     // once every subscriber is set up.
     let publisher = match setup.shared.publishing {
         true => Some(
-            start_publisher(&setup.clients[0], &url, &setup.path, preset, &setup.shared).await?,
+            start_publisher(
+                &setup.clients[0],
+                load.publish_url.as_ref().unwrap_or(&url),
+                &setup.path,
+                preset,
+                &setup.shared,
+            )
+            .await?,
         ),
         false => None,
     };
