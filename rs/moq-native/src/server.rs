@@ -129,6 +129,8 @@ pub enum Transport {
 pub struct QuicServer {
     endpoints: Vec<quinn::Endpoint>,
     fingerprints: Vec<String>,
+    /// TLS for HTTPS with the same certificates (ALPN `http/1.1`).
+    https: Arc<rustls::ServerConfig>,
     requests: mpsc::Receiver<Request>,
     /// Accept loops on the application's runtime (one worker), aborted on drop.
     accept_loops: Vec<tokio::task::AbortHandle>,
@@ -166,6 +168,8 @@ impl QuicServer {
 
         let certs = ServerCerts::load(&config.tls)?;
         let fingerprints = certs.fingerprints();
+        // The same certificates for HTTPS (and `wss://`) on TCP.
+        let https = Arc::new(certs.clone().server_config(&["http/1.1".to_string()])?);
         let tls = certs.server_config(&alpns)?;
         let tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|err| {
             Error::Config {
@@ -197,6 +201,7 @@ impl QuicServer {
         }
         let mut server = Self {
             endpoints: Vec::new(),
+            https,
             fingerprints,
             requests,
             accept_loops: Vec::new(),
@@ -260,6 +265,13 @@ impl QuicServer {
     /// client's SNI matches none, e.g. IP-literal URLs).
     pub fn fingerprints(&self) -> &[String] {
         &self.fingerprints
+    }
+
+    /// A TLS configuration for HTTPS on TCP with this server's certificates (TLS 1.3, ALPN
+    /// `http/1.1`): an HTTPS listener beside the QUIC port serves `wss://` sessions and the
+    /// HTTP endpoints under the same certificate.
+    pub fn https_config(&self) -> Arc<rustls::ServerConfig> {
+        self.https.clone()
     }
 
     /// Next accepted session request (logs and skips failed handshakes). None once closed.

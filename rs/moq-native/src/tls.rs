@@ -75,7 +75,7 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
 }
 
 /// One servable certificate.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Entry {
     key: Arc<CertifiedKey>,
     /// Hostnames to match SNI against, for generated certificates. `None`: ask webpki.
@@ -83,7 +83,7 @@ struct Entry {
 }
 
 /// The server's certificates, chosen by SNI.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct ServerCerts {
     entries: Vec<Entry>,
 }

@@ -291,6 +291,11 @@ pub struct Web {
     #[command(flatten)]
     pub http: WebHttp,
 
+    /// `[web.https]`.
+    #[command(flatten)]
+    #[serde(default)]
+    pub https: WebHttps,
+
     /// Directory of static files (a web app, e.g. js/demo/dist) served by the HTTP listener for any
     /// path the endpoints above don't claim: `/` → index.html, `/watch` → watch.html.
     #[arg(
@@ -328,6 +333,23 @@ pub struct WebHttp {
         default_missing_value = "true"
     )]
     pub ws: Option<bool>,
+}
+
+/// `[web.https]`.
+#[derive(Args, Serialize, Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WebHttps {
+    /// TCP address for the same endpoints and WebSocket sessions over TLS, with the QUIC
+    /// certificate (--tls-cert or --tls-generate): `wss://` for browsers on `https://` pages
+    /// where UDP is blocked. Use the QUIC port number (TCP 443 beside UDP 443).
+    /// [default: off]
+    #[arg(
+        id = "web_https_listen",
+        long = "web-https-listen",
+        env = "MOQ_WEB_HTTPS_LISTEN",
+        value_name = "ADDR"
+    )]
+    pub listen: Option<SocketAddr>,
 }
 
 /// `[internal]`: the private listener.

@@ -109,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
         http: None,
         internal: None,
         tcp: None,
+        https: None,
     };
     if let Some(listen) = config.web.http.listen {
         let listener = tokio::net::TcpListener::bind(listen)
@@ -140,6 +141,32 @@ async fn main() -> anyhow::Result<()> {
         use axum::serve::ListenerExt;
         let listener = listener.tap_io(|tcp: &mut tokio::net::TcpStream| moq_native::tune_tcp(tcp));
         tokio::spawn(async move { axum::serve(listener, router).await });
+    }
+    if let Some(listen) = config.web.https.listen {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot bind --web-https-listen {listen}"))?;
+        let addr = listener.local_addr()?;
+        bound.https = Some(addr);
+        tracing::info!(%addr, "listening for HTTPS (and wss:// sessions)");
+        let websocket = config
+            .web
+            .http
+            .ws
+            .unwrap_or(true)
+            .then(|| web::WebSocket::new(relay.clone(), &server_protocols(&quic.protocols)));
+        let router = web::router(
+            relay.clone(),
+            fingerprint.clone(),
+            config.web.root.clone(),
+            websocket,
+        );
+        tokio::spawn(serve_https(
+            listener,
+            router,
+            server.https_config(),
+            config.limits.handshake_timeout,
+        ));
     }
     if let Some(listen) = quic.tcp_listen {
         let listener = tokio::net::TcpListener::bind(listen)
@@ -256,6 +283,53 @@ struct Bound {
     /// moq over plain TCP (`--tcp-listen`).
     #[serde(skip_serializing_if = "Option::is_none")]
     tcp: Option<SocketAddr>,
+    /// The public HTTPS listener (`--web-https-listen`), TCP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    https: Option<SocketAddr>,
+}
+
+/// Serve `router` over TLS: each connection gets `timeout` for its TLS handshake, then HTTP/1.1
+/// with upgrades (WebSocket sessions), on its own task.
+async fn serve_https(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    tls: Arc<tokio_rustls::rustls::ServerConfig>,
+    timeout: std::time::Duration,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                tracing::warn!(%err, "HTTPS accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        moq_native::tune_tcp(&stream);
+        let acceptor = acceptor.clone();
+        // The peer's address for the handlers, as `into_make_service_with_connect_info` gives it.
+        let router = router
+            .clone()
+            .layer(axum::Extension(axum::extract::ConnectInfo(remote)));
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(err)) => return tracing::debug!(%remote, %err, "TLS handshake failed"),
+                Err(_) => return tracing::debug!(%remote, "TLS handshake timed out"),
+            };
+            let service = hyper::service::service_fn(move |request| {
+                use tower::ServiceExt;
+                router.clone().oneshot(request)
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .with_upgrades();
+            if let Err(err) = connection.await {
+                tracing::debug!(%remote, %err, "HTTPS connection ended");
+            }
+        });
+    }
 }
 
 /// The moq protocols the relay speaks (`--server-protocol`, or moq-native's defaults).

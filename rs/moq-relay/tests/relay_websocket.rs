@@ -343,3 +343,42 @@ async fn bad_websocket_input_ends_only_that_session() {
     let (_again, origin) = relay.subscriber(Via::WebSocket, "/anon").await;
     assert!(read_one(&origin, "cam").await[0].starts_with(b"cam"));
 }
+
+#[tokio::test]
+async fn wss_on_the_https_listener_with_the_quic_certificate() {
+    let relay = Relay::start(RelayArgs::new(&[
+        "--auth-public",
+        "anon",
+        "--web-https-listen",
+        "127.0.0.1:0",
+    ]))
+    .await;
+    assert_ne!(relay.https, 0, "the port file names the HTTPS listener");
+    let (_publisher, _writer) = live(&relay, Via::Quic, "cam").await;
+    // The client pins the fingerprint served for QUIC: the same certificate is on TCP.
+    let url = format!("wss://localhost:{}/anon", relay.https)
+        .parse()
+        .unwrap();
+    let connection = tokio::time::timeout(TIMEOUT, relay.client().connect_any(url))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(connection.protocol.as_deref(), Some("moq-lite-06"));
+    let origin = OriginProducer::new();
+    let _session = Client::new()
+        .subscribe(origin.clone())
+        .connect(connection.session)
+        .await
+        .unwrap();
+    assert!(read_one(&origin, "cam").await[0].starts_with(b"cam"));
+    // A client that trusts neither the system roots' issuer nor this fingerprint is refused.
+    let untrusted = moq_native::QuicClient::new(moq_native::QuicClientConfig::default()).unwrap();
+    let url = format!("wss://localhost:{}/anon", relay.https)
+        .parse()
+        .unwrap();
+    let refused = untrusted.connect_any(url).await.unwrap_err();
+    assert!(
+        matches!(refused, moq_native::Error::Tls { .. }),
+        "{refused:#}"
+    );
+}

@@ -133,6 +133,11 @@ impl PortFile {
         }
     }
 
+    /// The address of listener `name`, if the file has it.
+    pub fn get(&self, name: &str) -> Option<SocketAddr> {
+        self.listeners.get(name).copied()
+    }
+
     /// The address of listener `name`; panics naming the file's listeners when absent.
     pub fn addr(&self, name: &str) -> SocketAddr {
         *self.listeners.get(name).unwrap_or_else(|| {

@@ -65,6 +65,8 @@ pub struct Relay {
     pub internal: u16,
     /// moq over plain TCP (`--tcp-listen`; 0 when the relay was started with its own flags).
     pub tcp: u16,
+    /// The HTTPS listener, when started with `--web-https-listen 127.0.0.1:0` (else 0).
+    pub https: u16,
     /// SHA-256 of the relay's certificate, from `/certificate.sha256`.
     pub fingerprint: String,
     log: PathBuf,
@@ -192,6 +194,7 @@ impl Relay {
                 web,
                 internal,
                 tcp: 0,
+                https: 0,
                 spare,
                 fingerprint: String::new(),
                 log,
@@ -207,6 +210,7 @@ impl Relay {
                 relay.web = ports.addr("http").port();
                 relay.internal = ports.addr("internal").port();
                 relay.tcp = ports.addr("tcp").port();
+                relay.https = ports.get("https").map_or(0, |a| a.port());
             }
             match relay.wait_healthy().await {
                 Ok(()) => {
