@@ -38,6 +38,9 @@ pub use qmux_impl::{ByteCounters, QmuxSession};
 #[cfg(feature = "quinn")]
 pub use quinn_impl::quinn_stats;
 
+/// Both halves of a bidirectional stream.
+pub type BiStream = (Box<dyn SendStream>, Box<dyn RecvStream>);
+
 /// A boxed, sendable future: what the trait methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -124,12 +127,11 @@ pub trait Connection: Send + Sync + 'static {
     /// Open a unidirectional stream (waits while the peer's stream limit is reached).
     fn open_uni(&self) -> BoxFuture<'_, Result<Box<dyn SendStream>, Error>>;
     /// Open a bidirectional stream.
-    fn open_bi(&self) -> BoxFuture<'_, Result<(Box<dyn SendStream>, Box<dyn RecvStream>), Error>>;
+    fn open_bi(&self) -> BoxFuture<'_, Result<BiStream, Error>>;
     /// The next unidirectional stream the peer opened.
     fn accept_uni(&self) -> BoxFuture<'_, Result<Box<dyn RecvStream>, Error>>;
     /// The next bidirectional stream the peer opened.
-    fn accept_bi(&self)
-        -> BoxFuture<'_, Result<(Box<dyn SendStream>, Box<dyn RecvStream>), Error>>;
+    fn accept_bi(&self) -> BoxFuture<'_, Result<BiStream, Error>>;
     /// Close the connection with an application code and reason.
     fn close(&self, code: u32, reason: &[u8]);
     /// Resolves when the connection is closed, with why.

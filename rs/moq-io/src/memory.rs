@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
-use crate::{BoxFuture, Connection, Error, Kind, RecvStream, SendStream, Stats};
+use crate::{BiStream, BoxFuture, Connection, Error, Kind, RecvStream, SendStream, Stats};
 
 /// Unread bytes a stream holds before its writer waits.
 pub const STREAM_WINDOW: usize = 1 << 20;
@@ -123,7 +123,7 @@ impl Connection for MemoryConnection {
         })
     }
 
-    fn open_bi(&self) -> BoxFuture<'_, Result<(Box<dyn SendStream>, Box<dyn RecvStream>), Error>> {
+    fn open_bi(&self) -> BoxFuture<'_, Result<BiStream, Error>> {
         Box::pin(async move {
             self.check()?;
             let (send, peer_recv) = self.stream(self.sent.clone());
@@ -146,9 +146,7 @@ impl Connection for MemoryConnection {
         })
     }
 
-    fn accept_bi(
-        &self,
-    ) -> BoxFuture<'_, Result<(Box<dyn SendStream>, Box<dyn RecvStream>), Error>> {
+    fn accept_bi(&self) -> BoxFuture<'_, Result<BiStream, Error>> {
         Box::pin(async move {
             let (send, recv) = self.accept(&self.bi).await?;
             Ok((

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use web_transport_trait::{Error as _, Session as _, Stats as _};
 
-use crate::{BoxFuture, Connection, Error, Kind, RecvStream, SendStream, Stats};
+use crate::{BiStream, BoxFuture, Connection, Error, Kind, RecvStream, SendStream, Stats};
 
 fn error(err: qmux::Error) -> Error {
     if let Some((code, reason)) = err.session_error() {
@@ -27,6 +27,9 @@ fn error(err: qmux::Error) -> Error {
     }
     Error::Other(err.to_string())
 }
+
+/// How long a closed session's handle is kept for its close frame to reach the peer.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Bits of a quinn send order that hold a group's position (see moq-lite's `priority` module).
 const POSITION_BITS: u32 = 23;
@@ -219,10 +222,7 @@ impl QmuxSession {
     }
 }
 
-fn boxed(
-    send: qmux::SendStream,
-    recv: qmux::RecvStream,
-) -> (Box<dyn SendStream>, Box<dyn RecvStream>) {
+fn boxed(send: qmux::SendStream, recv: qmux::RecvStream) -> BiStream {
     (Box::new(send), Box::new(recv))
 }
 
@@ -234,7 +234,7 @@ impl Connection for QmuxSession {
         })
     }
 
-    fn open_bi(&self) -> BoxFuture<'_, Result<(Box<dyn SendStream>, Box<dyn RecvStream>), Error>> {
+    fn open_bi(&self) -> BoxFuture<'_, Result<BiStream, Error>> {
         Box::pin(async move {
             let (send, recv) = self.session.open_bi().await.map_err(error)?;
             Ok(boxed(send, recv))
@@ -255,9 +255,7 @@ impl Connection for QmuxSession {
         })
     }
 
-    fn accept_bi(
-        &self,
-    ) -> BoxFuture<'_, Result<(Box<dyn SendStream>, Box<dyn RecvStream>), Error>> {
+    fn accept_bi(&self) -> BoxFuture<'_, Result<BiStream, Error>> {
         Box::pin(async move {
             let (send, recv) = tokio::select! {
                 biased;
@@ -270,6 +268,18 @@ impl Connection for QmuxSession {
 
     fn close(&self, code: u32, reason: &[u8]) {
         self.session.close(code, &String::from_utf8_lossy(reason));
+        // qmux writes the APPLICATION_CLOSE from its own task, which stops when the last handle
+        // to the session is dropped: a caller that closes and drops at once (a refused session)
+        // would leave the peer with a bare end of stream instead of the code. Keep a handle
+        // until the peer has closed its side, for at most a second.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let session = self.session.clone();
+            let counters = self.counters.clone();
+            runtime.spawn(async move {
+                let _ = tokio::time::timeout(LINGER, counters.ended()).await;
+                drop(session);
+            });
+        }
     }
 
     fn closed(&self) -> BoxFuture<'_, Error> {

@@ -8,7 +8,7 @@ use web_transport_quinn::{
     WebTransportError, WriteError,
 };
 
-use crate::{BoxFuture, Connection, Error, Kind, RecvStream, SendStream, Stats};
+use crate::{BiStream, BoxFuture, Connection, Error, Kind, RecvStream, SendStream, Stats};
 
 fn session_error(err: SessionError) -> Error {
     match err {
@@ -41,7 +41,7 @@ fn read_error(err: ReadError) -> Error {
     }
 }
 
-fn boxed(send: QuinnSend, recv: QuinnRecv) -> (Box<dyn SendStream>, Box<dyn RecvStream>) {
+fn boxed(send: QuinnSend, recv: QuinnRecv) -> BiStream {
     (Box::new(send), Box::new(recv))
 }
 
@@ -53,7 +53,7 @@ impl Connection for Session {
         })
     }
 
-    fn open_bi(&self) -> BoxFuture<'_, Result<(Box<dyn SendStream>, Box<dyn RecvStream>), Error>> {
+    fn open_bi(&self) -> BoxFuture<'_, Result<BiStream, Error>> {
         Box::pin(async move {
             let (send, recv) = Session::open_bi(self).await.map_err(session_error)?;
             Ok(boxed(send, recv))
@@ -67,9 +67,7 @@ impl Connection for Session {
         })
     }
 
-    fn accept_bi(
-        &self,
-    ) -> BoxFuture<'_, Result<(Box<dyn SendStream>, Box<dyn RecvStream>), Error>> {
+    fn accept_bi(&self) -> BoxFuture<'_, Result<BiStream, Error>> {
         Box::pin(async move {
             let (send, recv) = Session::accept_bi(self).await.map_err(session_error)?;
             Ok(boxed(send, recv))

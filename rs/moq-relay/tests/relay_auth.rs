@@ -87,6 +87,13 @@ fn tampered(token: &str) -> String {
     String::from_utf8(bytes).unwrap()
 }
 
+/// The transports a refusal is checked over: WebTransport and WebSocket (HTTP 401 before the
+/// session), raw QUIC (the `unauthorized` close code). Not plain TCP: the relay refuses it with
+/// the same close, but the peer does not get QMux's close frame before the connection ends (it
+/// sees the end of stream; qmux 0.5.3, also with the session kept a while after the close), so
+/// the code cannot be checked there.
+const REFUSED_OVER: [Via; 3] = [Via::WebTransport, Via::Quic, Via::WebSocket];
+
 /// Check the outcome of a connection attempt the relay must refuse.
 async fn check_refused(
     relay: &Relay,
@@ -95,16 +102,16 @@ async fn check_refused(
     result: anyhow::Result<moq_lite::Session>,
 ) {
     match (via, result) {
-        (Via::WebTransport, Err(err)) => assert!(
+        (Via::WebTransport | Via::WebSocket, Err(err)) => assert!(
             format!("{err:#}").contains("401"),
             "{what}: expected HTTP 401, got: {err:#}"
         ),
-        (Via::Quic, Err(err)) => assert_eq!(
+        (Via::Quic | Via::Tcp, Err(err)) => assert_eq!(
             err.downcast_ref::<Error>(),
             Some(&Error::Unauthorized),
             "{what}: {err:#}"
         ),
-        (Via::Quic, Ok(session)) => {
+        (Via::Quic | Via::Tcp, Ok(session)) => {
             // lite-05 clients do not wait for the relay's SETUP: the refusal is the close.
             let err = tokio::time::timeout(TIMEOUT, session.closed())
                 .await
@@ -117,8 +124,8 @@ async fn check_refused(
                 "{what}: closed with the wrong code"
             );
         }
-        (Via::WebTransport, Ok(_)) => {
-            panic!("{what}: accepted over WebTransport\n{}", relay.log_tail(10))
+        (Via::WebTransport | Via::WebSocket, Ok(_)) => {
+            panic!("{what}: accepted over {via:?}\n{}", relay.log_tail(10))
         }
     }
 }
@@ -313,7 +320,7 @@ async fn forged_foreign_and_expired_tokens_are_refused() {
     let _publisher = relay
         .publisher(Via::WebTransport, &format!("/demo?jwt={good}"), &origin)
         .await;
-    for via in Via::BOTH {
+    for via in REFUSED_OVER {
         let (_session, seen) = relay.subscriber(via, &format!("/demo?jwt={good}")).await;
         assert_eq!(
             read_first(&seen, "cam").await,
@@ -343,7 +350,7 @@ async fn forged_foreign_and_expired_tokens_are_refused() {
         ("not a JWT", "not-a-token".to_string(), "malformed token"),
     ];
     for (what, token, reason) in &cases {
-        for via in Via::BOTH {
+        for via in REFUSED_OVER {
             let before = relay.log_count(reason);
             let result = relay
                 .try_connect(
@@ -391,7 +398,7 @@ async fn a_token_expiring_during_the_session_closes_it() {
     let issued = Instant::now();
     let expiring = issuer.token("demo", &[], &[""], Some(now() + 2));
     let mut sessions = Vec::new();
-    for via in Via::BOTH {
+    for via in Via::ALL {
         let (session, seen) = relay
             .subscriber(via, &format!("/demo?jwt={expiring}"))
             .await;
@@ -406,7 +413,10 @@ async fn a_token_expiring_during_the_session_closes_it() {
         let err = tokio::time::timeout(Duration::from_secs(4), session.closed())
             .await
             .unwrap_or_else(|_| panic!("{via:?}: still open 4 s after the token expired"));
-        assert_eq!(err, Error::Unauthorized, "{via:?}");
+        // Over QMux (WebSocket, TCP) the close code does not reach the peer: see REFUSED_OVER.
+        if matches!(via, Via::WebTransport | Via::Quic) {
+            assert_eq!(err, Error::Unauthorized, "{via:?}");
+        }
         // exp is whole seconds: at least one second was left when it was issued.
         assert!(
             issued.elapsed() >= Duration::from_millis(900),
@@ -425,7 +435,7 @@ async fn paths_cannot_escape_the_token_root() {
     let relay = issuer.relay(Some("anon")).await;
     let token = issuer.token("demo", &[""], &[""], None);
 
-    for via in Via::BOTH {
+    for via in REFUSED_OVER {
         assert_refused(
             &relay,
             via,
@@ -522,7 +532,7 @@ async fn without_a_token_only_the_public_prefix_is_open() {
         })
         .await;
 
-    for via in Via::BOTH {
+    for via in REFUSED_OVER {
         let (_session, seen) = relay.subscriber(via, "/anon").await;
         assert_eq!(
             read_first(&seen, "cam").await,
@@ -551,7 +561,7 @@ async fn without_a_token_only_the_public_prefix_is_open() {
     // Only a key: no anonymous access at all. (EdDSA this time, algorithm confusion included.)
     let issuer = Issuer::new(Algorithm::EdDSA);
     let closed = issuer.relay(None).await;
-    for via in Via::BOTH {
+    for via in REFUSED_OVER {
         assert_refused(&closed, via, "/anon", "a token is required").await;
         assert_refused(&closed, via, "/", "a token is required").await;
         assert_refused(
@@ -599,7 +609,7 @@ async fn tokens_with_extreme_expiry_times_get_a_verdict_not_a_panic() {
     let mut sessions = Vec::new();
     for exp in [i64::MAX as u64, 1 << 63, u64::MAX] {
         let token = issuer.token("demo", &[], &[""], Some(exp));
-        for via in Via::BOTH {
+        for via in REFUSED_OVER {
             let (session, seen) = relay.subscriber(via, &format!("/demo?jwt={token}")).await;
             assert_eq!(
                 read_first(&seen, "cam").await,
@@ -614,7 +624,7 @@ async fn tokens_with_extreme_expiry_times_get_a_verdict_not_a_panic() {
             .unwrap();
         assert_eq!(status, 200, "exp {exp} on the HTTP listener");
     }
-    for via in Via::BOTH {
+    for via in REFUSED_OVER {
         assert_refused(
             &relay,
             via,
@@ -623,9 +633,11 @@ async fn tokens_with_extreme_expiry_times_get_a_verdict_not_a_panic() {
         )
         .await;
     }
+    // The publisher and a viewer per expiry time and transport.
+    let expected = (1 + 3 * REFUSED_OVER.len()) as f64;
     relay
-        .wait_metrics("the publisher and six viewers", |m| {
-            m.value("moq_relay_sessions") == 7.0
+        .wait_metrics("the publisher and the viewers", |m| {
+            m.value("moq_relay_sessions") == expected
         })
         .await;
     let log = relay.log();
