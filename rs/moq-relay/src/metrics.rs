@@ -109,7 +109,6 @@ impl Collector for RelayCollector {
             let labels = [("transport", kind.as_str())];
             ConstGauge::new(saturate(count as u64)).encode(family.encode_family(&labels)?)?;
         }
-        drop(family);
         let mut family = encoder.encode_descriptor(
             "moq_relay_transport_sessions_accepted",
             "sessions accepted since start, by transport (see moq_relay_transport_sessions)",
@@ -123,7 +122,6 @@ impl Collector for RelayCollector {
             let labels = [("transport", kind.as_str())];
             ConstCounter::new(relay.accepted(kind)).encode(family.encode_family(&labels)?)?;
         }
-        drop(family);
         let mut family = encoder.encode_descriptor(
             "moq_relay_worker_sessions",
             "live sessions on each server worker (--server-workers)",
