@@ -647,3 +647,44 @@ fn compare_our_relay_with_itself() {
         "{stderr}"
     );
 }
+
+/// `--url ws://…`: the viewers watch over a WebSocket on the relay's HTTP listener while the
+/// publisher uses WebTransport (`--publish-url`); everything arrives, and the relay counts the
+/// viewers as WebSocket sessions.
+#[test]
+fn websocket_viewers() {
+    let relay = Relay::start();
+    let ws = format!("ws://{}/bench", relay.addrs.http);
+    let publish = relay.addrs.url("/bench");
+    let mut args = vec!["--url", ws.as_str(), "--publish-url", publish.as_str()];
+    let tls = relay.addrs.tls_args();
+    args.extend(tls.iter().map(String::as_str));
+    args.extend([
+        "--preset",
+        "sd",
+        "--subscribers",
+        "5",
+        "--duration",
+        "3",
+        "--json",
+    ]);
+    let (stdout, stderr) = bench(&args);
+    let json = last_json(&stdout, &stderr);
+    let expected = 5.0 * 3.0;
+    let delivered = num(&json, "delivered_mbps");
+    assert!(
+        (delivered - expected).abs() <= expected * 0.5,
+        "delivered {delivered} Mbps over WebSocket, expected about {expected}: {json}"
+    );
+    assert_little_loss(&json);
+    let response = test_support::http::get_blocking(relay.addrs.internal(), "/metrics").unwrap();
+    let metrics = response.body;
+    let accepted = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("moq_relay_transport_sessions_accepted_total{transport=\"websocket\"}")
+        })
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse::<f64>().ok());
+    assert_eq!(accepted, Some(5.0), "{metrics}");
+}
