@@ -1,9 +1,8 @@
 /**
  * The WebSocket fallback (issue 22): the browser's QMux-over-WebSocket transport against the
- * reference relay 0.17.10 (the proof that our wire format is right), and against our relay when
- * it serves WebSocket too (binaries in MOQ_WS_BIN_DIR, default /work/ts-ws-bin-new, used once
- * /tmp/ws-relay-ready exists): forced WebSocket, and "auto" with UDP to the relay dropped in a
- * network namespace, where the pages must fall back to WebSocket.
+ * reference relay 0.17.10 (the proof that our wire format is right) and against our relay
+ * (MOQ_BIN_DIR): forced WebSocket, and "auto" with UDP to the relay dropped in a network
+ * namespace, where the pages must fall back to WebSocket.
  *
  * Each watch cell: more than 60 frames decoded within 5 s of loading the page and
  * `stats.transport` naming the transport that won. Needs the peers of scripts/install-peers.sh
@@ -195,13 +194,8 @@ describe("WebSocket to the reference relay 0.17.10 on loopback", () => {
 
 // --- "auto" with UDP to the relay dropped: a network namespace of this test's own -------------
 
-/** Our relay with WebSocket support, once the Rust side has built it. */
-const wsBin = process.env.MOQ_WS_BIN_DIR ?? "/work/ts-ws-bin-new";
-const oursReady = existsSync("/tmp/ws-relay-ready") && existsSync(join(wsBin, "moq-relay"));
 /** The reference player's bundle (scripts/install-peers.sh). */
 const refPlayer = join(peersDir, "npm-moq-watch-0.4.6-publish-0.2.17");
-const refPlayerSkip = existsSync(join(refPlayer, "moq-reference.js")) ? false : `${refPlayer}/moq-reference.js missing`;
-const oursSkip = oursReady ? false : `our relay has no WebSocket yet (/tmp/ws-relay-ready, ${wsBin})`;
 
 /**
  * A namespace with Chromium, the relays and the publishers. The browser reaches the relays at
@@ -323,8 +317,7 @@ describe("auto transport with UDP to the relay blocked", () => {
 		// Ports are taken in this process's namespace; the new one has no listeners at all.
 		site = await freePort();
 		refPort = await freePort();
-		const relayBin = oursReady ? wsBin : bin;
-		siteRelay = net.spawn("moq-relay (ours)", join(relayBin, "moq-relay"), [
+		siteRelay = net.spawn("moq-relay (ours)", join(bin, "moq-relay"), [
 			"--listen",
 			`0.0.0.0:${site}`,
 			"--web-http-listen",
@@ -354,7 +347,7 @@ describe("auto transport with UDP to the relay blocked", () => {
 			[refPort, "hang → 0.17.10"],
 			[site, "hang → ours"],
 		] as const) {
-			const p = net.spawn(name, join(relayBin, "hang"), [
+			const p = net.spawn(name, join(bin, "hang"), [
 				"publish",
 				"--url",
 				`http://127.0.0.1:${port}/anon`,
@@ -427,7 +420,7 @@ describe("auto transport with UDP to the relay blocked", () => {
 		});
 	}
 
-	test("watch page forced to WebSocket × our relay", { skip: oursSkip }, async () => {
+	test("watch page forced to WebSocket × our relay", async () => {
 		net.blockUdp(undefined);
 		await watchCell(
 			"watch(ws)×relay-ours",
@@ -441,9 +434,8 @@ describe("auto transport with UDP to the relay blocked", () => {
 		const how = blocked ? "UDP blocked → WebSocket" : "UDP open → WebTransport";
 		const expected = blocked ? "websocket" : "webtransport";
 		// Without the rule WebTransport wins: that needs no WebSocket on our relay.
-		const skip = blocked ? oursSkip : false;
 
-		test(`watch page, auto, ${how} × our relay`, { skip }, async () => {
+		test(`watch page, auto, ${how} × our relay`, async () => {
 			net.blockUdp(blocked ? site : undefined);
 			await watchCell(
 				`watch(auto${blocked ? ", no UDP" : ""})×relay-ours`,
@@ -453,7 +445,7 @@ describe("auto transport with UDP to the relay blocked", () => {
 			);
 		});
 
-		test(`publish page and room page, auto, ${how} × our relay`, { skip }, async () => {
+		test(`publish page and room page, auto, ${how} × our relay`, async () => {
 			net.blockUdp(blocked ? site : undefined);
 			const { context: ctx, console } = await context();
 			await ctx.grantPermissions(["camera", "microphone"]);
@@ -519,9 +511,9 @@ describe("auto transport with UDP to the relay blocked", () => {
 		});
 	}
 
-	test("reference @moq/watch 0.4.6, UDP blocked, plays our relay over WebSocket", {
-		skip: oursSkip || refPlayerSkip,
-	}, async () => {
+	test("reference @moq/watch 0.4.6, UDP blocked, plays our relay over WebSocket", async () => {
+		if (!existsSync(join(refPlayer, "moq-reference.js")))
+			throw new Error(`${refPlayer}/moq-reference.js is missing: run scripts/install-peers.sh (scripts/test.sh does)`);
 		net.blockUdp(site);
 		const { context: ctx, console } = await context();
 		await ctx.addInitScript({ content: COUNT_DECODED });
