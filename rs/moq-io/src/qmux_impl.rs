@@ -28,9 +28,6 @@ fn error(err: qmux::Error) -> Error {
     Error::Other(err.to_string())
 }
 
-/// How long a closed session's handle is kept for its close frame to reach the peer.
-const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
-
 /// Bits of a quinn send order that hold a group's position (see moq-lite's `priority` module).
 const POSITION_BITS: u32 = 23;
 /// Recency slots per priority class.
@@ -267,19 +264,9 @@ impl Connection for QmuxSession {
     }
 
     fn close(&self, code: u32, reason: &[u8]) {
+        // qmux 0.5.3 does not get this APPLICATION_CLOSE to the peer before the connection
+        // ends (bare qmux sessions show it too): the peer sees the end of stream, not the code.
         self.session.close(code, &String::from_utf8_lossy(reason));
-        // qmux writes the APPLICATION_CLOSE from its own task, which stops when the last handle
-        // to the session is dropped: a caller that closes and drops at once (a refused session)
-        // would leave the peer with a bare end of stream instead of the code. Keep a handle
-        // until the peer has closed its side, for at most a second.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let session = self.session.clone();
-            let counters = self.counters.clone();
-            runtime.spawn(async move {
-                let _ = tokio::time::timeout(LINGER, counters.ended()).await;
-                drop(session);
-            });
-        }
     }
 
     fn closed(&self) -> BoxFuture<'_, Error> {

@@ -147,6 +147,25 @@ pub struct AnyConnection {
     pub setup_path: Option<String>,
 }
 
+/// `connect` to `url` within `timeout` (`None`: unbounded), [`Error::Timeout`] past it.
+async fn within<T>(
+    timeout: Option<Duration>,
+    url: &Url,
+    connect: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let Some(timeout) = timeout else {
+        return connect.await;
+    };
+    tokio::time::timeout(timeout, connect)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::Timeout {
+                what: format!("connecting to {url}"),
+                after: timeout,
+            })
+        })
+}
+
 /// The SETUP path for a URL-less transport (spec §1.2): path and query, None for the root.
 fn setup_path(url: &Url) -> Option<String> {
     match (url.path(), url.query()) {
@@ -177,29 +196,18 @@ impl QuicClient {
         url: Url,
         addr: Option<SocketAddr>,
     ) -> Result<AnyConnection, Error> {
-        let timeout = self.connect_timeout.unwrap_or(Duration::from_secs(3600));
         let (session, protocol, setup_path) = match url.scheme() {
             "ws" | "wss" => {
                 let tls = Arc::new(self.verifier.client_config(&["http/1.1".to_string()])?);
                 let connect = crate::over_tcp::connect_websocket(&url, addr, tls, &self.protocols);
-                let (session, protocol) =
-                    tokio::time::timeout(timeout, connect).await.map_err(|_| {
-                        Error::Timeout {
-                            what: format!("connecting to {url}"),
-                            after: timeout,
-                        }
-                    })??;
+                let (session, protocol) = within(self.connect_timeout, &url, connect).await?;
                 (session, protocol, None)
             }
             "moql+tcp" => {
-                let connect = crate::over_tcp::connect_tcp(&url, addr, &self.protocols, timeout);
-                let (session, protocol) =
-                    tokio::time::timeout(timeout, connect).await.map_err(|_| {
-                        Error::Timeout {
-                            what: format!("connecting to {url}"),
-                            after: timeout,
-                        }
-                    })??;
+                // QMux's own handshake wait: zero is none (the connect timeout bounds it all).
+                let handshake = self.connect_timeout.unwrap_or(Duration::ZERO);
+                let connect = crate::over_tcp::connect_tcp(&url, addr, &self.protocols, handshake);
+                let (session, protocol) = within(self.connect_timeout, &url, connect).await?;
                 (session, protocol, setup_path(&url))
             }
             _ => {
@@ -295,17 +303,12 @@ impl QuicClient {
         url: Url,
         addr: Option<SocketAddr>,
     ) -> Result<Connection, Error> {
-        let Some(timeout) = self.connect_timeout else {
-            return self.connect_unbounded(url, addr).await;
-        };
-        tokio::time::timeout(timeout, self.connect_unbounded(url.clone(), addr))
-            .await
-            .unwrap_or_else(|_| {
-                Err(Error::Timeout {
-                    what: format!("connecting to {url}"),
-                    after: timeout,
-                })
-            })
+        within(
+            self.connect_timeout,
+            &url.clone(),
+            self.connect_unbounded(url, addr),
+        )
+        .await
     }
 
     async fn connect_unbounded(

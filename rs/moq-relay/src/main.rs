@@ -111,32 +111,33 @@ async fn main() -> anyhow::Result<()> {
         tcp: None,
         https: None,
     };
+    // One router for the HTTP and HTTPS listeners: the endpoints and, unless --web-ws false,
+    // WebSocket sessions at every path.
+    let websocket = config
+        .web
+        .http
+        .ws
+        .unwrap_or(true)
+        .then(|| web::WebSocket::new(relay.clone(), &server_protocols(&quic.protocols)));
+    let router = web::router(
+        relay.clone(),
+        fingerprint.clone(),
+        config.web.root.clone(),
+        websocket.clone(),
+    );
+    if let Some(root) = &config.web.root {
+        tracing::info!(root = %root.display(), "serving static files");
+    }
     if let Some(listen) = config.web.http.listen {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot bind --web-http-listen {listen}"))?;
         let addr = listener.local_addr()?;
         bound.http = Some(addr);
-        tracing::info!(%addr, "listening for HTTP");
-        if let Some(root) = &config.web.root {
-            tracing::info!(root = %root.display(), "serving static files");
-        }
-        let websocket = config
-            .web
-            .http
-            .ws
-            .unwrap_or(true)
-            .then(|| web::WebSocket::new(relay.clone(), &server_protocols(&quic.protocols)));
-        if websocket.is_some() {
-            tracing::info!(%addr, "accepting WebSocket sessions (QMux) on the HTTP listener");
-        }
-        let router = web::router(
-            relay.clone(),
-            fingerprint.clone(),
-            config.web.root.clone(),
-            websocket,
-        )
-        .into_make_service_with_connect_info::<SocketAddr>();
+        tracing::info!(%addr, websocket = websocket.is_some(), "listening for HTTP");
+        let router = router
+            .clone()
+            .into_make_service_with_connect_info::<SocketAddr>();
         // A WebSocket session's unsent bytes wait in its QMux queue, not the kernel's buffer.
         use axum::serve::ListenerExt;
         let listener = listener.tap_io(|tcp: &mut tokio::net::TcpStream| moq_native::tune_tcp(tcp));
@@ -148,19 +149,7 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("cannot bind --web-https-listen {listen}"))?;
         let addr = listener.local_addr()?;
         bound.https = Some(addr);
-        tracing::info!(%addr, "listening for HTTPS (and wss:// sessions)");
-        let websocket = config
-            .web
-            .http
-            .ws
-            .unwrap_or(true)
-            .then(|| web::WebSocket::new(relay.clone(), &server_protocols(&quic.protocols)));
-        let router = web::router(
-            relay.clone(),
-            fingerprint.clone(),
-            config.web.root.clone(),
-            websocket,
-        );
+        tracing::info!(%addr, websocket = websocket.is_some(), "listening for HTTPS");
         tokio::spawn(serve_https(
             listener,
             router,

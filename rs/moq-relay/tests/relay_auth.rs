@@ -90,7 +90,7 @@ fn tampered(token: &str) -> String {
 /// The transports a refusal is checked over: WebTransport and WebSocket (HTTP 401 before the
 /// session), raw QUIC (the `unauthorized` close code). Not plain TCP: the relay refuses it with
 /// the same close, but the peer does not get QMux's close frame before the connection ends (it
-/// sees the end of stream; qmux 0.5.3, also with the session kept a while after the close), so
+/// sees the end of stream: qmux 0.5.3 loses the frame, between bare qmux sessions too), so
 /// the code cannot be checked there.
 const REFUSED_OVER: [Via; 3] = [Via::WebTransport, Via::Quic, Via::WebSocket];
 
