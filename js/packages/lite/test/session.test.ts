@@ -115,6 +115,40 @@ for (const [protocol, version] of [
 			client.close();
 		});
 
+		it("a subscription or announce request stopped at once still goes out before its FIN", async () => {
+			// moq-relay 0.10 ends the whole session when a bidi stream ends before its type.
+			const { client, a } = await pair(protocol);
+			const fins: { written: number }[] = [];
+			let finished!: () => void;
+			const twoFins = new Promise<void>((r) => {
+				finished = r;
+			});
+			const open = a.createBidirectionalStream.bind(a);
+			a.createBidirectionalStream = async (options) => {
+				const stream = await open(options);
+				const inner = stream.writable.getWriter();
+				let written = 0;
+				const writable = new WritableStream<Uint8Array>({
+					write: (chunk) => {
+						written += chunk.byteLength;
+						return inner.write(chunk);
+					},
+					close: () => {
+						fins.push({ written });
+						if (fins.length >= 2) finished();
+						return inner.close();
+					},
+					abort: (reason) => inner.abort(reason),
+				});
+				return { readable: stream.readable, writable };
+			};
+			client.consume("b").subscribe("t").close();
+			client.announced("x").close();
+			await within(twoFins, 2000, "two FINs");
+			for (const fin of fins) assert.ok(fin.written > 0, "a stream ended before its request");
+			client.close();
+		});
+
 		it("publishes in both directions on one session and sees later announcements live", async () => {
 			const { client, server } = await pair(protocol);
 			const announced = server.announced("");

@@ -151,18 +151,29 @@ export class Subscriber {
 
 	async #runAnnounced(prefix: string, queue: AnnouncedQueue, onStop: (stop: () => void) => void): Promise<void> {
 		const version = this.#version;
+		let stopped = false;
+		let stopNow: (() => void) | undefined;
+		onStop(() => {
+			stopped = true;
+			stopNow?.();
+		});
 		const stream = await this.#transport.createBidirectionalStream();
 		const writer = new Writer(stream.writable, this.#codes);
 		const reader = new Reader(stream.readable, this.#mapError);
-		onStop(() => {
-			// spec: §3.3 FIN our side to end the request; stop reading the rest.
-			writer.close();
-			reader.cancel(stopError(this.#codes, ErrorCode.Cancel));
-		});
+		// The request goes out before any FIN: see #runSubscribe.
 		await writer.encode((e) => {
 			e.varint(BiStream.Announce);
 			encodeAnnounceRequest(e, { prefix, excludeHop: 0 }, version);
 		});
+		stopNow = () => {
+			// spec: §3.3 FIN our side to end the request; stop reading the rest.
+			writer.close();
+			reader.cancel(stopError(this.#codes, ErrorCode.Cancel));
+		};
+		if (stopped) {
+			stopNow();
+			return;
+		}
 		const live = new Set<string>();
 		const set = (suffix: string, active: boolean) => {
 			const path = joinPath(prefix, suffix);
@@ -268,18 +279,16 @@ export class Subscriber {
 					})()
 				: Promise.resolve();
 
+		if (stopped) {
+			info.catch(() => {}); // a stopped subscription's TRACK answer is of no interest
+			return;
+		}
 		const stream = await this.#transport.createBidirectionalStream();
 		const writer = new Writer(stream.writable, this.#codes);
 		const reader = new Reader(stream.readable, this.#mapError);
-		stopFns.push(() => {
-			// spec: §3.3 unsubscribe = FIN our side of the Subscribe stream.
-			writer.close();
-			reader.cancel(stopError(this.#codes, ErrorCode.Cancel));
-		});
-		if (stopped) {
-			for (const fn of stopFns) fn();
-			return;
-		}
+		// The SUBSCRIBE goes out even when the subscription was stopped meanwhile: a bidi stream
+		// that ends (or resets) before its type is a session error for moq-relay 0.10, which then
+		// drops every other subscription of the session too.
 		await writer.encode((e) => {
 			e.varint(BiStream.Subscribe);
 			encodeSubscribe(
@@ -297,6 +306,17 @@ export class Subscriber {
 				version,
 			);
 		});
+		const unsubscribe = () => {
+			// spec: §3.3 unsubscribe = FIN our side of the Subscribe stream.
+			writer.close();
+			reader.cancel(stopError(this.#codes, ErrorCode.Cancel));
+		};
+		stopFns.push(unsubscribe);
+		if (stopped) {
+			info.catch(() => {});
+			unsubscribe();
+			return;
+		}
 
 		const responses = (async () => {
 			for (;;) {
