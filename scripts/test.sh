@@ -61,6 +61,19 @@ if ! command -v nft >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq nftables >/dev/null
 fi
 
+# The GStreamer plugin (rs/hang-gst) builds against Debian's GStreamer 1.22 and its tests run
+# real pipelines: encoders (x264, Opus), parsers and decoders (libav), gst-inspect-1.0.
+GST_PACKAGES="libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav"
+# shellcheck disable=SC2086 # a word list
+missing="$(for p in $GST_PACKAGES; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"; done)"
+if [ -n "$missing" ]; then
+  echo "installing GStreamer: $(echo $missing)"
+  export DEBIAN_FRONTEND=noninteractive
+  # shellcheck disable=SC2086
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+gst-inspect-1.0 --version | sed -n 2p
+
 step "TypeScript workspace (npm ci from the lock file, Chromium)"
 scripts/js-setup.sh --browser
 chromium --version
@@ -83,7 +96,7 @@ step "TypeScript: tsc, biome, unit tests"
 (cd js && npx tsc -p . && npx biome check . && npm test) 2>&1 | tee -a "$log"
 
 step "browser end-to-end (demo site on the real relay, headless Chromium)"
-cargo build --locked -p moq-relay -p hang-cli
+cargo build --locked -p moq-relay -p hang-cli -p hang-gst
 MOQ_BIN_DIR="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/debug"
 export MOQ_BIN_DIR
 (cd js && npm run --silent build && npm run --silent test:e2e) 2>&1 | tee -a "$log"

@@ -3,7 +3,8 @@
 //! A hang broadcast is a moq-lite broadcast with a JSON [`catalog`] track describing its
 //! renditions, and one track per rendition whose frames use the legacy [`container`]
 //! (varint microsecond timestamp + codec payload). [`import`] turns fMP4/CMAF or Annex-B H.264
-//! into such a broadcast; [`export`] turns one back into fMP4 or Annex-B.
+//! into such a broadcast; [`export`] turns one back into fMP4 or Annex-B, or reads a rendition
+//! sample by sample. [`bitstream`] derives codec strings from raw elementary streams.
 //!
 //! ```text
 //!  ffmpeg ─fMP4─▶ import::Fmp4Importer ─▶ BroadcastProducer ─┬─ "catalog.json"  one JSON frame per group
@@ -41,6 +42,7 @@
 #![warn(missing_docs)]
 
 pub mod annexb;
+pub mod bitstream;
 mod broadcast;
 pub mod catalog;
 mod codec;

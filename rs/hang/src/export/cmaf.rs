@@ -8,7 +8,9 @@
 //!   moved and is refused.
 //! - [`CmafReader`] reads such a track with the latency rule of [`crate::TrackConsumer`], taking
 //!   each fragment's media time from its `tfdt` (and first composition offset).
-//! - [`fragment_samples`] cuts a fragment into sample payloads (for the Annex-B export).
+//! - [`fragment_samples`] cuts a fragment into sample payloads (for the Annex-B export), and
+//!   [`fragment_timed_samples`] into samples with their decode time, composition offset and sync
+//!   flag (for the per-sample reader).
 
 use std::time::Duration;
 
@@ -218,7 +220,6 @@ impl CmafRendition {
         let b = boxes.iter().find(|b| &b.kind == b"moof")?;
         let moof = Moof::decode(&mut &fragment[b.start..b.end]).ok()?;
         let traf = moof.traf.first()?;
-        let timescale = self.track(traf.tfhd.track_id)?.timescale;
         let dts = traf.tfdt.as_ref()?.base_media_decode_time;
         let cts = traf
             .trun
@@ -226,6 +227,14 @@ impl CmafRendition {
             .and_then(|t| t.samples.get(0))
             .and_then(|e| e.cts)
             .unwrap_or(0);
+        self.micros(traf.tfhd.track_id, dts, cts)
+    }
+
+    /// Presentation time in µs of a sample at `dts` + `cts` (units of track `source_id`'s
+    /// timescale), as [`Self::timestamp`] scales it: a negative time is 0; `None` if the track is
+    /// unknown or the time does not fit.
+    pub fn micros(&self, source_id: u32, dts: u64, cts: i64) -> Option<u64> {
+        let timescale = self.track(source_id)?.timescale;
         let pts = (i128::from(dts) + i128::from(cts)).max(0);
         let micros = pts * i128::from(container::TIMESCALE) / i128::from(timescale);
         u64::try_from(micros).ok()
@@ -258,9 +267,49 @@ pub(super) fn fragment_samples(
     fragment: &Bytes,
     source_id: u32,
 ) -> Result<Vec<Bytes>, ExportError> {
+    let samples = fragment_timed_samples(rendition, fragment, source_id, 0)?;
+    Ok(samples.into_iter().map(|s| s.payload).collect())
+}
+
+/// `sample_is_non_sync_sample` in a sample's flags (ISO/IEC 14496-12 §8.8.3.1).
+const NON_SYNC_SAMPLE: u32 = 0x0001_0000;
+
+/// A sample cut from a fragment, with its timing in the track's timescale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct CmafSample {
+    /// The sample's bytes (shared with the fragment).
+    pub payload: Bytes,
+    /// Decode time: the `tfdt` plus the durations of the samples before it in its `traf`.
+    pub dts: u64,
+    /// Duration (trun entry, else `tfhd`, else `trex` default).
+    pub duration: u32,
+    /// Composition offset: presentation time minus decode time.
+    pub cts: i64,
+    /// A sync sample (its flags, else the run's first-sample flags, else the defaults, have
+    /// `sample_is_non_sync_sample` clear).
+    pub sync: bool,
+}
+
+impl CmafSample {
+    /// End of the sample in decode time: where a following `traf` without `tfdt` starts.
+    pub fn end(&self) -> u64 {
+        self.dts.saturating_add(u64::from(self.duration))
+    }
+}
+
+/// The samples of track `source_id` in a `moof`+`mdat` fragment, in decode order, with their
+/// timing. A `traf` without a `tfdt` continues from the previous one of the track, the first from
+/// `next_dts` (the end of the previous fragment's last sample).
+pub(super) fn fragment_timed_samples(
+    rendition: &CmafRendition,
+    fragment: &Bytes,
+    source_id: u32,
+    next_dts: u64,
+) -> Result<Vec<CmafSample>, ExportError> {
     let invalid = |reason: String| rendition.invalid(reason);
     let boxes = top_level_boxes(fragment).map_err(invalid)?;
     let mut samples = Vec::new();
+    let mut next_dts = next_dts;
     for (index, b) in boxes.iter().enumerate() {
         if &b.kind != b"moof" {
             continue;
@@ -284,10 +333,23 @@ pub(super) fn fragment_samples(
             if count > MAX_SAMPLES {
                 return Err(invalid(format!("{count} samples in one fragment")));
             }
+            let wanted = traf.tfhd.track_id == source_id;
             let default_size = traf
                 .tfhd
                 .default_sample_size
                 .unwrap_or(track.trex.default_sample_size);
+            let default_duration = traf
+                .tfhd
+                .default_sample_duration
+                .unwrap_or(track.trex.default_sample_duration);
+            let default_flags = traf
+                .tfhd
+                .default_sample_flags
+                .unwrap_or(track.trex.default_sample_flags);
+            let mut dts = traf
+                .tfdt
+                .as_ref()
+                .map_or(next_dts, |t| t.base_media_decode_time);
             let base = match previous_end {
                 Some(end) if !traf.tfhd.default_base_is_moof => end,
                 _ => b.start,
@@ -300,6 +362,7 @@ pub(super) fn fragment_samples(
                         .and_then(|o| base.checked_add_signed(o))
                         .ok_or_else(|| invalid("trun data offset out of range".into()))?;
                 }
+                // The run's first-sample flags are in its first entry's flags.
                 for entry in trun.samples.iter() {
                     let size = usize::try_from(entry.size.unwrap_or(default_size))
                         .map_err(|_| invalid("sample size".into()))?;
@@ -307,11 +370,22 @@ pub(super) fn fragment_samples(
                         .checked_add(size)
                         .filter(|end| position >= mdat.body && *end <= mdat.end)
                         .ok_or_else(|| invalid("sample data outside the mdat".into()))?;
-                    if traf.tfhd.track_id == source_id {
-                        samples.push(fragment.slice(position..end));
+                    if wanted {
+                        let sample = CmafSample {
+                            payload: fragment.slice(position..end),
+                            dts,
+                            duration: entry.duration.unwrap_or(default_duration),
+                            cts: entry.cts.unwrap_or(0),
+                            sync: entry.flags.unwrap_or(default_flags) & NON_SYNC_SAMPLE == 0,
+                        };
+                        dts = sample.end();
+                        samples.push(sample);
                     }
                     position = end;
                 }
+            }
+            if wanted {
+                next_dts = dts;
             }
             previous_end = Some(position);
         }
@@ -437,6 +511,17 @@ impl CmafReader {
     /// The rendition being read.
     pub fn rendition(&self) -> &CmafRendition {
         self.inner.decoder()
+    }
+
+    /// Start from the oldest group the track still holds instead of the latest (call before
+    /// reading).
+    pub fn start_at_oldest(&mut self) {
+        self.inner.start_at_oldest();
+    }
+
+    /// Groups skipped because this reader fell behind or the group was abandoned.
+    pub fn skipped(&self) -> u64 {
+        self.inner.skipped()
     }
 
     /// The next fragment, or `None` once the track has ended.

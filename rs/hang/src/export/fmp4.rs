@@ -713,9 +713,7 @@ impl Output {
     }
 }
 
-const AAC_RATES: [u32; 13] = [
-    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
-];
+const AAC_RATES: [u32; 13] = crate::bitstream::AAC_SAMPLE_RATES;
 
 /// `ftyp` + `moov` for the exported tracks: a `trak` built from the catalog for each legacy
 /// rendition, the renumbered `trak`s of each CMAF rendition's init.

@@ -5,16 +5,20 @@
 //!   rendition, the `trak`s of each CMAF rendition's own init, all renumbered), then one
 //!   `moof`+`mdat` per frame or per group (legacy) or each published fragment (CMAF).
 //! - [`AnnexBExporter`]: the first H.264 rendition (legacy or CMAF) as a raw Annex-B byte stream.
+//! - [`SampleReader`]: one rendition (legacy or CMAF) sample by sample with its codec string and
+//!   configuration record, for a player that feeds a decoder directly.
 //!
-//! Both read the catalog once (a later catalog change is not followed) and end when every
-//! exported track has ended.
+//! The two exporters read the catalog once (a later catalog change is not followed) and end when
+//! every exported track has ended.
 
 mod annexb;
 mod cmaf;
 mod fmp4;
+mod samples;
 
 pub use annexb::*;
 pub use fmp4::*;
+pub use samples::*;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use mp4_atom::{Atom, Avcc};
