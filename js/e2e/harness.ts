@@ -57,9 +57,13 @@ export class Proc {
 		readonly name: string,
 		command: string,
 		args: string[],
+		env: Record<string, string> = {},
 	) {
 		if (!existsSync(command)) throw new Error(`${command} not found: build it (cargo build -p moq-relay -p hang-cli)`);
-		this.child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+		this.child = spawn(command, args, {
+			stdio: ["ignore", "pipe", "pipe"],
+			env: { ...process.env, NO_COLOR: "1", ...env },
+		});
 		const keep = (chunk: Buffer) => {
 			this.log = (this.log + chunk.toString()).slice(-20_000);
 		};
