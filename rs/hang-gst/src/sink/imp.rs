@@ -64,6 +64,8 @@ pub struct HangSink {
     sync: Mutex<Option<bool>>,
     state: Mutex<State>,
     stats: Arc<Stats>,
+    /// The catalog JSON last published.
+    catalog: Mutex<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -124,6 +126,11 @@ impl ObjectImpl for HangSink {
                     .blurb("Bits per second sent to the relay over the last second (read-only)")
                     .read_only()
                     .build(),
+                glib::ParamSpecString::builder("catalog")
+                    .nick("Catalog")
+                    .blurb("The catalog JSON last published (renditions, codecs, clock), empty before the first (read-only)")
+                    .read_only()
+                    .build(),
                 glib::ParamSpecUInt64::builder("connects")
                     .nick("Connects")
                     .blurb("Sessions opened so far: 1 plus the reconnections (read-only)")
@@ -170,6 +177,7 @@ impl ObjectImpl for HangSink {
             "version" => self.stats.version().to_value(),
             "bitrate" => self.stats.bitrate().to_value(),
             "connects" => self.stats.connects().to_value(),
+            "catalog" => lock(&self.catalog).to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -439,15 +447,37 @@ impl HangSink {
         };
         let config = stream.config().cloned();
         if config != pad.config {
-            // A new rendition (first keyframe, or a format change): replace the old one.
-            if let Some(mut old) = pad.track.take() {
-                old.finish();
-                running_state.broadcast.remove(old.name());
+            match (pad.track.as_ref(), &config) {
+                // The same kind in a new format (size, profile): the same track, its catalog
+                // entry updated, so viewers go on without resubscribing.
+                (Some(track), Some(new)) if same_kind(pad.config.as_ref(), new) => {
+                    let catalog = running_state.broadcast.catalog_mut();
+                    let rendition = track.name().to_string();
+                    match new {
+                        Config::Video(video) => {
+                            if let Some(section) = catalog.video.as_mut() {
+                                section.renditions.insert(rendition, video.clone());
+                            }
+                        }
+                        Config::Audio(audio) => {
+                            if let Some(section) = catalog.audio.as_mut() {
+                                section.renditions.insert(rendition, audio.clone());
+                            }
+                        }
+                    }
+                }
+                // The first keyframe, or audio turned video: a new rendition.
+                _ => {
+                    if let Some(mut old) = pad.track.take() {
+                        old.finish();
+                        running_state.broadcast.remove(old.name());
+                    }
+                    pad.track = config.clone().map(|config| match config {
+                        Config::Video(video) => running_state.broadcast.add_video(video),
+                        Config::Audio(audio) => running_state.broadcast.add_audio(audio),
+                    });
+                }
             }
-            pad.track = config.clone().map(|config| match config {
-                Config::Video(video) => running_state.broadcast.add_video(video),
-                Config::Audio(audio) => running_state.broadcast.add_audio(audio),
-            });
             pad.config = config;
             if let Some(track) = &pad.track {
                 gst::info!(
@@ -492,6 +522,9 @@ impl HangSink {
         if let Err(err) = running.broadcast.publish_catalog() {
             gst::warning!(CAT, imp = self, "cannot publish the catalog: {err}");
             return;
+        }
+        if let Ok(json) = running.broadcast.catalog().to_bytes() {
+            *lock(&self.catalog) = String::from_utf8_lossy(&json).into_owned();
         }
         if !running.published {
             running.published = true;
@@ -599,4 +632,12 @@ async fn stopped(stop: &mut watch::Receiver<Option<bool>>) -> bool {
         Ok(value) => *value == Some(true),
         Err(_) => false,
     }
+}
+
+/// Whether `old` (if any) and `new` are both video or both audio.
+fn same_kind(old: Option<&Config>, new: &Config) -> bool {
+    matches!(
+        (old, new),
+        (Some(Config::Video(_)), Config::Video(_)) | (Some(Config::Audio(_)), Config::Audio(_))
+    )
 }

@@ -50,6 +50,8 @@ pub struct HangSrc {
     /// Wall clock minus capture time of the newest video sample, in ms (i64::MIN: unknown).
     e2e_latency_ms: Arc<AtomicI64>,
     skipped: Arc<AtomicU64>,
+    /// The newest catalog's JSON.
+    catalog: Arc<Mutex<String>>,
 }
 
 /// The session task while PAUSED or PLAYING.
@@ -123,6 +125,11 @@ impl ObjectImpl for HangSrc {
                     .blurb("Bits per second received from the relay over the last second (read-only)")
                     .read_only()
                     .build(),
+                glib::ParamSpecString::builder("catalog")
+                    .nick("Catalog")
+                    .blurb("The broadcast's newest catalog JSON (renditions, codecs, clock), empty before the first (read-only)")
+                    .read_only()
+                    .build(),
                 glib::ParamSpecUInt64::builder("connects")
                     .nick("Connects")
                     .blurb("Sessions opened so far: 1 plus the reconnections (read-only)")
@@ -176,6 +183,7 @@ impl ObjectImpl for HangSrc {
             "version" => self.stats.version().to_value(),
             "bitrate" => self.stats.bitrate().to_value(),
             "connects" => self.stats.connects().to_value(),
+            "catalog" => lock(&self.catalog).to_value(),
             "e2e-latency" => match self.e2e_latency_ms.load(Ordering::Relaxed) {
                 i64::MIN => (-1i64).to_value(),
                 ms => ms.max(0).to_value(),
@@ -289,6 +297,7 @@ impl HangSrc {
             timing: Arc::default(),
             e2e_latency_ms: self.e2e_latency_ms.clone(),
             skipped: self.skipped.clone(),
+            catalog: self.catalog.clone(),
             video_pads: Arc::default(),
             audio_pads: Arc::default(),
         };
@@ -388,6 +397,7 @@ struct Player {
     timing: Arc<Timing>,
     e2e_latency_ms: Arc<AtomicI64>,
     skipped: Arc<AtomicU64>,
+    catalog: Arc<Mutex<String>>,
     video_pads: Arc<AtomicU64>,
     audio_pads: Arc<AtomicU64>,
 }
@@ -485,6 +495,9 @@ impl Player {
                         }
                         Err(err) => return Ended::Lost(err.into()),
                     };
+                    if let Ok(json) = catalog.to_bytes() {
+                        *lock(&self.catalog) = String::from_utf8_lossy(&json).into_owned();
+                    }
                     let clock = catalog.clock();
                     let mut wanted = Vec::new();
                     for (name, config) in catalog.video_renditions() {

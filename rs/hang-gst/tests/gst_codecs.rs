@@ -1,0 +1,198 @@
+//! Every codec `hangsink` takes goes through a relay and out of `hangsrc` into a decoder, with
+//! the codec string the catalog announces; and a broadcast recorded from `hangsrc` into an MP4
+//! file plays (ffprobe).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{start_relay, wait_for, Pipeline, Run};
+use gst::prelude::*;
+
+/// Video frames (or audio buffers) each case publishes.
+const FRAMES: usize = 30;
+
+/// Publish `encode` (a pipeline fragment ending in an encoder or parser) into hangsink, play it
+/// with hangsrc into `decode`, and check what arrives: at least 90 % of the buffers, the caps
+/// hangsrc gives the pad, and the codec string in the catalog.
+fn round_trip(
+    tag: &str,
+    encode: &str,
+    decode: &str,
+    pad: &str,
+    caps_name: &str,
+    codec_prefix: &str,
+) {
+    let mut run = Run::new(tag);
+    let relay = start_relay(&mut run, "relay", None);
+    let url = relay.http_url("/anon");
+    let broadcast = format!("{tag}.hang");
+    let player = Pipeline::start(&format!(
+        "hangsrc name=src url={url} broadcast={broadcast} latency=0 src.{pad} ! identity name=coded ! {decode} ! fakesink name=out"
+    ));
+    let coded = player.watch("coded");
+    let out = player.watch("out");
+    wait_for("hangsrc connected", Duration::from_secs(10), || {
+        player.get::<bool>("src", "connected").then_some(())
+    });
+    let publisher = Pipeline::start(&format!(
+        "{encode} ! identity name=sent ! hangsink name=sink url={url} broadcast={broadcast}"
+    ));
+    let sent = publisher.watch("sent");
+    publisher.wait_eos(Duration::from_secs(60));
+    player.wait_eos(Duration::from_secs(20));
+    let sent = sent.lock().unwrap().pts.len();
+    let (coded, out) = (coded.lock().unwrap().clone(), out.lock().unwrap().clone());
+    let caps = player
+        .element("coded")
+        .static_pad("sink")
+        .and_then(|p| p.current_caps())
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    println!(
+        "{tag}: {sent} sent, {} received, {} decoded; caps {caps}",
+        coded.pts.len(),
+        out.pts.len()
+    );
+    assert!(caps.starts_with(caps_name), "{tag}: caps {caps}");
+    assert!(
+        coded.pts.len() * 10 >= sent * 9,
+        "{tag}: {} of {sent} received\n{}",
+        coded.pts.len(),
+        run.logs()
+    );
+    assert!(
+        out.pts.len() * 10 >= sent * 9,
+        "{tag}: {} of {sent} decoded\n{}",
+        out.pts.len(),
+        run.logs()
+    );
+    // The catalog hangsink published and hangsrc received names the codec.
+    for catalog in [
+        publisher.get::<String>("sink", "catalog"),
+        player.get::<String>("src", "catalog"),
+    ] {
+        let codecs = catalog_codecs(&catalog);
+        assert!(
+            codecs.iter().any(|c| c.starts_with(codec_prefix)),
+            "{tag}: catalog codecs {codecs:?} in {catalog}"
+        );
+    }
+}
+
+/// Every rendition's codec string in a catalog.
+fn catalog_codecs(json: &str) -> Vec<String> {
+    let catalog: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    ["video", "audio"]
+        .iter()
+        .filter_map(|kind| catalog[kind]["renditions"].as_object())
+        .flat_map(|renditions| renditions.values())
+        .filter_map(|r| r["codec"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn h265_round_trips() {
+    round_trip(
+        "gst-h265",
+        &format!("videotestsrc num-buffers={FRAMES} ! video/x-raw,width=320,height=240,framerate=30/1 ! x265enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! h265parse"),
+        "h265parse ! avdec_h265",
+        "video_0",
+        "video/x-h265",
+        "hev1",
+    );
+}
+
+#[test]
+fn vp8_round_trips() {
+    round_trip(
+        "gst-vp8",
+        &format!("videotestsrc num-buffers={FRAMES} ! video/x-raw,width=320,height=240,framerate=30/1 ! vp8enc deadline=1 keyframe-max-dist=15"),
+        "vp8dec",
+        "video_0",
+        "video/x-vp8",
+        "vp8",
+    );
+}
+
+#[test]
+fn vp9_round_trips() {
+    round_trip(
+        "gst-vp9",
+        &format!("videotestsrc num-buffers={FRAMES} ! video/x-raw,width=320,height=240,framerate=30/1 ! vp9enc deadline=1 cpu-used=8 keyframe-max-dist=15"),
+        "vp9dec",
+        "video_0",
+        "video/x-vp9",
+        "vp09",
+    );
+}
+
+#[test]
+fn av1_round_trips() {
+    round_trip(
+        "gst-av1",
+        &format!("videotestsrc num-buffers={FRAMES} ! video/x-raw,width=160,height=120,framerate=30/1 ! av1enc usage-profile=realtime cpu-used=10 keyframe-max-dist=15 ! av1parse"),
+        "av1parse ! av1dec",
+        "video_0",
+        "video/x-av1",
+        "av01",
+    );
+}
+
+#[test]
+fn aac_round_trips() {
+    round_trip(
+        "gst-aac",
+        &format!("audiotestsrc num-buffers={FRAMES} samplesperbuffer=1024 ! audio/x-raw,rate=48000,channels=2 ! voaacenc"),
+        "avdec_aac",
+        "audio_0",
+        "audio/mpeg",
+        "mp4a.40.2",
+    );
+}
+
+/// Recording: hangsrc ! h264parse ! mp4mux ! filesink ends with the broadcast (EOS) and leaves a
+/// file ffprobe reads: the published frames, H.264 at the published size.
+#[test]
+fn hangsrc_records_to_mp4() {
+    let mut run = Run::new("gst-record");
+    let relay = start_relay(&mut run, "relay", None);
+    let url = relay.http_url("/anon");
+    let file = run.path("recording.mp4");
+    let recorder = Pipeline::start(&format!(
+        "hangsrc name=src url={url} broadcast=record.hang latency=0 ! h264parse ! mp4mux ! filesink location={}",
+        file.display()
+    ));
+    wait_for("hangsrc connected", Duration::from_secs(10), || {
+        recorder.get::<bool>("src", "connected").then_some(())
+    });
+    let publisher = Pipeline::start(&format!(
+        "videotestsrc num-buffers=60 ! video/x-raw,width=320,height=240,framerate=30/1 \
+         ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! h264parse ! hangsink url={url} broadcast=record.hang"
+    ));
+    publisher.wait_eos(Duration::from_secs(30));
+    recorder.wait_eos(Duration::from_secs(20));
+    drop(recorder);
+    let output = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-count_frames"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_frames",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&file)
+        .output()
+        .expect("ffprobe");
+    let probed = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    println!("recording: {probed}");
+    let fields: Vec<&str> = probed.split(',').collect();
+    assert_eq!(
+        fields.get(..3),
+        Some(&["h264", "320", "240"][..]),
+        "{probed}\n{}",
+        run.logs()
+    );
+    let frames: usize = fields.get(3).and_then(|f| f.parse().ok()).unwrap_or(0);
+    assert!(frames >= 54, "{frames} of 60 frames recorded");
+}
