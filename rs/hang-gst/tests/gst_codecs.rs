@@ -196,3 +196,51 @@ fn hangsrc_records_to_mp4() {
     let frames: usize = fields.get(3).and_then(|f| f.parse().ok()).unwrap_or(0);
     assert!(frames >= 54, "{frames} of 60 frames recorded");
 }
+
+/// An MP4 file (H.264 `avc` with codec_data + AAC) demuxed by one qtdemux thread into two
+/// hangsink pads: both prerolls complete (each pad has its own queue), both renditions arrive.
+#[test]
+fn an_mp4_file_publishes_audio_and_video() {
+    let mut run = Run::new("gst-file");
+    let relay = start_relay(&mut run, "relay", None);
+    let url = relay.http_url("/anon");
+    let file = run.path("in.mp4");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args([
+            "-t", "2", "-c:v", "libx264", "-g", "30", "-pix_fmt", "yuv420p", "-c:a", "aac",
+        ])
+        .arg(&file)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success());
+    let player = Pipeline::start(&format!(
+        "hangsrc name=src url={url} broadcast=file.hang latency=0 \
+         src.video_0 ! h264parse ! avdec_h264 ! fakesink name=video \
+         src.audio_0 ! avdec_aac ! fakesink name=audio"
+    ));
+    let (video, audio) = (player.watch("video"), player.watch("audio"));
+    wait_for("hangsrc connected", Duration::from_secs(10), || {
+        player.get::<bool>("src", "connected").then_some(())
+    });
+    let publisher = Pipeline::start(&format!(
+        "filesrc location={} ! qtdemux name=demux \
+         demux.video_0 ! h264parse ! hangsink name=sink url={url} broadcast=file.hang \
+         demux.audio_0 ! aacparse ! sink.",
+        file.display()
+    ));
+    publisher.wait_eos(Duration::from_secs(30));
+    player.wait_eos(Duration::from_secs(20));
+    let codecs = catalog_codecs(&publisher.get::<String>("sink", "catalog"));
+    let (video, audio) = (
+        video.lock().unwrap().pts.len(),
+        audio.lock().unwrap().pts.len(),
+    );
+    println!("file: {video} video frames, {audio} audio frames decoded; catalog codecs {codecs:?}");
+    assert!(codecs.iter().any(|c| c.starts_with("avc1.")), "{codecs:?}");
+    assert!(codecs.iter().any(|c| c == "mp4a.40.2"), "{codecs:?}");
+    assert!(video >= 54, "{video} of 60 video frames\n{}", run.logs());
+    assert!(audio >= 80, "{audio} of ~94 audio frames\n{}", run.logs());
+}

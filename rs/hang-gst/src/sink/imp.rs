@@ -158,7 +158,9 @@ impl ObjectImpl for HangSink {
                 *lock(&self.sync) = Some(sync);
                 let bin = self.obj();
                 for child in bin.children() {
-                    child.set_property("sync", sync);
+                    if child.has_property("sync") {
+                        child.set_property("sync", sync);
+                    }
                 }
             }
             other => unreachable!("unknown property {other}"),
@@ -260,9 +262,17 @@ impl ElementImpl for HangSink {
                 })
                 .build(),
         );
+        // A queue per pad gives each input its own streaming thread: one demuxer feeding
+        // several pads would otherwise block in the first appsink's preroll, and the others
+        // would never preroll.
+        let queue = gst::ElementFactory::make("queue")
+            .name(format!("queue_{name}"))
+            .build()
+            .ok()?;
         let obj = self.obj();
-        obj.add(&appsink).ok()?;
-        let target = appsink.static_pad("sink")?;
+        obj.add_many([&queue, appsink.upcast_ref()]).ok()?;
+        queue.link(&appsink).ok()?;
+        let target = queue.static_pad("sink")?;
         let ghost = gst::GhostPad::builder_from_template_with_target(templ, &target)
             .ok()?
             .name(name.as_str())
@@ -283,6 +293,7 @@ impl ElementImpl for HangSink {
         }
         obj.add_pad(&ghost).ok()?;
         appsink.sync_state_with_parent().ok()?;
+        queue.sync_state_with_parent().ok()?;
         gst::info!(CAT, imp = self, "pad {name} added");
         Some(ghost.upcast())
     }
@@ -291,9 +302,11 @@ impl ElementImpl for HangSink {
         let _runtime = client::runtime().enter();
         let name = pad.name().to_string();
         let obj = self.obj();
-        if let Some(child) = obj.by_name(&format!("appsink_{name}")) {
-            let _ = child.set_state(gst::State::Null);
-            let _ = obj.remove(&child);
+        for child in [format!("queue_{name}"), format!("appsink_{name}")] {
+            if let Some(child) = obj.by_name(&child) {
+                let _ = child.set_state(gst::State::Null);
+                let _ = obj.remove(&child);
+            }
         }
         let _ = obj.remove_pad(pad);
         let mut state = lock(&self.state);
