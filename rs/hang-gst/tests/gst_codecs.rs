@@ -27,18 +27,20 @@ fn round_trip(
     let relay = start_relay(&mut run, "relay", None);
     let url = relay.http_url("/anon");
     let broadcast = format!("{tag}.hang");
-    let player = Pipeline::start(&format!(
+    let player = Pipeline::parse(&format!(
         "hangsrc name=src url={url} broadcast={broadcast} latency=0 src.{pad} ! identity name=coded ! {decode} ! fakesink name=out"
     ));
     let coded = player.watch("coded");
     let out = player.watch("out");
+    player.play();
     wait_for("hangsrc connected", Duration::from_secs(10), || {
         player.get::<bool>("src", "connected").then_some(())
     });
-    let publisher = Pipeline::start(&format!(
+    let publisher = Pipeline::parse(&format!(
         "{encode} ! identity name=sent ! hangsink name=sink url={url} broadcast={broadcast}"
     ));
     let sent = publisher.watch("sent");
+    publisher.play();
     publisher.wait_eos(Duration::from_secs(60));
     player.wait_eos(Duration::from_secs(20));
     let sent = sent.lock().unwrap().pts.len();
@@ -160,7 +162,7 @@ fn hangsrc_records_to_mp4() {
     let url = relay.http_url("/anon");
     let file = run.path("recording.mp4");
     let recorder = Pipeline::start(&format!(
-        "hangsrc name=src url={url} broadcast=record.hang latency=0 ! h264parse ! mp4mux ! filesink location={}",
+        "hangsrc name=src url={url} broadcast=record.hang latency=0 record=true ! h264parse ! mp4mux ! filesink location={}",
         file.display()
     ));
     wait_for("hangsrc connected", Duration::from_secs(10), || {
@@ -216,12 +218,13 @@ fn an_mp4_file_publishes_audio_and_video() {
         .status()
         .expect("ffmpeg");
     assert!(status.success());
-    let player = Pipeline::start(&format!(
+    let player = Pipeline::parse(&format!(
         "hangsrc name=src url={url} broadcast=file.hang latency=0 \
          src.video_0 ! h264parse ! avdec_h264 ! fakesink name=video \
          src.audio_0 ! avdec_aac ! fakesink name=audio"
     ));
     let (video, audio) = (player.watch("video"), player.watch("audio"));
+    player.play();
     wait_for("hangsrc connected", Duration::from_secs(10), || {
         player.get::<bool>("src", "connected").then_some(())
     });
@@ -243,4 +246,89 @@ fn an_mp4_file_publishes_audio_and_video() {
     assert!(codecs.iter().any(|c| c == "mp4a.40.2"), "{codecs:?}");
     assert!(video >= 54, "{video} of 60 video frames\n{}", run.logs());
     assert!(audio >= 80, "{audio} of ~94 audio frames\n{}", run.logs());
+}
+
+/// Recording a live broadcast joined mid-group (the docs' recording pipeline, A+V into mp4mux,
+/// `latency=0`): the group's keyframe was captured before the recorder started, yet every frame
+/// is recorded with a distinct PTS and the file decodes.
+#[test]
+fn hangsrc_records_a_live_broadcast_joined_mid_group() {
+    let mut run = Run::new("gst-record-live");
+    let relay = start_relay(&mut run, "relay", None);
+    let url = relay.http_url("/anon");
+    run.spawn(
+        "publish",
+        std::process::Command::new(common::bin("hang"))
+            .args([
+                "publish",
+                "--url",
+                &url,
+                "--name",
+                "live.hang",
+                "--test-pattern",
+            ])
+            .stdout(std::process::Stdio::null()),
+    );
+    wait_for("the broadcast", Duration::from_secs(20), || {
+        common::announced(&relay)
+            .iter()
+            .any(|p| p == "anon/live.hang")
+            .then_some(())
+    });
+    // Into the group: its keyframe is already in the past when the recorder joins.
+    std::thread::sleep(Duration::from_millis(700));
+    let file = run.path("live.mp4");
+    let recorder = Pipeline::parse(&format!(
+        "hangsrc name=src url={url} broadcast=live.hang latency=0 record=true \
+         src.video_0 ! h264parse ! identity name=video ! queue ! mux. \
+         src.audio_0 ! queue ! mux. mp4mux name=mux ! filesink location={}",
+        file.display()
+    ));
+    let video = recorder.watch("video");
+    recorder.play();
+    wait_for("90 video frames", Duration::from_secs(20), || {
+        recorder.assert_no_error();
+        (video.lock().unwrap().pts.len() >= 90).then_some(())
+    });
+    recorder.pipeline.send_event(gst::event::Eos::new());
+    recorder.wait_eos(Duration::from_secs(10));
+    drop(recorder);
+    let seen = video.lock().unwrap().pts.len();
+    let output = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-i"])
+        .arg(&file)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && errors.trim().is_empty(),
+        "ffmpeg: {errors}"
+    );
+    let probed = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,nb_frames",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&file)
+        .output()
+        .expect("ffprobe");
+    let probed = String::from_utf8_lossy(&probed.stdout).to_string();
+    println!("live recording: {}", probed.trim().replace('\n', "; "));
+    let frames = |codec: &str| -> usize {
+        probed
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!("{codec},"))
+                    .and_then(|n| n.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    // Every frame that reached the muxer is in the file, the joined group's keyframe first.
+    assert_eq!(frames("h264"), seen, "{probed}");
+    assert!(frames("opus") >= 100, "{probed}");
 }

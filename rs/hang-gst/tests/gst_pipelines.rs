@@ -118,18 +118,20 @@ fn opus_from_hangsink_plays_through_hangsrc() {
     let mut run = Run::new("gst-opus");
     let relay = start_relay(&mut run, "relay", None);
     let url = relay.http_url("/anon");
-    let player = Pipeline::start(&format!(
+    let player = Pipeline::parse(&format!(
         "hangsrc name=src url={url} broadcast=gst-opus.hang latency=0 ! opusdec ! fakesink name=out"
     ));
     let received = player.watch("out");
+    player.play();
     wait_for("hangsrc connected", Duration::from_secs(10), || {
         player.get::<bool>("src", "connected").then_some(())
     });
-    let publisher = Pipeline::start(&format!(
+    let publisher = Pipeline::parse(&format!(
         "audiotestsrc num-buffers={PACKETS} samplesperbuffer=960 ! audio/x-raw,rate=48000,channels=2 \
          ! opusenc frame-size=20 ! identity name=sent ! hangsink url={url} broadcast=gst-opus.hang"
     ));
     let sent = publisher.watch("sent");
+    publisher.play();
     publisher.wait_eos(Duration::from_secs(30));
     player.wait_eos(Duration::from_secs(15));
     let (sent, received) = (
@@ -171,7 +173,7 @@ fn hang_test_pattern_decodes_through_hangsrc() {
             ])
             .stdout(Stdio::null()),
     );
-    let player = Pipeline::start(&format!(
+    let player = Pipeline::parse(&format!(
         "hangsrc name=src url={url} broadcast=pattern.hang \
          src.video_0 ! identity name=coded ! h264parse ! avdec_h264 ! fakesink name=video \
          src.audio_0 ! opusdec ! fakesink name=audio"
@@ -179,6 +181,7 @@ fn hang_test_pattern_decodes_through_hangsrc() {
     let coded = player.watch("coded");
     let video = player.watch("video");
     let audio = player.watch("audio");
+    player.play();
     wait_for("120 decoded frames", Duration::from_secs(30), || {
         player.assert_no_error();
         (video.lock().unwrap().pts.len() >= 120).then_some(())
@@ -266,13 +269,14 @@ fn reference_cmaf_broadcast_plays_through_hangsrc() {
             .stdin(media),
     );
     let url = relay.http_url("/anon");
-    let player = Pipeline::start(&format!(
+    let player = Pipeline::parse(&format!(
         "hangsrc name=src url={url} broadcast=ref.hang \
          src.video_0 ! h264parse ! avdec_h264 ! fakesink name=video \
          src.audio_0 ! opusdec ! fakesink name=audio"
     ));
     let video = player.watch("video");
     let audio = player.watch("audio");
+    player.play();
     wait_for("90 decoded frames", Duration::from_secs(40), || {
         player.assert_no_error();
         (video.lock().unwrap().pts.len() >= 90).then_some(())
@@ -317,10 +321,11 @@ fn hangsink_reconnects_after_a_relay_restart() {
          ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! h264parse \
          ! hangsink name=sink url={url} broadcast=restart.hang"
     ));
-    let player = Pipeline::start(&format!(
+    let player = Pipeline::parse(&format!(
         "hangsrc name=src url={url} broadcast=restart.hang ! h264parse ! avdec_h264 ! fakesink name=out"
     ));
     let out = player.watch("out");
+    player.play();
     wait_for(
         "30 frames before the restart",
         Duration::from_secs(20),

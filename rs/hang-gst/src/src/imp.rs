@@ -45,6 +45,7 @@ const MAX_QUEUED_BYTES: u64 = 16 << 20;
 pub struct HangSrc {
     settings: Mutex<Settings>,
     latency_ms: Mutex<Option<u32>>,
+    record: Mutex<bool>,
     running: Mutex<Option<Running>>,
     stats: Arc<Stats>,
     /// Wall clock minus capture time of the newest video sample, in ms (i64::MIN: unknown).
@@ -105,9 +106,15 @@ impl ObjectImpl for HangSrc {
                     .build(),
                 glib::ParamSpecUInt::builder("latency")
                     .nick("Latency")
-                    .blurb("Latency target in ms: a rendition that falls further behind live skips ahead to a newer group, and synchronised sinks get this much room for network jitter (0: never skip, except groups the relay dropped)")
+                    .blurb("Latency target in ms: a rendition that falls further behind live skips ahead to a newer group, and synchronised sinks render frames this long after capture (0: never skip, except groups the relay dropped)")
                     .default_value(DEFAULT_LATENCY_MS)
                     .maximum(60_000)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("record")
+                    .nick("Record")
+                    .blurb("Recording mode: keep every frame of the group joined (its keyframe was captured before the pipeline started) by timestamping from arrival, 10 s ahead of the pipeline's running time; not for synchronised playback")
+                    .default_value(false)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("connected")
@@ -167,6 +174,7 @@ impl ObjectImpl for HangSrc {
             "latency" => {
                 *lock(&self.latency_ms) = Some(value.get().expect("type checked upstream"))
             }
+            "record" => *lock(&self.record) = value.get().expect("type checked upstream"),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -179,6 +187,7 @@ impl ObjectImpl for HangSrc {
             "tls-disable-verify" => settings.tls_disable_verify.to_value(),
             "tls-fingerprint" => settings.tls_fingerprint.to_value(),
             "latency" => self.latency().to_value(),
+            "record" => lock(&self.record).to_value(),
             "connected" => self.stats.connected().to_value(),
             "version" => self.stats.version().to_value(),
             "bitrate" => self.stats.bitrate().to_value(),
@@ -294,7 +303,10 @@ impl HangSrc {
             element: self.obj().downgrade(),
             latency: Duration::from_millis(u64::from(self.latency())),
             outputs: Arc::default(),
-            timing: Arc::default(),
+            timing: Arc::new(Timing {
+                record: *lock(&self.record),
+                ..Default::default()
+            }),
             e2e_latency_ms: self.e2e_latency_ms.clone(),
             skipped: self.skipped.clone(),
             catalog: self.catalog.clone(),
@@ -340,15 +352,39 @@ struct Output {
 }
 
 /// Maps media time (µs) to running time, once for the whole broadcast so audio and video stay
-/// in sync. With the catalog's wall-clock anchor, a sample's PTS is the running time at which it
-/// was captured (as far as the two machines' clocks agree): synchronised sinks then render it
+/// in sync. With the catalog's wall-clock anchor, a sample's running time is the moment it was
+/// captured (as far as the two machines' clocks agree): synchronised sinks then render it
 /// `latency` after capture, and what arrives later than that is late. Without one (or with
-/// clocks too far apart to trust), the first sample is stamped with the running time it arrived.
+/// clocks too far apart to trust), the first sample's running time is its arrival.
+///
+/// The group a viewer joins began before the pipeline did (its keyframe can be seconds old), so
+/// running times can be negative. Buffers carry `running time + shift` as PTS, in a segment
+/// starting at `shift`: PTS stay distinct and increasing, decoders get every frame of the
+/// group, and frames captured before the pipeline started fall before the segment, where
+/// sinks drop them after they were decoded.
+///
+/// In recording mode nothing may be dropped: running times come from arrival plus
+/// [`RECORD_HEADROOM`], and the segment starts at zero, so samples up to that much older than
+/// the first (the joined group's keyframe, when audio arrived first) are kept in order.
 #[derive(Default)]
 struct Timing {
-    /// PTS (ns) = media time (µs) × 1000 + this offset; it may be negative (a broadcast older
-    /// than this pipeline's running time), only the PTS are clamped at zero.
-    offset_ns: Mutex<Option<i128>>,
+    state: Mutex<Option<Mapping>>,
+    /// The `record` property.
+    record: bool,
+}
+
+/// How much older than the first sample a later one may be in recording mode.
+const RECORD_HEADROOM: gst::ClockTime = gst::ClockTime::from_seconds(10);
+
+#[derive(Clone, Copy)]
+struct Mapping {
+    /// Running time (ns) = media time (µs) × 1000 + this offset.
+    offset_ns: i128,
+    /// Added to running times to make PTS.
+    shift: gst::ClockTime,
+    /// Where the segment starts: `shift` (what is older than the pipeline is before it), or zero
+    /// in recording mode.
+    start: gst::ClockTime,
 }
 
 /// Largest capture age (µs) believed from the wall clocks; beyond it the clocks disagree or the
@@ -359,23 +395,52 @@ const MAX_TRUSTED_AGE_US: i64 = 30_000_000;
 const MAX_TRUSTED_SKEW_US: i64 = 1_000_000;
 
 impl Timing {
-    /// The PTS of a sample at `timestamp`, given the element's running time `now` and the
-    /// catalog's wall clock at media time 0 (µs since 2020), if any.
-    fn pts(&self, timestamp: u64, now: gst::ClockTime, clock: Option<u64>) -> gst::ClockTime {
-        let mut offset = lock(&self.offset_ns);
+    /// The PTS of a sample at `timestamp` and the segment start it goes with, given the
+    /// element's running time `now` and the catalog's wall clock at media time 0 (µs since
+    /// 2020), if any.
+    fn pts(
+        &self,
+        timestamp: u64,
+        now: gst::ClockTime,
+        clock: Option<u64>,
+    ) -> (gst::ClockTime, gst::ClockTime) {
+        let mut state = lock(&self.state);
         let media = timestamp as i128 * 1000;
-        let mut pts = media + *offset.get_or_insert_with(|| Self::offset(timestamp, now, clock));
+        let mapping = *state.get_or_insert_with(|| {
+            let offset_ns = self.offset(timestamp, now, clock);
+            if self.record {
+                return Mapping {
+                    offset_ns,
+                    shift: RECORD_HEADROOM,
+                    start: gst::ClockTime::ZERO,
+                };
+            }
+            // Whole seconds past the oldest time this first sample needs.
+            let behind = (-(media + offset_ns)).max(0) as u64;
+            let shift = gst::ClockTime::from_seconds(behind.div_ceil(1_000_000_000) + 1);
+            Mapping {
+                offset_ns,
+                shift,
+                start: shift,
+            }
+        });
+        let mut running = media + mapping.offset_ns;
         // A publisher that restarted (a new timeline) or a jump of minutes: anchor again.
-        if (pts - now.nseconds() as i128).abs() > 10_000_000_000 {
-            let fresh = Self::offset(timestamp, now, clock);
-            *offset = Some(fresh);
-            pts = media + fresh;
+        if (running - now.nseconds() as i128).abs() > 10_000_000_000 {
+            let offset_ns = self.offset(timestamp, now, clock);
+            *state = Some(Mapping {
+                offset_ns,
+                ..mapping
+            });
+            running = media + offset_ns;
         }
-        gst::ClockTime::from_nseconds(pts.max(0) as u64)
+        let pts = (running + mapping.shift.nseconds() as i128).max(0) as u64;
+        (gst::ClockTime::from_nseconds(pts), mapping.start)
     }
 
     /// The offset that puts the sample at `timestamp` at its capture time, or its arrival time.
-    fn offset(timestamp: u64, now: gst::ClockTime, clock: Option<u64>) -> i128 {
+    fn offset(&self, timestamp: u64, now: gst::ClockTime, clock: Option<u64>) -> i128 {
+        let clock = clock.filter(|_| !self.record);
         let age = clock.map(|wall| {
             hang::catalog::wall_now_us() as i64 - wall.saturating_add(timestamp) as i64
         });
@@ -596,6 +661,7 @@ impl Player {
             .min_latency(latency.nseconds() as i64)
             .max_bytes(MAX_QUEUED_BYTES)
             .leaky_type(gst_app::AppLeakyType::Downstream)
+            .handle_segment_change(true)
             .build();
         let counter = if video {
             &self.video_pads
@@ -655,6 +721,8 @@ impl Pump {
         let unix_caps = gst::Caps::new_empty_simple(UNIX_TIMESTAMP_CAPS);
         let mut last_skipped = 0;
         let mut discont = true;
+        let mut last_pts: Option<gst::ClockTime> = None;
+        let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
         while let Some(frame) = reader.read().await? {
             let Some(element) = self.element.upgrade() else {
                 return Ok(());
@@ -662,7 +730,11 @@ impl Pump {
             let now = element
                 .current_running_time()
                 .unwrap_or(gst::ClockTime::ZERO);
-            let pts = self.timing.pts(frame.timestamp, now, self.clock);
+            let (pts, start) = self.timing.pts(frame.timestamp, now, self.clock);
+            if segment.start() != Some(start) {
+                segment.set_start(start);
+                segment.set_time(start);
+            }
             let skipped = reader.skipped();
             if skipped > last_skipped {
                 self.skipped
@@ -674,7 +746,18 @@ impl Pump {
             {
                 let buffer = buffer.get_mut().expect("a new buffer is writable");
                 buffer.set_pts(pts);
-                let mut flags = gst::BufferFlags::empty();
+                // Frames come in decode order with presentation times only. While those never
+                // go back there is no reordering and the decode time is the same; a frame
+                // presented before the last one (a B-frame) gets none, for parsers to work out.
+                // Without any DTS, h264parse drops the PTS of every delta frame.
+                if last_pts.is_none_or(|last| pts >= last) {
+                    buffer.set_dts(pts);
+                    last_pts = Some(pts);
+                }
+                // Each buffer is a whole access unit / temporal unit / audio frame: parsers
+                // (h264parse with alignment=au) take MARKER as its end instead of waiting for
+                // the next one's start.
+                let mut flags = gst::BufferFlags::MARKER;
                 if !frame.keyframe {
                     flags |= gst::BufferFlags::DELTA_UNIT;
                 }
@@ -698,7 +781,11 @@ impl Pump {
                     }
                 }
             }
-            match self.appsrc.push_buffer(buffer) {
+            let sample = gst::Sample::builder()
+                .buffer(&buffer)
+                .segment(&segment)
+                .build();
+            match self.appsrc.push_sample(&sample) {
                 Ok(_) => {}
                 // Stopping, or the output was ended: nothing more to push.
                 Err(gst::FlowError::Flushing) | Err(gst::FlowError::Eos) => return Ok(()),

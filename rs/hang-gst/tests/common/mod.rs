@@ -87,11 +87,28 @@ pub struct Pipeline {
 impl Pipeline {
     /// `gst::parse::launch(description)`, set to PLAYING.
     pub fn start(description: &str) -> Self {
+        let pipeline = Self::parse(description);
+        pipeline.play();
+        pipeline
+    }
+
+    /// `gst::parse::launch(description)`, not started: attach [`Self::watch`]es, then
+    /// [`Self::play`], so they see every buffer.
+    pub fn parse(description: &str) -> Self {
         init();
         let pipeline = gst::parse::launch(description)
             .unwrap_or_else(|e| panic!("{description}: {e}"))
             .downcast::<gst::Pipeline>()
             .expect("a pipeline");
+        Self {
+            pipeline,
+            what: description.to_string(),
+        }
+    }
+
+    /// Set to PLAYING; panics with the bus's errors if it fails.
+    pub fn play(&self) {
+        let (pipeline, description) = (&self.pipeline, &self.what);
         if let Err(err) = pipeline.set_state(gst::State::Playing) {
             let bus = pipeline.bus().expect("a bus");
             let errors: Vec<String> =
@@ -105,10 +122,6 @@ impl Pipeline {
                     .collect();
             let _ = pipeline.set_state(gst::State::Null);
             panic!("{description}: cannot play: {err:?}: {errors:?}");
-        }
-        Self {
-            pipeline,
-            what: description.to_string(),
         }
     }
 
