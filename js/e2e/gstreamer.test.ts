@@ -41,7 +41,9 @@ before(async () => {
 		GST_LAUNCH,
 		[
 			"-e",
-			..."videotestsrc is-live=true pattern=colors horizontal-speed=4 ! video/x-raw,width=640,height=360,framerate=30/1".split(" "),
+			..."videotestsrc is-live=true pattern=colors horizontal-speed=4 ! video/x-raw,width=640,height=360,framerate=30/1".split(
+				" ",
+			),
 			..."! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bitrate=1500 ! h264parse".split(" "),
 			..."! hangsink name=sink broadcast=gst.hang".split(" "),
 			`url=${url}`,
