@@ -41,6 +41,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod abr;
 pub mod annexb;
 pub mod bitstream;
 mod broadcast;
