@@ -55,6 +55,11 @@ enum Command {
         /// showing the UTC wall clock and a frame counter, plus a 440 Hz Opus tone.
         #[arg(long, conflicts_with_all = ["format", "fps"])]
         test_pattern: bool,
+        /// Simulcast the test pattern: one H.264 track per rendition, `WIDTHxHEIGHT@KBPS`,
+        /// comma-separated (e.g. `640x360@1200,320x180@300`), keyframes aligned across them.
+        /// Default: one 640x360 rendition at a constant quantiser.
+        #[arg(long, value_delimiter = ',', requires = "test_pattern")]
+        renditions: Vec<pattern::Rendition>,
     },
     /// Subscribe to a hang broadcast and write it to stdout.
     Subscribe {
@@ -174,7 +179,8 @@ async fn main() -> anyhow::Result<()> {
             format,
             fps,
             test_pattern,
-        } => publish(connect, Input::new(format, fps, test_pattern)).await,
+            renditions,
+        } => publish(connect, Input::new(format, fps, test_pattern, renditions)).await,
         Command::Subscribe {
             connect,
             format,
@@ -187,7 +193,14 @@ async fn main() -> anyhow::Result<()> {
             fps,
             test_pattern,
             server,
-        } => serve(name, Input::new(format, fps, test_pattern), server).await,
+        } => {
+            serve(
+                name,
+                Input::new(format, fps, test_pattern, Vec::new()),
+                server,
+            )
+            .await
+        }
     }
 }
 
@@ -195,14 +208,19 @@ async fn main() -> anyhow::Result<()> {
 enum Input {
     /// `format` on stdin, Annex-B stamped at `fps`.
     Stdin(Format, f64),
-    /// The built-in live source ([`pattern`]).
-    TestPattern,
+    /// The built-in live source ([`pattern`]), with these video renditions (empty: the default).
+    TestPattern(Vec<pattern::Rendition>),
 }
 
 impl Input {
-    fn new(format: Format, fps: f64, test_pattern: bool) -> Self {
+    fn new(
+        format: Format,
+        fps: f64,
+        test_pattern: bool,
+        renditions: Vec<pattern::Rendition>,
+    ) -> Self {
         if test_pattern {
-            Input::TestPattern
+            Input::TestPattern(renditions)
         } else {
             Input::Stdin(format, fps)
         }
@@ -213,7 +231,7 @@ impl Input {
     async fn run(self, origin: &OriginProducer, path: &Path) -> anyhow::Result<()> {
         match self {
             Input::Stdin(format, fps) => import(Importer::new(format, fps), origin, path).await,
-            Input::TestPattern => pattern::run(origin, path).await,
+            Input::TestPattern(renditions) => pattern::run(origin, path, &renditions).await,
         }
     }
 }

@@ -7,12 +7,18 @@
 //!   An IDR every 2 s of the clock, so every group is 2 s long. Frames are Annex-B access units
 //!   (parameter sets in band) under an `avc3` codec string read from the encoder's SPS.
 //! - **Audio**: a 440 Hz sine, 48 kHz mono, 20 ms Opus frames from `mousiki` (pure Rust).
+//! - **Simulcast** (`--renditions 640x360@1200,320x180@300`): the same picture, drawn once per
+//!   frame at 640x360 and scaled to each rendition's size, through one encoder per rendition at
+//!   its bitrate. Every encoder gets its IDR at the same slot of the clock, so a viewer can
+//!   switch renditions at any group boundary. Each rendition is its own track, listed in the
+//!   catalog with codec, size, bitrate and frame rate.
 //!
 //! Both streams run on one thread paced by a monotonic clock: slot `n` of a stream is produced
 //! at `epoch + n × duration` and stamped `n × duration` µs, so audio and video share one
 //! timeline. A thread that falls behind (a starved CPU) skips video slots rather than drift, and
 //! lets audio catch up unless it is more than [`AUDIO_MAX_LAG`] frames late.
 
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -22,7 +28,7 @@ use hang::catalog::{AudioConfig, VideoConfig};
 use hang::{BroadcastProducer, Frame, TrackProducer};
 use moq_lite::{OriginProducer, Path};
 use openh264::encoder::{
-    Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, RateControlMode,
+    BitRate, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, RateControlMode,
 };
 use openh264::formats::{RgbSliceU8, YUVBuffer};
 use openh264::OpenH264API;
@@ -50,21 +56,88 @@ const AUDIO_MAX_LAG: u64 = 10;
 /// Largest Opus packet (RFC 6716 §3.2.1 bounds a frame at 1275 bytes).
 const MAX_OPUS_PACKET: usize = 1276;
 
-/// Publish the test pattern as a hang broadcast at `path` in `origin` and keep it live. Returns
-/// only on failure; dropping the future stops the source.
-pub async fn run(origin: &OriginProducer, path: &Path) -> anyhow::Result<()> {
+/// One video rendition of the pattern: its size, and a target bitrate (none: a constant
+/// quantiser, about 0.5 Mbit/s at 640x360).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rendition {
+    /// Width in pixels (even).
+    pub width: usize,
+    /// Height in pixels (even).
+    pub height: usize,
+    /// Target bitrate in kbit/s.
+    pub kbps: Option<u32>,
+}
+
+impl Default for Rendition {
+    /// 640x360 at a constant quantiser.
+    fn default() -> Self {
+        Self {
+            width: WIDTH,
+            height: HEIGHT,
+            kbps: None,
+        }
+    }
+}
+
+/// Largest rendition side accepted.
+const MAX_SIDE: usize = 1920;
+
+impl FromStr for Rendition {
+    type Err = String;
+
+    /// `WIDTHxHEIGHT@KBPS` (e.g. `640x360@1200`), or `WIDTHxHEIGHT` for a constant quantiser.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let invalid = || format!("{text:?}: expected WIDTHxHEIGHT@KBPS, e.g. 640x360@1200");
+        let (size, kbps) = match text.split_once('@') {
+            Some((size, kbps)) => (size, Some(kbps.parse::<u32>().map_err(|_| invalid())?)),
+            None => (text, None),
+        };
+        let (width, height) = size.split_once('x').ok_or_else(invalid)?;
+        let (width, height): (usize, usize) = (
+            width.parse().map_err(|_| invalid())?,
+            height.parse().map_err(|_| invalid())?,
+        );
+        if !(16..=MAX_SIDE).contains(&width) || !(16..=MAX_SIDE).contains(&height) {
+            return Err(format!("{text:?}: sides must be 16 to {MAX_SIDE} pixels"));
+        }
+        if width % 2 != 0 || height % 2 != 0 {
+            return Err(format!("{text:?}: sides must be even (4:2:0)"));
+        }
+        if kbps.is_some_and(|k| !(50..=50_000).contains(&k)) {
+            return Err(format!("{text:?}: bitrate must be 50 to 50000 kbit/s"));
+        }
+        Ok(Self {
+            width,
+            height,
+            kbps,
+        })
+    }
+}
+
+/// Publish the test pattern as a hang broadcast at `path` in `origin` and keep it live, one video
+/// track per rendition (at least one: an empty list means the default). Returns only on failure;
+/// dropping the future stops the source.
+pub async fn run(
+    origin: &OriginProducer,
+    path: &Path,
+    renditions: &[Rendition],
+) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     // The thread owns the encoders (OpenH264's is not `Send`); this guard ends it with us.
     let _guard = StopOnDrop(stop.clone());
     let (done, result) = tokio::sync::oneshot::channel();
     let (origin, path) = (origin.clone(), path.clone());
+    let renditions = match renditions {
+        [] => vec![Rendition::default()],
+        some => some.to_vec(),
+    };
     // moq-lite spawns tasks when a broadcast is published: the thread runs in our runtime's context.
     let runtime = tokio::runtime::Handle::current();
     std::thread::Builder::new()
         .name("test-pattern".into())
         .spawn(move || {
             let _runtime = runtime.enter();
-            let _ = done.send(Source::new(&origin, &path).and_then(|s| s.run(&stop)));
+            let _ = done.send(Source::new(&origin, &path, &renditions).and_then(|s| s.run(&stop)));
         })
         .context("cannot start the test pattern thread")?;
     result
@@ -84,28 +157,42 @@ impl Drop for StopOnDrop {
 /// The broadcast, its two encoders and the clock they share.
 struct Source {
     broadcast: BroadcastProducer,
-    video: Video,
-    video_track: TrackProducer,
+    /// The picture every rendition is scaled from, [`WIDTH`] x [`HEIGHT`] RGB.
+    canvas: Vec<u8>,
+    /// Frames drawn so far (the counter on the picture).
+    count: u64,
+    videos: Vec<(Video, TrackProducer)>,
     audio: Audio,
     epoch: Instant,
 }
 
 impl Source {
-    /// Encode the first frame (its SPS makes the catalog), publish the catalog and the broadcast.
-    fn new(origin: &OriginProducer, path: &Path) -> anyhow::Result<Self> {
+    /// Encode the first frame of every rendition (its SPS makes the catalog entry), publish the
+    /// catalog and the broadcast.
+    fn new(origin: &OriginProducer, path: &Path, renditions: &[Rendition]) -> anyhow::Result<Self> {
         let epoch = Instant::now();
         // The wall-clock time of pts 0, taken at the same moment as `epoch`.
         let wall_at_epoch = hang::catalog::wall_now_us();
         let mut broadcast = BroadcastProducer::new();
-        let mut video = Video::new()?;
-        let first = video
-            .encode(0)?
-            .context("the encoder skipped the first frame")?;
-        let config = video_config(&first.payload).context("the encoder's first frame")?;
-        tracing::info!(codec = %config.codec, "test pattern: H.264 {WIDTH}x{HEIGHT} at {FPS} fps (OpenH264), Opus 440 Hz tone");
-        let mut video_track = broadcast.add_video(config);
-        video_track.write(first)?;
+        let mut canvas = vec![0; WIDTH * HEIGHT * 3];
+        draw(&mut canvas, 0, 0, SystemTime::now());
+        let mut videos = Vec::new();
+        for rendition in renditions {
+            let mut video = Video::new(*rendition)?;
+            let first = video
+                .encode(0, &canvas)?
+                .context("the encoder skipped the first frame")?;
+            let mut config = video_config(&first.payload).context("the encoder's first frame")?;
+            config.bitrate = rendition.kbps.map(|k| u64::from(k) * 1000);
+            tracing::info!(codec = %config.codec, "test pattern: H.264 {}x{} at {FPS} fps{} (OpenH264)",
+                rendition.width, rendition.height,
+                rendition.kbps.map(|k| format!(", {k} kbit/s")).unwrap_or_default());
+            let mut track = broadcast.add_video(config);
+            track.write(first)?;
+            videos.push((video, track));
+        }
         let audio = Audio::new(&mut broadcast)?;
+        tracing::info!("test pattern: Opus 440 Hz tone");
         // Anchor media time 0 (`epoch`) to the wall clock so viewers can measure latency.
         broadcast.catalog_mut().set_clock(wall_at_epoch);
         broadcast.publish_catalog()?;
@@ -113,8 +200,9 @@ impl Source {
         tracing::info!(broadcast = %path, "publishing the test pattern");
         Ok(Self {
             broadcast,
-            video,
-            video_track,
+            canvas,
+            count: 1,
+            videos,
             audio,
             epoch,
         })
@@ -139,15 +227,21 @@ impl Source {
             } else {
                 let slot = catch_up(next_video, now, video_time, 1);
                 skips.add(slot - next_video);
-                match self.video.encode(slot)? {
-                    Some(frame) => self.video_track.write(frame)?,
-                    None => skips.add(1),
+                draw(&mut self.canvas, slot, self.count, SystemTime::now());
+                self.count += 1;
+                for (video, track) in &mut self.videos {
+                    match video.encode(slot, &self.canvas)? {
+                        Some(frame) => track.write(frame)?,
+                        None => skips.add(1),
+                    }
                 }
                 next_video = slot + 1;
             }
             skips.report();
         }
-        self.video_track.finish();
+        for (_, track) in &mut self.videos {
+            track.finish();
+        }
         self.audio.track.finish();
         self.broadcast.finish();
         Ok(())
@@ -211,24 +305,29 @@ fn catch_up(next: u64, now: Duration, time: fn(u64) -> Duration, max_lag: u64) -
     slot
 }
 
-/// The picture and its encoder.
+/// One rendition's encoder and its picture, scaled from the canvas.
 struct Video {
+    rendition: Rendition,
     encoder: Encoder,
     rgb: Vec<u8>,
     yuv: YUVBuffer,
-    /// Frames encoded so far (the counter drawn on the picture).
-    count: u64,
     /// The group of the last frame encoded.
     gop: Option<u64>,
 }
 
 impl Video {
-    fn new() -> anyhow::Result<Self> {
-        let config = EncoderConfig::new()
-            .max_frame_rate(FrameRate::from_hz(FPS as f32))
-            // Constant quantiser: every slot gets a frame (OpenH264's rate control would skip
-            // some), and this picture costs only about 0.5 Mb/s at its default quality.
-            .rate_control_mode(RateControlMode::Off)
+    fn new(rendition: Rendition) -> anyhow::Result<Self> {
+        let config = EncoderConfig::new().max_frame_rate(FrameRate::from_hz(FPS as f32));
+        let config = match rendition.kbps {
+            // Constant quantiser: this picture costs only about 0.5 Mb/s at 640x360 at its
+            // default quality.
+            None => config.rate_control_mode(RateControlMode::Off),
+            Some(kbps) => config
+                .rate_control_mode(RateControlMode::Bitrate)
+                .bitrate(BitRate::from_bps(kbps * 1000)),
+        };
+        let config = config
+            // Every slot gets a frame (OpenH264's rate control would skip some otherwise).
             .skip_frames(false)
             // IDRs come only from the clock (`encode`).
             .scene_change_detect(false)
@@ -236,21 +335,28 @@ impl Video {
             .num_threads(1);
         let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
             .context("cannot start the OpenH264 encoder")?;
+        let (width, height) = (rendition.width, rendition.height);
         Ok(Self {
+            rendition,
             encoder,
-            rgb: vec![0; WIDTH * HEIGHT * 3],
-            yuv: YUVBuffer::new(WIDTH, HEIGHT),
-            count: 0,
+            rgb: vec![0; width * height * 3],
+            yuv: YUVBuffer::new(width, height),
             gop: None,
         })
     }
 
-    /// Draw and encode the frame of slot `slot` (`None`: the encoder skipped it); the first
-    /// frame of every 2 s of the clock is an IDR.
-    fn encode(&mut self, slot: u64) -> anyhow::Result<Option<Frame>> {
-        draw(&mut self.rgb, slot, self.count, SystemTime::now());
+    /// Scale the canvas to this rendition and encode it as the frame of slot `slot` (`None`:
+    /// the encoder skipped it); the first frame of every 2 s of the clock is an IDR, in every
+    /// rendition alike.
+    fn encode(&mut self, slot: u64, canvas: &[u8]) -> anyhow::Result<Option<Frame>> {
+        let (width, height) = (self.rendition.width, self.rendition.height);
+        if (width, height) == (WIDTH, HEIGHT) {
+            self.rgb.copy_from_slice(canvas);
+        } else {
+            scale(canvas, &mut self.rgb, width, height);
+        }
         self.yuv
-            .read_rgb8(RgbSliceU8::new(&self.rgb, (WIDTH, HEIGHT)));
+            .read_rgb8(RgbSliceU8::new(&self.rgb, (width, height)));
         // A new group every 2 s of the clock. Key on the group index rather than `slot % GOP`: a
         // skipped slot may have been the one due for an IDR. (The first frame is one anyway,
         // and the encoder is only initialised by it.)
@@ -259,7 +365,6 @@ impl Video {
             self.encoder.force_intra_frame();
         }
         self.gop = Some(gop);
-        self.count += 1;
         let bitstream = self.encoder.encode(&self.yuv).context("H.264 encode")?;
         let keyframe = bitstream.frame_type() == FrameType::IDR;
         let payload = bitstream.to_vec();
@@ -271,6 +376,18 @@ impl Video {
             keyframe,
             payload: payload.into(),
         }))
+    }
+}
+
+/// Nearest-neighbour scaling of the [`WIDTH`] x [`HEIGHT`] canvas into `out` (`width` x `height`).
+fn scale(canvas: &[u8], out: &mut [u8], width: usize, height: usize) {
+    for (y, row) in out.chunks_exact_mut(width * 3).enumerate() {
+        let sy = y * HEIGHT / height;
+        let line = &canvas[sy * WIDTH * 3..(sy + 1) * WIDTH * 3];
+        for (x, px) in row.chunks_exact_mut(3).enumerate() {
+            let sx = x * WIDTH / width;
+            px.copy_from_slice(&line[sx * 3..sx * 3 + 3]);
+        }
     }
 }
 
@@ -529,8 +646,12 @@ mod tests {
 
     #[test]
     fn the_encoder_starts_each_group_on_an_idr_of_the_clock() {
-        let mut video = Video::new().unwrap();
-        let mut encode = |slot| video.encode(slot).unwrap().expect("a frame");
+        let mut video = Video::new(Rendition::default()).unwrap();
+        let mut canvas = vec![0; WIDTH * HEIGHT * 3];
+        let mut encode = |slot| {
+            draw(&mut canvas, slot, slot, SystemTime::now());
+            video.encode(slot, &canvas).unwrap().expect("a frame")
+        };
         let first = encode(0);
         assert!(first.keyframe);
         let config = video_config(&first.payload).unwrap();
@@ -575,5 +696,101 @@ mod tests {
             timestamps.push(frame.timestamp);
         }
         assert_eq!(timestamps, [0, 20_000, 40_000, 60_000, 80_000]);
+    }
+}
+
+#[cfg(test)]
+mod simulcast_tests {
+    use super::*;
+
+    #[test]
+    fn renditions_parse_and_refuse_nonsense() {
+        assert_eq!(
+            "640x360@1200".parse::<Rendition>(),
+            Ok(Rendition {
+                width: 640,
+                height: 360,
+                kbps: Some(1200)
+            })
+        );
+        assert_eq!(
+            "320x180".parse::<Rendition>(),
+            Ok(Rendition {
+                width: 320,
+                height: 180,
+                kbps: None
+            })
+        );
+        for bad in [
+            "",
+            "640",
+            "640x",
+            "x360",
+            "641x360@100",
+            "640x360@",
+            "640x360@10",
+            "4000x2000@1000",
+            "640x360@abc",
+        ] {
+            assert!(bad.parse::<Rendition>().is_err(), "{bad:?}");
+        }
+    }
+
+    /// Two renditions from one canvas: each at its own size and near its bitrate, with IDRs at
+    /// the same slots.
+    #[test]
+    fn simulcast_encoders_share_keyframe_slots_and_follow_their_bitrates() {
+        let specs = [
+            Rendition {
+                width: 640,
+                height: 360,
+                kbps: Some(1200),
+            },
+            Rendition {
+                width: 320,
+                height: 180,
+                kbps: Some(300),
+            },
+        ];
+        let mut videos: Vec<Video> = specs.iter().map(|s| Video::new(*s).unwrap()).collect();
+        let mut canvas = vec![0; WIDTH * HEIGHT * 3];
+        let mut bytes = [0usize; 2];
+        let mut keys: [Vec<u64>; 2] = Default::default();
+        let slots = 3 * GOP_FRAMES;
+        for slot in 0..slots {
+            draw(&mut canvas, slot, slot, SystemTime::now());
+            for (i, video) in videos.iter_mut().enumerate() {
+                let frame = video
+                    .encode(slot, &canvas)
+                    .unwrap()
+                    .expect("a frame per slot");
+                if slot == 0 {
+                    let config = video_config(&frame.payload).unwrap();
+                    assert_eq!(
+                        (config.coded_width, config.coded_height),
+                        (Some(specs[i].width as u32), Some(specs[i].height as u32))
+                    );
+                }
+                bytes[i] += frame.payload.len();
+                if frame.keyframe {
+                    keys[i].push(slot);
+                }
+            }
+        }
+        assert_eq!(keys[0], [0, GOP_FRAMES, 2 * GOP_FRAMES]);
+        assert_eq!(keys[0], keys[1], "keyframes aligned across renditions");
+        let seconds = slots as f64 / FPS as f64;
+        let kbps: Vec<f64> = bytes
+            .iter()
+            .map(|b| *b as f64 * 8.0 / seconds / 1000.0)
+            .collect();
+        println!(
+            "simulcast: {:.0} and {:.0} kbit/s, keyframes at {:?}",
+            kbps[0], kbps[1], keys[0]
+        );
+        // Rate control lands near the target; the small rendition costs a fraction of the big.
+        assert!(kbps[0] > 400.0 && kbps[0] < 1800.0, "{kbps:?}");
+        assert!(kbps[1] > 80.0 && kbps[1] < 450.0, "{kbps:?}");
+        assert!(kbps[1] < kbps[0] / 2.0, "{kbps:?}");
     }
 }

@@ -1,0 +1,127 @@
+//! `hang publish --test-pattern --renditions 640x360@1200,320x180@300` through our relay: the
+//! catalog lists both renditions (codec, size, bitrate, frame rate), each is its own track, and
+//! their keyframes fall on the same timestamps, so a viewer can switch at any group boundary.
+//! `hang subscribe` writes both tracks to one fMP4, which ffprobe reads.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{hang, start_relay, wait_announced, Run};
+
+/// Every packet of stream `selector` of `file`: (pts in seconds, keyframe).
+fn packets(file: &std::path::Path, selector: &str) -> Vec<(f64, bool)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", selector])
+        .args(["-show_entries", "packet=pts_time,flags", "-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .expect("ffprobe (scripts/test.sh installs ffmpeg)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (pts, flags) = line.split_once(',')?;
+            Some((pts.parse().ok()?, flags.starts_with('K')))
+        })
+        .collect()
+}
+
+fn size(file: &std::path::Path, selector: &str) -> String {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", selector])
+        .args([
+            "-show_entries",
+            "stream=codec_name,width,height",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn test_pattern_simulcast_has_aligned_renditions() {
+    let mut run = Run::new("simulcast");
+    let relay = start_relay(&mut run);
+    run.spawn(
+        "publish",
+        hang(&relay, "publish", "sim.hang")
+            .args(["--test-pattern", "--renditions", "640x360@1200,320x180@300"])
+            .stdout(Stdio::null()),
+    );
+    wait_announced(&run, &relay, "anon/sim.hang");
+    // The catalog, as any viewer gets it (the relay's HTTP fetch of its latest group).
+    let response =
+        test_support::http::get_blocking(relay.http, "/fetch/anon/sim.hang/catalog.json")
+            .expect("GET the catalog");
+    assert_eq!(response.status, 200, "{}", response.body);
+    let catalog: serde_json::Value = serde_json::from_str(&response.body).expect("catalog JSON");
+    let renditions = catalog["video"]["renditions"]
+        .as_object()
+        .expect("video renditions");
+    let mut listed: Vec<(u64, u64, u64, f64, bool)> = renditions
+        .values()
+        .map(|r| {
+            (
+                r["codedWidth"].as_u64().unwrap_or(0),
+                r["codedHeight"].as_u64().unwrap_or(0),
+                r["bitrate"].as_u64().unwrap_or(0),
+                r["framerate"].as_f64().unwrap_or(0.0),
+                r["codec"].as_str().unwrap_or("").starts_with("avc3."),
+            )
+        })
+        .collect();
+    listed.sort_by_key(|r| r.0);
+    assert_eq!(
+        listed,
+        [
+            (320, 180, 300_000, 30.0, true),
+            (640, 360, 1_200_000, 30.0, true)
+        ],
+        "{catalog}"
+    );
+
+    let out = run.path("sim.mp4");
+    let subscriber = run.spawn(
+        "subscribe",
+        hang(&relay, "subscribe", "sim.hang").stdout(std::fs::File::create(&out).unwrap()),
+    );
+    // Two groups (2 s each) and a bit: the second group's keyframe is in both renditions.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while packets(&out, "v:1").len() < 130 {
+        assert!(
+            subscriber.try_wait().unwrap().is_none(),
+            "hang subscribe ended early"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "not 130 frames of the second rendition in a minute"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &subscriber.id().to_string()])
+        .status();
+    let _ = subscriber.wait();
+
+    let mut sizes = [size(&out, "v:0"), size(&out, "v:1")];
+    sizes.sort();
+    assert_eq!(sizes, ["h264,320,180", "h264,640,360"], "{}", run.logs());
+    let keys = |selector| -> Vec<String> {
+        packets(&out, selector)
+            .iter()
+            .filter(|(_, key)| *key)
+            .map(|(pts, _)| format!("{pts:.3}"))
+            .collect()
+    };
+    let (big, small) = (keys("v:0"), keys("v:1"));
+    println!("keyframes at {big:?} and {small:?}");
+    assert!(big.len() >= 2, "{big:?}");
+    // The subscriber joined both tracks at their latest group: compare the keyframes both have.
+    let common: Vec<&String> = big.iter().filter(|k| small.contains(k)).collect();
+    assert!(common.len() >= 2, "keyframes {big:?} vs {small:?}");
+    assert_eq!(big.last(), small.last(), "the newest keyframes differ");
+}
