@@ -125,3 +125,77 @@ fn test_pattern_simulcast_has_aligned_renditions() {
     assert!(common.len() >= 2, "keyframes {big:?} vs {small:?}");
     assert_eq!(big.last(), small.last(), "the newest keyframes differ");
 }
+
+/// ffmpeg maps one input to two encodes (640x360 at 1.2 Mbit/s, 320x180 at 300 kbit/s, the same
+/// GoP) into one fMP4; `hang publish` makes each video track a rendition with its size and the
+/// bitrate of its `btrt` box.
+#[test]
+fn an_fmp4_with_two_video_tracks_publishes_two_renditions() {
+    let mut run = Run::new("simulcast-fmp4");
+    let relay = start_relay(&mut run);
+    let mut ffmpeg = Command::new("ffmpeg");
+    ffmpeg
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
+        .args(["-map", "0:v", "-map", "0:v", "-filter:v:1", "scale=320:180"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+        ])
+        .args([
+            "-g",
+            "60",
+            "-keyint_min",
+            "60",
+            "-sc_threshold",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .args(["-b:v:0", "1200k", "-b:v:1", "300k"])
+        .args(["-f", "mp4", "-frag_duration", "100000"])
+        .args([
+            "-movflags",
+            "cmaf+separate_moof+delay_moov+skip_trailer",
+            "-",
+        ])
+        .stdout(Stdio::piped());
+    let media = run.spawn("ffmpeg", &mut ffmpeg).stdout.take().unwrap();
+    run.spawn(
+        "publish",
+        hang(&relay, "publish", "two.hang")
+            .stdin(media)
+            .stdout(Stdio::null()),
+    );
+    wait_announced(&run, &relay, "anon/two.hang");
+    let response =
+        test_support::http::get_blocking(relay.http, "/fetch/anon/two.hang/catalog.json")
+            .expect("GET the catalog");
+    let catalog: serde_json::Value = serde_json::from_str(&response.body).expect("catalog JSON");
+    let mut listed: Vec<(u64, u64, u64)> = catalog["video"]["renditions"]
+        .as_object()
+        .expect("video renditions")
+        .values()
+        .map(|r| {
+            (
+                r["codedWidth"].as_u64().unwrap_or(0),
+                r["codedHeight"].as_u64().unwrap_or(0),
+                r["bitrate"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    listed.sort();
+    println!("renditions: {listed:?}");
+    assert_eq!(listed.len(), 2, "{catalog}");
+    assert_eq!((listed[0].0, listed[0].1), (320, 180), "{catalog}");
+    assert_eq!((listed[1].0, listed[1].1), (640, 360), "{catalog}");
+    assert_eq!(
+        (listed[0].2, listed[1].2),
+        (300_000, 1_200_000),
+        "{catalog}"
+    );
+}

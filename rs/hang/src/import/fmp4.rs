@@ -459,6 +459,22 @@ fn encode_body<T: Atom>(atom: &T) -> Result<Bytes, ImportError> {
 
 /// The catalog entry of a video sample entry.
 fn video_config(codec: &Codec) -> Result<VideoConfig, ImportError> {
+    // The sample entry's `btrt` (ffmpeg writes it when it knows the bitrate): the catalog's
+    // `bitrate`, which players choose renditions by.
+    let btrt = match codec {
+        Codec::Avc1(e) => e.btrt.as_ref(),
+        Codec::Avc3(e) => e.btrt.as_ref(),
+        Codec::Hvc1(e) => e.btrt.as_ref(),
+        Codec::Hev1(e) => e.btrt.as_ref(),
+        Codec::Av01(e) => e.btrt.as_ref(),
+        Codec::Vp08(e) => e.btrt.as_ref(),
+        Codec::Vp09(e) => e.btrt.as_ref(),
+        _ => None,
+    };
+    let bitrate = btrt
+        .map(|b| if b.avg_bitrate > 0 { b.avg_bitrate } else { b.max_bitrate })
+        .filter(|b| *b > 0)
+        .map(u64::from);
     let (codec, description, visual) = match codec {
         Codec::Avc1(avc1) => {
             let avcc = &avc1.avcc;
@@ -509,6 +525,7 @@ fn video_config(codec: &Codec) -> Result<VideoConfig, ImportError> {
         description,
         coded_width: Some(visual.width.into()),
         coded_height: Some(visual.height.into()),
+        bitrate,
         ..Default::default()
     })
 }
