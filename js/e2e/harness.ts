@@ -162,8 +162,11 @@ export class Stack {
 		return `http://localhost:${this.port}/anon`;
 	}
 
-	/** Start `hang publish --test-pattern` as anon/`name`, waiting until the relay announces it. */
-	async publishPattern(name: string): Promise<void> {
+	/**
+	 * Start `hang publish --test-pattern` (plus `args`, e.g. `--renditions ...`) as anon/`name`,
+	 * waiting until the relay announces it.
+	 */
+	async publishPattern(name: string, args: string[] = []): Promise<void> {
 		const publisher = new Proc(`hang ${name}`, join(bin, "hang"), [
 			"publish",
 			"--url",
@@ -171,6 +174,7 @@ export class Stack {
 			"--name",
 			name,
 			"--test-pattern",
+			...args,
 		]);
 		this.publishers.set(name, publisher);
 		await this.waitAnnounced(`anon/${name}`, true, () => publisher.log);

@@ -42,6 +42,7 @@
 #![warn(missing_docs)]
 
 pub mod abr;
+mod abr_reader;
 pub mod annexb;
 pub mod bitstream;
 mod broadcast;
@@ -53,5 +54,6 @@ pub mod export;
 pub mod import;
 mod reader;
 
+pub use abr_reader::*;
 pub use broadcast::*;
 pub use error::Error;

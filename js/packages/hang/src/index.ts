@@ -3,6 +3,7 @@
  *
  * - {@link parseCatalog} / {@link serializeCatalog}: the catalog (`catalog.json` track).
  * - {@link encodeFrame} / {@link decodeFrame}: the legacy frame container (varint µs timestamp + payload).
+ * - {@link Abr} / {@link BandwidthEstimator}: adaptive bitrate, which simulcast video rendition the link carries.
  * - {@link annexBNalUnits}: the NAL units of an H.264/H.265 Annex-B buffer.
  * - {@link Watch}: catalog → WebCodecs → canvas + AudioWorklet, with a jitter buffer, group skipping,
  *   A/V sync and reconnects. {@link Publish}: camera/screen/microphone → WebCodecs → tracks + catalog.
@@ -17,6 +18,7 @@
  * document.querySelector("hang-watch")?.addEventListener("stats", (e) => console.log(e.detail));
  */
 
+export { Abr, type AbrConfig, DEFAULT_ABR_CONFIG, type Rendition } from "./abr.ts";
 export { annexBNalUnits } from "./annexb.ts";
 export {
 	alignAudio,
@@ -71,6 +73,12 @@ export {
 	writeVarint,
 } from "./container.ts";
 export { HangPublishElement, HangWatchElement, registerElements } from "./element/index.ts";
+export {
+	BandwidthEstimator,
+	DEFAULT_ESTIMATOR_CONFIG,
+	type EstimatorConfig,
+	type PlaybackState,
+} from "./estimate.ts";
 export {
 	base64ToBytes,
 	Fmp4Error,

@@ -472,7 +472,13 @@ fn video_config(codec: &Codec) -> Result<VideoConfig, ImportError> {
         _ => None,
     };
     let bitrate = btrt
-        .map(|b| if b.avg_bitrate > 0 { b.avg_bitrate } else { b.max_bitrate })
+        .map(|b| {
+            if b.avg_bitrate > 0 {
+                b.avg_bitrate
+            } else {
+                b.max_bitrate
+            }
+        })
         .filter(|b| *b > 0)
         .map(u64::from);
     let (codec, description, visual) = match codec {

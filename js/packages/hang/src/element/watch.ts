@@ -5,11 +5,17 @@
  * to it (e.g. `pattern.hang`), `latency` target latency in ms (default 200), `muted` (boolean),
  * `paused` (boolean), `volume` 0..1 (default 1), `versions` moq-lite versions to offer
  * (comma-separated, default "moq-lite-06,moq-lite-05,moq-lite-02"), `transport` "auto" (default:
- * WebTransport with a WebSocket fallback), "webtransport" or "websocket". Changing `url`, `path`,
- * `versions` or `transport` restarts playback.
+ * WebTransport with a WebSocket fallback), "webtransport" or "websocket", `abr` adaptive bitrate
+ * among the catalog's video renditions with a `bitrate` (on unless "false", "off" or "0"; it acts
+ * when there are several), `rendition` the track name of a video rendition to play, which disables
+ * adaptive bitrate (ignored if the catalog has no playable rendition of that name). Changing `url`,
+ * `path`, `versions` or `transport` restarts playback; `abr` and `rendition` switch renditions
+ * without a gap (the new one is shown from its first keyframe that catches up).
  *
  * Properties: `stats` ({@link WatchStats}), `watch` (the {@link Watch} or undefined),
- * `connection`, `catalog`, plus `latency`, `muted`, `paused`, `volume` reflecting the attributes.
+ * `connection`, `catalog`, plus `latency`, `muted`, `paused`, `volume`, `abr`, `rendition`
+ * reflecting the attributes. `stats.rendition`, `stats.estimateKbps` and `stats.abrSwitches` show
+ * adaptive bitrate at work.
  *
  * Events: `stats` every second (detail = {@link WatchStats}), `status` (detail = the new `WatchStatus`),
  * `catalog` (detail = the catalog). None bubble.
@@ -30,7 +36,7 @@ const CSS = `${BASE_CSS}
 export class HangWatchElement extends ElementBase {
 	/** Attributes the element reacts to. */
 	static get observedAttributes(): string[] {
-		return ["url", "path", "latency", "muted", "paused", "volume", "versions", "transport"];
+		return ["url", "path", "latency", "muted", "paused", "volume", "versions", "transport", "abr", "rendition"];
 	}
 
 	#watch: Watch | undefined;
@@ -133,6 +139,12 @@ export class HangWatchElement extends ElementBase {
 			case "volume":
 				if (this.#watch) this.#watch.volume = this.volume;
 				break;
+			case "abr":
+				if (this.#watch) this.#watch.abr = this.abr;
+				break;
+			case "rendition":
+				if (this.#watch) this.#watch.rendition = this.rendition ?? undefined;
+				break;
 		}
 		this.#updateUi();
 	}
@@ -157,6 +169,8 @@ export class HangWatchElement extends ElementBase {
 			paused: this.paused,
 			versions: versionsAttr(this.getAttribute("versions")),
 			transport: transportAttr(this.getAttribute("transport")),
+			abr: this.abr,
+			rendition: this.rendition ?? undefined,
 		});
 		for (const type of ["stats", "status", "catalog"]) {
 			watch.addEventListener(type, (e) => {
@@ -248,6 +262,24 @@ export class HangWatchElement extends ElementBase {
 	}
 	set paused(paused: boolean) {
 		this.toggleAttribute("paused", paused);
+	}
+
+	/** Adaptive bitrate (`abr` attribute: on unless "false", "off" or "0"). */
+	get abr(): boolean {
+		const value = this.getAttribute("abr")?.trim().toLowerCase();
+		return value !== "false" && value !== "off" && value !== "0";
+	}
+	set abr(abr: boolean) {
+		this.setAttribute("abr", String(abr));
+	}
+
+	/** The pinned video rendition (`rendition` attribute, a track name); null: adaptive bitrate or the first. */
+	get rendition(): string | null {
+		return this.getAttribute("rendition") || null;
+	}
+	set rendition(rendition: string | null) {
+		if (rendition) this.setAttribute("rendition", rendition);
+		else this.removeAttribute("rendition");
 	}
 
 	/** Volume 0..1 (`volume` attribute). */

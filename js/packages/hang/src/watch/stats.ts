@@ -46,6 +46,15 @@ export interface WatchStats {
 	audioState: AudioContextState | "none";
 	/** Audio render quanta that found the buffer empty while playing. */
 	audioUnderruns: number;
+	/** Track name of the video rendition shown. */
+	rendition: string | undefined;
+	/**
+	 * The bandwidth estimate adaptive bitrate decides on, in kbit/s; undefined while there is none
+	 * (the link keeps up and no probe says more: see `BandwidthEstimator.estimate`).
+	 */
+	estimateKbps: number | undefined;
+	/** Switches of video rendition made by adaptive bitrate (completed cut-overs). */
+	abrSwitches: number;
 }
 
 /** Watcher state. */
@@ -75,5 +84,8 @@ export function emptyStats(targetLatencyMs: number): WatchStats {
 		transport: undefined,
 		audioState: "none",
 		audioUnderruns: 0,
+		rendition: undefined,
+		estimateKbps: undefined,
+		abrSwitches: 0,
 	};
 }

@@ -123,6 +123,16 @@ export class VideoRenderer {
 		}
 	}
 
+	/** Media time of the oldest decoded frame waiting, if any. */
+	get oldest(): number | undefined {
+		return this.#frames[0]?.timestamp;
+	}
+
+	/** Media time of the newest decoded frame waiting, if any. */
+	get newest(): number | undefined {
+		return this.#frames.at(-1)?.timestamp;
+	}
+
 	/** Whether a decoded frame is waiting. */
 	get buffered(): number {
 		return this.#frames.length;

@@ -2,10 +2,19 @@
  * The watcher: connects to a relay, follows a hang broadcast's catalog and plays its first usable
  * video and audio renditions; reconnects with backoff when the connection drops or the broadcast
  * ends, and resumes as soon as it is announced again.
+ *
+ * Adaptive bitrate: when the catalog lists several playable video renditions with a `bitrate`
+ * (simulcast, keyframes aligned), {@link Abr} picks one from a {@link BandwidthEstimator} fed with
+ * the media bytes delivered and whether playback falls behind. It starts with the best rendition
+ * (nothing measures spare capacity without a probe, so the link has to show it cannot carry one;
+ * see `estimate.ts`). On a switch the new rendition's track is subscribed next to the old one,
+ * whose frames keep being shown until a decoded frame of the new one is due; then the old track
+ * is closed: no gap.
  */
 
 import type { Announced, BroadcastConsumer, TrackConsumer, TransportChoice, Version } from "@moqx/lite";
 import { Connection } from "@moqx/lite";
+import { Abr } from "../abr.ts";
 import { Backoff, isBuffering, PlaybackClock, RateMeter, wallLatencyMs } from "../buffer.ts";
 import type { AudioConfig, Catalog, VideoConfig } from "../catalog.ts";
 import {
@@ -17,7 +26,9 @@ import {
 	videoRenditions,
 	wallNowUs,
 } from "../catalog.ts";
+import { BandwidthEstimator } from "../estimate.ts";
 import { AudioRenderer, audioSupported } from "./audio.ts";
+import type { MediaFrame } from "./reader.ts";
 import { GroupReader } from "./reader.ts";
 import type { WatchStats, WatchStatus } from "./stats.ts";
 import { emptyStats } from "./stats.ts";
@@ -30,6 +41,12 @@ export const DEFAULT_LATENCY_MS = 200;
 
 /** Without media for this long while playing, the broadcast is considered gone and re-subscribed. */
 const STALL_TIMEOUT_MS = 2500;
+
+/** How often adaptive bitrate looks at the estimate. */
+const ABR_INTERVAL_MS = 250;
+
+/** A rendition switch whose new track has shown nothing due by then is given up. */
+const SWITCH_TIMEOUT_MS = 5000;
 
 /** Options of a {@link Watch}. */
 export interface WatchOptions {
@@ -51,6 +68,10 @@ export interface WatchOptions {
 	versions?: Version[];
 	/** The transport: "auto" (default: WebTransport, WebSocket as fallback), "webtransport" or "websocket". */
 	transport?: TransportChoice;
+	/** Adaptive bitrate among the catalog's video renditions with a `bitrate` (default true). */
+	abr?: boolean;
+	/** Play this video rendition (track name), which disables adaptive bitrate; ignored if not playable. */
+	rendition?: string | undefined;
 }
 
 /** Events of a {@link Watch}: `stats` every second and `status` on each change. */
@@ -92,6 +113,9 @@ export class Watch extends EventTarget {
 	#paused: boolean;
 	#stats: WatchStats;
 	#meter = new RateMeter(2000);
+	#estimator = new BandwidthEstimator();
+	#abr: boolean;
+	#rendition: string | undefined;
 	#closed = new AbortController();
 	/** Aborted to interrupt a wait (unpause, close). */
 	#wake = new AbortController();
@@ -112,6 +136,8 @@ export class Watch extends EventTarget {
 		this.#muted = options.muted ?? true;
 		this.#volume = options.volume ?? 1;
 		this.#paused = options.paused ?? false;
+		this.#abr = options.abr ?? true;
+		this.#rendition = options.rendition;
 		this.#stats = emptyStats(this.#latencyMs);
 		this.#statsTimer = setInterval(() => {
 			this.#refreshStats();
@@ -164,6 +190,24 @@ export class Watch extends EventTarget {
 		this.#session?.audio?.setVolume(this.#volume);
 	}
 
+	/** Adaptive bitrate among the video renditions (when no {@link Watch.rendition} is pinned). */
+	get abr(): boolean {
+		return this.#abr;
+	}
+	set abr(abr: boolean) {
+		this.#abr = abr;
+		this.#session?.select(this.#abr, this.#rendition);
+	}
+
+	/** The video rendition pinned (track name), which disables adaptive bitrate; undefined: none. */
+	get rendition(): string | undefined {
+		return this.#rendition;
+	}
+	set rendition(rendition: string | undefined) {
+		this.#rendition = rendition;
+		this.#session?.select(this.#abr, this.#rendition);
+	}
+
 	/** Paused: disconnect and stop fetching; unpausing rejoins the live edge. */
 	get paused(): boolean {
 		return this.#paused;
@@ -198,6 +242,8 @@ export class Watch extends EventTarget {
 	#refreshStats() {
 		const now = performance.now();
 		this.#stats.bitrateKbps = Math.round(this.#meter.kbps(now));
+		const estimate = this.#estimator.estimate(now);
+		this.#stats.estimateKbps = estimate === undefined ? undefined : Math.round(estimate / 1000);
 		this.#stats.buffering = this.#session ? this.#session.buffering(now) : this.#stats.status !== "paused";
 		const audio = this.#session?.audio;
 		this.#stats.audioState = audio?.state ?? "none";
@@ -309,6 +355,10 @@ export class Watch extends EventTarget {
 					volume: this.#volume,
 					stats: this.#stats,
 					meter: this.#meter,
+					estimator: this.#estimator,
+					abr: this.#abr,
+					rendition: this.#rendition,
+					previous: this.#stats.rendition,
 					onPlaying: () => this.#setStatus("playing"),
 				});
 			}
@@ -390,37 +440,62 @@ interface SessionOptions {
 	volume: number;
 	stats: WatchStats;
 	meter: RateMeter;
+	estimator: BandwidthEstimator;
+	/** Adaptive bitrate on (see {@link WatchOptions.abr}). */
+	abr: boolean;
+	/** The pinned video rendition (see {@link WatchOptions.rendition}). */
+	rendition: string | undefined;
+	/** The video rendition the previous session showed: adaptive bitrate resumes from it. */
+	previous: string | undefined;
 	onPlaying: () => void;
 }
 
+/** A video rendition being shown or switched to: its track, reader and decoder. */
+interface VideoPipe {
+	name: string;
+	config: VideoConfig;
+	renderer: VideoRenderer;
+	track: TrackConsumer;
+	reader: GroupReader;
+	/** When it was subscribed (ms): what arrives in its first group's time is its join burst, not lateness. */
+	since: number;
+	/** Whether adaptive bitrate chose it (counted in `abrSwitches` when it takes over). */
+	byAbr: boolean;
+	/** Resolves when its read loop ends. */
+	done: Promise<void>;
+	closed: boolean;
+}
+
 /**
- * The first rendition this browser can play (`playable` is {@link playableVideo} or
- * {@link playableAudio}): one whose container is known, whose CMAF init parses, and whose decoder
- * configuration is supported.
+ * The renditions this browser can play, in catalog order (`playable` is {@link playableVideo} or
+ * {@link playableAudio}): those whose container is known, whose CMAF init parses, and whose
+ * decoder configuration is supported.
  */
-async function pick<C>(
+async function playables<C>(
 	renditions: [string, C][],
 	playable: (config: C) => Playable<C>,
 	supported: (config: C) => Promise<boolean>,
-): Promise<[string, Playable<C>] | undefined> {
-	for (const [name, config] of renditions) {
-		let ready: Playable<C>;
-		try {
-			ready = playable(config);
-		} catch (e) {
-			console.warn("hang: rendition skipped", name, e);
-			continue;
-		}
-		if (await supported(ready.config)) return [name, ready];
-		console.warn("hang: rendition not supported", name, ready.config);
-	}
-	return undefined;
+): Promise<[string, Playable<C>][]> {
+	const checked = await Promise.all(
+		renditions.map(async ([name, config]): Promise<[string, Playable<C>] | undefined> => {
+			let ready: Playable<C>;
+			try {
+				ready = playable(config);
+			} catch (e) {
+				console.warn("hang: rendition skipped", name, e);
+				return undefined;
+			}
+			if (await supported(ready.config)) return [name, ready];
+			console.warn("hang: rendition not supported", name, ready.config);
+			return undefined;
+		}),
+	);
+	return checked.filter((r) => r !== undefined);
 }
 
 /** Playback of one catalog version: the chosen renditions, their clock and renderers. */
 class Session {
 	readonly clock: PlaybackClock;
-	video: VideoRenderer | undefined;
 	audio: AudioRenderer | undefined;
 	/** Resolves when every media track ended or the media stalled. */
 	readonly ended: Promise<void>;
@@ -432,13 +507,39 @@ class Session {
 	#closed = false;
 	#raf = 0;
 	#stallTimer: ReturnType<typeof setInterval> | undefined;
+	#abrTimer: ReturnType<typeof setInterval> | undefined;
 	#lastData = performance.now();
 	#wallUs: number | undefined;
 	#opts: SessionOptions;
 	#frameDurationUs: number;
+	#broadcast: BroadcastConsumer;
+	/** The playable video renditions by track name. */
+	#videos = new Map<string, Playable<VideoConfig>>();
+	/** Whether video drives the playback clock (no audio). */
+	#videoPrimary = false;
+	/** The video rendition shown. */
+	#video: VideoPipe | undefined;
+	/** The video rendition being switched to, until a frame of it is due. */
+	#next: VideoPipe | undefined;
+	/** Adaptive bitrate, when there are several renditions with a bitrate. */
+	#abr: Abr | undefined;
+	#abrOn: boolean;
+	#pinned: string | undefined;
+	/** Lateness of the newest video frame of the shown rendition (see `PlaybackState.lateMs`). */
+	#lateMs: number | undefined;
+	/** Group duration in ms, from consecutive keyframes. */
+	#groupMs = 2000;
+	#lastKey: { group: number; timestamp: number } | undefined;
+	/**
+	 * Groups of the shown rendition never read (gaps in the sequence of the groups read: skipped by
+	 * the reader or dropped by the relay), past its join burst and outside a switch.
+	 */
+	#skippedGroups = 0;
 
-	private constructor(catalog: Catalog, opts: SessionOptions) {
+	private constructor(broadcast: BroadcastConsumer, catalog: Catalog, opts: SessionOptions) {
 		this.#opts = opts;
+		this.#broadcast = broadcast;
+		this.#abrOn = opts.abr;
 		this.clock = new PlaybackClock(opts.latencyMs);
 		this.ended = new Promise((resolve) => {
 			this.#end = resolve;
@@ -448,16 +549,35 @@ class Session {
 	}
 
 	static async start(broadcast: BroadcastConsumer, catalog: Catalog, opts: SessionOptions): Promise<Session> {
-		const session = new Session(catalog, opts);
-		const [video, audio] = await Promise.all([
-			pick(videoRenditions(catalog), playableVideo, videoSupported),
-			pick(audioRenditions(catalog), playableAudio, audioSupported),
+		const session = new Session(broadcast, catalog, opts);
+		const [videos, audios] = await Promise.all([
+			playables(videoRenditions(catalog), playableVideo, videoSupported),
+			playables(audioRenditions(catalog), playableAudio, audioSupported),
 		]);
-		opts.stats.videoCodec = video?.[1].config.codec;
+		const audio = audios[0];
+		session.#videos = new Map(videos);
+		session.#videoPrimary = !audio;
+		const ladder = videos.flatMap(([name, p]) =>
+			p.config.bitrate && p.config.bitrate > 0 ? [{ name, bitrate: p.config.bitrate }] : [],
+		);
+		if (ladder.length >= 2) {
+			// Start with the best rendition unless the link was seen saturated (see the module docs),
+			// or where the previous catalog version's playback was.
+			session.#abr = new Abr(ladder, {}, opts.estimator.estimate(performance.now()) ?? Number.POSITIVE_INFINITY);
+			if (opts.previous) session.#abr.pin(opts.previous);
+		}
+		// Also watches over switches to a pinned rendition.
+		if (videos.length >= 2) session.#abrTimer = setInterval(() => session.#abrTick(), ABR_INTERVAL_MS);
 		opts.stats.audioCodec = audio?.[1].config.codec;
+		opts.stats.videoCodec = undefined;
+		opts.stats.rendition = undefined;
 		const running: Promise<void>[] = [];
 		if (audio) running.push(session.#runAudio(broadcast, audio[0], audio[1]));
-		if (video) running.push(session.#runVideo(broadcast, video[0], video[1], !audio));
+		const first = videos[0]?.[0];
+		if (first) {
+			session.select(opts.abr, opts.rendition, first);
+			running.push(session.#runVideo());
+		}
 		if (running.length > 0) {
 			void Promise.allSettled(running).then(() => session.#end());
 			session.#stallTimer = setInterval(() => {
@@ -468,18 +588,120 @@ class Session {
 		return session;
 	}
 
+	/** The renderer of the video rendition shown. */
+	get video(): VideoRenderer | undefined {
+		return this.#video?.renderer;
+	}
+
+	/**
+	 * Apply the `abr` and `rendition` settings: show the pinned rendition (if playable), else let
+	 * adaptive bitrate choose (if on), else keep what is shown (`fallback` when nothing is).
+	 */
+	select(abr: boolean, rendition: string | undefined, fallback?: string): void {
+		this.#abrOn = abr;
+		this.#pinned = rendition !== undefined && this.#videos.has(rendition) ? rendition : undefined;
+		if (this.#pinned) this.#abr?.pin(this.#pinned);
+		const chosen = this.#pinned ?? (abr ? this.#abr?.current.name : undefined) ?? this.#video?.name ?? fallback;
+		if (chosen) this.#switchVideo(chosen, false);
+	}
+
 	#onData(size: number) {
 		const now = performance.now();
 		this.#lastData = now;
 		this.received = true;
 		this.#opts.meter.add(size, now);
+		this.#opts.estimator.add(size, now);
 	}
 
-	async #runVideo(broadcast: BroadcastConsumer, name: string, playable: Playable<VideoConfig>, primary: boolean) {
-		const config = playable.config;
-		if (config.framerate && config.framerate > 0) this.#frameDurationUs = 1_000_000 / config.framerate;
+	/** Adaptive bitrate: feed the estimate, start a switch when the choice changes; give up a stuck switch. */
+	#abrTick() {
+		const now = performance.now();
+		const next = this.#next;
+		if (next) {
+			if (now - next.since > SWITCH_TIMEOUT_MS) this.#abandonSwitch();
+			return;
+		}
+		const abr = this.#abr;
+		if (!abr || !this.#video || !this.#abrOn || this.#pinned !== undefined) return;
+		const estimator = this.#opts.estimator;
+		const behind = estimator.behind(now, {
+			lateMs: this.#lateMs,
+			targetLatencyMs: this.clock.latencyMs,
+			groupMs: this.#groupMs,
+			skippedGroups: this.#skippedGroups,
+		});
+		const target = abr.update(now, estimator.estimate(now), behind);
+		if (target) this.#switchVideo(target, true);
+	}
+
+	/** Show rendition `name`: at once when nothing is shown, else once a frame of it is due. */
+	#switchVideo(name: string, byAbr: boolean) {
+		if (this.#next) {
+			if (this.#next.name === name) return;
+			this.#closePipe(this.#next);
+			this.#next = undefined;
+		}
+		if (this.#video?.name === name) return;
+		const playable = this.#videos.get(name);
+		if (!playable || this.#closed) return;
+		const pipe = this.#openVideo(name, playable, byAbr);
+		if (!this.#video) {
+			this.#takeOver(pipe);
+			return;
+		}
+		this.#next = pipe;
+		void pipe.done.then(() => {
+			if (this.#next === pipe) this.#abandonSwitch();
+		});
+	}
+
+	/** The rendition switched to failed or showed nothing in time: stay with the one shown. */
+	#abandonSwitch() {
+		const next = this.#next;
+		if (!next) return;
+		console.warn("hang: rendition switch given up", next.name);
+		this.#next = undefined;
+		this.#closePipe(next);
+		if (this.#video) this.#abr?.pin(this.#video.name);
+	}
+
+	/** Whether the rendition switched to can be shown at media time `media` (µs). */
+	#caughtUp(next: VideoPipe, media: number): boolean {
+		const oldest = next.renderer.oldest;
+		const newest = next.renderer.newest;
+		if (oldest === undefined || newest === undefined || oldest > media) return false;
+		const shown = this.#video?.renderer.lastShownPts;
+		return shown === undefined || newest >= shown;
+	}
+
+	/** `pipe` becomes the rendition shown; the previous one is closed. */
+	#takeOver(pipe: VideoPipe) {
+		const old = this.#video;
+		this.#video = pipe;
+		if (this.#next === pipe) this.#next = undefined;
+		if (old) this.#closePipe(old);
+		this.#lateMs = undefined;
+		this.#lastKey = undefined;
 		const stats = this.#opts.stats;
-		this.video = new VideoRenderer(config, this.#opts.canvas, {
+		stats.rendition = pipe.name;
+		stats.videoCodec = pipe.config.codec;
+		if (old && pipe.byAbr) stats.abrSwitches++;
+		if (pipe.config.framerate && pipe.config.framerate > 0) this.#frameDurationUs = 1_000_000 / pipe.config.framerate;
+	}
+
+	#closePipe(pipe: VideoPipe) {
+		pipe.closed = true;
+		pipe.reader.close();
+		pipe.track.close();
+		pipe.renderer.close();
+	}
+
+	/** Subscribe to video rendition `name` and decode it (it is drawn once it is the one shown). */
+	#openVideo(name: string, playable: Playable<VideoConfig>, byAbr: boolean): VideoPipe {
+		const config = playable.config;
+		const frameUs = config.framerate && config.framerate > 0 ? 1_000_000 / config.framerate : 1_000_000 / 30;
+		const stats = this.#opts.stats;
+		const renderer = new VideoRenderer(config, this.#opts.canvas, {
 			decoded: () => stats.framesDecoded++,
 			dropped: (n) => {
 				stats.framesDropped += n;
@@ -494,34 +716,73 @@ class Session {
 		});
 		// The relay resets video groups that fell this far behind a newer one instead of sending
 		// them late (a link slower than the stream would otherwise carry stale tails).
-		const track = broadcast.subscribe(name, {
+		const track = this.#broadcast.subscribe(name, {
 			priority: PRIORITY.video,
 			maxLatencyMs: Math.max(1, Math.round(this.clock.latencyMs)),
 		});
-		this.#tracks.push(track);
+		const since = performance.now();
 		const reader = new GroupReader(track, {
 			latencyUs: () => this.clock.latencyMs * 1000,
 			playbackUs: () => this.clock.mediaTime(performance.now()),
-			frameDurationUs: () => this.#frameDurationUs,
+			frameDurationUs: () => frameUs,
 			onSkip: (n) => {
 				stats.framesDropped += n;
 			},
 			unpack: playable.unpack,
 			onInvalid: (e) => console.warn("hang: bad video frame", name, e),
 		});
-		this.#readers.push(reader);
+		const pipe: VideoPipe = {
+			name,
+			config,
+			renderer,
+			track,
+			reader,
+			since,
+			byAbr,
+			done: Promise.resolve(),
+			closed: false,
+		};
+		pipe.done = this.#readVideo(pipe);
+		return pipe;
+	}
+
+	async #readVideo(pipe: VideoPipe) {
 		try {
 			for (;;) {
-				const frame = await reader.read();
-				if (!frame || this.#closed) return;
+				const frame = await pipe.reader.read();
+				if (!frame || this.#closed || pipe.closed) return;
 				this.#onData(frame.size);
+				const now = performance.now();
 				// A fragment's samples arrive together, when the last is complete: anchoring on its
 				// first sample gives that one the whole target latency (the others get more).
-				this.clock.observe(frame.timestamp, performance.now(), primary);
-				this.video.decode(frame);
+				this.clock.observe(frame.timestamp, now, this.#videoPrimary);
+				if (pipe === this.#video) this.#observeVideo(pipe, frame, now);
+				pipe.renderer.decode(frame);
 			}
 		} catch (e) {
-			if (!this.#closed) console.warn("hang: video track", name, e);
+			if (!this.#closed && !pipe.closed) console.warn("hang: video track", pipe.name, e);
+		}
+	}
+
+	/** Group duration and lateness of the rendition shown, for adaptive bitrate. */
+	#observeVideo(pipe: VideoPipe, frame: MediaFrame, now: number) {
+		const settled = now - pipe.since > this.#groupMs && !this.#next;
+		if (frame.keyframe) {
+			const last = this.#lastKey;
+			if (last && frame.group === last.group + 1 && frame.timestamp > last.timestamp)
+				this.#groupMs = (frame.timestamp - last.timestamp) / 1000;
+			if (last && settled && frame.group > last.group + 1) this.#skippedGroups += frame.group - last.group - 1;
+			this.#lastKey = { group: frame.group, timestamp: frame.timestamp };
+		}
+		const ref = this.clock.reference(now);
+		if (ref !== undefined && settled) this.#lateMs = (now * 1000 - frame.timestamp - ref) / 1000;
+	}
+
+	/** Resolves when the video rendition shown ends by itself (not replaced by a switch). */
+	async #runVideo() {
+		for (let pipe = this.#video; pipe; pipe = this.#video) {
+			await pipe.done;
+			if (this.#closed || this.#video === pipe) return;
 		}
 	}
 
@@ -595,10 +856,15 @@ class Session {
 		if (this.#closed) return;
 		this.#raf = requestAnimationFrame(() => this.#render());
 		const now = performance.now();
-		this.video?.render(this.clock.mediaTime(now));
+		const media = this.clock.mediaTime(now);
+		// Cut over to the rendition switched to once a decoded frame of it is due and its decoding
+		// has caught up with the picture shown (its first group may start in the past: no jump
+		// back); the one shown keeps playing until then.
+		const next = this.#next;
+		if (next && media !== undefined && this.#caughtUp(next, media)) this.#takeOver(next);
+		this.video?.render(media);
 		if (!this.video && this.audio) {
 			// Audio only: report latency of what is due now.
-			const media = this.clock.mediaTime(now);
 			if (media !== undefined && this.received) {
 				this.#updateLatency(media);
 				this.#opts.onPlaying();
@@ -625,9 +891,11 @@ class Session {
 		this.#closed = true;
 		cancelAnimationFrame(this.#raf);
 		if (this.#stallTimer) clearInterval(this.#stallTimer);
+		if (this.#abrTimer) clearInterval(this.#abrTimer);
 		for (const r of this.#readers) r.close();
 		for (const t of this.#tracks) t.close();
-		this.video?.close();
+		if (this.#next) this.#closePipe(this.#next);
+		if (this.#video) this.#closePipe(this.#video);
 		this.audio?.close();
 		this.#end();
 	}

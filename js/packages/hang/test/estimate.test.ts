@@ -1,0 +1,138 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Abr } from "../src/abr.ts";
+import { BandwidthEstimator, type PlaybackState } from "../src/estimate.ts";
+
+const MBIT = 1_000_000;
+const FRAME_MS = 1000 / 30;
+
+/** Deliver `bps` as 30 frames a second from `fromMs` for `seconds`; returns the end time. */
+function deliver(estimator: BandwidthEstimator, bps: number, fromMs: number, seconds: number): number {
+	const frames = Math.round(seconds * 30);
+	for (let i = 0; i < frames; i++) estimator.add(bps / 8 / 30, fromMs + i * FRAME_MS);
+	return fromMs + frames * FRAME_MS;
+}
+
+const near = (actual: number | undefined, expected: number, tolerance: number) =>
+	assert.ok(actual !== undefined && Math.abs(actual - expected) <= tolerance, `${actual} ≠ ${expected}`);
+
+const keepingUp: PlaybackState = { lateMs: 20, targetLatencyMs: 200, groupMs: 2000, skippedGroups: 0 };
+
+test("throughput: the delivered rate, after the first window", () => {
+	const e = new BandwidthEstimator();
+	e.add(1000, 0);
+	assert.equal(e.throughput(500), undefined);
+	const end = deliver(e, 2 * MBIT, 0, 5);
+	near(e.throughput(end), 2 * MBIT, 0.05 * MBIT);
+});
+
+test("throughput follows a drop within a few windows, and decays to zero on silence", () => {
+	const e = new BandwidthEstimator();
+	let t = deliver(e, 4 * MBIT, 0, 10);
+	t = deliver(e, MBIT, t, 3);
+	near(e.throughput(t), MBIT, 0.5 * MBIT);
+	t = deliver(e, MBIT, t, 2);
+	near(e.throughput(t), MBIT, 0.1 * MBIT);
+	assert.ok((e.throughput(t + 10_000) ?? MBIT) < 0.01 * MBIT, "silence");
+});
+
+test("behind: late past the target by more than a group, or a skipped group", () => {
+	const e = new BandwidthEstimator();
+	assert.equal(e.behind(0, keepingUp), false);
+	assert.equal(e.behind(100, { ...keepingUp, lateMs: 2100 }), false, "within target + one group");
+	assert.equal(e.behind(200, { ...keepingUp, lateMs: 2300 }), true);
+	assert.equal(e.behind(300, { ...keepingUp, lateMs: undefined }), false);
+	assert.equal(e.behind(400, { ...keepingUp, skippedGroups: 1 }), true, "a group was skipped");
+	assert.equal(e.behind(500, { ...keepingUp, skippedGroups: 1 }), false, "no new skip");
+	assert.equal(e.behind(600, { ...keepingUp, skippedGroups: 0 }), false, "the count restarted");
+	assert.equal(e.behind(700, { ...keepingUp, skippedGroups: 1 }), true);
+});
+
+test("estimate: none while keeping up, the throughput while saturated", () => {
+	const e = new BandwidthEstimator();
+	let t = deliver(e, 3 * MBIT, 0, 5);
+	// Keeping up: 3 Mbit/s delivered says nothing of what the link could carry.
+	e.behind(t, keepingUp);
+	assert.equal(e.estimate(t), undefined);
+	// Saturated: what it delivers is its capacity, for a while after the last sign of it.
+	t = deliver(e, 3 * MBIT, t, 1);
+	assert.equal(e.behind(t, { ...keepingUp, skippedGroups: 1 }), true);
+	near(e.estimate(t), 3 * MBIT, 0.1 * MBIT);
+	assert.notEqual(e.estimate(t + 2000), undefined);
+	assert.equal(e.estimate(t + 2001), undefined);
+});
+
+test("estimate: a recent probe, or the throughput if larger", () => {
+	const e = new BandwidthEstimator();
+	const t = deliver(e, 2 * MBIT, 0, 5);
+	e.setProbeEstimate(8 * MBIT, t);
+	assert.equal(e.estimate(t), 8 * MBIT);
+	e.setProbeEstimate(MBIT, t);
+	near(e.estimate(t), 2 * MBIT, 0.1 * MBIT);
+	assert.equal(e.estimate(t + 5001), undefined, "the probe expired");
+});
+
+/**
+ * A link of `capacity` bit/s carrying the chosen rendition: each 100 ms the sender queues the
+ * rendition's bytes and the link delivers what it can; the queue's drain time is how late the
+ * newest frame arrives, and the relay drops the queue (a skipped group) once it exceeds a group.
+ */
+function simulate(abr: Abr, capacity: (ms: number) => number, seconds: number, probe = false): string[] {
+	const e = new BandwidthEstimator();
+	const groupMs = 2000;
+	let queue = 0;
+	let skipped = 0;
+	const chosen: string[] = [];
+	for (let t = 0; t < seconds * 1000; t += 100) {
+		const link = capacity(t);
+		queue += (abr.current.bitrate / 8) * 0.1;
+		const sent = Math.min(queue, (link / 8) * 0.1);
+		queue -= sent;
+		e.add(sent, t);
+		let lateMs = (queue * 8 * 1000) / link;
+		if (lateMs > groupMs) {
+			queue = 0;
+			lateMs = 0;
+			skipped++;
+		}
+		if (probe) e.setProbeEstimate(link, t);
+		const behind = e.behind(t, { lateMs, targetLatencyMs: 200, groupMs, skippedGroups: skipped });
+		abr.update(t, e.estimate(t), behind);
+		chosen.push(abr.current.name);
+	}
+	return chosen;
+}
+
+const renditions = [
+	{ name: "hd", bitrate: 3 * MBIT },
+	{ name: "sd", bitrate: 800_000 },
+];
+
+test("abr on the estimator: a link that keeps up keeps the rendition", () => {
+	const abr = new Abr(renditions, {}, 10 * MBIT);
+	const chosen = simulate(abr, () => 4 * MBIT, 60);
+	assert.ok(chosen.every((c) => c === "hd"));
+	assert.equal(abr.switches, 0);
+});
+
+test("abr on the estimator: a saturated link steps down once and stays down without a probe", () => {
+	const abr = new Abr(renditions, {}, 10 * MBIT);
+	const chosen = simulate(abr, (t) => (t < 10_000 ? 4 * MBIT : 2 * MBIT), 60);
+	// 3 Mbit/s into 2: the queue (lateness) grows by 0.5 s a second, and the relay drops it as a
+	// group once it is a group long: down within ~4 s, at the first sign of being behind.
+	const down = chosen.indexOf("sd") * 100;
+	assert.ok(down >= 10_000 && down <= 14_500, `down at ${down} ms`);
+	assert.ok(chosen.slice(down / 100).every((c) => c === "sd"));
+	assert.equal(abr.switches, 1);
+});
+
+test("abr on the estimator: with a probe, back up once the link recovers", () => {
+	const abr = new Abr(renditions, {}, 10 * MBIT);
+	const chosen = simulate(abr, (t) => (t >= 10_000 && t < 30_000 ? 2 * MBIT : 6 * MBIT), 60, true);
+	assert.equal(chosen[99], "hd");
+	assert.equal(chosen[101], "sd", "down at the first probe of the slower link");
+	assert.equal(chosen.at(-1), "hd");
+	const up = chosen.lastIndexOf("sd") * 100;
+	assert.ok(up >= 30_000 && up <= 40_000, `up at ${up} ms`);
+	assert.equal(abr.switches, 2);
+});

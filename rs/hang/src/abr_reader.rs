@@ -1,0 +1,473 @@
+//! [`AbrReader`]: the video of a broadcast with several renditions, read from the one the link
+//! carries ([`crate::abr`] chooses), switching at keyframes with no gap.
+//!
+//! # Switching
+//! On a new choice the reader subscribes to the new rendition's track and keeps returning the
+//! current one's frames. The new track starts at its latest group, whose keyframe was usually
+//! returned already (from the current track, the renditions' keyframes being aligned); the reader
+//! waits for the new track's first keyframe *after* the last frame returned, then returns the
+//! current track's frames up to that timestamp and continues with the new track from that
+//! keyframe. A current track that stalls (it is the one the link cannot carry) does not hold
+//! the switch: [`SWITCH_WAIT`] after the new keyframe arrived, the reader cuts over anyway.
+//!
+//! # Estimate
+//! A reader that keeps up receives its rendition at the rendition's own rate, which says nothing
+//! about how much more the link could carry. So the reader watches, over half-second windows,
+//! how much media time arrives per wall-clock time:
+//! - **Behind** when a window brings less than [`KEEP_UP`] of its length in media time (a stall
+//!   brings none), or the track skipped groups. The estimate is then the delivered throughput,
+//!   and the choice steps down at once.
+//! - **Keeping up**: the estimate is a peer's report of what it could send
+//!   ([`AbrReader::set_probe`], e.g. the relay's PROBE), when one came in the last
+//!   [`PROBE_FRESH`]; without one, no estimate and no switch up.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::abr::{Abr, AbrConfig, Rendition};
+use crate::catalog::{Catalog, Container};
+use crate::{BroadcastConsumer, Error, Frame, TrackConsumer};
+
+/// How long a switch waits for the current track to reach the new track's keyframe.
+pub const SWITCH_WAIT: Duration = Duration::from_millis(300);
+
+/// How long a [`AbrReader::set_probe`] estimate counts.
+pub const PROBE_FRESH: Duration = Duration::from_secs(2);
+
+/// The length of a measuring window.
+const WINDOW: Duration = Duration::from_millis(500);
+
+/// The share of a window's length it must bring in media time for the reader to keep up.
+pub const KEEP_UP: f64 = 0.7;
+
+/// A frame and the rendition it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbrFrame {
+    /// The rendition's track name.
+    pub rendition: String,
+    /// The frame.
+    pub frame: Frame,
+    /// The first frame after a switch (a keyframe).
+    pub switched: bool,
+}
+
+/// Reads a broadcast's video from the rendition the link carries; see the module docs.
+#[derive(Debug)]
+pub struct AbrReader {
+    consumer: BroadcastConsumer,
+    abr: Abr,
+    latency: Duration,
+    name: String,
+    current: TrackConsumer,
+    pending: Option<Pending>,
+    /// Timestamp of the last frame returned.
+    last: Option<u64>,
+    /// Groups the current track had skipped at the last check.
+    skipped: u64,
+    epoch: Instant,
+    window: Window,
+    /// Delivered bits per second in the last window that closed.
+    throughput: Option<u64>,
+    /// The last window brought too little media time.
+    falling_behind: bool,
+    probe: Option<(u64, Instant)>,
+}
+
+/// What one measuring window received.
+#[derive(Debug)]
+struct Window {
+    start: Instant,
+    bytes: u64,
+    /// The first and last media timestamps received in it.
+    media: Option<(u64, u64)>,
+}
+
+impl Window {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            bytes: 0,
+            media: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Pending {
+    name: String,
+    track: TrackConsumer,
+    /// The new track's first keyframe after the last frame returned, and when it came.
+    keyframe: Option<(Frame, Instant)>,
+}
+
+impl AbrReader {
+    /// Read the video renditions of `catalog` (legacy container; each needs a `bitrate`, or
+    /// counts as 0) from `consumer`, skipping ahead past `latency` behind like
+    /// [`TrackConsumer`]. Starts with the best rendition for `initial` (bits per second; the
+    /// lowest without one); `None` when the catalog has no legacy video rendition.
+    pub fn new(
+        consumer: BroadcastConsumer,
+        catalog: &Catalog,
+        latency: Duration,
+        config: AbrConfig,
+        initial: Option<u64>,
+    ) -> Option<Self> {
+        let renditions: Vec<Rendition> = catalog
+            .video_renditions()
+            .filter(|(_, c)| matches!(c.container, Container::Legacy))
+            .map(|(name, c)| Rendition {
+                name: name.clone(),
+                bitrate: c.bitrate.unwrap_or(0),
+            })
+            .collect();
+        if renditions.is_empty() {
+            return None;
+        }
+        let abr = Abr::new(renditions, config, initial);
+        let name = abr.current().name.clone();
+        let current = consumer.subscribe(&name, latency);
+        let now = Instant::now();
+        Some(Self {
+            consumer,
+            abr,
+            latency,
+            name,
+            current,
+            pending: None,
+            last: None,
+            skipped: 0,
+            epoch: now,
+            window: Window::new(),
+            throughput: None,
+            falling_behind: false,
+            probe: None,
+        })
+    }
+
+    /// The rendition frames come from now.
+    pub fn rendition(&self) -> &str {
+        &self.name
+    }
+
+    /// Switches made so far.
+    pub fn switches(&self) -> u64 {
+        self.abr.switches()
+    }
+
+    /// The estimate the choice uses now, in bits per second: the delivered throughput while
+    /// behind, a fresh probe report while keeping up.
+    pub fn estimate(&self) -> Option<u64> {
+        if self.falling_behind {
+            return self.throughput;
+        }
+        self.probe
+            .filter(|(_, at)| at.elapsed() < PROBE_FRESH)
+            .map(|(bps, _)| bps)
+    }
+
+    /// Delivered bits per second over the last measuring window.
+    pub fn throughput(&self) -> Option<u64> {
+        self.throughput
+    }
+
+    /// A peer's estimate of what it can send us (bits per second), e.g. the relay's PROBE.
+    pub fn set_probe(&mut self, bps: u64) {
+        self.probe = Some((bps, Instant::now()));
+    }
+
+    /// Groups the current track skipped to stay within the latency target.
+    pub fn skipped(&self) -> u64 {
+        self.current.skipped()
+    }
+
+    /// The next video frame, in decode order; `None` when the current track ends.
+    pub async fn read(&mut self) -> Result<Option<AbrFrame>, Error> {
+        loop {
+            self.choose();
+            let ready = self
+                .pending
+                .as_ref()
+                .and_then(|p| p.keyframe.as_ref())
+                .map(|(frame, at)| (frame.timestamp, *at + SWITCH_WAIT));
+            let waiting_keyframe = self.pending.as_ref().is_some_and(|p| p.keyframe.is_none());
+            let window_end = self.window.start + WINDOW;
+            let current = &mut self.current;
+            let pending = &mut self.pending;
+            tokio::select! {
+                biased;
+                // A window ends even when nothing arrives (a stalled track).
+                _ = tokio::time::sleep_until(window_end) => self.close_window(),
+                _ = async {
+                    match ready {
+                        Some((_, deadline)) => tokio::time::sleep_until(deadline).await,
+                        None => std::future::pending().await,
+                    }
+                } => return Ok(Some(self.cut_over())),
+                // Before the current track: when both bring the same aligned keyframe, the new
+                // track's must be seen first for the switch to happen at it.
+                frame = async {
+                    match pending.as_mut() {
+                        Some(p) => p.track.read().await,
+                        None => std::future::pending().await,
+                    }
+                }, if waiting_keyframe => {
+                    match frame {
+                        Ok(Some(frame)) => {
+                            let after = self.last.is_none_or(|last| frame.timestamp > last);
+                            if frame.keyframe && after {
+                                if let Some(p) = self.pending.as_mut() {
+                                    p.keyframe = Some((frame, Instant::now()));
+                                }
+                            }
+                        }
+                        // The new track ended or failed: stay where we are.
+                        Ok(None) | Err(_) => {
+                            self.pending = None;
+                            self.abr.pin(&self.name);
+                        }
+                    }
+                }
+                frame = current.read() => {
+                    let Some(frame) = frame? else {
+                        if ready.is_some() {
+                            return Ok(Some(self.cut_over()));
+                        }
+                        return Ok(None);
+                    };
+                    if let Some((timestamp, _)) = ready {
+                        // The current track reached the new keyframe: switch there.
+                        if frame.timestamp >= timestamp && frame.keyframe {
+                            return Ok(Some(self.cut_over()));
+                        }
+                    }
+                    self.count(&frame);
+                    self.last = Some(frame.timestamp);
+                    return Ok(Some(AbrFrame { rendition: self.name.clone(), frame, switched: false }));
+                }
+            }
+        }
+    }
+
+    /// Count a frame into the measuring window.
+    fn count(&mut self, frame: &Frame) {
+        self.window.bytes += frame.payload.len() as u64;
+        let (first, _) = self
+            .window
+            .media
+            .unwrap_or((frame.timestamp, frame.timestamp));
+        self.window.media = Some((first, frame.timestamp.max(first)));
+        if self.window.start.elapsed() >= WINDOW {
+            self.close_window();
+        }
+    }
+
+    /// End the measuring window: the delivered throughput, and whether it brought enough media
+    /// time to keep up.
+    fn close_window(&mut self) {
+        let elapsed = self.window.start.elapsed().max(Duration::from_millis(1));
+        self.throughput = Some(self.window.bytes * 8 * 1000 / elapsed.as_millis() as u64);
+        let media = self.window.media.map_or(0, |(first, last)| last - first);
+        // The span between a window's first and last frame misses one frame interval; a window
+        // of steady frames still counts as keeping up.
+        self.falling_behind = (media as f64) < KEEP_UP * elapsed.as_micros() as f64;
+        self.window = Window::new();
+    }
+
+    /// Feed the estimate to the choice; start a switch when it changes.
+    fn choose(&mut self) {
+        let skipped = self.current.skipped();
+        let behind = skipped > self.skipped || self.falling_behind;
+        self.skipped = skipped;
+        let now = self.epoch.elapsed();
+        let estimate = self.estimate();
+        let Some(target) = self.abr.update(now, estimate, behind).map(str::to_string) else {
+            return;
+        };
+        if target == self.name {
+            self.pending = None;
+            return;
+        }
+        if self.pending.as_ref().is_some_and(|p| p.name == target) {
+            return;
+        }
+        tracing::info!(from = %self.name, to = %target, estimate, behind, "switching rendition");
+        self.pending = Some(Pending {
+            track: self.consumer.subscribe(&target, self.latency),
+            name: target,
+            keyframe: None,
+        });
+    }
+
+    /// Continue with the pending track from its keyframe. Called only when `read` saw a pending
+    /// track with a keyframe (`ready`), with no await in between: neither can be missing.
+    fn cut_over(&mut self) -> AbrFrame {
+        let pending = self
+            .pending
+            .take()
+            .expect("cut_over only with a ready pending track");
+        let (frame, _) = pending
+            .keyframe
+            .expect("cut_over only with a ready keyframe");
+        self.current = pending.track;
+        self.skipped = self.current.skipped();
+        self.name = pending.name;
+        // A new rendition is measured afresh.
+        self.throughput = None;
+        self.falling_behind = false;
+        self.window = Window::new();
+        self.count(&frame);
+        self.last = Some(frame.timestamp);
+        AbrFrame {
+            rendition: self.name.clone(),
+            frame,
+            switched: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::catalog::VideoConfig;
+    use crate::BroadcastProducer;
+
+    fn config(bitrate: u64) -> VideoConfig {
+        VideoConfig {
+            codec: "avc3.42c01e".into(),
+            bitrate: Some(bitrate),
+            ..Default::default()
+        }
+    }
+
+    fn frame(timestamp: u64, keyframe: bool, size: usize) -> Frame {
+        Frame {
+            timestamp,
+            keyframe,
+            payload: Bytes::from(vec![0u8; size]),
+        }
+    }
+
+    /// A simulcast broadcast: "video0" at 3 Mbit/s and "video1" at 300 kbit/s, keyframes aligned
+    /// every 10 frames (~333 ms); frames sized to those rates at 30 fps.
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_estimate_moves_up_and_the_switch_has_no_gap() {
+        let mut broadcast = BroadcastProducer::new();
+        let mut big = broadcast.add_video(config(3_000_000));
+        let mut small = broadcast.add_video(config(300_000));
+        broadcast.publish_catalog().unwrap();
+        let consumer = broadcast.consume();
+        let catalog = consumer.catalog().next().await.unwrap().unwrap();
+        let abr_config = AbrConfig {
+            up_after: Duration::from_secs(1),
+            ..AbrConfig::default()
+        };
+        let mut reader =
+            AbrReader::new(consumer, &catalog, Duration::MAX, abr_config, None).unwrap();
+        assert_eq!(reader.rendition(), "video1", "starts with the lowest");
+
+        let writer = tokio::spawn(async move {
+            for n in 0..300u64 {
+                let (t, key) = (n * 33_333, n % 10 == 0);
+                big.write(frame(t, key, 12_500)).unwrap();
+                small.write(frame(t, key, 1_250)).unwrap();
+                tokio::time::sleep(Duration::from_micros(33_333)).await;
+            }
+            big.finish();
+            small.finish();
+        });
+
+        let mut got = Vec::new();
+        while let Some(f) = reader.read().await.unwrap() {
+            // A relay that reports room for 10 Mbit/s.
+            reader.set_probe(10_000_000);
+            got.push((
+                f.rendition.clone(),
+                f.frame.timestamp,
+                f.frame.keyframe,
+                f.switched,
+            ));
+        }
+        writer.await.unwrap();
+        let switch = got.iter().position(|g| g.3).expect("a switch up");
+        let (rendition, timestamp, keyframe, _) = &got[switch];
+        assert_eq!((rendition.as_str(), *keyframe), ("video0", true));
+        assert!(
+            *timestamp >= 30 * 33_333,
+            "after the 1 s up_after: {timestamp}"
+        );
+        // No gap and no repeat: every timestamp once, in order, across the switch.
+        let timestamps: Vec<u64> = got.iter().map(|g| g.1).collect();
+        let first = timestamps[0] / 33_333;
+        let expected: Vec<u64> = (first..first + timestamps.len() as u64)
+            .map(|n| n * 33_333)
+            .collect();
+        assert_eq!(timestamps, expected);
+        assert_eq!(reader.switches(), 1);
+        assert!(got[switch..].iter().all(|g| g.0 == "video0"));
+    }
+
+    /// The big rendition's track stalls (the link cannot carry it): the window brings no media
+    /// time, the reader steps down and cuts over SWITCH_WAIT after the small track's next
+    /// keyframe.
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_rendition_is_left_for_the_small_one() {
+        let mut broadcast = BroadcastProducer::new();
+        let mut big = broadcast.add_video(config(3_000_000));
+        let mut small = broadcast.add_video(config(300_000));
+        broadcast.publish_catalog().unwrap();
+        let consumer = broadcast.consume();
+        let catalog = consumer.catalog().next().await.unwrap().unwrap();
+        // Start on the big one, as after an earlier switch up.
+        let mut reader = AbrReader::new(
+            consumer,
+            &catalog,
+            Duration::MAX,
+            AbrConfig::default(),
+            Some(10_000_000),
+        )
+        .unwrap();
+        assert_eq!(reader.rendition(), "video0");
+
+        let writer = tokio::spawn(async move {
+            for n in 0..120u64 {
+                let (t, key) = (n * 33_333, n % 10 == 0);
+                // The big track gets only its first 30 frames through, then stalls.
+                if n < 30 {
+                    big.write(frame(t, key, 12_500)).unwrap();
+                }
+                small.write(frame(t, key, 1_250)).unwrap();
+                tokio::time::sleep(Duration::from_micros(33_333)).await;
+            }
+            small.finish();
+            big.finish();
+        });
+        let mut got = Vec::new();
+        let start = Instant::now();
+        while let Some(f) = reader.read().await.unwrap() {
+            got.push((f.rendition.clone(), f.frame.timestamp, start.elapsed()));
+        }
+        writer.await.unwrap();
+        let switch = got
+            .iter()
+            .position(|g| g.0 == "video1")
+            .expect("a switch down");
+        assert!(got[switch..].iter().all(|g| g.0 == "video1"));
+        // The first small frame comes within a window (500 ms) to notice, a group (333 ms) for
+        // the small track's next keyframe, and SWITCH_WAIT.
+        let stall = got[switch - 1].2;
+        let gap = got[switch].2 - stall;
+        assert!(
+            gap <= WINDOW + Duration::from_millis(333) + SWITCH_WAIT + Duration::from_millis(40),
+            "{gap:?}"
+        );
+        let timestamps: Vec<u64> = got.iter().map(|g| g.1).collect();
+        assert!(
+            timestamps.windows(2).all(|w| w[1] > w[0]),
+            "timestamps increase"
+        );
+        assert_eq!(reader.switches(), 1);
+    }
+}
