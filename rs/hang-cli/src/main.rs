@@ -77,6 +77,12 @@ enum Command {
         /// come while a newer one is 500 ms ahead), so the output never stalls.
         #[arg(long, default_value_t = 0)]
         latency: u64,
+        /// Adaptive bitrate: of a broadcast with several H.264 renditions (simulcast), write the
+        /// one the link carries, switching at keyframes: down at once when the output falls
+        /// behind, up when the relay's PROBE reports room for the next one for 4 s. Needs
+        /// `--format annex-b` (the parameter sets in each group let the stream change size).
+        #[arg(long)]
+        abr: bool,
     },
     /// Act as a server for one broadcast read from stdin (or --test-pattern): viewers connect
     /// straight to us.
@@ -186,7 +192,15 @@ async fn main() -> anyhow::Result<()> {
             format,
             fragment,
             latency,
-        } => subscribe(connect, format, fragment, latency).await,
+            abr,
+        } => {
+            if abr && format != Format::AnnexB {
+                anyhow::bail!(
+                    "--abr needs --format annex-b: an fMP4 track cannot change size mid-stream"
+                );
+            }
+            subscribe(connect, format, fragment, latency, abr).await
+        }
         Command::Serve {
             name,
             format,
@@ -492,11 +506,12 @@ async fn subscribe(
     format: Format,
     fragment: FragmentArg,
     latency: u64,
+    abr: bool,
 ) -> anyhow::Result<()> {
     let path = args.path()?;
     let client = args.client()?;
     let mut reconnect = moq_native::Reconnect::new(&args.reconnect);
-    let export = Export {
+    let mut export = Export {
         format,
         fragment: match fragment {
             FragmentArg::Frame => Fragment::Frame,
@@ -507,6 +522,8 @@ async fn subscribe(
             ms => Duration::from_millis(ms),
         },
         latency_ms: Arc::new(AtomicI64::new(i64::MIN)),
+        abr,
+        probe: None,
     };
     let mut resume = Fmp4Resume::default();
     let interrupted = interrupted();
@@ -521,6 +538,15 @@ async fn subscribe(
         let delay = match opened {
             Ok(session) => {
                 let up = reconnect.connected();
+                // Adaptive bitrate moves up on the relay's estimates of what it could send us.
+                let _probes = match export.abr {
+                    true => {
+                        let (probes, task) = probe_reports(&session).await;
+                        export.probe = probes;
+                        task
+                    }
+                    false => None,
+                };
                 let ended = tokio::select! {
                     res = export.session(&session, &origin, &path, &mut resume, &mut interrupted) => res,
                     _ = report(&session, "in", Some(export.latency_ms.clone())) => unreachable!("report never ends"),
@@ -538,6 +564,42 @@ async fn subscribe(
             _ = &mut interrupted => return Ok(()),
             _ = tokio::time::sleep(delay) => {}
         }
+    }
+}
+
+/// The peer's PROBE reports as a watch of its bitrate estimate, fed by a task that ends when the
+/// returned guard is dropped; nothing when the peer does not answer PROBE (before lite-03).
+async fn probe_reports(
+    session: &Session,
+) -> (
+    Option<tokio::sync::watch::Receiver<u64>>,
+    Option<AbortOnDrop>,
+) {
+    let mut reports = match session.probe().await {
+        Ok(reports) => reports,
+        Err(err) => {
+            tracing::info!(%err, "no PROBE reports: adaptive bitrate will only move down");
+            return (None, None);
+        }
+    };
+    let (tx, rx) = tokio::sync::watch::channel(0);
+    let task = tokio::spawn(async move {
+        while let Ok(Some(probe)) = reports.next().await {
+            tracing::debug!(bitrate = probe.bitrate, rtt_ms = probe.rtt_ms, "probe");
+            if tx.send(probe.bitrate).is_err() {
+                return;
+            }
+        }
+    });
+    (Some(rx), Some(AbortOnDrop(task)))
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -571,6 +633,10 @@ struct Export {
     latency: Duration,
     /// The end-to-end latency of the newest frame, for the stats line.
     latency_ms: Arc<AtomicI64>,
+    /// Adaptive bitrate among the broadcast's renditions (`--abr`).
+    abr: bool,
+    /// The session's PROBE reports (bits per second), for adaptive bitrate.
+    probe: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 impl Export {
@@ -636,10 +702,12 @@ impl Export {
             }
             Format::AnnexB => {
                 // Every group starts with parameter sets and a keyframe: the stream simply goes on.
-                AnnexBExporter::new(consumer)
-                    .latency(self.latency)
-                    .run(stdout)
-                    .await?
+                let exporter = AnnexBExporter::new(consumer).latency(self.latency);
+                let exporter = match self.abr {
+                    true => exporter.abr(hang::abr::AbrConfig::default(), self.probe.clone()),
+                    false => exporter,
+                };
+                exporter.run(stdout).await?
             }
         }
         Ok(())

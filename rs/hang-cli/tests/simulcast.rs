@@ -199,3 +199,87 @@ fn an_fmp4_with_two_video_tracks_publishes_two_renditions() {
         "{catalog}"
     );
 }
+
+/// `hang subscribe --abr --format annex-b` of the simulcast on loopback: it starts on the small
+/// rendition, the relay's PROBE reports far more room than the big one needs, so it moves up (4 s
+/// of reports, then the next keyframe) and the stream changes size with no frame lost: ffmpeg
+/// decodes it without an error, and the frames keep the source's 30 per second.
+#[test]
+fn hang_subscribe_abr_moves_up_on_probe_reports() {
+    let mut run = Run::new("simulcast-abr");
+    let relay = start_relay(&mut run);
+    run.spawn(
+        "publish",
+        hang(&relay, "publish", "abr.hang")
+            .args(["--test-pattern", "--renditions", "640x360@1200,320x180@300"])
+            .stdout(Stdio::null()),
+    );
+    wait_announced(&run, &relay, "anon/abr.hang");
+    let out = run.path("abr.h264");
+    run.spawn(
+        "subscribe",
+        hang(&relay, "subscribe", "abr.hang")
+            .args(["--abr", "--format", "annex-b"])
+            .stdout(std::fs::File::create(&out).unwrap()),
+    );
+    // The switch is logged when the first big frame is written.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !run.log("subscribe").contains("now writing") {
+        assert!(
+            run.exited("subscribe").is_none(),
+            "hang subscribe ended early"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no switch in 30 s\n{}",
+            run.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Two more seconds of the big one.
+    std::thread::sleep(Duration::from_secs(2));
+    let subscriber = run.child("subscribe");
+    let _ = Command::new("kill")
+        .args(["-TERM", &subscriber.id().to_string()])
+        .status();
+    let _ = subscriber.wait();
+
+    let decoded = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-i"])
+        .arg(&out)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    let errors = String::from_utf8_lossy(&decoded.stderr);
+    assert!(errors.trim().is_empty(), "ffmpeg: {errors}");
+    let widths = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "frame=width",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&out)
+        .output()
+        .expect("ffprobe");
+    let widths: Vec<u32> = String::from_utf8_lossy(&widths.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    let small = widths.iter().take_while(|w| **w == 320).count();
+    let big = widths[small..].iter().filter(|w| **w == 640).count();
+    println!(
+        "abr: {small} frames at 320x180, then {big} at 640x360 ({} in all)",
+        widths.len()
+    );
+    assert!(small > 0, "starts on the small rendition: {widths:?}");
+    assert_eq!(small + big, widths.len(), "one switch, up: {widths:?}");
+    assert!(big >= 45, "{big} frames after the switch");
+    let log = run.log("subscribe");
+    assert!(
+        log.contains("switching rendition") && log.contains("video0"),
+        "{log}"
+    );
+}

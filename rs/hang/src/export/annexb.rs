@@ -14,8 +14,10 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::cmaf::{fragment_samples, CmafReader, CmafRendition};
 use super::{decode_avcc, length_prefixed_nals, ExportError, START_CODE};
+use crate::abr::AbrConfig;
 use crate::catalog::Container;
-use crate::BroadcastConsumer;
+use crate::{AbrReader, BroadcastConsumer};
+use tokio::sync::watch;
 
 /// Writes the first H.264 rendition of a hang broadcast as an Annex-B byte stream.
 #[derive(Debug)]
@@ -24,6 +26,7 @@ pub struct AnnexBExporter {
     consumer: BroadcastConsumer,
     latency: Duration,
     from_oldest: bool,
+    abr: Option<(AbrConfig, Option<watch::Receiver<u64>>)>,
 }
 
 impl AnnexBExporter {
@@ -34,7 +37,17 @@ impl AnnexBExporter {
             consumer,
             latency: Duration::MAX,
             from_oldest: false,
+            abr: None,
         }
+    }
+
+    /// Adaptive bitrate: when the catalog has several legacy H.264 renditions, write the one the
+    /// link carries ([`AbrReader`]), switching at keyframes (each group carries its parameter
+    /// sets, so the stream simply changes size). `probe` brings a peer's estimates of what it
+    /// could send (the relay's PROBE reports), which are what lets the choice move up.
+    pub fn abr(mut self, config: AbrConfig, probe: Option<watch::Receiver<u64>>) -> Self {
+        self.abr = Some((config, probe));
+        self
     }
 
     /// Skip to a newer group when more than `latency` behind.
@@ -72,6 +85,17 @@ impl AnnexBExporter {
             track: name.clone(),
             reason,
         };
+
+        let legacy_h264 = catalog
+            .video_renditions()
+            .filter(|(_, c)| {
+                (c.codec.starts_with("avc1") || c.codec.starts_with("avc3"))
+                    && matches!(c.container, Container::Legacy)
+            })
+            .count();
+        if let (Some((abr, probe)), true) = (self.abr.clone(), legacy_h264 > 1) {
+            return self.run_abr(&catalog, abr, probe, out).await;
+        }
 
         if let Container::Cmaf { init } = &config.container {
             // The avcC of the init's sample entry gives the NAL length size and parameter sets.
@@ -129,6 +153,79 @@ impl AnnexBExporter {
             out.flush().await?;
         }
         Ok(())
+    }
+}
+
+impl AnnexBExporter {
+    /// The adaptive-bitrate export: every legacy H.264 rendition is a candidate.
+    async fn run_abr(
+        self,
+        catalog: &crate::catalog::Catalog,
+        config: AbrConfig,
+        mut probe: Option<watch::Receiver<u64>>,
+        mut out: impl AsyncWrite + Unpin,
+    ) -> Result<(), ExportError> {
+        // Each rendition's NAL length size and parameter sets, when it has an avcC.
+        let mut avcc = std::collections::HashMap::new();
+        for (name, config) in catalog.video_renditions() {
+            if let Some(description) = &config.description {
+                let record =
+                    decode_avcc(description).map_err(|reason| ExportError::Unsupported {
+                        track: name.clone(),
+                        reason,
+                    })?;
+                avcc.insert(name.clone(), parameter_sets(&record));
+            }
+        }
+        let Some(mut reader) =
+            AbrReader::new(self.consumer.clone(), catalog, self.latency, config, None)
+        else {
+            return Err(ExportError::NothingToExport(
+                "no legacy H.264 rendition".into(),
+            ));
+        };
+        loop {
+            let next = match probe.as_mut() {
+                Some(rx) => tokio::select! {
+                    biased;
+                    changed = rx.changed() => {
+                        match changed {
+                            Ok(()) => reader.set_probe(*rx.borrow_and_update()),
+                            // The reports ended (an older peer, or the session): read on.
+                            Err(_) => probe = None,
+                        }
+                        continue;
+                    }
+                    next = reader.read() => next,
+                },
+                None => reader.read().await,
+            };
+            let Some(abr_frame) = next? else {
+                return Ok(());
+            };
+            if abr_frame.switched {
+                tracing::info!(rendition = %abr_frame.rendition, estimate = ?reader.estimate(), "now writing");
+            }
+            let frame = abr_frame.frame;
+            let Some((length_size, parameter_sets)) = avcc.get(&abr_frame.rendition) else {
+                out.write_all(&frame.payload).await?;
+                out.flush().await?;
+                continue;
+            };
+            let nals = length_prefixed_nals(&frame.payload, *length_size).map_err(|reason| {
+                ExportError::InvalidFrame {
+                    track: abr_frame.rendition.clone(),
+                    reason,
+                }
+            })?;
+            let mut buf = BytesMut::with_capacity(frame.payload.len() + parameter_sets.len() + 16);
+            if frame.keyframe {
+                buf.put_slice(parameter_sets);
+            }
+            put_annexb(&mut buf, &nals);
+            out.write_all(&buf).await?;
+            out.flush().await?;
+        }
     }
 }
 
