@@ -686,11 +686,15 @@ impl Export {
         consumer: hang::BroadcastConsumer,
         resume: &mut Fmp4Resume,
     ) -> Result<(), Ended> {
-        tokio::spawn(measure_latency(
-            consumer.clone(),
-            self.latency_ms.clone(),
-            self.latency,
-        ));
+        // With --abr the exporter measures it on the frames it writes: a reader of its own would
+        // pull a rendition of its own over the link.
+        if !self.abr {
+            tokio::spawn(measure_latency(
+                consumer.clone(),
+                self.latency_ms.clone(),
+                self.latency,
+            ));
+        }
         let stdout = tokio::io::stdout();
         match self.format {
             Format::Fmp4 => {
@@ -704,7 +708,9 @@ impl Export {
                 // Every group starts with parameter sets and a keyframe: the stream simply goes on.
                 let exporter = AnnexBExporter::new(consumer).latency(self.latency);
                 let exporter = match self.abr {
-                    true => exporter.abr(hang::abr::AbrConfig::default(), self.probe.clone()),
+                    true => exporter
+                        .abr(hang::abr::AbrConfig::default(), self.probe.clone())
+                        .latency_gauge(self.latency_ms.clone()),
                     false => exporter,
                 };
                 exporter.run(stdout).await?

@@ -26,6 +26,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::netns::Netns;
 use common::{relay_bin, Run};
 use test_support::ports::free_port;
 
@@ -50,135 +51,6 @@ const WS_AUDIO_GAP: f64 = 1.0;
 const STALL: Duration = Duration::from_secs(1);
 /// Latency samples before this are not judged (joining, the first keyframes).
 const SETTLE: Duration = Duration::from_secs(5);
-
-/// A network namespace with `lo` up, 127.0.0.2-5 on it and each of those shaped to 2 Mbit/s;
-/// deleted on drop (every exit path: panics unwind through it).
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new() -> Self {
-        let name = format!("hang-slow-{}", std::process::id());
-        let ns = Self { name };
-        ns.ip(&["netns", "add", &ns.name]);
-        // A real link's MTU: lo's 64 KB TCP segments would not fit the small queues.
-        ns.exec(&["ip", "link", "set", "lo", "up", "mtu", "1500"]);
-        // And a real NIC's packets: lo passes GSO batches (up to 64 KB) to the qdisc as one
-        // packet, which a 50 KB queue drops whole, again and again (TCP then backs off for
-        // seconds). One segment per packet, as a NIC puts them on the wire.
-        ns.exec(&[
-            "ip",
-            "link",
-            "set",
-            "lo",
-            "gso_max_segs",
-            "1",
-            "gso_max_size",
-            "1500",
-        ]);
-        ns.exec(&[
-            "tc", "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "99",
-        ]);
-        ns.exec(&[
-            "tc", "class", "add", "dev", "lo", "parent", "1:", "classid", "1:99", "htb", "rate",
-            "20gbit",
-        ]);
-        for host in 2..=5 {
-            let addr = format!("127.0.0.{host}");
-            let class = format!("1:{host}0");
-            ns.exec(&["ip", "addr", "add", &format!("{addr}/8"), "dev", "lo"]);
-            ns.exec(&[
-                "tc", "class", "add", "dev", "lo", "parent", "1:", "classid", &class, "htb",
-                "rate", "2mbit", "ceil", "2mbit", "burst", "16k",
-            ]);
-            ns.exec(&[
-                "tc", "qdisc", "add", "dev", "lo", "parent", &class, "bfifo", "limit", "50000",
-            ]);
-            ns.exec(&[
-                "tc",
-                "filter",
-                "add",
-                "dev",
-                "lo",
-                "parent",
-                "1:",
-                "protocol",
-                "ip",
-                "prio",
-                "1",
-                "u32",
-                "match",
-                "ip",
-                "src",
-                &format!("{addr}/32"),
-                "flowid",
-                &class,
-            ]);
-        }
-        ns
-    }
-
-    fn ip(&self, args: &[&str]) {
-        let out = Command::new("ip")
-            .args(args)
-            .output()
-            .expect("ip (iproute2)");
-        assert!(
-            out.status.success(),
-            "ip {args:?}: {} (network namespaces need root)",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// Run a setup command inside the namespace.
-    fn exec(&self, args: &[&str]) {
-        let mut full = vec!["netns", "exec", &self.name];
-        full.extend_from_slice(args);
-        self.ip(&full);
-    }
-
-    /// A command that will run inside the namespace.
-    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name]).arg(program);
-        cmd
-    }
-
-    /// Bytes the shaped class of 127.0.0.`host` has sent: proof the shaping took effect.
-    fn shaped_bytes(&self, host: u8) -> u64 {
-        let out = Command::new("ip")
-            .args([
-                "netns", "exec", &self.name, "tc", "-s", "class", "show", "dev", "lo",
-            ])
-            .args(["classid", &format!("1:{host}0")])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        text.split_whitespace()
-            .skip_while(|w| *w != "Sent")
-            .nth(1)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        // Anything still inside (a child that outlived its Run) would keep it alive.
-        if let Ok(out) = Command::new("ip")
-            .args(["netns", "pids", &self.name])
-            .output()
-        {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-9", pid]).status();
-            }
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
 
 /// `latency_ms=N` from each stats line a `hang subscribe` logged, in order.
 fn logged_latencies(log: &str) -> Vec<i64> {
@@ -267,7 +139,7 @@ fn library_reader(ns: &str, url: String) -> Vec<(Duration, i64)> {
 
 #[test]
 fn viewers_behind_a_slow_link_stay_live() {
-    let ns = Netns::new();
+    let ns = Netns::new("hang-slow", 2..=5, "2mbit");
     let mut run = Run::new("slow-link");
     // Ports chosen here, not by the relay: it runs alone in its own network namespace, where no
     // other process (no parallel test) can take them before it binds.

@@ -12,6 +12,11 @@
 //!   `hold_after_down` (the estimate that made us leave can come back for a moment).
 //! - `up_fraction < down_fraction` is the hysteresis: an estimate between the two keeps the
 //!   current rendition, so a steady link never flips between two renditions.
+//! - **Failed attempts back off**: leaving a rendition within [`PROBATION`] of moving up to it
+//!   counts as a failed attempt, and each one doubles the hold before that rendition is tried
+//!   again (up to [`MAX_HOLD`]); staying on it past the probation clears the count. An estimate
+//!   that keeps promising more than the link carries then costs a few short attempts, not one
+//!   every few seconds.
 //!
 //! ```
 //! use std::time::Duration;
@@ -27,6 +32,12 @@
 //! ```
 
 use std::time::Duration;
+
+/// How long a rendition moved up to must hold for the move to count as a success.
+pub const PROBATION: Duration = Duration::from_secs(10);
+
+/// The longest hold after failed attempts at a rendition.
+pub const MAX_HOLD: Duration = Duration::from_secs(120);
 
 /// A video rendition to choose from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,8 +83,12 @@ pub struct Abr {
     current: usize,
     /// Since when the next rendition up has fitted (`up_fraction`) without a break.
     up_since: Option<Duration>,
-    /// When we last switched down.
-    last_down: Option<Duration>,
+    /// When we last switched down, and the hold it imposes before the next move up.
+    last_down: Option<(Duration, Duration)>,
+    /// When we moved up to the current rendition.
+    up_at: Option<Duration>,
+    /// Failed attempts at each rendition (by index).
+    failures: Vec<u32>,
     switches: u64,
 }
 
@@ -88,12 +103,15 @@ impl Abr {
                 bitrate: 0,
             });
         }
+        let failures = vec![0; renditions.len()];
         let mut abr = Self {
             renditions,
             config,
             current: 0,
             up_since: None,
             last_down: None,
+            up_at: None,
+            failures,
             switches: 0,
         };
         if let Some(estimate) = initial {
@@ -134,6 +152,14 @@ impl Abr {
     /// to, if the choice changed.
     pub fn update(&mut self, now: Duration, estimate: Option<u64>, behind: bool) -> Option<&str> {
         let estimate = estimate?;
+        // A rendition held past its probation was a success: its failures are forgiven.
+        if self
+            .up_at
+            .is_some_and(|at| now.saturating_sub(at) >= PROBATION)
+        {
+            self.failures[self.current] = 0;
+            self.up_at = None;
+        }
         let fits = |bitrate: u64, fraction: f64| bitrate as f64 <= fraction * estimate as f64;
 
         // Down at once.
@@ -153,7 +179,7 @@ impl Abr {
         let next = self.current + 1;
         let held = self
             .last_down
-            .is_some_and(|down| now.saturating_sub(down) < self.config.hold_after_down);
+            .is_some_and(|(down, hold)| now.saturating_sub(down) < hold);
         match self.renditions.get(next) {
             Some(up) if !behind && !held && fits(up.bitrate, self.config.up_fraction) => {
                 let since = *self.up_since.get_or_insert(now);
@@ -179,7 +205,27 @@ impl Abr {
             return None;
         }
         if target < self.current {
-            self.last_down = Some(now);
+            // Leaving a rendition soon after moving up to it: a failed attempt, held longer.
+            if self
+                .up_at
+                .is_some_and(|at| now.saturating_sub(at) < PROBATION)
+            {
+                self.failures[self.current] = self.failures[self.current].saturating_add(1);
+            }
+            let failures = self.failures[self.current..]
+                .iter()
+                .copied()
+                .max()
+                .unwrap_or(0);
+            let hold = self
+                .config
+                .hold_after_down
+                .saturating_mul(1 << failures.min(8))
+                .min(MAX_HOLD.max(self.config.hold_after_down));
+            self.last_down = Some((now, hold));
+            self.up_at = None;
+        } else {
+            self.up_at = Some(now);
         }
         self.current = target;
         self.up_since = None;
@@ -339,6 +385,52 @@ mod tests {
             abr.update(Duration::from_millis(100 * i), Some(10 * MBIT), false);
         }
         assert_eq!(abr.current().name, "sd");
+    }
+
+    #[test]
+    fn failed_attempts_double_the_hold_and_a_success_clears_them() {
+        let config = AbrConfig::default();
+        let mut abr = Abr::new(simulcast(), config, None);
+        let mut now = Duration::ZERO;
+        let mut attempts = Vec::new();
+        while now < Duration::from_secs(120) {
+            now += Duration::from_millis(100);
+            abr.update(now, Some(10 * MBIT), false);
+            if abr.current().name == "hd" {
+                attempts.push(now.as_secs());
+                // Each attempt at "hd" falls behind at once.
+                now += Duration::from_millis(100);
+                abr.update(now, Some(10 * MBIT), true);
+            }
+        }
+        // Holds of 16, 32, 64 s after the first failures (plus the 4 s of fitting each time).
+        assert!(attempts.len() <= 4, "attempts at {attempts:?}");
+        let gaps: Vec<u64> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(
+            gaps.windows(2).all(|w| w[1] > w[0]),
+            "growing holds: {attempts:?}"
+        );
+        // Success: staying past the probation clears the count, so a later drop holds 8 s only.
+        let mut abr = Abr::new(simulcast(), config, None);
+        let mut now = Duration::ZERO;
+        for _ in 0..200 {
+            now += Duration::from_millis(100);
+            abr.update(now, Some(10 * MBIT), false);
+        }
+        assert_eq!(abr.current().name, "hd");
+        now += Duration::from_millis(100);
+        abr.update(now, Some(MBIT), false);
+        assert_eq!(abr.current().name, "sd");
+        let down = now;
+        while abr.current().name == "sd" {
+            now += Duration::from_millis(100);
+            abr.update(now, Some(10 * MBIT), false);
+        }
+        let back = now - down;
+        assert!(
+            back <= config.hold_after_down + config.up_after + Duration::from_millis(200),
+            "{back:?}"
+        );
     }
 
     #[test]

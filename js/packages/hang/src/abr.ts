@@ -17,6 +17,9 @@
  *   moment).
  * - `upFraction < downFraction` is the hysteresis: an estimate between the two keeps the current
  *   rendition, so a steady link never flips between two renditions.
+ * - **Failed attempts back off**: leaving a rendition within {@link PROBATION_MS} of moving up to
+ *   it counts as a failed attempt, and each one doubles the hold before it is tried again (up to
+ *   {@link MAX_HOLD_MS}); staying on it past the probation clears the count.
  *
  * @example
  * const abr = new Abr([{ name: "video0", bitrate: 3_000_000 }, { name: "video1", bitrate: 800_000 }], {}, 10_000_000);
@@ -55,6 +58,12 @@ export const DEFAULT_ABR_CONFIG: Readonly<AbrConfig> = Object.freeze({
 	holdAfterDownMs: 8000,
 });
 
+/** How long (ms) a rendition moved up to must hold for the move to count as a success. */
+export const PROBATION_MS = 10_000;
+
+/** The longest hold (ms) after failed attempts at a rendition. */
+export const MAX_HOLD_MS = 120_000;
+
 /** Chooses among renditions; see the module documentation for the rules. */
 export class Abr {
 	/** The thresholds in use. */
@@ -64,8 +73,12 @@ export class Abr {
 	#current = 0;
 	/** Since when (ms) the next rendition up has fitted (`upFraction`) without a break. */
 	#upSince: number | undefined;
-	/** When (ms) we last switched down. */
-	#lastDown: number | undefined;
+	/** When (ms) we last switched down, and the hold it imposes before the next move up. */
+	#lastDown: { at: number; holdMs: number } | undefined;
+	/** When (ms) we moved up to the current rendition. */
+	#upAt: number | undefined;
+	/** Failed attempts at each rendition (by index). */
+	#failures: number[];
 	#switches = 0;
 
 	/**
@@ -79,6 +92,7 @@ export class Abr {
 		this.config = { ...DEFAULT_ABR_CONFIG, ...config };
 		const sorted = [...renditions].sort((a, b) => a.bitrate - b.bitrate);
 		this.#renditions = sorted.length > 0 ? sorted : [{ name: "", bitrate: 0 }];
+		this.#failures = this.#renditions.map(() => 0);
 		if (initialEstimate !== undefined) this.#current = this.#bestFit(initialEstimate);
 	}
 
@@ -113,6 +127,11 @@ export class Abr {
 	 */
 	update(nowMs: number, estimateBps: number | undefined, behind: boolean): string | undefined {
 		if (estimateBps === undefined) return undefined;
+		// A rendition held past its probation was a success: its failures are forgiven.
+		if (this.#upAt !== undefined && nowMs - this.#upAt >= PROBATION_MS) {
+			this.#failures[this.#current] = 0;
+			this.#upAt = undefined;
+		}
 		const fits = (bitrate: number, fraction: number) => bitrate <= fraction * estimateBps;
 
 		// Down at once.
@@ -126,7 +145,7 @@ export class Abr {
 		// Up when the next rendition has fitted, with margin, for long enough.
 		const next = this.#current + 1;
 		const up = this.#renditions[next];
-		const held = this.#lastDown !== undefined && nowMs - this.#lastDown < this.config.holdAfterDownMs;
+		const held = this.#lastDown !== undefined && nowMs - this.#lastDown.at < this.#lastDown.holdMs;
 		if (up && !behind && !held && fits(up.bitrate, this.config.upFraction)) {
 			this.#upSince ??= nowMs;
 			if (Math.max(0, nowMs - this.#upSince) >= this.config.upAfterMs) return this.#switch(next, nowMs);
@@ -144,7 +163,21 @@ export class Abr {
 
 	#switch(target: number, nowMs: number): string | undefined {
 		if (target === this.#current) return undefined;
-		if (target < this.#current) this.#lastDown = nowMs;
+		if (target < this.#current) {
+			// Leaving a rendition soon after moving up to it: a failed attempt, held longer.
+			if (this.#upAt !== undefined && nowMs - this.#upAt < PROBATION_MS) {
+				this.#failures[this.#current] = (this.#failures[this.#current] ?? 0) + 1;
+			}
+			const failures = Math.max(0, ...this.#failures.slice(this.#current));
+			const holdMs = Math.min(
+				this.config.holdAfterDownMs * 2 ** Math.min(failures, 8),
+				Math.max(MAX_HOLD_MS, this.config.holdAfterDownMs),
+			);
+			this.#lastDown = { at: nowMs, holdMs };
+			this.#upAt = undefined;
+		} else {
+			this.#upAt = nowMs;
+		}
 		this.#current = target;
 		this.#upSince = undefined;
 		this.#switches++;

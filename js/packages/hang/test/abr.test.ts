@@ -142,6 +142,43 @@ test("abr behind with three renditions takes one step, or the best fit if lower"
 	assert.equal(new Abr(three, {}, 20 * MBIT).update(0, MBIT, true), "low");
 });
 
+test("abr backs off after failed attempts and forgets them after a success", () => {
+	// A probe that keeps promising 10 Mbit/s; each attempt at "hd" falls behind at once.
+	const abr = new Abr(simulcast());
+	const attempts: number[] = [];
+	let now = 0;
+	while (now < 120_000) {
+		now += 100;
+		abr.update(now, 10 * MBIT, false);
+		if (abr.current.name === "hd") {
+			attempts.push(Math.floor(now / 1000));
+			now += 100;
+			abr.update(now, 10 * MBIT, true);
+		}
+	}
+	assert.ok(attempts.length <= 4, `attempts at ${attempts}`);
+	const gaps = attempts.slice(1).map((t, i) => t - (attempts[i] ?? 0));
+	assert.ok(
+		gaps.every((g, i) => i === 0 || g > (gaps[i - 1] ?? 0)),
+		`growing holds: ${attempts}`,
+	);
+
+	// Success: past the probation the count is cleared, so a later drop holds the base 8 s only.
+	const ok = new Abr(simulcast());
+	let t = 0;
+	const step = (estimate: number) => {
+		t += 100;
+		ok.update(t, estimate, false);
+	};
+	for (let i = 0; i < 200; i++) step(10 * MBIT);
+	assert.equal(ok.current.name, "hd");
+	step(MBIT);
+	assert.equal(ok.current.name, "sd");
+	const down = t;
+	while (ok.current.name === "sd") step(10 * MBIT);
+	assert.ok(t - down <= DEFAULT_ABR_CONFIG.holdAfterDownMs + DEFAULT_ABR_CONFIG.upAfterMs + 200, `${t - down} ms`);
+});
+
 test("abr with three renditions moves up one step at a time", () => {
 	const abr = new Abr(
 		[

@@ -4,6 +4,8 @@
 //! against a relay, and the relay's `/announced` list.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod netns;
+
 use std::path::PathBuf;
 use std::process::Command;
 

@@ -6,6 +6,8 @@
 //! fragments are cut into samples and written the same way, with the avcC of its init segment
 //! (parameter sets in front of every IDR access unit and of each group's first one).
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -27,6 +29,8 @@ pub struct AnnexBExporter {
     latency: Duration,
     from_oldest: bool,
     abr: Option<(AbrConfig, Option<watch::Receiver<u64>>)>,
+    /// Where adaptive bitrate keeps the end-to-end latency (ms) of the newest frame written.
+    latency_gauge: Option<Arc<AtomicI64>>,
 }
 
 impl AnnexBExporter {
@@ -38,7 +42,16 @@ impl AnnexBExporter {
             latency: Duration::MAX,
             from_oldest: false,
             abr: None,
+            latency_gauge: None,
         }
+    }
+
+    /// With [`Self::abr`]: keep the end-to-end latency (ms, from the catalog clock) of the newest
+    /// frame written in `gauge`, for statistics (a separate reader would pull a rendition of its
+    /// own over the link).
+    pub fn latency_gauge(mut self, gauge: Arc<AtomicI64>) -> Self {
+        self.latency_gauge = Some(gauge);
+        self
     }
 
     /// Adaptive bitrate: when the catalog has several legacy H.264 renditions, write the one the
@@ -207,6 +220,11 @@ impl AnnexBExporter {
                 tracing::info!(rendition = %abr_frame.rendition, estimate = ?reader.estimate(), "now writing");
             }
             let frame = abr_frame.frame;
+            if let (Some(gauge), Some(wall)) = (&self.latency_gauge, catalog.clock()) {
+                let shown = wall.saturating_add(frame.timestamp);
+                let behind = crate::catalog::wall_now_us() as i64 - shown as i64;
+                gauge.store(behind / 1000, Ordering::Relaxed);
+            }
             let Some((length_size, parameter_sets)) = avcc.get(&abr_frame.rendition) else {
                 out.write_all(&frame.payload).await?;
                 out.flush().await?;
