@@ -372,8 +372,7 @@ async fn measure_latency(
     };
     let mut track = consumer.subscribe(name, target);
     while let Some(frame) = track.read().await? {
-        let shown = wall.saturating_add(frame.timestamp);
-        let behind = hang::catalog::wall_now_us() as i64 - shown as i64;
+        let behind = hang::catalog::age_us(wall, frame.timestamp);
         latency_ms.store(behind / 1000, Ordering::Relaxed);
     }
     Ok(())

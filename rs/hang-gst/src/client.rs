@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
+use gst::glib;
+use gst::prelude::*;
 use moq_lite::{Metric, Session};
 use url::Url;
 
@@ -21,6 +23,78 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
             .build()
             .expect("cannot start the tokio runtime (threads or timers unavailable)")
     })
+}
+
+/// Which way an element's media goes: words the shared properties' descriptions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// `hangsink`.
+    Publish,
+    /// `hangsrc`.
+    Play,
+}
+
+/// The properties `hangsink` and `hangsrc` share: where to connect and how to trust the relay
+/// ([`Settings`]), and the read-only session statistics ([`Stats`]).
+pub fn shared_properties(direction: Direction) -> Vec<glib::ParamSpec> {
+    let (bitrate, catalog) = match direction {
+        Direction::Publish => (
+            "Bits per second sent to the relay over the last second (read-only)",
+            "The catalog JSON last published (renditions, codecs, clock), empty before the first (read-only)",
+        ),
+        Direction::Play => (
+            "Bits per second received from the relay over the last second (read-only)",
+            "The broadcast's newest catalog JSON (renditions, codecs, clock), empty before the first (read-only)",
+        ),
+    };
+    vec![
+        glib::ParamSpecString::builder("url")
+            .nick("Relay URL")
+            .blurb("Relay URL: https://host:port/path (WebTransport), http://... (pin the certificate fingerprint the relay serves; local development), moql:// (raw QUIC), ws:// or wss:// (WebSocket), moql+tcp://")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder("broadcast")
+            .nick("Broadcast")
+            .blurb("Broadcast name, relative to the URL path (e.g. camera.hang)")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecBoolean::builder("tls-disable-verify")
+            .nick("Disable TLS verification")
+            .blurb("Accept any server certificate (danger: anyone on the path can impersonate the relay)")
+            .default_value(false)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder("tls-fingerprint")
+            .nick("TLS fingerprint")
+            .blurb("Accept a server certificate with this hex SHA-256 fingerprint, whatever its issuer, names or dates")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecBoolean::builder("connected")
+            .nick("Connected")
+            .blurb("Whether a session with the relay is up (read-only)")
+            .read_only()
+            .build(),
+        glib::ParamSpecString::builder("version")
+            .nick("Version")
+            .blurb("moq-lite version of the current or last session, empty before the first (read-only)")
+            .read_only()
+            .build(),
+        glib::ParamSpecUInt64::builder("bitrate")
+            .nick("Bitrate")
+            .blurb(bitrate)
+            .read_only()
+            .build(),
+        glib::ParamSpecUInt64::builder("connects")
+            .nick("Connects")
+            .blurb("Sessions opened so far: 1 plus the reconnections (read-only)")
+            .read_only()
+            .build(),
+        glib::ParamSpecString::builder("catalog")
+            .nick("Catalog")
+            .blurb(catalog)
+            .read_only()
+            .build(),
+    ]
 }
 
 /// Where to connect and how to trust the server: the `url`, `broadcast`, `tls-disable-verify` and
@@ -39,6 +113,32 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Set shared property `name` (see [`shared_properties`]); false when it is not one of these.
+    /// GObject has checked the value's type against the property's.
+    pub fn set(&mut self, name: &str, value: &glib::Value) -> bool {
+        match name {
+            "url" => self.url = value.get().expect("type checked upstream"),
+            "broadcast" => self.broadcast = value.get().expect("type checked upstream"),
+            "tls-disable-verify" => {
+                self.tls_disable_verify = value.get().expect("type checked upstream")
+            }
+            "tls-fingerprint" => self.tls_fingerprint = value.get().expect("type checked upstream"),
+            _ => return false,
+        }
+        true
+    }
+
+    /// The value of shared property `name`, if it is one of these.
+    pub fn get(&self, name: &str) -> Option<glib::Value> {
+        Some(match name {
+            "url" => self.url.to_value(),
+            "broadcast" => self.broadcast.to_value(),
+            "tls-disable-verify" => self.tls_disable_verify.to_value(),
+            "tls-fingerprint" => self.tls_fingerprint.to_value(),
+            _ => return None,
+        })
+    }
+
     /// Check the settings before going to PAUSED: the URL parses, the broadcast is a valid path.
     pub fn validate(&self) -> anyhow::Result<(Url, moq_lite::Path)> {
         let url = self
@@ -107,6 +207,7 @@ pub struct Stats {
     version: Mutex<String>,
     bitrate: AtomicU64,
     connects: AtomicU64,
+    catalog: Mutex<String>,
 }
 
 impl Stats {
@@ -133,6 +234,30 @@ impl Stats {
     /// Sessions opened so far (1 + reconnections).
     pub fn connects(&self) -> u64 {
         self.connects.load(Ordering::Relaxed)
+    }
+
+    /// Keep the catalog last published or received.
+    pub fn set_catalog(&self, catalog: &hang::catalog::Catalog) {
+        if let (Ok(json), Ok(mut slot)) = (catalog.to_bytes(), self.catalog.lock()) {
+            *slot = String::from_utf8_lossy(&json).into_owned();
+        }
+    }
+
+    /// The value of read-only shared property `name`, if it is one of these.
+    pub fn get(&self, name: &str) -> Option<glib::Value> {
+        Some(match name {
+            "connected" => self.connected().to_value(),
+            "version" => self.version().to_value(),
+            "bitrate" => self.bitrate().to_value(),
+            "connects" => self.connects().to_value(),
+            "catalog" => self
+                .catalog
+                .lock()
+                .map(|c| c.clone())
+                .unwrap_or_default()
+                .to_value(),
+            _ => return None,
+        })
     }
 
     /// Note a new session, then keep the bitrate up to date (bytes `direction`, once a second)

@@ -58,6 +58,15 @@ pub fn wall_now_us() -> u64 {
     (since_unix.as_micros() as u64).saturating_sub(EPOCH_2020 * 1_000_000)
 }
 
+/// How far (µs) the wall clock is now past media time `timestamp` of a broadcast whose media
+/// time 0 was at `wall_at_zero_us` (µs since 2020; negative: not yet). Both come from the
+/// publisher, so the arithmetic saturates instead of overflowing.
+pub fn age_us(wall_at_zero_us: u64, timestamp: u64) -> i64 {
+    let shown = i128::from(wall_at_zero_us) + i128::from(timestamp);
+    let age = i128::from(wall_now_us()) - shown;
+    age.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+}
+
 impl Catalog {
     /// Anchor media time to the wall clock, as the reference does: root section
     /// `"clock": {"wall": <µs since 2020-01-01 at pts 0>, "timescale": 1000000}`. Viewers use it to
@@ -358,6 +367,16 @@ mod tests {
  "codedHeight":720,"container":{"kind":"legacy"}}}},
  "audio":{"renditions":{"audio1":{"codec":"mp4a.40.2","sampleRate":44100,"numberOfChannels":2,
  "bitrate":283637,"container":{"kind":"legacy"}}}}}"#;
+
+    #[test]
+    fn age_saturates_on_hostile_clock_values() {
+        let now = wall_now_us();
+        let age = age_us(now - 2_000_000, 1_000_000);
+        assert!((1_000_000..1_500_000).contains(&age), "{age}");
+        assert!(age_us(now + 5_000_000, 0) < 0);
+        assert_eq!(age_us(u64::MAX, u64::MAX), i64::MIN);
+        assert!(age_us(0, 0) >= now as i64);
+    }
 
     #[test]
     fn clock_anchor_round_trips_and_reads_the_reference_form() {

@@ -64,8 +64,6 @@ pub struct HangSink {
     sync: Mutex<Option<bool>>,
     state: Mutex<State>,
     stats: Arc<Stats>,
-    /// The catalog JSON last published.
-    catalog: Mutex<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -83,81 +81,30 @@ impl ObjectImpl for HangSink {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: std::sync::LazyLock<Vec<glib::ParamSpec>> = std::sync::LazyLock::new(
             || {
-                vec![
-                glib::ParamSpecString::builder("url")
-                    .nick("Relay URL")
-                    .blurb("Relay URL: https://host:port/path (WebTransport), http://... (pin the certificate fingerprint the relay serves; local development), moql:// (raw QUIC), ws:// or wss:// (WebSocket), moql+tcp://")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("broadcast")
-                    .nick("Broadcast")
-                    .blurb("Broadcast name, relative to the URL path (e.g. camera.hang)")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder("tls-disable-verify")
-                    .nick("Disable TLS verification")
-                    .blurb("Accept any server certificate (danger: anyone on the path can impersonate the relay)")
-                    .default_value(false)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("tls-fingerprint")
-                    .nick("TLS fingerprint")
-                    .blurb("Accept a server certificate with this hex SHA-256 fingerprint, whatever its issuer, names or dates")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder("sync")
-                    .nick("Sync")
-                    .blurb("Send each buffer at its running time on the pipeline clock (a file plays out in real time); false sends buffers as soon as they arrive")
-                    .default_value(true)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder("connected")
-                    .nick("Connected")
-                    .blurb("Whether a session with the relay is up (read-only)")
-                    .read_only()
-                    .build(),
-                glib::ParamSpecString::builder("version")
-                    .nick("Version")
-                    .blurb("moq-lite version of the current or last session, empty before the first (read-only)")
-                    .read_only()
-                    .build(),
-                glib::ParamSpecUInt64::builder("bitrate")
-                    .nick("Bitrate")
-                    .blurb("Bits per second sent to the relay over the last second (read-only)")
-                    .read_only()
-                    .build(),
-                glib::ParamSpecString::builder("catalog")
-                    .nick("Catalog")
-                    .blurb("The catalog JSON last published (renditions, codecs, clock), empty before the first (read-only)")
-                    .read_only()
-                    .build(),
-                glib::ParamSpecUInt64::builder("connects")
-                    .nick("Connects")
-                    .blurb("Sessions opened so far: 1 plus the reconnections (read-only)")
-                    .read_only()
-                    .build(),
-            ]
+                let mut properties = client::shared_properties(client::Direction::Publish);
+                properties.push(
+                    glib::ParamSpecBoolean::builder("sync")
+                        .nick("Sync")
+                        .blurb("Send each buffer at its running time on the pipeline clock (a file plays out in real time); false sends buffers as soon as they arrive")
+                        .default_value(true)
+                        .mutable_ready()
+                        .build(),
+                );
+                properties
             },
         );
         PROPERTIES.as_ref()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut settings = lock(&self.settings);
+        if lock(&self.settings).set(pspec.name(), value) {
+            return;
+        }
         match pspec.name() {
-            "url" => settings.url = value.get().expect("type checked upstream"),
-            "broadcast" => settings.broadcast = value.get().expect("type checked upstream"),
-            "tls-disable-verify" => {
-                settings.tls_disable_verify = value.get().expect("type checked upstream")
-            }
-            "tls-fingerprint" => {
-                settings.tls_fingerprint = value.get().expect("type checked upstream")
-            }
             "sync" => {
                 let sync: bool = value.get().expect("type checked upstream");
                 *lock(&self.sync) = Some(sync);
-                let bin = self.obj();
-                for child in bin.children() {
+                for child in self.obj().children() {
                     if child.has_property("sync") {
                         child.set_property("sync", sync);
                     }
@@ -168,18 +115,15 @@ impl ObjectImpl for HangSink {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let settings = lock(&self.settings);
-        match pspec.name() {
-            "url" => settings.url.to_value(),
-            "broadcast" => settings.broadcast.to_value(),
-            "tls-disable-verify" => settings.tls_disable_verify.to_value(),
-            "tls-fingerprint" => settings.tls_fingerprint.to_value(),
+        let name = pspec.name();
+        if let Some(value) = lock(&self.settings)
+            .get(name)
+            .or_else(|| self.stats.get(name))
+        {
+            return value;
+        }
+        match name {
             "sync" => lock(&self.sync).unwrap_or(true).to_value(),
-            "connected" => self.stats.connected().to_value(),
-            "version" => self.stats.version().to_value(),
-            "bitrate" => self.stats.bitrate().to_value(),
-            "connects" => self.stats.connects().to_value(),
-            "catalog" => lock(&self.catalog).to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -536,9 +480,7 @@ impl HangSink {
             gst::warning!(CAT, imp = self, "cannot publish the catalog: {err}");
             return;
         }
-        if let Ok(json) = running.broadcast.catalog().to_bytes() {
-            *lock(&self.catalog) = String::from_utf8_lossy(&json).into_owned();
-        }
+        self.stats.set_catalog(running.broadcast.catalog());
         if !running.published {
             running.published = true;
             if let Err(err) = running

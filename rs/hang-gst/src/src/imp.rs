@@ -51,8 +51,6 @@ pub struct HangSrc {
     /// Wall clock minus capture time of the newest video sample, in ms (i64::MIN: unknown).
     e2e_latency_ms: Arc<AtomicI64>,
     skipped: Arc<AtomicU64>,
-    /// The newest catalog's JSON.
-    catalog: Arc<Mutex<String>>,
 }
 
 /// The session task while PAUSED or PLAYING.
@@ -82,95 +80,51 @@ impl ObjectImpl for HangSrc {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: std::sync::LazyLock<Vec<glib::ParamSpec>> = std::sync::LazyLock::new(
             || {
-                vec![
-                glib::ParamSpecString::builder("url")
-                    .nick("Relay URL")
-                    .blurb("Relay URL: https://host:port/path (WebTransport), http://... (pin the certificate fingerprint the relay serves; local development), moql:// (raw QUIC), ws:// or wss:// (WebSocket), moql+tcp://")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("broadcast")
-                    .nick("Broadcast")
-                    .blurb("Broadcast name, relative to the URL path (e.g. camera.hang)")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder("tls-disable-verify")
-                    .nick("Disable TLS verification")
-                    .blurb("Accept any server certificate (danger: anyone on the path can impersonate the relay)")
-                    .default_value(false)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("tls-fingerprint")
-                    .nick("TLS fingerprint")
-                    .blurb("Accept a server certificate with this hex SHA-256 fingerprint, whatever its issuer, names or dates")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("latency")
+                let mut properties = client::shared_properties(client::Direction::Play);
+                properties.push(
+                    glib::ParamSpecUInt::builder("latency")
                     .nick("Latency")
                     .blurb("Latency target in ms: a rendition that falls further behind live skips ahead to a newer group, and synchronised sinks render frames this long after capture (0: never skip, except groups the relay dropped)")
                     .default_value(DEFAULT_LATENCY_MS)
                     .maximum(60_000)
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecBoolean::builder("record")
+                );
+                properties.push(
+                    glib::ParamSpecBoolean::builder("record")
                     .nick("Record")
                     .blurb("Recording mode: keep every frame of the group joined (its keyframe was captured before the pipeline started) by timestamping from arrival, 10 s ahead of the pipeline's running time; not for synchronised playback")
                     .default_value(false)
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecBoolean::builder("connected")
-                    .nick("Connected")
-                    .blurb("Whether a session with the relay is up (read-only)")
-                    .read_only()
-                    .build(),
-                glib::ParamSpecString::builder("version")
-                    .nick("Version")
-                    .blurb("moq-lite version of the current or last session, empty before the first (read-only)")
-                    .read_only()
-                    .build(),
-                glib::ParamSpecUInt64::builder("bitrate")
-                    .nick("Bitrate")
-                    .blurb("Bits per second received from the relay over the last second (read-only)")
-                    .read_only()
-                    .build(),
-                glib::ParamSpecString::builder("catalog")
-                    .nick("Catalog")
-                    .blurb("The broadcast's newest catalog JSON (renditions, codecs, clock), empty before the first (read-only)")
-                    .read_only()
-                    .build(),
-                glib::ParamSpecUInt64::builder("connects")
-                    .nick("Connects")
-                    .blurb("Sessions opened so far: 1 plus the reconnections (read-only)")
-                    .read_only()
-                    .build(),
-                glib::ParamSpecInt64::builder("e2e-latency")
+                );
+                properties.push(
+                    glib::ParamSpecInt64::builder("e2e-latency")
                     .nick("End-to-end latency")
                     .blurb("How far the newest video sample is behind the publisher's wall clock when pushed, in ms, from the catalog clock; -1 until known (read-only)")
                     .minimum(-1)
                     .default_value(-1)
                     .read_only()
                     .build(),
-                glib::ParamSpecUInt64::builder("skipped")
+                );
+                properties.push(
+                    glib::ParamSpecUInt64::builder("skipped")
                     .nick("Skipped groups")
                     .blurb("Groups skipped because a rendition fell behind its latency target (read-only)")
                     .read_only()
                     .build(),
-            ]
+                );
+                properties
             },
         );
         PROPERTIES.as_ref()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut settings = lock(&self.settings);
+        if lock(&self.settings).set(pspec.name(), value) {
+            return;
+        }
         match pspec.name() {
-            "url" => settings.url = value.get().expect("type checked upstream"),
-            "broadcast" => settings.broadcast = value.get().expect("type checked upstream"),
-            "tls-disable-verify" => {
-                settings.tls_disable_verify = value.get().expect("type checked upstream")
-            }
-            "tls-fingerprint" => {
-                settings.tls_fingerprint = value.get().expect("type checked upstream")
-            }
             "latency" => {
                 *lock(&self.latency_ms) = Some(value.get().expect("type checked upstream"))
             }
@@ -180,19 +134,16 @@ impl ObjectImpl for HangSrc {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let settings = lock(&self.settings);
-        match pspec.name() {
-            "url" => settings.url.to_value(),
-            "broadcast" => settings.broadcast.to_value(),
-            "tls-disable-verify" => settings.tls_disable_verify.to_value(),
-            "tls-fingerprint" => settings.tls_fingerprint.to_value(),
+        let name = pspec.name();
+        if let Some(value) = lock(&self.settings)
+            .get(name)
+            .or_else(|| self.stats.get(name))
+        {
+            return value;
+        }
+        match name {
             "latency" => self.latency().to_value(),
             "record" => lock(&self.record).to_value(),
-            "connected" => self.stats.connected().to_value(),
-            "version" => self.stats.version().to_value(),
-            "bitrate" => self.stats.bitrate().to_value(),
-            "connects" => self.stats.connects().to_value(),
-            "catalog" => lock(&self.catalog).to_value(),
             "e2e-latency" => match self.e2e_latency_ms.load(Ordering::Relaxed) {
                 i64::MIN => (-1i64).to_value(),
                 ms => ms.max(0).to_value(),
@@ -309,7 +260,7 @@ impl HangSrc {
             }),
             e2e_latency_ms: self.e2e_latency_ms.clone(),
             skipped: self.skipped.clone(),
-            catalog: self.catalog.clone(),
+            stats: self.stats.clone(),
             video_pads: Arc::default(),
             audio_pads: Arc::default(),
         };
@@ -434,16 +385,16 @@ impl Timing {
             });
             running = media + offset_ns;
         }
-        let pts = (running + mapping.shift.nseconds() as i128).max(0) as u64;
-        (gst::ClockTime::from_nseconds(pts), mapping.start)
+        (
+            clock_time(running + mapping.shift.nseconds() as i128),
+            mapping.start,
+        )
     }
 
     /// The offset that puts the sample at `timestamp` at its capture time, or its arrival time.
     fn offset(&self, timestamp: u64, now: gst::ClockTime, clock: Option<u64>) -> i128 {
         let clock = clock.filter(|_| !self.record);
-        let age = clock.map(|wall| {
-            hang::catalog::wall_now_us() as i64 - wall.saturating_add(timestamp) as i64
-        });
+        let age = clock.map(|wall| hang::catalog::age_us(wall, timestamp));
         let age_ns = match age {
             Some(age) if (-MAX_TRUSTED_SKEW_US..=MAX_TRUSTED_AGE_US).contains(&age) => {
                 age as i128 * 1000
@@ -462,7 +413,7 @@ struct Player {
     timing: Arc<Timing>,
     e2e_latency_ms: Arc<AtomicI64>,
     skipped: Arc<AtomicU64>,
-    catalog: Arc<Mutex<String>>,
+    stats: Arc<Stats>,
     video_pads: Arc<AtomicU64>,
     audio_pads: Arc<AtomicU64>,
 }
@@ -560,9 +511,7 @@ impl Player {
                         }
                         Err(err) => return Ended::Lost(err.into()),
                     };
-                    if let Ok(json) = catalog.to_bytes() {
-                        *lock(&self.catalog) = String::from_utf8_lossy(&json).into_owned();
-                    }
+                    self.stats.set_catalog(&catalog);
                     let clock = catalog.clock();
                     let mut wanted = Vec::new();
                     for (name, config) in catalog.video_renditions() {
@@ -767,16 +716,16 @@ impl Pump {
                 }
                 buffer.set_flags(flags);
                 if let Some(wall) = self.clock {
-                    let captured_us = wall.saturating_add(frame.timestamp);
-                    let unix_ns = (captured_us + EPOCH_2020_S * 1_000_000).saturating_mul(1000);
+                    let captured_us = i128::from(wall) + i128::from(frame.timestamp);
+                    let unix_ns = (captured_us + i128::from(EPOCH_2020_S) * 1_000_000) * 1000;
                     gst::ReferenceTimestampMeta::add(
                         buffer,
                         &unix_caps,
-                        gst::ClockTime::from_nseconds(unix_ns),
+                        clock_time(unix_ns),
                         gst::ClockTime::NONE,
                     );
                     if let Some(latency) = &self.e2e_latency_ms {
-                        let behind = hang::catalog::wall_now_us() as i64 - captured_us as i64;
+                        let behind = hang::catalog::age_us(wall, frame.timestamp);
                         latency.store(behind / 1000, Ordering::Relaxed);
                     }
                 }
@@ -797,6 +746,12 @@ impl Pump {
         }
         Ok(())
     }
+}
+
+/// A clock time from nanoseconds computed from the publisher's timestamps, clamped to the range
+/// GStreamer takes (`u64::MAX` is `GST_CLOCK_TIME_NONE`, and `from_nseconds` panics on it).
+fn clock_time(ns: i128) -> gst::ClockTime {
+    gst::ClockTime::from_nseconds(ns.clamp(0, i128::from(u64::MAX - 1)) as u64)
 }
 
 /// Resolves when the element tells the task to stop.

@@ -221,8 +221,7 @@ impl AnnexBExporter {
             }
             let frame = abr_frame.frame;
             if let (Some(gauge), Some(wall)) = (&self.latency_gauge, catalog.clock()) {
-                let shown = wall.saturating_add(frame.timestamp);
-                let behind = crate::catalog::wall_now_us() as i64 - shown as i64;
+                let behind = crate::catalog::age_us(wall, frame.timestamp);
                 gauge.store(behind / 1000, Ordering::Relaxed);
             }
             let Some((length_size, parameter_sets)) = avcc.get(&abr_frame.rendition) else {
