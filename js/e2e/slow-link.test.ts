@@ -8,12 +8,12 @@
  * (audio has priority: the link always has room for it). Needs root (namespaces, tc), ffmpeg, Chromium.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { chmodSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { type Browser, chromium } from "playwright-core";
 import { bin, CHROMIUM, freePort, Proc, webRoot } from "./harness.ts";
+import { ShapedNamespace } from "./netns.ts";
 
 /** How long the page watches. */
 const WATCH_S = Number(process.env.MOQ_SLOW_LINK_SECONDS ?? 150);
@@ -29,93 +29,21 @@ const SETTLE_S = 5;
 /** Audio frames played per second at least: decoded, not late (the publisher writes 50 of 20 ms). */
 const MIN_AUDIO_FPS = 45;
 
-const ns = `hang-e2e-slow-${process.pid}`;
 const procs: Proc[] = [];
+let ns: ShapedNamespace | undefined;
 let browser: Browser | undefined;
 let port = 0;
-let wrapper = "";
-
-function ip(...args: string[]): void {
-	execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
-}
-
-function inNs(...args: string[]): void {
-	ip("netns", "exec", ns, ...args);
-}
-
-/** Kill everything inside the namespace and delete it (every exit path: `after` always runs). */
-function removeNs(): void {
-	try {
-		const pids = execFileSync("ip", ["netns", "pids", ns]).toString().split(/\s+/).filter(Boolean);
-		for (const pid of pids) {
-			try {
-				process.kill(Number(pid), "SIGKILL");
-			} catch {
-				// already gone
-			}
-		}
-	} catch {
-		// no namespace
-	}
-	try {
-		ip("netns", "del", ns);
-	} catch {
-		// no namespace
-	}
-}
 
 before(async () => {
-	ip("netns", "add", ns);
-	inNs("ip", "link", "set", "lo", "up", "mtu", "1500"); // a real link's MTU: lo's 64 KB segments would not fit the small queues
-	inNs("ip", "addr", "add", "127.0.0.2/8", "dev", "lo");
-	inNs("tc", "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "20");
-	inNs(
-		"tc",
-		"class",
-		"add",
-		"dev",
-		"lo",
-		"parent",
-		"1:",
-		"classid",
-		"1:10",
-		"htb",
-		"rate",
-		`${RATE_MBIT}mbit`,
-		"ceil",
-		`${RATE_MBIT}mbit`,
-		"burst",
-		"16k",
-	);
-	inNs("tc", "class", "add", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", "20gbit");
-	inNs("tc", "qdisc", "add", "dev", "lo", "parent", "1:10", "handle", "10:", "bfifo", "limit", String(QUEUE_BYTES));
-	inNs(
-		"tc",
-		"filter",
-		"add",
-		"dev",
-		"lo",
-		"parent",
-		"1:",
-		"protocol",
-		"ip",
-		"prio",
-		"1",
-		"u32",
-		"match",
-		"ip",
-		"src",
-		"127.0.0.2/32",
-		"flowid",
-		"1:10",
-	);
+	ns = new ShapedNamespace(`hang-e2e-slow-${process.pid}`);
+	ns.shape(2, RATE_MBIT, QUEUE_BYTES);
 
 	port = await freePort();
 	const addr = `0.0.0.0:${port}`;
 	const relay = new Proc("moq-relay", "/usr/sbin/ip", [
 		"netns",
 		"exec",
-		ns,
+		ns.name,
 		join(bin, "moq-relay"),
 		"--listen",
 		addr,
@@ -137,14 +65,11 @@ before(async () => {
 		"-f mp4 -frag_duration 100000 -movflags cmaf+separate_moof+delay_moov+skip_trailer -",
 	].join(" ");
 	const publish = `${join(bin, "hang")} publish --url http://127.0.0.1:${port}/anon --name slow.hang`;
-	procs.push(new Proc("publisher", "/usr/sbin/ip", ["netns", "exec", ns, "bash", "-c", `${ffmpeg} | ${publish}`]));
+	procs.push(new Proc("publisher", "/usr/sbin/ip", ["netns", "exec", ns.name, "bash", "-c", `${ffmpeg} | ${publish}`]));
 
-	// Chromium in the namespace: playwright drives it over a pipe, through this wrapper.
-	wrapper = join(execFileSync("mktemp", ["-d"]).toString().trim(), "chromium-in-netns");
-	writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${ns} ${CHROMIUM} "$@"\n`);
-	chmodSync(wrapper, 0o755);
+	// Chromium in the namespace: playwright drives it over a pipe, through a wrapper.
 	browser = await chromium.launch({
-		executablePath: wrapper,
+		executablePath: ns.wrapper(CHROMIUM),
 		args: ["--disable-gpu", "--no-first-run", "--autoplay-policy=no-user-gesture-required"],
 	});
 });
@@ -152,8 +77,7 @@ before(async () => {
 after(async () => {
 	await browser?.close().catch(() => {});
 	for (const proc of procs) await proc.kill();
-	removeNs();
-	if (wrapper) execFileSync("rm", ["-rf", join(wrapper, "..")]);
+	ns?.remove();
 });
 
 interface Sample {

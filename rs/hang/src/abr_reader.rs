@@ -5,22 +5,39 @@
 //! On a new choice the reader subscribes to the new rendition's track and keeps returning the
 //! current one's frames. The new track starts at its latest group, whose keyframe was usually
 //! returned already (from the current track, the renditions' keyframes being aligned); the reader
-//! waits for the new track's first keyframe *after* the last frame returned, then returns the
-//! current track's frames up to that timestamp and continues with the new track from that
-//! keyframe. A current track that stalls (it is the one the link cannot carry) does not hold
-//! the switch: [`SWITCH_WAIT`] after the new keyframe arrived, the reader cuts over anyway.
+//! switches at the new track's first keyframe *after* the last frame returned:
+//! - When the current track reaches a group boundary first, its keyframe is held back (up to
+//!   [`SWITCH_WAIT`]) for the new track's, which is bigger and may arrive a little later; when it
+//!   comes, the reader continues from it. When it does not, the held keyframe goes out and the
+//!   switch waits for the next boundary.
+//! - When the new track's keyframe comes first, the reader returns the current track's frames up
+//!   to its timestamp, then continues from it. A current track that stalls (it is the one the
+//!   link cannot carry) does not hold the switch: [`SWITCH_WAIT`] after the new keyframe arrived,
+//!   the reader cuts over anyway; a step down does not wait at all (what the current track has
+//!   not delivered by then is late already).
+//!
+//! No repeat, and no gap but what a step down skips to catch up.
+//!
+//! Each rendition is subscribed with a priority by rank, the smallest highest: while two are
+//! subscribed, a smaller one being switched to is sent before the bigger one being left, and a
+//! bigger one being tried only takes what the link has left.
 //!
 //! # Estimate
-//! A reader that keeps up receives its rendition at the rendition's own rate, which says nothing
-//! about how much more the link could carry. So the reader watches, over half-second windows,
-//! how much media time arrives per wall-clock time:
-//! - **Behind** when a window brings less than [`KEEP_UP`] of its length in media time (a stall
-//!   brings none), or the track skipped groups. The estimate is then the delivered throughput,
-//!   and the choice steps down at once.
-//! - **Keeping up**: the estimate is a peer's report of what it could send
-//!   ([`AbrReader::set_probe`], e.g. the relay's PROBE), when one came in the last
-//!   [`PROBE_FRESH`]; without one, no estimate and no switch up.
+//! A reader that keeps up receives its rendition at the rendition's own rate; the average says
+//! nothing about how much more the link could carry, but the *bursts* do. A publisher sends a
+//! keyframe, or the frames of one fMP4 fragment, at once, and a relay forwards them as fast as the
+//! link takes them: the rate at which such a run of frames arrives
+//! ([`crate::TrackConsumer::take_burst`]) is a sample of the link's capacity. So:
+//! - **Behind** when a half-second window brings less than [`KEEP_UP`] of its length in media
+//!   time (a stall brings none), or the track skipped groups. The estimate is then the delivered
+//!   throughput, and the choice steps down at once.
+//! - **Keeping up**: the median of the burst samples of the last [`BURST_FRESH`]; with a peer's
+//!   report of what it could send ([`AbrReader::set_probe`], e.g. the relay's PROBE, fresh
+//!   within [`PROBE_FRESH`]), the smaller of the two. The relay's PROBE is its congestion window
+//!   over the round trip, which over-promises on an app-limited flow: on its own it makes the
+//!   reader try renditions the link cannot carry.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -34,6 +51,9 @@ pub const SWITCH_WAIT: Duration = Duration::from_millis(300);
 
 /// How long a [`AbrReader::set_probe`] estimate counts.
 pub const PROBE_FRESH: Duration = Duration::from_secs(2);
+
+/// How long a large frame's arrival rate counts towards the estimate (see [`AbrReader::burst`]).
+pub const BURST_FRESH: Duration = Duration::from_secs(3);
 
 /// The length of a measuring window.
 const WINDOW: Duration = Duration::from_millis(500);
@@ -72,6 +92,10 @@ pub struct AbrReader {
     /// The last window brought too little media time.
     falling_behind: bool,
     probe: Option<(u64, Instant)>,
+    /// Arrival rates of the current track's runs of frames, newest last, within [`BURST_FRESH`].
+    bursts: VecDeque<(Instant, u64)>,
+    /// A keyframe of the current track held back for a pending switch, and since when.
+    held: Option<(Frame, Instant)>,
 }
 
 /// What one measuring window received.
@@ -99,6 +123,8 @@ struct Pending {
     track: TrackConsumer,
     /// The new track's first keyframe after the last frame returned, and when it came.
     keyframe: Option<(Frame, Instant)>,
+    /// A step down to a smaller rendition.
+    down: bool,
 }
 
 impl AbrReader {
@@ -126,7 +152,7 @@ impl AbrReader {
         }
         let abr = Abr::new(renditions, config, initial);
         let name = abr.current().name.clone();
-        let current = consumer.subscribe(&name, latency);
+        let current = consumer.subscribe_with_priority(&name, latency, priority(&abr, &name));
         let now = Instant::now();
         Some(Self {
             consumer,
@@ -142,6 +168,8 @@ impl AbrReader {
             throughput: None,
             falling_behind: false,
             probe: None,
+            bursts: VecDeque::new(),
+            held: None,
         })
     }
 
@@ -161,9 +189,30 @@ impl AbrReader {
         if self.falling_behind {
             return self.throughput;
         }
-        self.probe
+        let probe = self
+            .probe
             .filter(|(_, at)| at.elapsed() < PROBE_FRESH)
-            .map(|(bps, _)| bps)
+            .map(|(bps, _)| bps);
+        match (probe, self.burst()) {
+            (Some(probe), Some(burst)) => Some(probe.min(burst)),
+            (probe, burst) => probe.or(burst),
+        }
+    }
+
+    /// The median arrival rate of the current track's large frames in the last
+    /// [`BURST_FRESH`]: what the link carried while runs of frames crossed it.
+    pub fn burst(&self) -> Option<u64> {
+        let mut rates: Vec<u64> = self
+            .bursts
+            .iter()
+            .filter(|(at, _)| at.elapsed() < BURST_FRESH)
+            .map(|(_, bps)| *bps)
+            .collect();
+        if rates.is_empty() {
+            return None;
+        }
+        rates.sort_unstable();
+        Some(rates[rates.len() / 2])
     }
 
     /// Delivered bits per second over the last measuring window.
@@ -185,12 +234,25 @@ impl AbrReader {
     pub async fn read(&mut self) -> Result<Option<AbrFrame>, Error> {
         loop {
             self.choose();
+            // A switch given up while a keyframe was held for it: the keyframe goes out now.
+            if self.pending.is_none() {
+                if let Some((frame, _)) = self.held.take() {
+                    return Ok(Some(self.emit(frame)));
+                }
+            }
             let ready = self
                 .pending
                 .as_ref()
-                .and_then(|p| p.keyframe.as_ref())
-                .map(|(frame, at)| (frame.timestamp, *at + SWITCH_WAIT));
+                .and_then(|p| Some((p.keyframe.as_ref()?, p.down)))
+                // A step down leaves a track the link cannot carry: no waiting for it.
+                .map(|((frame, at), down)| {
+                    (frame.timestamp, if down { *at } else { *at + SWITCH_WAIT })
+                });
             let waiting_keyframe = self.pending.as_ref().is_some_and(|p| p.keyframe.is_none());
+            let held = self
+                .held
+                .as_ref()
+                .map(|(frame, at)| (frame.timestamp, *at + SWITCH_WAIT));
             let window_end = self.window.start + WINDOW;
             let current = &mut self.current;
             let pending = &mut self.pending;
@@ -204,6 +266,18 @@ impl AbrReader {
                         None => std::future::pending().await,
                     }
                 } => return Ok(Some(self.cut_over())),
+                // The new track did not bring the held keyframe's match in time: it goes out,
+                // and the switch waits for the next group.
+                _ = async {
+                    match held {
+                        Some((_, deadline)) => tokio::time::sleep_until(deadline).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if let Some((frame, _)) = self.held.take() {
+                        return Ok(Some(self.emit(frame)));
+                    }
+                }
                 // Before the current track: when both bring the same aligned keyframe, the new
                 // track's must be seen first for the switch to happen at it.
                 frame = async {
@@ -216,8 +290,13 @@ impl AbrReader {
                         Ok(Some(frame)) => {
                             let after = self.last.is_none_or(|last| frame.timestamp > last);
                             if frame.keyframe && after {
+                                let at_held = held.is_some_and(|(timestamp, _)| frame.timestamp <= timestamp);
                                 if let Some(p) = self.pending.as_mut() {
                                     p.keyframe = Some((frame, Instant::now()));
+                                }
+                                // The current track's keyframe waits for this one: switch here.
+                                if at_held {
+                                    return Ok(Some(self.cut_over()));
                                 }
                             }
                         }
@@ -228,7 +307,7 @@ impl AbrReader {
                         }
                     }
                 }
-                frame = current.read() => {
+                frame = current.read(), if held.is_none() => {
                     let Some(frame) = frame? else {
                         if ready.is_some() {
                             return Ok(Some(self.cut_over()));
@@ -241,11 +320,32 @@ impl AbrReader {
                             return Ok(Some(self.cut_over()));
                         }
                     }
-                    self.count(&frame);
-                    self.last = Some(frame.timestamp);
-                    return Ok(Some(AbrFrame { rendition: self.name.clone(), frame, switched: false }));
+                    if let Some(bps) = self.current.take_burst() {
+                        tracing::debug!(bps, "capacity sample");
+                        self.bursts.push_back((Instant::now(), bps));
+                    }
+                    let after = self.last.is_none_or(|last| frame.timestamp > last);
+                    if waiting_keyframe && frame.keyframe && after {
+                        // A group boundary while a switch waits: the renditions' keyframes are
+                        // aligned, so hold this one for the new track's (which may come a little
+                        // later: its frames are bigger) and switch there.
+                        self.held = Some((frame, Instant::now()));
+                        continue;
+                    }
+                    return Ok(Some(self.emit(frame)));
                 }
             }
+        }
+    }
+
+    /// Return a frame of the current track.
+    fn emit(&mut self, frame: Frame) -> AbrFrame {
+        self.count(&frame);
+        self.last = Some(frame.timestamp);
+        AbrFrame {
+            rendition: self.name.clone(),
+            frame,
+            switched: false,
         }
     }
 
@@ -276,6 +376,13 @@ impl AbrReader {
 
     /// Feed the estimate to the choice; start a switch when it changes.
     fn choose(&mut self) {
+        while self
+            .bursts
+            .front()
+            .is_some_and(|(at, _)| at.elapsed() >= BURST_FRESH)
+        {
+            self.bursts.pop_front();
+        }
         let skipped = self.current.skipped();
         let behind = skipped > self.skipped || self.falling_behind;
         self.skipped = skipped;
@@ -292,8 +399,21 @@ impl AbrReader {
             return;
         }
         tracing::info!(from = %self.name, to = %target, estimate, behind, "switching rendition");
+        let bitrate = |name: &str| {
+            let renditions = self.abr.renditions();
+            renditions
+                .iter()
+                .find(|r| r.name == name)
+                .map(|r| r.bitrate)
+        };
+        let down = bitrate(&target) < bitrate(&self.name);
         self.pending = Some(Pending {
-            track: self.consumer.subscribe(&target, self.latency),
+            down,
+            track: self.consumer.subscribe_with_priority(
+                &target,
+                self.latency,
+                priority(&self.abr, &target),
+            ),
             name: target,
             keyframe: None,
         });
@@ -310,11 +430,13 @@ impl AbrReader {
             .keyframe
             .expect("cut_over only with a ready keyframe");
         self.current = pending.track;
+        self.held = None;
         self.skipped = self.current.skipped();
         self.name = pending.name;
         // A new rendition is measured afresh.
         self.throughput = None;
         self.falling_behind = false;
+        self.bursts.clear();
         self.window = Window::new();
         self.count(&frame);
         self.last = Some(frame.timestamp);
@@ -324,6 +446,15 @@ impl AbrReader {
             switched: true,
         }
     }
+}
+
+/// The subscriber priority of rendition `name`: the smaller the rendition, the higher. While two
+/// are subscribed, a smaller one being switched to (the link cannot carry the bigger) comes
+/// first, and a bigger one being tried only takes what the link has left.
+fn priority(abr: &Abr, name: &str) -> u8 {
+    let renditions = abr.renditions();
+    let rank = renditions.iter().position(|r| r.name == name).unwrap_or(0);
+    u8::try_from(renditions.len() - 1 - rank).unwrap_or(u8::MAX)
 }
 
 #[cfg(test)]
@@ -468,6 +599,52 @@ mod tests {
             timestamps.windows(2).all(|w| w[1] > w[0]),
             "timestamps increase"
         );
+        assert_eq!(reader.switches(), 1);
+    }
+
+    /// The big rendition's frames arrive 20 ms after the small one's (bigger frames take longer
+    /// over the link): at a group boundary the small track's keyframe is held for the big one's,
+    /// and the switch happens there, with no gap and no repeat.
+    #[tokio::test(start_paused = true)]
+    async fn a_switch_waits_at_the_boundary_for_the_new_tracks_later_keyframe() {
+        let mut broadcast = BroadcastProducer::new();
+        let mut big = broadcast.add_video(config(3_000_000));
+        let mut small = broadcast.add_video(config(300_000));
+        broadcast.publish_catalog().unwrap();
+        let consumer = broadcast.consume();
+        let catalog = consumer.catalog().next().await.unwrap().unwrap();
+        let abr_config = AbrConfig {
+            up_after: Duration::from_secs(1),
+            ..AbrConfig::default()
+        };
+        let mut reader =
+            AbrReader::new(consumer, &catalog, Duration::MAX, abr_config, None).unwrap();
+        let writer = tokio::spawn(async move {
+            for n in 0..150u64 {
+                let (t, key) = (n * 33_333, n % 10 == 0);
+                small.write(frame(t, key, 1_250)).unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                big.write(frame(t, key, 12_500)).unwrap();
+                tokio::time::sleep(Duration::from_micros(13_333)).await;
+            }
+            big.finish();
+            small.finish();
+        });
+        let mut got = Vec::new();
+        while let Some(f) = reader.read().await.unwrap() {
+            reader.set_probe(10_000_000);
+            got.push((f.rendition.clone(), f.frame.timestamp, f.switched));
+        }
+        writer.await.unwrap();
+        let switch = got.iter().position(|g| g.2).expect("a switch up");
+        assert_eq!(got[switch].0, "video0");
+        assert_eq!(got[switch].1 % (10 * 33_333), 0, "at a group boundary");
+        let timestamps: Vec<u64> = got.iter().map(|g| g.1).collect();
+        let first = timestamps[0] / 33_333;
+        let expected: Vec<u64> = (first..first + timestamps.len() as u64)
+            .map(|n| n * 33_333)
+            .collect();
+        assert_eq!(timestamps, expected, "no gap, no repeat");
         assert_eq!(reader.switches(), 1);
     }
 }

@@ -256,7 +256,20 @@ impl BroadcastConsumer {
     /// Subscribe to a media track. `latency` is how far behind the newest group's keyframe the
     /// reader may fall before it skips ahead (`Duration::MAX`: never skip).
     pub fn subscribe(&self, name: &str, latency: Duration) -> TrackConsumer {
-        let track = self.inner.subscribe_track(&Track::new(name));
+        self.subscribe_with_priority(name, latency, 0)
+    }
+
+    /// [`Self::subscribe`] with a subscriber priority: a peer sends the groups of a track with a
+    /// higher priority before those of a lower one (spec §7).
+    pub fn subscribe_with_priority(
+        &self,
+        name: &str,
+        latency: Duration,
+        priority: u8,
+    ) -> TrackConsumer {
+        let track = self
+            .inner
+            .subscribe_track(&Track::new(name).with_priority(priority));
         TrackConsumer {
             inner: SkippingReader::new(track, Legacy, latency),
         }
@@ -309,6 +322,14 @@ impl TrackConsumer {
     /// Groups skipped because this reader fell behind.
     pub fn skipped(&self) -> u64 {
         self.inner.skipped()
+    }
+
+    /// The rate (bits per second) at which the last large frame (a keyframe, usually) arrived,
+    /// from its first chunk to its last; each sample once. On a link with room it is above the
+    /// track's own rate: a capacity estimate for [`crate::abr`]. `None` when no frame since the
+    /// last call was large enough to tell (see the reader's module docs).
+    pub fn take_burst(&mut self) -> Option<u64> {
+        self.inner.take_burst()
     }
 
     /// The track name.

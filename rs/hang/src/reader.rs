@@ -6,6 +6,8 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
 use moq_lite::{FrameConsumer, GroupConsumer};
@@ -44,6 +46,35 @@ pub(crate) const REORDER_WINDOW: Duration = Duration::from_millis(100);
 /// skipped, short enough that a group the link will not deliver stalls the output only briefly.
 pub(crate) const STARVED_AFTER: Duration = Duration::from_millis(500);
 
+/// Least payload a run of back-to-back frames must bring (after its first chunk) to count as a
+/// capacity sample: about four packets, so it spans several packet times of the bottleneck.
+pub(crate) const BURST_MIN_BYTES: u64 = 5_000;
+
+/// The longest pause between one frame's last chunk and the next frame's first for both to
+/// count as one run: longer than a packet's time on a 0.5 Mbit/s link, shorter than a frame
+/// interval, so frames the publisher sent together join and frames it sent apart do not.
+pub(crate) const RUN_GAP: Duration = Duration::from_millis(20);
+
+/// Frames that arrived back to back (see [`SkippingReader::take_burst`]).
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    first: Instant,
+    last: Instant,
+    /// Bytes after the run's first chunk.
+    bytes: u64,
+}
+
+impl Run {
+    /// The rate (bits per second) the run arrived at, if it was big and long enough to tell.
+    fn rate(&self) -> Option<u64> {
+        let micros = u64::try_from((self.last - self.first).as_micros()).unwrap_or(u64::MAX);
+        if self.bytes < BURST_MIN_BYTES || micros < 1_000 {
+            return None;
+        }
+        Some(self.bytes.saturating_mul(8_000_000) / micros)
+    }
+}
+
 /// Reads a track in order, skipping to a newer group when it falls more than its latency target
 /// behind, and moving on from a group that will not complete.
 ///
@@ -70,6 +101,10 @@ pub(crate) struct SkippingReader<D> {
     /// The frame of `current` being read, and its chunks so far.
     frame: Option<FrameConsumer>,
     chunks: Vec<Bytes>,
+    /// The run of back-to-back frames the last frame read belongs to.
+    run: Option<Run>,
+    /// The arrival rate of the last run that gave a sample, not taken yet.
+    burst: Option<u64>,
     /// Newer groups that arrived while `current` was being read, oldest first, each with its
     /// keyframe's media time once that has arrived.
     pending: VecDeque<Pending>,
@@ -109,6 +144,8 @@ impl<D: FrameDecoder> SkippingReader<D> {
             index: 0,
             frame: None,
             chunks: Vec::new(),
+            run: None,
+            burst: None,
             pending: VecDeque::new(),
             ended: false,
             next_sequence: None,
@@ -192,7 +229,10 @@ impl<D: FrameDecoder> SkippingReader<D> {
                     }
                 } => match step {
                     (_, Ok(Step::More)) => {}
-                    (_, Ok(Step::Frame(payload))) => {
+                    (_, Ok(Step::Frame(payload, arrival))) => {
+                        if let Some(arrival) = arrival {
+                            self.arrived(arrival);
+                        }
                         let (timestamp, output) = self.decoder.decode(payload)?;
                         let keyframe = self.index == 0;
                         self.index += 1;
@@ -308,6 +348,36 @@ impl<D: FrameDecoder> SkippingReader<D> {
         self.chunks.clear();
     }
 
+    /// The rate (bits per second) at which the last run of frames big enough to tell arrived,
+    /// once. A run is frames whose chunks came back to back (pauses under [`RUN_GAP`]): a
+    /// keyframe, or frames a publisher sent together. A relay forwards them as fast as the link
+    /// takes them, so the rate is a sample of the link's capacity, above the stream's own rate
+    /// when the link has room. The times are when the session wrote the chunks, not when this
+    /// reader read them, so a reader that is behind still measures the link.
+    pub fn take_burst(&mut self) -> Option<u64> {
+        self.burst.take()
+    }
+
+    /// Add a whole frame's arrival to the current run, or close the run and start another.
+    fn arrived(&mut self, arrival: moq_lite::Arrival) {
+        match self.run.as_mut() {
+            Some(run) if arrival.first.saturating_duration_since(run.last) <= RUN_GAP => {
+                run.last = run.last.max(arrival.last);
+                run.bytes += arrival.written;
+            }
+            _ => {
+                if let Some(rate) = self.run.and_then(|run| run.rate()) {
+                    self.burst = Some(rate);
+                }
+                self.run = Some(Run {
+                    first: arrival.first,
+                    last: arrival.last,
+                    bytes: arrival.written - arrival.first_len,
+                });
+            }
+        }
+    }
+
     /// Jump ahead when behind the latency target, or when the current group is starved.
     ///
     /// How far behind is measured against the newest frame that has arrived in a newer group
@@ -412,8 +482,8 @@ impl<D: FrameDecoder> SkippingReader<D> {
 enum Step {
     /// More of the frame's payload arrived.
     More,
-    /// A whole frame's payload.
-    Frame(Bytes),
+    /// A whole frame's payload, and when it arrived.
+    Frame(Bytes, Option<moq_lite::Arrival>),
     /// The group finished.
     GroupEnd,
 }
@@ -435,6 +505,7 @@ async fn next_chunks(
     if reading.read_chunks(chunks).await? {
         return Ok(Step::More);
     }
+    let arrival = reading.arrival();
     *frame = None;
     let payload = match chunks.len() {
         0 => Bytes::new(),
@@ -448,7 +519,7 @@ async fn next_chunks(
         }
     };
     chunks.clear();
-    Ok(Step::Frame(payload))
+    Ok(Step::Frame(payload, arrival))
 }
 
 /// The first frame's media time if it has fully arrived, without waiting.
@@ -483,7 +554,7 @@ mod tests {
         type Output = u64;
 
         fn decode(&self, payload: Bytes) -> Result<(Option<u64>, u64), Error> {
-            let bytes: [u8; 8] = payload[..].try_into().expect("8-byte test frame");
+            let bytes: [u8; 8] = payload[..8].try_into().expect("8-byte test frame");
             let timestamp = u64::from_be_bytes(bytes);
             Ok((Some(timestamp), timestamp))
         }
@@ -716,5 +787,47 @@ mod tests {
             assert_eq!(next(&mut reader).await, (sequence * 10, true));
         }
         assert_eq!(reader.skipped(), 0);
+    }
+
+    /// A frame of `8 + 1500 * parts` bytes: its media time, then `parts` chunks 1 ms apart.
+    async fn spread_frame(group: &mut GroupProducer, timestamp: u64, parts: u64) {
+        let size = 8 + 1500 * parts;
+        let mut frame = group.create_frame(Frame { timestamp, size }).unwrap();
+        frame
+            .write_chunk(Bytes::copy_from_slice(&timestamp.to_be_bytes()))
+            .unwrap();
+        for _ in 0..parts {
+            tokio::time::advance(Duration::from_millis(1)).await;
+            frame.write_chunk(Bytes::from(vec![0u8; 1500])).unwrap();
+        }
+        frame.finish().unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn frames_arriving_back_to_back_give_one_capacity_sample() {
+        let track = track();
+        let mut reader = reader(&track, Duration::MAX);
+        let mut g0 = group(&track, 0);
+        // Two frames, each 8 bytes then 4 x 1500 bytes 1 ms apart, the second starting 1 ms
+        // after the first ended: one run of 9 ms with 6000 + 6008 bytes after its first chunk.
+        spread_frame(&mut g0, 0, 4).await;
+        tokio::time::advance(Duration::from_millis(1)).await;
+        spread_frame(&mut g0, 33 * MS, 4).await;
+        assert_eq!(next(&mut reader).await, (0, true));
+        assert_eq!(next(&mut reader).await, (33 * MS, false));
+        assert_eq!(reader.take_burst(), None, "the run may go on");
+        // A pause longer than RUN_GAP: the run is over.
+        tokio::time::advance(RUN_GAP + Duration::from_millis(1)).await;
+        write(&mut g0, 66 * MS);
+        assert_eq!(next(&mut reader).await, (66 * MS, false));
+        assert_eq!(reader.take_burst(), Some(12_008 * 8_000_000 / 9_000));
+        assert_eq!(reader.take_burst(), None, "each sample once");
+        // Small frames alone never make a sample: too few bytes to tell.
+        for n in 3..6 {
+            tokio::time::advance(Duration::from_millis(33)).await;
+            write(&mut g0, n * 33 * MS);
+            next(&mut reader).await;
+        }
+        assert_eq!(reader.take_burst(), None);
     }
 }

@@ -217,6 +217,18 @@ pub struct Server {
     #[serde(with = "congestion")]
     pub quic_congestion: moq_native::Congestion,
 
+    /// UDP generic segmentation offload: hand the kernel up to ten packets in one send. Off
+    /// costs CPU per viewer; turn it off where a shaper on this host must see packets one by one
+    /// (a test link in a network namespace), or for a NIC that mishandles it. [default: true]
+    #[arg(
+        long = "quic-gso",
+        env = "MOQ_QUIC_GSO",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub quic_gso: Option<bool>,
+
     /// `[server.tls]`: the certificates.
     #[command(flatten, next_help_heading = "TLS")]
     pub tls: Tls,
@@ -902,6 +914,12 @@ mod tests {
             env: ("MOQ_QUIC_CONGESTION", "bbr"),
             toml: "[server]\nquic_congestion = \"bbr\"",
             check: |c| c.server.quic_congestion == moq_native::Congestion::Bbr,
+        },
+        Case {
+            flag: &["--quic-gso", "false"],
+            env: ("MOQ_QUIC_GSO", "false"),
+            toml: "[server]\nquic_gso = false",
+            check: |c| c.server.quic_gso == Some(false),
         },
         Case {
             flag: &["--server-workers", "3"],

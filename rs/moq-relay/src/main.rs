@@ -94,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
             initial_streams: quic.quic_initial_streams,
             max_mtu: quic.quic_max_mtu,
             congestion: quic.quic_congestion,
+            gso: quic.quic_gso.unwrap_or(true),
             ..Default::default()
         },
         handshake_timeout: config.limits.handshake_timeout,

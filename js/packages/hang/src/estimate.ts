@@ -12,16 +12,21 @@
  *   since the last look (by the reader, or dropped by the relay as too old). Either means the link
  *   (or the decoder) does not keep up with the rendition.
  *
+ * - **Bursts**: a publisher sends a keyframe, or the frames of one fMP4 fragment, at once, and a
+ *   relay forwards them as fast as the link takes them. Frames whose bytes arrive back to back
+ *   (pauses under {@link EstimatorConfig.runGapMs}) form a run, and the rate a run arrives at
+ *   (bytes after its first chunk over the time to its last) is a sample of the link's capacity,
+ *   above the stream's own rate when the link has room. Runs under
+ *   {@link EstimatorConfig.minRunBytes} say too little and are left out.
+ *
  * Delivered throughput cannot see spare capacity: a link that keeps up delivers the rendition's
  * bitrate, whatever it could carry above it, and only a saturated link delivers roughly its
- * capacity. Fed to `Abr` as is, the rate of a link that keeps up would sit at the current
- * bitrate, below the 1 / `downFraction` margin a rendition needs to stay, and every rendition
- * would be left for the lowest. So {@link BandwidthEstimator.estimate} vouches for the throughput
- * only while it measures capacity (the player was behind within
- * {@link EstimatorConfig.saturatedMs}) and gives no estimate otherwise. Switching up therefore
- * relies on an estimate above the current bitrate from elsewhere, e.g. a relay PROBE: hand it to
- * {@link BandwidthEstimator.setProbeEstimate}; while it is recent the estimate is the larger of
- * the probe and the throughput.
+ * capacity. So {@link BandwidthEstimator.estimate} is the throughput while it measures capacity
+ * (the player was behind within {@link EstimatorConfig.saturatedMs}), and otherwise the median
+ * burst sample of the last {@link EstimatorConfig.burstValidMs}. An estimate from elsewhere (e.g.
+ * a relay PROBE, {@link BandwidthEstimator.setProbeEstimate}) caps the burst median while it is
+ * recent; alone, it is the estimate. (A relay's PROBE is its congestion window over the round
+ * trip, which over-promises on an app-limited flow.)
  */
 
 /** The knobs of a {@link BandwidthEstimator}. */
@@ -34,15 +39,40 @@ export interface EstimatorConfig {
 	saturatedMs: number;
 	/** How long (ms) a probe estimate stays valid. */
 	probeValidMs: number;
+	/** The longest pause (ms) between two frames' bytes for both to count as one run. */
+	runGapMs: number;
+	/** Least bytes after a run's first chunk for it to count as a capacity sample. */
+	minRunBytes: number;
+	/** How long (ms) a burst sample counts towards the estimate. */
+	burstValidMs: number;
 }
 
-/** Windows of 1 s averaged with weight 0.5 (≈ 2 s of memory); saturation and probes last 2 and 5 s. */
+/**
+ * Windows of 1 s averaged with weight 0.5 (≈ 2 s of memory); saturation and probes last 2 and
+ * 5 s; runs join across pauses under 20 ms (a packet's time on a 0.5 Mbit/s link, less than a
+ * frame interval), count from 5000 bytes, and their samples last 3 s.
+ */
 export const DEFAULT_ESTIMATOR_CONFIG: Readonly<EstimatorConfig> = Object.freeze({
 	windowMs: 1000,
 	alpha: 0.5,
 	saturatedMs: 2000,
 	probeValidMs: 5000,
+	runGapMs: 20,
+	minRunBytes: 5000,
+	burstValidMs: 3000,
 });
+
+/** When a frame's bytes arrived (`@moqx/lite`'s `Arrival`): ms timestamps and sizes. */
+export interface FrameArrival {
+	/** When its first bytes were read. */
+	firstMs: number;
+	/** When its last bytes were read. */
+	lastMs: number;
+	/** Bytes read at `firstMs`. */
+	firstBytes: number;
+	/** Its size. */
+	bytes: number;
+}
 
 /** What {@link BandwidthEstimator.behind} decides on. */
 export interface PlaybackState {
@@ -72,6 +102,10 @@ export class BandwidthEstimator {
 	#probe: { bps: number; at: number } | undefined;
 	#lastBehind: number | undefined;
 	#skipped = 0;
+	/** The run of back-to-back frames being measured. */
+	#run: { firstMs: number; lastMs: number; bytes: number } | undefined;
+	/** Burst samples (bits per second) and when their runs ended, oldest first. */
+	#bursts: { bps: number; at: number }[] = [];
 
 	/** @param config each knob defaults to {@link DEFAULT_ESTIMATOR_CONFIG} */
 	constructor(config: Partial<EstimatorConfig> = {}) {
@@ -82,6 +116,37 @@ export class BandwidthEstimator {
 	add(bytes: number, nowMs: number): void {
 		this.#roll(nowMs);
 		this.#windowBytes += bytes;
+	}
+
+	/**
+	 * A video frame of the rendition shown arrived as `arrival` says: it joins the current run,
+	 * or ends it (a sample, if the run tells enough) and starts the next.
+	 */
+	addArrival(arrival: FrameArrival): void {
+		const run = this.#run;
+		if (run && arrival.firstMs - run.lastMs <= this.config.runGapMs) {
+			run.lastMs = Math.max(run.lastMs, arrival.lastMs);
+			run.bytes += arrival.bytes;
+			return;
+		}
+		if (run) this.#closeRun(run);
+		this.#run = { firstMs: arrival.firstMs, lastMs: arrival.lastMs, bytes: arrival.bytes - arrival.firstBytes };
+	}
+
+	/** The median burst sample of the last {@link EstimatorConfig.burstValidMs} at `nowMs`, in bits per second. */
+	burst(nowMs: number): number | undefined {
+		const valid = this.#bursts.filter((b) => nowMs - b.at <= this.config.burstValidMs).map((b) => b.bps);
+		if (valid.length === 0) return undefined;
+		valid.sort((a, b) => a - b);
+		return valid[Math.floor(valid.length / 2)];
+	}
+
+	#closeRun(run: { firstMs: number; lastMs: number; bytes: number }) {
+		const ms = run.lastMs - run.firstMs;
+		if (run.bytes < this.config.minRunBytes || ms < 1) return;
+		this.#bursts.push({ bps: (run.bytes * 8 * 1000) / ms, at: run.lastMs });
+		const oldest = run.lastMs - this.config.burstValidMs;
+		while (this.#bursts.length > 0 && (this.#bursts[0]?.at ?? oldest) < oldest) this.#bursts.shift();
 	}
 
 	/** Delivered throughput in bits per second (moving average), undefined before a window has passed. */
@@ -113,15 +178,16 @@ export class BandwidthEstimator {
 
 	/**
 	 * The link capacity in bits per second this estimator can vouch for at `nowMs`, for
-	 * `Abr.update`: the larger of a recent probe and the throughput; else the throughput while
-	 * the link is saturated; else none (the throughput is only a lower bound then).
+	 * `Abr.update`: the throughput while the link is saturated; else the burst median, capped by
+	 * a recent probe; else the probe alone; else none.
 	 */
 	estimate(nowMs: number): number | undefined {
 		const throughput = this.throughput(nowMs);
-		const probe = this.#probe;
-		if (probe && nowMs - probe.at <= this.config.probeValidMs) return Math.max(probe.bps, throughput ?? 0);
 		if (this.#lastBehind !== undefined && nowMs - this.#lastBehind <= this.config.saturatedMs) return throughput;
-		return undefined;
+		const probe = this.#probe && nowMs - this.#probe.at <= this.config.probeValidMs ? this.#probe.bps : undefined;
+		const burst = this.burst(nowMs);
+		if (burst !== undefined && probe !== undefined) return Math.min(burst, probe);
+		return burst ?? probe;
 	}
 
 	/** Close the windows that ended by `nowMs` into the average (empty ones count as zero). */

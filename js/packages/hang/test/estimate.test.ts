@@ -62,14 +62,52 @@ test("estimate: none while keeping up, the throughput while saturated", () => {
 	assert.equal(e.estimate(t + 2001), undefined);
 });
 
-test("estimate: a recent probe, or the throughput if larger", () => {
+test("estimate: a recent probe, when there are no burst samples", () => {
 	const e = new BandwidthEstimator();
 	const t = deliver(e, 2 * MBIT, 0, 5);
 	e.setProbeEstimate(8 * MBIT, t);
 	assert.equal(e.estimate(t), 8 * MBIT);
 	e.setProbeEstimate(MBIT, t);
-	near(e.estimate(t), 2 * MBIT, 0.1 * MBIT);
+	assert.equal(e.estimate(t), MBIT);
 	assert.equal(e.estimate(t + 5001), undefined, "the probe expired");
+});
+
+/** A frame of `bytes` whose first 1200 bytes came at `atMs` and the rest at `bps`. */
+function arrival(atMs: number, bytes: number, bps: number) {
+	return { firstMs: atMs, lastMs: atMs + ((bytes - 1200) * 8 * 1000) / bps, firstBytes: 1200, bytes };
+}
+
+test("bursts: frames back to back make one run, whose rate is a sample once it ends", () => {
+	const e = new BandwidthEstimator();
+	// A fragment of three frames sent at once over a 10 Mbit/s link: one run.
+	let t = 0;
+	for (const bytes of [12_000, 3_000, 3_000]) {
+		const a = arrival(t, bytes, 10 * MBIT);
+		e.addArrival(a);
+		t = a.lastMs + 1;
+	}
+	assert.equal(e.burst(t), undefined, "the run may go on");
+	// The next fragment, 100 ms later: the first run ends.
+	e.addArrival(arrival(100, 3_000, 10 * MBIT));
+	// 16 800 bytes after the first chunk over the run's span (its three frames and the two 1 ms pauses).
+	const span = (10_800 * 8) / 10_000 + 1 + (1_800 * 8) / 10_000 + 1 + (1_800 * 8) / 10_000;
+	near(e.burst(100), (16_800 * 8 * 1000) / span, 1);
+	// Runs too small to tell are left out.
+	const small = new BandwidthEstimator();
+	small.addArrival(arrival(0, 3_000, 10 * MBIT));
+	small.addArrival(arrival(100, 3_000, 10 * MBIT));
+	assert.equal(small.burst(100), undefined);
+});
+
+test("bursts: the estimate is the median sample while keeping up, capped by a probe", () => {
+	const e = new BandwidthEstimator();
+	const rates = [9, 10, 2, 11, 10, 9, 40, 10].map((m) => m * MBIT);
+	rates.forEach((bps, i) => e.addArrival(arrival(i * 100, 12_000, bps)));
+	e.addArrival(arrival(800, 3_000, MBIT));
+	near(e.estimate(800), 10 * MBIT, 1);
+	e.setProbeEstimate(5 * MBIT, 800);
+	assert.equal(e.estimate(800), 5 * MBIT, "the smaller of the two");
+	assert.equal(e.burst(800 + 3000 + 701), undefined, "samples expire");
 });
 
 /**
@@ -77,7 +115,13 @@ test("estimate: a recent probe, or the throughput if larger", () => {
  * rendition's bytes and the link delivers what it can; the queue's drain time is how late the
  * newest frame arrives, and the relay drops the queue (a skipped group) once it exceeds a group.
  */
-function simulate(abr: Abr, capacity: (ms: number) => number, seconds: number, probe = false): string[] {
+function simulate(
+	abr: Abr,
+	capacity: (ms: number) => number,
+	seconds: number,
+	probe = false,
+	bursts = false,
+): string[] {
 	const e = new BandwidthEstimator();
 	const groupMs = 2000;
 	let queue = 0;
@@ -89,6 +133,8 @@ function simulate(abr: Abr, capacity: (ms: number) => number, seconds: number, p
 		const sent = Math.min(queue, (link / 8) * 0.1);
 		queue -= sent;
 		e.add(sent, t);
+		// What was sent crossed the link back to back, at the link's rate.
+		if (bursts && sent > 0) e.addArrival(arrival(t, Math.max(sent, 1200), link));
 		let lateMs = (queue * 8 * 1000) / link;
 		if (lateMs > groupMs) {
 			queue = 0;
@@ -135,4 +181,19 @@ test("abr on the estimator: with a probe, back up once the link recovers", () =>
 	const up = chosen.lastIndexOf("sd") * 100;
 	assert.ok(up >= 30_000 && up <= 40_000, `up at ${up} ms`);
 	assert.equal(abr.switches, 2);
+});
+
+test("abr on the estimator: with burst samples, down when saturated and back up once the link recovers", () => {
+	const abr = new Abr(renditions, {}, undefined);
+	const chosen = simulate(abr, (t) => (t >= 20_000 && t < 40_000 ? 2 * MBIT : 6 * MBIT), 60, false, true);
+	assert.equal(chosen[0], "sd", "the lowest without an estimate");
+	const up = chosen.indexOf("hd") * 100;
+	assert.ok(up > 0 && up <= 10_000, `up at ${up} ms`);
+	// A saturated link's bytes arrive in one endless run: no new sample, so down on being behind,
+	// as without bursts (within ~4 s here, see above).
+	const down = chosen.indexOf("sd", up / 100) * 100;
+	assert.ok(down >= 20_000 && down <= 24_500, `down at ${down} ms`);
+	const back = chosen.indexOf("hd", down / 100) * 100;
+	assert.ok(back >= 40_000 && back <= 50_000, `back up at ${back} ms`);
+	assert.equal(abr.switches, 3, "no oscillation");
 });

@@ -17,6 +17,7 @@
  */
 
 export * as Wire from "./coding/index.ts";
+export type { Arrival } from "./coding/reader.ts";
 export { type CodeRegistry, DecodeError, ErrorCode, MoqError, WireCodes } from "./error.ts";
 export type { Announced, Announcement } from "./model/announced.ts";
 export { BroadcastConsumer, BroadcastProducer } from "./model/broadcast.ts";

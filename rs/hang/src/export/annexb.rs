@@ -197,6 +197,11 @@ impl AnnexBExporter {
                 "no legacy H.264 rendition".into(),
             ));
         };
+        // Once a second: what the output got (the rendition, frames, the longest pause between
+        // two frames, groups skipped) and what the choice saw.
+        let mut report_at = tokio::time::Instant::now();
+        let mut last_write: Option<tokio::time::Instant> = None;
+        let (mut frames, mut max_gap) = (0u64, Duration::ZERO);
         loop {
             let next = match probe.as_mut() {
                 Some(rx) => tokio::select! {
@@ -242,6 +247,25 @@ impl AnnexBExporter {
             put_annexb(&mut buf, &nals);
             out.write_all(&buf).await?;
             out.flush().await?;
+
+            let now = tokio::time::Instant::now();
+            if let Some(prev) = last_write {
+                max_gap = max_gap.max(now - prev);
+            }
+            last_write = Some(now);
+            frames += 1;
+            if now - report_at >= Duration::from_secs(1) {
+                tracing::info!(
+                    rendition = %abr_frame.rendition,
+                    frames,
+                    max_gap_ms = max_gap.as_millis() as u64,
+                    skipped = reader.skipped(),
+                    estimate_kbps = reader.estimate().map(|bps| bps / 1000),
+                    switches = reader.switches(),
+                    "abr output"
+                );
+                (report_at, frames, max_gap) = (now, 0, Duration::ZERO);
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::Error;
 
@@ -14,11 +15,26 @@ pub struct Frame {
     pub size: u64,
 }
 
+/// When a frame's chunks were written: what a reader needs to tell how fast the frame came in
+/// over the network (the session writes chunks as they arrive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    /// When the first chunk was written.
+    pub first: Instant,
+    /// When the last chunk so far was written.
+    pub last: Instant,
+    /// Bytes of the first chunk; the rest, `written - first_len`, came between `first` and `last`.
+    pub first_len: u64,
+    /// Bytes written so far.
+    pub written: u64,
+}
+
 #[derive(Debug, Default)]
 struct State {
     chunks: Vec<Bytes>,
     written: u64,
     closed: Option<Result<(), Error>>,
+    arrival: Option<Arrival>,
 }
 
 /// Writes one frame's payload in chunks. Dropping it unfinished aborts the frame with [`Error::Dropped`].
@@ -58,6 +74,15 @@ impl FrameProducer {
                 return false;
             }
             state.written += chunk.len() as u64;
+            let now = Instant::now();
+            let arrival = state.arrival.get_or_insert(Arrival {
+                first: now,
+                last: now,
+                first_len: chunk.len() as u64,
+                written: 0,
+            });
+            arrival.last = now;
+            arrival.written = state.written;
             state.chunks.push(chunk.clone());
             true
         });
@@ -162,6 +187,11 @@ impl FrameConsumer {
             Some(Err(err)) => Err(err),
             Some(Ok(())) | None => Ok(None),
         }
+    }
+
+    /// When the chunks written so far arrived; `None` before the first.
+    pub fn arrival(&self) -> Option<Arrival> {
+        self.state.borrow().arrival
     }
 
     /// Whether a read would return at once: a chunk not read yet has arrived, or the frame ended.
@@ -297,5 +327,25 @@ mod tests {
         });
         drop(producer);
         assert_eq!(consumer.read_all().await, Err(Error::Dropped));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn arrival_records_when_the_chunks_were_written() {
+        let (mut producer, consumer) = FrameProducer::new(Frame {
+            timestamp: 0,
+            size: 6,
+        });
+        assert_eq!(consumer.arrival(), None);
+        let start = Instant::now();
+        producer.write_chunk(Bytes::from_static(b"ab")).unwrap();
+        tokio::time::advance(std::time::Duration::from_millis(5)).await;
+        producer.write_chunk(Bytes::from_static(b"cdef")).unwrap();
+        let arrival = consumer.arrival().unwrap();
+        assert_eq!(arrival.first, start);
+        assert_eq!(
+            arrival.last - arrival.first,
+            std::time::Duration::from_millis(5)
+        );
+        assert_eq!((arrival.first_len, arrival.written), (2, 6));
     }
 }

@@ -16,6 +16,7 @@
  */
 
 import { shouldSkipGroup, skippedFrames } from "../buffer.ts";
+import type { FrameArrival } from "../estimate.ts";
 import type { Sample, Unpack } from "./unpack.ts";
 import { unpackLegacy } from "./unpack.ts";
 
@@ -23,6 +24,8 @@ import { unpackLegacy } from "./unpack.ts";
 export interface FrameLike {
 	/** The frame bytes (a legacy or CMAF container frame). */
 	payload: Uint8Array;
+	/** When its bytes arrived from the network, if known. */
+	arrival?: FrameArrival;
 }
 
 /** The part of `@moqx/lite`'s `GroupConsumer` the reader uses. */
@@ -58,6 +61,8 @@ export interface MediaFrame {
 	group: number;
 	/** Size of the moq-lite frame in bytes (for bitrate). */
 	size: number;
+	/** When its bytes arrived from the network, if known (for the capacity estimate). */
+	arrival?: FrameArrival;
 }
 
 /** Options of a {@link GroupReader}. */
@@ -162,6 +167,7 @@ export class GroupReader {
 			keyframe: entry.index === 0,
 			group: entry.group.sequence,
 			size: frame.payload.byteLength,
+			arrival: frame.arrival,
 		};
 		entry.index++;
 		return out;

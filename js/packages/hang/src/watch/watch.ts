@@ -561,9 +561,10 @@ class Session {
 			p.config.bitrate && p.config.bitrate > 0 ? [{ name, bitrate: p.config.bitrate }] : [],
 		);
 		if (ladder.length >= 2) {
-			// Start with the best rendition unless the link was seen saturated (see the module docs),
-			// or where the previous catalog version's playback was.
-			session.#abr = new Abr(ladder, {}, opts.estimator.estimate(performance.now()) ?? Number.POSITIVE_INFINITY);
+			// Start with the best rendition the estimate carries (the lowest without one, as on a
+			// first connection: the burst samples move it up within seconds where the link has
+			// room), or where the previous catalog version's playback was.
+			session.#abr = new Abr(ladder, {}, opts.estimator.estimate(performance.now()));
 			if (opts.previous) session.#abr.pin(opts.previous);
 		}
 		// Also watches over switches to a pinned rendition.
@@ -756,7 +757,10 @@ class Session {
 				// A fragment's samples arrive together, when the last is complete: anchoring on its
 				// first sample gives that one the whole target latency (the others get more).
 				this.clock.observe(frame.timestamp, now, this.#videoPrimary);
-				if (pipe === this.#video) this.#observeVideo(pipe, frame, now);
+				if (pipe === this.#video) {
+					this.#observeVideo(pipe, frame, now);
+					if (frame.arrival) this.#opts.estimator.addArrival(frame.arrival);
+				}
 				pipe.renderer.decode(frame);
 			}
 		} catch (e) {

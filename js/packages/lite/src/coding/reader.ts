@@ -12,6 +12,21 @@ import { type Cursor, tryDecode } from "./primitives.ts";
 /** Maps a stream read failure (reset, session gone) to an Error. */
 export type ReadErrorMapper = (err: unknown) => Error;
 
+/**
+ * When the bytes of a decoded value arrived: what a reader needs to tell how fast a frame came in
+ * over the network. Times are `performance.now()` ms at which the stream chunks were read.
+ */
+export interface Arrival {
+	/** When the chunk holding the value's first byte was read. */
+	firstMs: number;
+	/** When the chunk holding its last byte was read. */
+	lastMs: number;
+	/** Bytes of the value in that first chunk; the rest came between `firstMs` and `lastMs`. */
+	firstBytes: number;
+	/** The value's encoded size. */
+	bytes: number;
+}
+
 /** Buffered, decoding reader. One reader per stream; calls must not overlap. */
 export class Reader {
 	readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
@@ -20,6 +35,17 @@ export class Reader {
 	#start = 0;
 	#end = 0;
 	#eof = false;
+	/** When the chunk holding the first buffered byte was read, and its bytes still buffered. */
+	#firstMs = 0;
+	#firstBytes = 0;
+	/** When the last chunk was read. */
+	#lastMs = 0;
+	#arrival: Arrival | undefined;
+
+	/** When the bytes of the value last decoded arrived. */
+	get arrival(): Arrival | undefined {
+		return this.#arrival;
+	}
 
 	/** Read from `stream`; read failures are passed through `mapError`. */
 	constructor(stream: ReadableStream<Uint8Array>, mapError: ReadErrorMapper = (e) => e as Error) {
@@ -43,6 +69,11 @@ export class Reader {
 		const chunk = result.value;
 		if (chunk.length === 0) return true;
 		const used = this.#end - this.#start;
+		this.#lastMs = performance.now();
+		if (used === 0) {
+			this.#firstMs = this.#lastMs;
+			this.#firstBytes = chunk.length;
+		}
 		if (this.#end + chunk.length > this.#buf.length) {
 			if (used + chunk.length <= this.#buf.length && this.#start > 0) {
 				this.#buf.copyWithin(0, this.#start, this.#end);
@@ -71,6 +102,15 @@ export class Reader {
 				const decoded = tryDecode(this.#buf.subarray(this.#start, this.#end), fn);
 				if (decoded) {
 					this.#start += decoded.size;
+					this.#arrival = {
+						firstMs: this.#firstMs,
+						lastMs: this.#lastMs,
+						firstBytes: Math.min(this.#firstBytes, decoded.size),
+						bytes: decoded.size,
+					};
+					// What is left came with the last chunk.
+					this.#firstMs = this.#lastMs;
+					this.#firstBytes = this.#end - this.#start;
 					if (this.#start === this.#end) {
 						this.#start = 0;
 						this.#end = 0;

@@ -1,4 +1,5 @@
 /** Groups: an ordered run of frames, produced once and read by any number of readers. */
+import type { Arrival } from "../coding/reader.ts";
 import { ErrorCode, MoqError } from "../error.ts";
 import { Notify, now } from "./util.ts";
 
@@ -8,6 +9,8 @@ export interface Frame {
 	payload: Uint8Array;
 	/** lite-05 FRAME timestamp, absolute, in the track timescale; undefined on lite-02. */
 	timestamp: number | undefined;
+	/** When its bytes arrived from the network (frames read off a session's stream). */
+	arrival?: Arrival;
 }
 
 /** Largest timestamp accepted, so that zigzag deltas stay below 2^53 on the wire. */

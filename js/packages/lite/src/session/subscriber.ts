@@ -81,10 +81,11 @@ class WireFrames implements FrameSource {
 			this.#done = true;
 			return undefined;
 		}
-		if (version < 5) return { payload: frame.payload, timestamp: undefined };
+		const arrival = this.#reader.arrival;
+		if (version < 5) return { payload: frame.payload, timestamp: undefined, arrival };
 		// spec: §5.13 deltas are against the previous frame of the group, the first against 0.
 		this.#timestamp += frame.timestampDelta;
-		return { payload: frame.payload, timestamp: this.#timestamp };
+		return { payload: frame.payload, timestamp: this.#timestamp, arrival };
 	}
 
 	cancel(): void {
