@@ -79,8 +79,12 @@ enum Command {
         latency: u64,
         /// Adaptive bitrate: of a broadcast with several H.264 renditions (simulcast), write the
         /// one the link carries, switching at keyframes: down at once when the output falls
-        /// behind, up when the relay's PROBE reports room for the next one for 4 s. Needs
-        /// `--format annex-b` (the parameter sets in each group let the stream change size).
+        /// behind, up when the link's measured capacity (the rate at which keyframes and
+        /// fragments arrive, capped by the relay's PROBE) has had room for the next one for 4 s.
+        /// Annex-B output logs an `output` line a second (rendition, frames, longest pause, groups
+        /// skipped); with `--abr` also the estimate and the switches.
+        /// Needs `--format annex-b` (the parameter sets in each group let the stream change
+        /// size).
         #[arg(long)]
         abr: bool,
     },

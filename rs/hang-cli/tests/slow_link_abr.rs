@@ -7,7 +7,7 @@
 //! whose relay → viewer direction is shaped (HTB, 50 KB drop-tail queue): 2 Mbit/s for 15 s,
 //! 10 Mbit/s for 15 s, then 1 and 4 Mbit/s in turn, 20 s each, three times.
 //!
-//! Asserted, from the subscriber's once-a-second `abr output` reports and its log:
+//! Asserted, from the subscriber's once-a-second `output` reports and its log:
 //! - 2 Mbit/s: the small rendition from the start and no attempt at the big one; ≥ 28 frames a
 //!   second and p95 latency within the target + 100 ms once settled (3 s).
 //! - 10 Mbit/s: up to the big rendition within 10 s.
@@ -205,7 +205,7 @@ fn abr_viewer_settles_small_moves_up_within_10s_and_rides_out_link_swings() {
     //    frame rate and latency within the target + 100 ms once settled.
     let slow = part(0);
     let requests = events(slow, "switching rendition");
-    let outputs = fields(slow, "abr output");
+    let outputs = fields(slow, "annexb: output");
     println!(
         "2 Mbit/s: {} switch requests; output per second: {outputs:?}",
         requests.len()
@@ -257,7 +257,7 @@ fn abr_viewer_settles_small_moves_up_within_10s_and_rides_out_link_swings() {
         .into_iter()
         .find(|l| l.contains("video1"));
     let down_at = down.as_deref().and_then(at).map(|t| t - at_of(drop));
-    let drop_pause = fields(drop, "abr output")
+    let drop_pause = fields(drop, "annexb: output")
         .iter()
         .map(|o| o.max_gap_ms)
         .max()
@@ -273,7 +273,7 @@ fn abr_viewer_settles_small_moves_up_within_10s_and_rides_out_link_swings() {
         "a pause of {drop_pause} ms after the drop"
     );
     let swings = &log[marks[3].1..];
-    let outputs = fields(swings, "abr output");
+    let outputs = fields(swings, "annexb: output");
     let cuts = events(swings, "now writing");
     let worst = outputs
         .iter()
@@ -294,7 +294,7 @@ fn abr_viewer_settles_small_moves_up_within_10s_and_rides_out_link_swings() {
     assert!(worst <= 1000, "a pause of {worst} ms: {outputs:?}");
 }
 
-/// One `abr output` report of the subscriber.
+/// One `output` report of the subscriber.
 #[derive(Debug)]
 #[allow(dead_code)] // read through Debug in the printed reports
 struct Output {
@@ -310,7 +310,7 @@ fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
         .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
 }
 
-/// Every `abr output` report in `log`.
+/// Every `output` report in `log`.
 fn fields(log: &str, needle: &str) -> Vec<Output> {
     log.lines()
         .filter(|l| l.contains(needle))

@@ -28,8 +28,9 @@
 //! keyframe, or the frames of one fMP4 fragment, at once, and a relay forwards them as fast as the
 //! link takes them: the rate at which such a run of frames arrives
 //! ([`crate::TrackConsumer::take_burst`]) is a sample of the link's capacity. So:
-//! - **Behind** when a half-second window brings less than [`KEEP_UP`] of its length in media
-//!   time (a stall brings none), or the track skipped groups. The estimate is then the delivered
+//! - **Behind** when a window ([`WINDOW`], or three of the usual gaps between bursts of media,
+//!   for long fragments) moves the newest timestamp returned on by less than [`KEEP_UP`] of its
+//!   length (a stall does not move it at all), or the track skipped groups. The estimate is then the delivered
 //!   throughput, and the choice steps down at once.
 //! - **Keeping up**: the median of the burst samples of the last [`BURST_FRESH`]; with a peer's
 //!   report of what it could send ([`AbrReader::set_probe`], e.g. the relay's PROBE, fresh
@@ -56,7 +57,7 @@ pub const PROBE_FRESH: Duration = Duration::from_secs(2);
 pub const BURST_FRESH: Duration = Duration::from_secs(3);
 
 /// The length of a measuring window.
-const WINDOW: Duration = Duration::from_millis(500);
+pub const WINDOW: Duration = Duration::from_millis(500);
 
 /// The share of a window's length it must bring in media time for the reader to keep up.
 pub const KEEP_UP: f64 = 0.7;
@@ -96,6 +97,11 @@ pub struct AbrReader {
     bursts: VecDeque<(Instant, u64)>,
     /// A keyframe of the current track held back for a pending switch, and since when.
     held: Option<(Frame, Instant)>,
+    /// When the newest timestamp returned last moved on, and the usual time between such moves
+    /// (a moving average): media comes in bursts (an fMP4 fragment at a time), and a window
+    /// must span a few of them.
+    edge_moved: Option<Instant>,
+    edge_gap: Duration,
 }
 
 /// What one measuring window received.
@@ -103,16 +109,16 @@ pub struct AbrReader {
 struct Window {
     start: Instant,
     bytes: u64,
-    /// The first and last media timestamps received in it.
-    media: Option<(u64, u64)>,
+    /// The newest media timestamp returned when it began.
+    edge: Option<u64>,
 }
 
 impl Window {
-    fn new() -> Self {
+    fn new(edge: Option<u64>) -> Self {
         Self {
             start: Instant::now(),
             bytes: 0,
-            media: None,
+            edge,
         }
     }
 }
@@ -164,12 +170,14 @@ impl AbrReader {
             last: None,
             skipped: 0,
             epoch: now,
-            window: Window::new(),
+            window: Window::new(None),
             throughput: None,
             falling_behind: false,
             probe: None,
             bursts: VecDeque::new(),
             held: None,
+            edge_moved: None,
+            edge_gap: Duration::ZERO,
         })
     }
 
@@ -253,13 +261,11 @@ impl AbrReader {
                 .held
                 .as_ref()
                 .map(|(frame, at)| (frame.timestamp, *at + SWITCH_WAIT));
-            let window_end = self.window.start + WINDOW;
+            let window_end = self.window.start + self.window_length();
             let current = &mut self.current;
             let pending = &mut self.pending;
             tokio::select! {
                 biased;
-                // A window ends even when nothing arrives (a stalled track).
-                _ = tokio::time::sleep_until(window_end) => self.close_window(),
                 _ = async {
                     match ready {
                         Some((_, deadline)) => tokio::time::sleep_until(deadline).await,
@@ -334,6 +340,13 @@ impl AbrReader {
                     }
                     return Ok(Some(self.emit(frame)));
                 }
+                // A window ends even when nothing arrives (a stalled track); last, so that frames
+                // already here count into it first.
+                _ = tokio::time::sleep_until(window_end) => {
+                    if self.window.start.elapsed() >= self.window_length() {
+                        self.close_window();
+                    }
+                }
             }
         }
     }
@@ -341,7 +354,6 @@ impl AbrReader {
     /// Return a frame of the current track.
     fn emit(&mut self, frame: Frame) -> AbrFrame {
         self.count(&frame);
-        self.last = Some(frame.timestamp);
         AbrFrame {
             rendition: self.name.clone(),
             frame,
@@ -349,29 +361,51 @@ impl AbrReader {
         }
     }
 
-    /// Count a frame into the measuring window.
+    /// Count a frame being returned into the measuring window; it is the newest returned now.
     fn count(&mut self, frame: &Frame) {
         self.window.bytes += frame.payload.len() as u64;
-        let (first, _) = self
-            .window
-            .media
-            .unwrap_or((frame.timestamp, frame.timestamp));
-        self.window.media = Some((first, frame.timestamp.max(first)));
-        if self.window.start.elapsed() >= WINDOW {
+        if self.last.is_none_or(|last| frame.timestamp > last) {
+            let now = Instant::now();
+            if let Some(moved) = self.edge_moved {
+                let gap = now - moved;
+                if gap > Duration::from_millis(1) {
+                    self.edge_gap = if self.edge_gap.is_zero() {
+                        gap
+                    } else {
+                        self.edge_gap.mul_f64(0.9) + gap.mul_f64(0.1)
+                    };
+                }
+            }
+            self.edge_moved = Some(now);
+            self.last = Some(frame.timestamp);
+        }
+        if self.window.start.elapsed() >= self.window_length() {
             self.close_window();
         }
     }
 
-    /// End the measuring window: the delivered throughput, and whether it brought enough media
-    /// time to keep up.
+    /// How long a measuring window lasts: [`WINDOW`], or three of the usual gaps between bursts
+    /// of media when those are longer (long fMP4 fragments).
+    fn window_length(&self) -> Duration {
+        WINDOW.max(self.edge_gap * 3)
+    }
+
+    /// End the measuring window: the delivered throughput, and whether the newest timestamp
+    /// returned moved on by enough media time to keep up (a stall does not move it at all).
     fn close_window(&mut self) {
         let elapsed = self.window.start.elapsed().max(Duration::from_millis(1));
         self.throughput = Some(self.window.bytes * 8 * 1000 / elapsed.as_millis() as u64);
-        let media = self.window.media.map_or(0, |(first, last)| last - first);
-        // The span between a window's first and last frame misses one frame interval; a window
-        // of steady frames still counts as keeping up.
-        self.falling_behind = (media as f64) < KEEP_UP * elapsed.as_micros() as f64;
-        self.window = Window::new();
+        // Before the first frame there is nothing to keep up with, and before the second burst
+        // the window's length may not span one (unless the media stopped for long).
+        let learned = !self.edge_gap.is_zero()
+            || self
+                .edge_moved
+                .is_some_and(|moved| moved.elapsed() >= Duration::from_secs(2));
+        if let (Some(from), Some(to), true) = (self.window.edge, self.last, learned) {
+            let media = to.saturating_sub(from);
+            self.falling_behind = (media as f64) < KEEP_UP * elapsed.as_micros() as f64;
+        }
+        self.window = Window::new(self.last);
     }
 
     /// Feed the estimate to the choice; start a switch when it changes.
@@ -437,9 +471,8 @@ impl AbrReader {
         self.throughput = None;
         self.falling_behind = false;
         self.bursts.clear();
-        self.window = Window::new();
+        self.window = Window::new(self.last);
         self.count(&frame);
-        self.last = Some(frame.timestamp);
         AbrFrame {
             rendition: self.name.clone(),
             frame,
@@ -646,5 +679,46 @@ mod tests {
             .collect();
         assert_eq!(timestamps, expected, "no gap, no repeat");
         assert_eq!(reader.switches(), 1);
+    }
+
+    /// Media in 1 s fragments (30 frames at once, once a second) keeps up: the windows stretch to
+    /// span several bursts, and the reader stays where it is.
+    #[tokio::test(start_paused = true)]
+    async fn long_fragments_are_not_mistaken_for_falling_behind() {
+        let mut broadcast = BroadcastProducer::new();
+        let mut big = broadcast.add_video(config(3_000_000));
+        let mut small = broadcast.add_video(config(300_000));
+        broadcast.publish_catalog().unwrap();
+        let consumer = broadcast.consume();
+        let catalog = consumer.catalog().next().await.unwrap().unwrap();
+        let mut reader = AbrReader::new(
+            consumer,
+            &catalog,
+            Duration::MAX,
+            AbrConfig::default(),
+            Some(10_000_000),
+        )
+        .unwrap();
+        assert_eq!(reader.rendition(), "video0");
+        let writer = tokio::spawn(async move {
+            for second in 0..15u64 {
+                for k in 0..30u64 {
+                    let n = second * 30 + k;
+                    big.write(frame(n * 33_333, k == 0, 12_500)).unwrap();
+                    small.write(frame(n * 33_333, k == 0, 1_250)).unwrap();
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            big.finish();
+            small.finish();
+        });
+        let mut frames = 0;
+        while let Some(f) = reader.read().await.unwrap() {
+            assert_eq!(f.rendition, "video0");
+            frames += 1;
+        }
+        writer.await.unwrap();
+        assert_eq!(frames, 450);
+        assert_eq!(reader.switches(), 0);
     }
 }

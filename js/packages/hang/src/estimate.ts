@@ -7,7 +7,11 @@
  *   an exponentially weighted moving average (weight {@link EstimatorConfig.alpha} for the newest
  *   window, so about two windows of memory). Arrival times are when frames were read, which is
  *   when the link delivered them.
- * - **Behind**: the newest video frame arrived later than the target latency plus about one group
+ * - **Behind**: a window of {@link EstimatorConfig.mediaWindowMs} (or three times the usual time
+ *   between bursts of media, for long fragments) brought less than
+ *   {@link EstimatorConfig.keepUp} of its length in media time (the shown rendition's newest
+ *   timestamp advanced too little: a stall advances it not at all), or
+ *   the newest video frame arrived later than the target latency plus about one group
  *   (its lateness past the fastest frame, see {@link PlaybackState.lateMs}), or groups were skipped
  *   since the last look (by the reader, or dropped by the relay as too old). Either means the link
  *   (or the decoder) does not keep up with the rendition.
@@ -45,12 +49,17 @@ export interface EstimatorConfig {
 	minRunBytes: number;
 	/** How long (ms) a burst sample counts towards the estimate. */
 	burstValidMs: number;
+	/** Length (ms) of the windows the media time received is measured over. */
+	mediaWindowMs: number;
+	/** The share of a window's length it must bring in media time for the player to keep up. */
+	keepUp: number;
 }
 
 /**
  * Windows of 1 s averaged with weight 0.5 (≈ 2 s of memory); saturation and probes last 2 and
  * 5 s; runs join across pauses under 20 ms (a packet's time on a 0.5 Mbit/s link, less than a
- * frame interval), count from 5000 bytes, and their samples last 3 s.
+ * frame interval), count from 5000 bytes, and their samples last 3 s; media time is measured over
+ * 500 ms windows, of which it must bring 70 %.
  */
 export const DEFAULT_ESTIMATOR_CONFIG: Readonly<EstimatorConfig> = Object.freeze({
 	windowMs: 1000,
@@ -60,6 +69,8 @@ export const DEFAULT_ESTIMATOR_CONFIG: Readonly<EstimatorConfig> = Object.freeze
 	runGapMs: 20,
 	minRunBytes: 5000,
 	burstValidMs: 3000,
+	mediaWindowMs: 500,
+	keepUp: 0.7,
 });
 
 /** When a frame's bytes arrived (`@moqx/lite`'s `Arrival`): ms timestamps and sizes. */
@@ -106,6 +117,13 @@ export class BandwidthEstimator {
 	#run: { firstMs: number; lastMs: number; bytes: number } | undefined;
 	/** Burst samples (bits per second) and when their runs ended, oldest first. */
 	#bursts: { bps: number; at: number }[] = [];
+	/** The newest media timestamp (µs) received, and what it was when the window began (ms). */
+	#mediaEdge: number | undefined;
+	#mediaWindow: { start: number; edge: number | undefined } | undefined;
+	#mediaBehind = false;
+	/** When the media edge last moved (ms), and the typical time between moves (moving average). */
+	#edgeMovedAt: number | undefined;
+	#edgeGapMs: number | undefined;
 
 	/** @param config each knob defaults to {@link DEFAULT_ESTIMATOR_CONFIG} */
 	constructor(config: Partial<EstimatorConfig> = {}) {
@@ -163,15 +181,50 @@ export class BandwidthEstimator {
 		this.#probe = { bps, at: nowMs };
 	}
 
+	/** A video frame of the rendition shown, with media time `timestampUs`, arrived at `nowMs`. */
+	addMedia(timestampUs: number, nowMs: number): void {
+		if (this.#mediaEdge === undefined || timestampUs > this.#mediaEdge) {
+			// Media comes in bursts (a fragment at a time): a window must span a few of them.
+			if (this.#edgeMovedAt !== undefined && nowMs - this.#edgeMovedAt > 1) {
+				const gap = nowMs - this.#edgeMovedAt;
+				this.#edgeGapMs = this.#edgeGapMs === undefined ? gap : 0.9 * this.#edgeGapMs + 0.1 * gap;
+			}
+			this.#edgeMovedAt = nowMs;
+			this.#mediaEdge = timestampUs;
+		}
+		this.#rollMedia(nowMs);
+	}
+
+	/** Close the media window if it ended by `nowMs`: did it bring enough media time? */
+	#rollMedia(nowMs: number) {
+		const window = this.#mediaWindow;
+		if (!window) {
+			this.#mediaWindow = { start: nowMs, edge: this.#mediaEdge };
+			return;
+		}
+		const wallMs = nowMs - window.start;
+		if (wallMs < Math.max(this.config.mediaWindowMs, 3 * (this.#edgeGapMs ?? 0))) return;
+		// Before the first frame there is nothing to keep up with, and before the second burst the
+		// window's length may not span one (unless the media stopped for long).
+		const learned =
+			this.#edgeGapMs !== undefined || (this.#edgeMovedAt !== undefined && nowMs - this.#edgeMovedAt >= 2000);
+		if (window.edge !== undefined && this.#mediaEdge !== undefined && learned) {
+			const mediaMs = (this.#mediaEdge - window.edge) / 1000;
+			this.#mediaBehind = mediaMs < this.config.keepUp * wallMs;
+		}
+		this.#mediaWindow = { start: nowMs, edge: this.#mediaEdge };
+	}
+
 	/**
 	 * Whether the player is behind at `nowMs` (see the module documentation); remembered as a sign
 	 * that the link is saturated. Call it regularly, before {@link BandwidthEstimator.estimate}.
 	 */
 	behind(nowMs: number, state: PlaybackState): boolean {
+		this.#rollMedia(nowMs);
 		const skipped = state.skippedGroups > this.#skipped;
 		this.#skipped = state.skippedGroups;
 		const late = state.lateMs !== undefined && state.lateMs > state.targetLatencyMs + state.groupMs;
-		if (!skipped && !late) return false;
+		if (!skipped && !late && !this.#mediaBehind) return false;
 		this.#lastBehind = nowMs;
 		return true;
 	}

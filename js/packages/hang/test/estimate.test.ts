@@ -72,6 +72,28 @@ test("estimate: a recent probe, when there are no burst samples", () => {
 	assert.equal(e.estimate(t + 5001), undefined, "the probe expired");
 });
 
+test("behind: a window that brings too little media time, or none", () => {
+	const e = new BandwidthEstimator();
+	// 30 frames a second in fragments of three every 100 ms: keeping up.
+	let t = 0;
+	for (; t < 3000; t += 100) for (let k = 0; k < 3; k++) e.addMedia((t + k * 33.3) * 1000, t);
+	assert.equal(e.behind(t, keepingUp), false);
+	// Then a third of real time: behind within a window or two.
+	for (let media = t; t < 4000; t += 100, media += 33) e.addMedia(media * 1000, t);
+	assert.equal(e.behind(t, keepingUp), true);
+	// And a stall (no frame at all) is behind too, once a window has passed without any.
+	const stalled = new BandwidthEstimator();
+	for (t = 0; t < 1000; t += 100) stalled.addMedia(t * 1000, t);
+	assert.equal(stalled.behind(1000, keepingUp), false);
+	assert.equal(stalled.behind(2100, keepingUp), true);
+	// Media in 1 s fragments keeps up: the windows stretch to span several.
+	const long = new BandwidthEstimator();
+	for (t = 0; t <= 10_000; t += 100) {
+		if (t % 1000 === 0) for (let k = 0; k < 30; k++) long.addMedia((t + k * 33.3) * 1000, t);
+		assert.equal(long.behind(t, keepingUp), false, `at ${t} ms`);
+	}
+});
+
 /** A frame of `bytes` whose first 1200 bytes came at `atMs` and the rest at `bps`. */
 function arrival(atMs: number, bytes: number, bps: number) {
 	return { firstMs: atMs, lastMs: atMs + ((bytes - 1200) * 8 * 1000) / bps, firstBytes: 1200, bytes };
@@ -102,7 +124,7 @@ test("bursts: frames back to back make one run, whose rate is a sample once it e
 test("bursts: the estimate is the median sample while keeping up, capped by a probe", () => {
 	const e = new BandwidthEstimator();
 	const rates = [9, 10, 2, 11, 10, 9, 40, 10].map((m) => m * MBIT);
-	rates.forEach((bps, i) => e.addArrival(arrival(i * 100, 12_000, bps)));
+	for (const [i, bps] of rates.entries()) e.addArrival(arrival(i * 100, 12_000, bps));
 	e.addArrival(arrival(800, 3_000, MBIT));
 	near(e.estimate(800), 10 * MBIT, 1);
 	e.setProbeEstimate(5 * MBIT, 800);

@@ -150,20 +150,22 @@ impl AnnexBExporter {
         if self.from_oldest {
             track.start_at_oldest();
         }
+        let mut report = OutputReport::new();
         while let Some(frame) = track.read().await? {
-            let Some((length_size, parameter_sets)) = &avcc else {
+            if let Some((length_size, parameter_sets)) = &avcc {
+                let nals = length_prefixed_nals(&frame.payload, *length_size).map_err(invalid)?;
+                let mut buf =
+                    BytesMut::with_capacity(frame.payload.len() + parameter_sets.len() + 16);
+                if frame.keyframe {
+                    buf.put_slice(parameter_sets);
+                }
+                put_annexb(&mut buf, &nals);
+                out.write_all(&buf).await?;
+            } else {
                 out.write_all(&frame.payload).await?;
-                out.flush().await?;
-                continue;
-            };
-            let nals = length_prefixed_nals(&frame.payload, *length_size).map_err(invalid)?;
-            let mut buf = BytesMut::with_capacity(frame.payload.len() + parameter_sets.len() + 16);
-            if frame.keyframe {
-                buf.put_slice(parameter_sets);
             }
-            put_annexb(&mut buf, &nals);
-            out.write_all(&buf).await?;
             out.flush().await?;
+            report.written(name, track.skipped(), None, 0);
         }
         Ok(())
     }
@@ -197,11 +199,7 @@ impl AnnexBExporter {
                 "no legacy H.264 rendition".into(),
             ));
         };
-        // Once a second: what the output got (the rendition, frames, the longest pause between
-        // two frames, groups skipped) and what the choice saw.
-        let mut report_at = tokio::time::Instant::now();
-        let mut last_write: Option<tokio::time::Instant> = None;
-        let (mut frames, mut max_gap) = (0u64, Duration::ZERO);
+        let mut report = OutputReport::new();
         loop {
             let next = match probe.as_mut() {
                 Some(rx) => tokio::select! {
@@ -229,44 +227,76 @@ impl AnnexBExporter {
                 let behind = crate::catalog::age_us(wall, frame.timestamp);
                 gauge.store(behind / 1000, Ordering::Relaxed);
             }
-            let Some((length_size, parameter_sets)) = avcc.get(&abr_frame.rendition) else {
-                out.write_all(&frame.payload).await?;
-                out.flush().await?;
-                continue;
-            };
-            let nals = length_prefixed_nals(&frame.payload, *length_size).map_err(|reason| {
-                ExportError::InvalidFrame {
-                    track: abr_frame.rendition.clone(),
-                    reason,
+            if let Some((length_size, parameter_sets)) = avcc.get(&abr_frame.rendition) {
+                let nals =
+                    length_prefixed_nals(&frame.payload, *length_size).map_err(|reason| {
+                        ExportError::InvalidFrame {
+                            track: abr_frame.rendition.clone(),
+                            reason,
+                        }
+                    })?;
+                let mut buf =
+                    BytesMut::with_capacity(frame.payload.len() + parameter_sets.len() + 16);
+                if frame.keyframe {
+                    buf.put_slice(parameter_sets);
                 }
-            })?;
-            let mut buf = BytesMut::with_capacity(frame.payload.len() + parameter_sets.len() + 16);
-            if frame.keyframe {
-                buf.put_slice(parameter_sets);
+                put_annexb(&mut buf, &nals);
+                out.write_all(&buf).await?;
+            } else {
+                out.write_all(&frame.payload).await?;
             }
-            put_annexb(&mut buf, &nals);
-            out.write_all(&buf).await?;
             out.flush().await?;
-
-            let now = tokio::time::Instant::now();
-            if let Some(prev) = last_write {
-                max_gap = max_gap.max(now - prev);
-            }
-            last_write = Some(now);
-            frames += 1;
-            if now - report_at >= Duration::from_secs(1) {
-                tracing::info!(
-                    rendition = %abr_frame.rendition,
-                    frames,
-                    max_gap_ms = max_gap.as_millis() as u64,
-                    skipped = reader.skipped(),
-                    estimate_kbps = reader.estimate().map(|bps| bps / 1000),
-                    switches = reader.switches(),
-                    "abr output"
-                );
-                (report_at, frames, max_gap) = (now, 0, Duration::ZERO);
-            }
+            report.written(
+                &abr_frame.rendition,
+                reader.skipped(),
+                reader.estimate(),
+                reader.switches(),
+            );
         }
+    }
+}
+
+/// Once a second, an `output` log line: what the output got (the rendition, frames written, the
+/// longest pause between two, groups skipped) and, with adaptive bitrate, the estimate and the
+/// switches. Written as frames go out: a pause shows in the line after it.
+struct OutputReport {
+    since: tokio::time::Instant,
+    last_write: Option<tokio::time::Instant>,
+    frames: u64,
+    max_gap: Duration,
+}
+
+impl OutputReport {
+    fn new() -> Self {
+        Self {
+            since: tokio::time::Instant::now(),
+            last_write: None,
+            frames: 0,
+            max_gap: Duration::ZERO,
+        }
+    }
+
+    /// A frame of `rendition` was written.
+    fn written(&mut self, rendition: &str, skipped: u64, estimate: Option<u64>, switches: u64) {
+        let now = tokio::time::Instant::now();
+        if let Some(prev) = self.last_write {
+            self.max_gap = self.max_gap.max(now - prev);
+        }
+        self.last_write = Some(now);
+        self.frames += 1;
+        if now - self.since < Duration::from_secs(1) {
+            return;
+        }
+        tracing::info!(
+            rendition,
+            frames = self.frames,
+            max_gap_ms = u64::try_from(self.max_gap.as_millis()).unwrap_or(u64::MAX),
+            skipped,
+            estimate_kbps = estimate.map(|bps| bps / 1000),
+            switches,
+            "output"
+        );
+        (self.since, self.frames, self.max_gap) = (now, 0, Duration::ZERO);
     }
 }
 

@@ -718,7 +718,7 @@ class Session {
 		// The relay resets video groups that fell this far behind a newer one instead of sending
 		// them late (a link slower than the stream would otherwise carry stale tails).
 		const track = this.#broadcast.subscribe(name, {
-			priority: PRIORITY.video,
+			priority: this.#videoPriority(name),
 			maxLatencyMs: Math.max(1, Math.round(this.clock.latencyMs)),
 		});
 		const since = performance.now();
@@ -759,6 +759,7 @@ class Session {
 				this.clock.observe(frame.timestamp, now, this.#videoPrimary);
 				if (pipe === this.#video) {
 					this.#observeVideo(pipe, frame, now);
+					this.#opts.estimator.addMedia(frame.timestamp, now);
 					if (frame.arrival) this.#opts.estimator.addArrival(frame.arrival);
 				}
 				pipe.renderer.decode(frame);
@@ -780,6 +781,19 @@ class Session {
 		}
 		const ref = this.clock.reference(now);
 		if (ref !== undefined && settled) this.#lateMs = (now * 1000 - frame.timestamp - ref) / 1000;
+	}
+
+	/**
+	 * The subscriber priority of video rendition `name`: the smaller the rendition, the higher
+	 * (below audio's). While two are subscribed during a switch, a smaller one being switched to
+	 * is sent before the bigger one being left, and a bigger one being tried only takes what the
+	 * link has left.
+	 */
+	#videoPriority(name: string): number {
+		const ladder = this.#abr?.renditions ?? [];
+		const rank = ladder.findIndex((r) => r.name === name);
+		if (rank < 0) return PRIORITY.video;
+		return Math.min(PRIORITY.audio - 1, PRIORITY.video + ladder.length - 1 - rank);
 	}
 
 	/** Resolves when the video rendition shown ends by itself (not replaced by a switch). */
