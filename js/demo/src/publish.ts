@@ -1,6 +1,7 @@
 /**
  * The publish page: camera+microphone or screen → <hang-publish> → the relay, under the broadcast
- * path in the form (`?path=` or a random `*.hang` name), with a link to watch it.
+ * path in the form (`?path=` or a random `*.hang` name), with a link to watch it. `?renditions=`
+ * (e.g. `640x360@1200,320x180@300`) publishes those simulcast renditions.
  */
 import { registerElements } from "@moqx/hang";
 import { byId, params, randomName, relayUrl, setParam, showRelay, transportParam } from "./common.ts";
@@ -29,6 +30,8 @@ function start(): void {
 	element.setAttribute("source", source.value);
 	const versions = params.get("versions");
 	if (versions) element.setAttribute("versions", versions);
+	const renditions = params.get("renditions");
+	if (renditions) element.setAttribute("renditions", renditions);
 	element.setAttribute("transport", transportParam());
 	publisher.append(element);
 	link.href = `./?path=${encodeURIComponent(path)}`;

@@ -6,7 +6,8 @@
  * - {@link Abr} / {@link BandwidthEstimator}: adaptive bitrate, which simulcast video rendition the link carries.
  * - {@link annexBNalUnits}: the NAL units of an H.264/H.265 Annex-B buffer.
  * - {@link Watch}: catalog → WebCodecs → canvas + AudioWorklet, with a jitter buffer, group skipping,
- *   A/V sync and reconnects. {@link Publish}: camera/screen/microphone → WebCodecs → tracks + catalog.
+ *   A/V sync and reconnects. {@link Publish}: camera/screen/microphone → WebCodecs → tracks + catalog,
+ *   optionally as several renditions ({@link parseRenditions}: simulcast with aligned keyframes).
  * - Web components `<hang-watch>` and `<hang-publish>`: call {@link registerElements} once, or import
  *   `src/element.ts` which registers them on import. Importing this module has no side effect and
  *   works outside the browser (Node), where only the pure parts are usable.
@@ -96,6 +97,17 @@ export {
 	type PublishStats,
 	type PublishStatus,
 } from "./publish/publish.ts";
+export {
+	checkRenditions,
+	MAX_RENDITION_KBPS,
+	MAX_RENDITION_SIDE,
+	MAX_RENDITIONS,
+	MIN_RENDITION_KBPS,
+	MIN_RENDITION_SIDE,
+	type PublishRendition,
+	parseRenditions,
+	RenditionError,
+} from "./publish/renditions.ts";
 export { GroupReader, type GroupReaderOptions, type MediaFrame } from "./watch/reader.ts";
 export { emptyStats, type WatchStats, type WatchStatus } from "./watch/stats.ts";
 export { type Playable, playableAudio, playableVideo, type Unpack, unpackLegacy } from "./watch/unpack.ts";

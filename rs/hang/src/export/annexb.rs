@@ -288,7 +288,7 @@ impl OutputReport {
             return;
         }
         tracing::info!(
-            rendition,
+            rendition = %rendition,
             frames = self.frames,
             max_gap_ms = u64::try_from(self.max_gap.as_millis()).unwrap_or(u64::MAX),
             skipped,

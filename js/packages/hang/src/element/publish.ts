@@ -4,8 +4,11 @@
  * Attributes: `url` relay URL, `path` broadcast path relative to it, `source` `camera` (default),
  * `screen` or `none` (audio only), `audio` microphone on unless `audio="false"` (or `noaudio` is
  * present), `keyframe-interval` ms (default 2000), `bitrate` video bit/s (default from the size),
- * `width`/`height`/`framerate` capture hints, `versions` moq-lite versions to offer (comma-separated,
- * default "moq-lite-06,moq-lite-05,moq-lite-02"), `transport` "auto" (default: WebTransport with a
+ * `width`/`height`/`framerate` capture hints, `renditions` simulcast as `WIDTHxHEIGHT@KBPS`,
+ * comma-separated (e.g. `640x360@1200,320x180@300`: tracks `video0`, `video1`, keyframes on the
+ * same frames; see {@link parseRenditions}; a bad value is reported as status `error` and nothing
+ * is published), `versions` moq-lite versions to offer (comma-separated, default
+ * "moq-lite-06,moq-lite-05,moq-lite-02"), `transport` "auto" (default: WebTransport with a
  * WebSocket fallback), "webtransport" or "websocket". Changing any of them restarts publishing.
  *
  * Properties: `stats` ({@link PublishStats}), `publisher` (the {@link Publish}), `broadcast` (its
@@ -18,6 +21,7 @@
 import type { BroadcastProducer, Connection } from "@moqx/lite";
 import type { PublishSource, PublishStats } from "../publish/publish.ts";
 import { Publish } from "../publish/publish.ts";
+import { type PublishRendition, parseRenditions } from "../publish/renditions.ts";
 import { BASE_CSS, ElementBase, formatStats, numberAttr, transportAttr, versionsAttr } from "./base.ts";
 
 const ATTRIBUTES = [
@@ -31,6 +35,7 @@ const ATTRIBUTES = [
 	"width",
 	"height",
 	"framerate",
+	"renditions",
 	"versions",
 	"transport",
 ];
@@ -48,6 +53,8 @@ export class HangPublishElement extends ElementBase {
 		| { video: HTMLVideoElement; status: HTMLSpanElement; info: HTMLButtonElement; overlay: HTMLPreElement }
 		| undefined;
 	#showStats = false;
+	/** Why the attributes cannot be published (a bad `renditions`), if so. */
+	#error: string | undefined;
 	#timer: ReturnType<typeof setInterval> | undefined;
 
 	#build() {
@@ -102,9 +109,21 @@ export class HangPublishElement extends ElementBase {
 
 	#restart() {
 		this.#stop();
+		this.#error = undefined;
 		const url = this.getAttribute("url");
 		const path = this.getAttribute("path");
 		if (!url || !path) return;
+		const attribute = this.getAttribute("renditions");
+		let renditions: PublishRendition[] | undefined;
+		try {
+			renditions = attribute === null ? undefined : parseRenditions(attribute);
+		} catch (e) {
+			this.#error = `renditions: ${e instanceof Error ? e.message : String(e)}`;
+			console.warn(`hang: ${this.#error}`);
+			this.dispatchEvent(new CustomEvent("status", { detail: "error" }));
+			this.#updateUi();
+			return;
+		}
 		const source = this.source;
 		const publish = new Publish({
 			url,
@@ -116,6 +135,7 @@ export class HangPublishElement extends ElementBase {
 			...(this.hasAttribute("width") ? { width: numberAttr(this.getAttribute("width"), 1280) } : {}),
 			...(this.hasAttribute("height") ? { height: numberAttr(this.getAttribute("height"), 720) } : {}),
 			...(this.hasAttribute("framerate") ? { framerate: numberAttr(this.getAttribute("framerate"), 30) } : {}),
+			renditions,
 			versions: versionsAttr(this.getAttribute("versions")),
 			transport: transportAttr(this.getAttribute("transport")),
 		});
@@ -153,7 +173,7 @@ export class HangPublishElement extends ElementBase {
 	get stats(): PublishStats {
 		return (
 			this.#publish?.stats ?? {
-				status: "idle",
+				status: this.#error ? "error" : "idle",
 				framesEncoded: 0,
 				framesSkipped: 0,
 				audioFramesEncoded: 0,
@@ -165,7 +185,7 @@ export class HangPublishElement extends ElementBase {
 				connects: 0,
 				version: undefined,
 				transport: undefined,
-				error: undefined,
+				error: this.#error,
 			}
 		);
 	}

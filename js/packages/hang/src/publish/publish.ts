@@ -18,7 +18,8 @@ import {
 } from "../catalog.ts";
 import { AudioPublisher } from "./audio.ts";
 import { audioFrames, canCaptureAudio, videoFrames } from "./capture.ts";
-import { VideoPublisher } from "./video.ts";
+import { checkRenditions, type PublishRendition } from "./renditions.ts";
+import { VideoPublisher, type VideoTarget } from "./video.ts";
 
 /** What to capture video from. */
 export type PublishSource = "camera" | "screen" | "none";
@@ -35,11 +36,17 @@ export interface PublishOptions {
 	audio?: boolean;
 	/** A keyframe, hence a new group, at least every this many ms (default 2000). */
 	keyframeIntervalMs?: number;
-	/** Video bitrate in bit/s (default from the resolution). */
+	/** Video bitrate in bit/s (default from the resolution); not used with {@link PublishOptions.renditions}. */
 	videoBitrate?: number;
+	/**
+	 * Simulcast: one video track per rendition (`video0`, `video1`, ... in this order), each encoded
+	 * at its own size and bitrate from the same captured frames, with keyframes on the same frames.
+	 * Default (undefined or empty): one rendition at the captured size.
+	 */
+	renditions?: PublishRendition[];
 	/** Audio bitrate in bit/s (default 64 000). */
 	audioBitrate?: number;
-	/** Capture size and rate hints (default 1280x720 at 30 fps). */
+	/** Capture size and rate hints (default 1280x720 at 30 fps; with renditions, the largest one's size). */
 	width?: number;
 	/** See {@link PublishOptions.width}. */
 	height?: number;
@@ -60,7 +67,7 @@ export type PublishStatus = "idle" | "capturing" | "connecting" | "live" | "offl
 export interface PublishStats {
 	/** State. */
 	status: PublishStatus;
-	/** Video frames out of the encoder. */
+	/** Video frames out of the encoder (of the first rendition, with renditions). */
 	framesEncoded: number;
 	/** Video frames dropped because the encoder fell behind. */
 	framesSkipped: number;
@@ -68,11 +75,11 @@ export interface PublishStats {
 	audioFramesEncoded: number;
 	/** Media bytes written over the last 2 s, in kbit/s. */
 	bitrateKbps: number;
-	/** Coded video size. */
+	/** Coded video size (of the first rendition, with renditions). */
 	width: number;
-	/** Coded video size. */
+	/** Coded video size (of the first rendition, with renditions). */
 	height: number;
-	/** Video codec (catalog string). */
+	/** Video codec (catalog string; of the first rendition, with renditions). */
 	videoCodec: string | undefined;
 	/** Audio codec. */
 	audioCodec: string | undefined;
@@ -113,9 +120,13 @@ export class Publish extends EventTarget {
 	#error: string | undefined;
 	#nextIndex = 0;
 
-	/** @param options see {@link PublishOptions} */
+	/**
+	 * @param options see {@link PublishOptions}
+	 * @throws {RenditionError} when `options.renditions` is out of bounds (see {@link checkRenditions})
+	 */
 	constructor(options: PublishOptions) {
 		super();
+		if (options.renditions?.length) checkRenditions(options.renditions);
 		this.url = String(options.url);
 		this.#versions = options.versions;
 		this.path = options.path;
@@ -201,9 +212,12 @@ export class Publish extends EventTarget {
 		if (this.#options.stream) return this.#options.stream;
 		const source = this.#options.source ?? "camera";
 		const audio = this.#options.audio ?? true;
+		// Capture at the largest rendition's size, so that no rendition is scaled up (and, where the
+		// camera offers that aspect ratio, none is cropped).
+		const largest = this.#options.renditions?.reduce((a, b) => (b.width * b.height > a.width * a.height ? b : a));
 		const video = {
-			width: { ideal: this.#options.width ?? 1280 },
-			height: { ideal: this.#options.height ?? 720 },
+			width: { ideal: this.#options.width ?? largest?.width ?? 1280 },
+			height: { ideal: this.#options.height ?? largest?.height ?? 720 },
 			frameRate: { ideal: this.#options.framerate ?? 30 },
 		};
 		const mic = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
@@ -247,13 +261,17 @@ export class Publish extends EventTarget {
 		const tasks: Promise<void>[] = [];
 		const videoTrack = stream.getVideoTracks()[0];
 		if (videoTrack) {
-			const [name, track] = this.#createMediaTrack("video");
-			const video = new VideoPublisher(track, {
+			const renditions = this.#options.renditions?.length ? this.#options.renditions : [undefined];
+			const targets = renditions.map((rendition): VideoTarget => {
+				const [name, track] = this.#createMediaTrack("video");
+				return { name, track, rendition };
+			});
+			const video = new VideoPublisher(targets, {
 				keyframeIntervalMs: this.#options.keyframeIntervalMs ?? 2000,
 				bitrate: this.#options.videoBitrate,
 				framerate: videoTrack.getSettings().frameRate ?? this.#options.framerate ?? 30,
 				now: () => this.#now(),
-				onConfig: (config) => this.#setRendition("video", name, config),
+				onConfig: (configs) => this.#setVideo(configs),
 				onChunk: (bytes) => this.#meter.add(bytes, performance.now()),
 			});
 			this.#video = video;
@@ -265,7 +283,7 @@ export class Publish extends EventTarget {
 			const audio = new AudioPublisher(track, {
 				bitrate: this.#options.audioBitrate,
 				now: () => this.#now(),
-				onConfig: (config) => this.#setRendition("audio", name, config),
+				onConfig: (config) => this.#setAudio(name, config),
 				onChunk: (bytes) => this.#meter.add(bytes, performance.now()),
 			});
 			this.#audio = audio;
@@ -280,14 +298,16 @@ export class Publish extends EventTarget {
 		}
 	}
 
-	#setRendition(kind: "video" | "audio", name: string, config: VideoConfig | AudioConfig) {
-		if (kind === "video") {
-			this.#catalog.video ??= { renditions: {} };
-			this.#catalog.video.renditions[name] = config as VideoConfig;
-		} else {
-			this.#catalog.audio ??= { renditions: {} };
-			this.#catalog.audio.renditions[name] = config as AudioConfig;
-		}
+	/** Set the catalog entries of these video renditions (by track name) in one catalog version. */
+	#setVideo(configs: Record<string, VideoConfig>) {
+		this.#catalog.video ??= { renditions: {} };
+		Object.assign(this.#catalog.video.renditions, configs);
+		this.#publishCatalog();
+	}
+
+	#setAudio(name: string, config: AudioConfig) {
+		this.#catalog.audio ??= { renditions: {} };
+		this.#catalog.audio.renditions[name] = config;
 		this.#publishCatalog();
 	}
 
