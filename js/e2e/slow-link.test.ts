@@ -2,7 +2,7 @@
  * `<hang-watch>` behind a link slower than the stream (issue 18): in a network namespace of this
  * test's own, the relay, an ffmpeg CBR 3 Mbit/s H.264 + Opus broadcast published with `hang
  * publish`, and Chromium reaching the relay at 127.0.0.2, whose packets (relay → viewer) are held
- * to 2 Mbit/s by an HTB class with a 50 KB drop-tail queue. For 150 s (the freezes seen before
+ * to 2 Mbit/s by an HTB class with a 50 KB drop-tail queue. For 100 s (the freezes seen before
  * came after a minute): no second without decoded frames, latency within the target + 300 ms
  * and audio decoded and played in time at ≥ 45 of the 50 frames a second after the first 5 s
  * (audio has priority: the link always has room for it). Needs root (namespaces, tc), ffmpeg, Chromium.
@@ -16,7 +16,7 @@ import { bin, CHROMIUM, freePort, Proc, webRoot } from "./harness.ts";
 import { ShapedNamespace } from "./netns.ts";
 
 /** How long the page watches. */
-const WATCH_S = Number(process.env.MOQ_SLOW_LINK_SECONDS ?? 150);
+const WATCH_S = Number(process.env.MOQ_SLOW_LINK_SECONDS ?? 100);
 /** The link rate in Mbit/s (scripts/bench-slow-link.py sets others); the queue holds 200 ms. */
 const RATE_MBIT = Number(process.env.MOQ_SLOW_LINK_RATE ?? 2);
 const QUEUE_BYTES = Math.round((RATE_MBIT * 1e6 * 0.2) / 8);
