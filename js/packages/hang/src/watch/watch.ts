@@ -5,9 +5,10 @@
  *
  * Adaptive bitrate: when the catalog lists several playable video renditions with a `bitrate`
  * (simulcast, keyframes aligned), {@link Abr} picks one from a {@link BandwidthEstimator} fed with
- * the media bytes delivered and whether playback falls behind. It starts with the best rendition
- * (nothing measures spare capacity without a probe, so the link has to show it cannot carry one;
- * see `estimate.ts`). On a switch the new rendition's track is subscribed next to the old one,
+ * the media bytes delivered, the rate bursts of them arrive at, and whether playback falls behind
+ * (see `estimate.ts`). It starts with the smallest rendition and moves up as the bursts show room.
+ * Renditions are subscribed with a priority by rank, the smallest highest, so a step down gets
+ * through a saturated link. On a switch the new rendition's track is subscribed next to the old one,
  * whose frames keep being shown until a decoded frame of the new one is due; then the old track
  * is closed: no gap.
  */
