@@ -201,11 +201,12 @@ fn an_fmp4_with_two_video_tracks_publishes_two_renditions() {
 }
 
 /// `hang subscribe --abr --format annex-b` of the simulcast on loopback: it starts on the small
-/// rendition, the relay's PROBE reports far more room than the big one needs, so it moves up (4 s
-/// of reports, then the next keyframe) and the stream changes size with no frame lost: ffmpeg
-/// decodes it without an error, and the frames keep the source's 30 per second.
+/// rendition; the link (bursts of frames arriving, capped by the relay's PROBE reports) has far
+/// more room than the big one needs, so it moves up (4 s of estimates, then the next keyframe)
+/// and the stream changes size with no frame lost: ffmpeg decodes it without an error, and the
+/// frames keep the source's 30 per second.
 #[test]
-fn hang_subscribe_abr_moves_up_on_probe_reports() {
+fn hang_subscribe_abr_moves_up_when_the_link_has_room() {
     let mut run = Run::new("simulcast-abr");
     let relay = start_relay(&mut run);
     run.spawn(

@@ -721,4 +721,17 @@ mod tests {
         assert_eq!(frames, 450);
         assert_eq!(reader.switches(), 0);
     }
+
+    #[test]
+    fn smaller_renditions_get_higher_priorities() {
+        let renditions = [("hd", 3_000_000), ("sd", 800_000), ("ld", 300_000)]
+            .map(|(name, bitrate)| Rendition {
+                name: name.into(),
+                bitrate,
+            })
+            .to_vec();
+        let abr = Abr::new(renditions, AbrConfig::default(), None);
+        let priorities = ["ld", "sd", "hd"].map(|name| priority(&abr, name));
+        assert_eq!(priorities, [2, 1, 0]);
+    }
 }
