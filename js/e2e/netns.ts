@@ -8,6 +8,8 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type Browser, chromium } from "playwright-core";
+import { CHROMIUM } from "./harness.ts";
 
 function ip(...args: string[]): void {
 	execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
@@ -95,6 +97,14 @@ export class ShapedNamespace {
 		writeFileSync(path, `#!/bin/sh\nexec ip netns exec ${this.name} ${program} "$@"\n`);
 		chmodSync(path, 0o755);
 		return path;
+	}
+
+	/** Headless Chromium inside the namespace (playwright drives it over a pipe, through a wrapper). */
+	launchChromium(): Promise<Browser> {
+		return chromium.launch({
+			executablePath: this.wrapper(CHROMIUM),
+			args: ["--disable-gpu", "--no-first-run", "--autoplay-policy=no-user-gesture-required"],
+		});
 	}
 
 	/** Kill everything inside the namespace, delete it and the wrappers. Never throws. */

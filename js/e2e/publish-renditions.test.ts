@@ -135,38 +135,25 @@ test("(a) the catalog lists each rendition with its size, bitrate, codec and fra
 	}
 });
 
-/** Every video packet of fMP4 stream `selector` (e.g. `v:0`): [pts in seconds (3 decimals), keyframe]. */
+/** `ffprobe -show_entries entries` of stream `selector` (e.g. `v:0`) of `file`, as CSV lines. */
+async function probe(file: string, selector: string, entries: string): Promise<string> {
+	const args = ["-v", "error", "-select_streams", selector, "-show_entries", entries, "-of", "csv=p=0", file];
+	const { stdout } = await promisify(execFile)("ffprobe", args);
+	return stdout;
+}
+
+/** Every video packet of fMP4 stream `selector`: [pts in seconds (3 decimals), keyframe]. */
 async function packets(file: string, selector: string): Promise<[string, boolean][]> {
-	const { stdout } = await promisify(execFile)("ffprobe", [
-		"-v",
-		"error",
-		"-select_streams",
-		selector,
-		"-show_entries",
-		"packet=pts_time,flags",
-		"-of",
-		"csv=p=0",
-		file,
-	]);
+	const stdout = await probe(file, selector, "packet=pts_time,flags");
 	return stdout.split("\n").flatMap((line): [string, boolean][] => {
 		const [pts, flags] = line.split(",");
 		return pts && flags ? [[Number(pts).toFixed(3), flags.startsWith("K")]] : [];
 	});
 }
 
+/** The coded size of stream `selector`: "WIDTH,HEIGHT". */
 async function streamSize(file: string, selector: string): Promise<string> {
-	const { stdout } = await promisify(execFile)("ffprobe", [
-		"-v",
-		"error",
-		"-select_streams",
-		selector,
-		"-show_entries",
-		"stream=width,height",
-		"-of",
-		"csv=p=0",
-		file,
-	]);
-	return stdout.trim();
+	return (await probe(file, selector, "stream=width,height")).trim();
 }
 
 test("(b) keyframes fall on the same timestamps in both renditions (hang subscribe → fMP4 → ffprobe)", async () => {

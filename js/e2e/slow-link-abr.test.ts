@@ -24,8 +24,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { type Browser, chromium } from "playwright-core";
-import { bin, CHROMIUM, freePort, Proc, webRoot } from "./harness.ts";
+import type { Browser } from "playwright-core";
+import { bin, freePort, Proc, webRoot } from "./harness.ts";
 import { ShapedNamespace } from "./netns.ts";
 
 /**
@@ -98,10 +98,7 @@ before(async () => {
 	].join(" ");
 	const publish = `${join(bin, "hang")} publish --url http://127.0.0.1:${port}/anon --name abr.hang`;
 	procs.push(new Proc("publisher", "/usr/sbin/ip", [...inNs, "bash", "-c", `${ffmpeg} | ${publish}`]));
-	browser = await chromium.launch({
-		executablePath: ns.wrapper(CHROMIUM),
-		args: ["--disable-gpu", "--no-first-run", "--autoplay-policy=no-user-gesture-required"],
-	});
+	browser = await ns.launchChromium();
 });
 
 after(async () => {

@@ -11,8 +11,8 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { type Browser, chromium } from "playwright-core";
-import { bin, CHROMIUM, freePort, Proc, webRoot } from "./harness.ts";
+import type { Browser } from "playwright-core";
+import { bin, freePort, Proc, webRoot } from "./harness.ts";
 import { ShapedNamespace } from "./netns.ts";
 
 /** How long the page watches. */
@@ -67,11 +67,7 @@ before(async () => {
 	const publish = `${join(bin, "hang")} publish --url http://127.0.0.1:${port}/anon --name slow.hang`;
 	procs.push(new Proc("publisher", "/usr/sbin/ip", ["netns", "exec", ns.name, "bash", "-c", `${ffmpeg} | ${publish}`]));
 
-	// Chromium in the namespace: playwright drives it over a pipe, through a wrapper.
-	browser = await chromium.launch({
-		executablePath: ns.wrapper(CHROMIUM),
-		args: ["--disable-gpu", "--no-first-run", "--autoplay-policy=no-user-gesture-required"],
-	});
+	browser = await ns.launchChromium();
 });
 
 after(async () => {

@@ -496,7 +496,7 @@ mod tests {
 
     use super::*;
     use crate::catalog::VideoConfig;
-    use crate::BroadcastProducer;
+    use crate::{BroadcastProducer, TrackProducer};
 
     fn config(bitrate: u64) -> VideoConfig {
         VideoConfig {
@@ -504,6 +504,30 @@ mod tests {
             bitrate: Some(bitrate),
             ..Default::default()
         }
+    }
+
+    /// Moves up after 1 s of a fitting estimate instead of 4.
+    fn up_fast() -> AbrConfig {
+        AbrConfig {
+            up_after: Duration::from_secs(1),
+            ..AbrConfig::default()
+        }
+    }
+
+    /// A simulcast broadcast: "video0" at 3 Mbit/s and "video1" at 300 kbit/s (their writers),
+    /// and a reader of it with `abr`, starting at the best rendition for `initial`.
+    async fn simulcast(
+        abr: AbrConfig,
+        initial: Option<u64>,
+    ) -> (BroadcastProducer, TrackProducer, TrackProducer, AbrReader) {
+        let mut broadcast = BroadcastProducer::new();
+        let big = broadcast.add_video(config(3_000_000));
+        let small = broadcast.add_video(config(300_000));
+        broadcast.publish_catalog().unwrap();
+        let consumer = broadcast.consume();
+        let catalog = consumer.catalog().next().await.unwrap().unwrap();
+        let reader = AbrReader::new(consumer, &catalog, Duration::MAX, abr, initial).unwrap();
+        (broadcast, big, small, reader)
     }
 
     fn frame(timestamp: u64, keyframe: bool, size: usize) -> Frame {
@@ -518,18 +542,7 @@ mod tests {
     /// every 10 frames (~333 ms); frames sized to those rates at 30 fps.
     #[tokio::test(start_paused = true)]
     async fn a_probe_estimate_moves_up_and_the_switch_has_no_gap() {
-        let mut broadcast = BroadcastProducer::new();
-        let mut big = broadcast.add_video(config(3_000_000));
-        let mut small = broadcast.add_video(config(300_000));
-        broadcast.publish_catalog().unwrap();
-        let consumer = broadcast.consume();
-        let catalog = consumer.catalog().next().await.unwrap().unwrap();
-        let abr_config = AbrConfig {
-            up_after: Duration::from_secs(1),
-            ..AbrConfig::default()
-        };
-        let mut reader =
-            AbrReader::new(consumer, &catalog, Duration::MAX, abr_config, None).unwrap();
+        let (_broadcast, mut big, mut small, mut reader) = simulcast(up_fast(), None).await;
         assert_eq!(reader.rendition(), "video1", "starts with the lowest");
 
         let writer = tokio::spawn(async move {
@@ -578,21 +591,9 @@ mod tests {
     /// keyframe.
     #[tokio::test(start_paused = true)]
     async fn a_stalled_rendition_is_left_for_the_small_one() {
-        let mut broadcast = BroadcastProducer::new();
-        let mut big = broadcast.add_video(config(3_000_000));
-        let mut small = broadcast.add_video(config(300_000));
-        broadcast.publish_catalog().unwrap();
-        let consumer = broadcast.consume();
-        let catalog = consumer.catalog().next().await.unwrap().unwrap();
         // Start on the big one, as after an earlier switch up.
-        let mut reader = AbrReader::new(
-            consumer,
-            &catalog,
-            Duration::MAX,
-            AbrConfig::default(),
-            Some(10_000_000),
-        )
-        .unwrap();
+        let (_broadcast, mut big, mut small, mut reader) =
+            simulcast(AbrConfig::default(), Some(10_000_000)).await;
         assert_eq!(reader.rendition(), "video0");
 
         let writer = tokio::spawn(async move {
@@ -640,18 +641,7 @@ mod tests {
     /// and the switch happens there, with no gap and no repeat.
     #[tokio::test(start_paused = true)]
     async fn a_switch_waits_at_the_boundary_for_the_new_tracks_later_keyframe() {
-        let mut broadcast = BroadcastProducer::new();
-        let mut big = broadcast.add_video(config(3_000_000));
-        let mut small = broadcast.add_video(config(300_000));
-        broadcast.publish_catalog().unwrap();
-        let consumer = broadcast.consume();
-        let catalog = consumer.catalog().next().await.unwrap().unwrap();
-        let abr_config = AbrConfig {
-            up_after: Duration::from_secs(1),
-            ..AbrConfig::default()
-        };
-        let mut reader =
-            AbrReader::new(consumer, &catalog, Duration::MAX, abr_config, None).unwrap();
+        let (_broadcast, mut big, mut small, mut reader) = simulcast(up_fast(), None).await;
         let writer = tokio::spawn(async move {
             for n in 0..150u64 {
                 let (t, key) = (n * 33_333, n % 10 == 0);
@@ -685,20 +675,8 @@ mod tests {
     /// span several bursts, and the reader stays where it is.
     #[tokio::test(start_paused = true)]
     async fn long_fragments_are_not_mistaken_for_falling_behind() {
-        let mut broadcast = BroadcastProducer::new();
-        let mut big = broadcast.add_video(config(3_000_000));
-        let mut small = broadcast.add_video(config(300_000));
-        broadcast.publish_catalog().unwrap();
-        let consumer = broadcast.consume();
-        let catalog = consumer.catalog().next().await.unwrap().unwrap();
-        let mut reader = AbrReader::new(
-            consumer,
-            &catalog,
-            Duration::MAX,
-            AbrConfig::default(),
-            Some(10_000_000),
-        )
-        .unwrap();
+        let (_broadcast, mut big, mut small, mut reader) =
+            simulcast(AbrConfig::default(), Some(10_000_000)).await;
         assert_eq!(reader.rendition(), "video0");
         let writer = tokio::spawn(async move {
             for second in 0..15u64 {

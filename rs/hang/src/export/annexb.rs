@@ -152,18 +152,8 @@ impl AnnexBExporter {
         }
         let mut report = OutputReport::new();
         while let Some(frame) = track.read().await? {
-            if let Some((length_size, parameter_sets)) = &avcc {
-                let nals = length_prefixed_nals(&frame.payload, *length_size).map_err(invalid)?;
-                let mut buf =
-                    BytesMut::with_capacity(frame.payload.len() + parameter_sets.len() + 16);
-                if frame.keyframe {
-                    buf.put_slice(parameter_sets);
-                }
-                put_annexb(&mut buf, &nals);
-                out.write_all(&buf).await?;
-            } else {
-                out.write_all(&frame.payload).await?;
-            }
+            let annexb = legacy_annexb(&frame, avcc.as_ref()).map_err(invalid)?;
+            out.write_all(&annexb).await?;
             out.flush().await?;
             report.written(name, track.skipped(), None, 0);
         }
@@ -227,24 +217,14 @@ impl AnnexBExporter {
                 let behind = crate::catalog::age_us(wall, frame.timestamp);
                 gauge.store(behind / 1000, Ordering::Relaxed);
             }
-            if let Some((length_size, parameter_sets)) = avcc.get(&abr_frame.rendition) {
-                let nals =
-                    length_prefixed_nals(&frame.payload, *length_size).map_err(|reason| {
-                        ExportError::InvalidFrame {
-                            track: abr_frame.rendition.clone(),
-                            reason,
-                        }
-                    })?;
-                let mut buf =
-                    BytesMut::with_capacity(frame.payload.len() + parameter_sets.len() + 16);
-                if frame.keyframe {
-                    buf.put_slice(parameter_sets);
-                }
-                put_annexb(&mut buf, &nals);
-                out.write_all(&buf).await?;
-            } else {
-                out.write_all(&frame.payload).await?;
-            }
+            let annexb =
+                legacy_annexb(&frame, avcc.get(&abr_frame.rendition)).map_err(|reason| {
+                    ExportError::InvalidFrame {
+                        track: abr_frame.rendition.clone(),
+                        reason,
+                    }
+                })?;
+            out.write_all(&annexb).await?;
             out.flush().await?;
             report.written(
                 &abr_frame.rendition,
@@ -298,6 +278,22 @@ impl OutputReport {
         );
         (self.since, self.frames, self.max_gap) = (now, 0, Duration::ZERO);
     }
+}
+
+/// A legacy frame as Annex-B: with an avcC (its NAL length size and parameter sets), the
+/// length-prefixed NAL units rewritten with start codes and the parameter sets before a
+/// keyframe; without one, the payload as it is (already Annex-B).
+fn legacy_annexb(frame: &crate::Frame, avcc: Option<&(usize, Bytes)>) -> Result<Bytes, String> {
+    let Some((length_size, parameter_sets)) = avcc else {
+        return Ok(frame.payload.clone());
+    };
+    let nals = length_prefixed_nals(&frame.payload, *length_size)?;
+    let mut buf = BytesMut::with_capacity(frame.payload.len() + parameter_sets.len() + 16);
+    if frame.keyframe {
+        buf.put_slice(parameter_sets);
+    }
+    put_annexb(&mut buf, &nals);
+    Ok(buf.freeze())
 }
 
 /// An avcC's NAL length size and its SPS and PPS as Annex-B.
